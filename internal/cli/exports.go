@@ -1,0 +1,11 @@
+package cli
+
+import (
+	"context"
+	"errors"
+)
+
+// runExports is not built yet; its issue replaces this file.
+func runExports(ctx context.Context, io IO, args []string) error {
+	return errors.New("not available yet in this version of segsync")
+}

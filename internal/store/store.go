@@ -1,0 +1,27 @@
+// Package store defines segsync's persistence: the Store interface that the
+// domain packages use, its record types and its sentinel errors. The
+// implementation lives in sqldb, opened through the sqlite or postgres package.
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// Sentinel errors, mapped to HTTP statuses in one place (httpapi).
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+	ErrInvalid  = errors.New("invalid")
+)
+
+// Store is everything segsync keeps. Each domain adds its part in its own file.
+type Store interface {
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Ready checks that the database answers and every migration is applied.
+	Ready(ctx context.Context) error
+	// Dialect names the implementation: "sqlite" or "postgres".
+	Dialect() string
+	Close() error
+}
