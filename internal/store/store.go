@@ -17,6 +17,9 @@ var (
 
 // Store is everything segsync keeps. Each domain adds its part in its own file.
 type Store interface {
+	UserStore
+	ConnectionStore
+	AuditStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Ready checks that the database answers and every migration is applied.
