@@ -1,0 +1,56 @@
+package httpapi
+
+import "net/http"
+
+// Access is the least role a route requires. Object-level checks (may this
+// contributor use that connection?) happen in the handlers.
+type Access string
+
+const (
+	Public      Access = "public"      // anyone, without credentials
+	Viewer      Access = "viewer"      // any signed-in user
+	Contributor Access = "contributor" // contributors and admins
+	Admin       Access = "admin"       // admins only
+)
+
+func (a Access) valid() bool {
+	switch a {
+	case Public, Viewer, Contributor, Admin:
+		return true
+	}
+	return false
+}
+
+// HandlerFunc handles one request. A returned error is written as
+// problem+json by the adapter unless the handler already wrote a response.
+type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Route is one line of the route table.
+type Route struct {
+	Method  string // GET, POST, PUT, PATCH, DELETE
+	Pattern string // http.ServeMux path pattern, e.g. /api/v1/segments/{id}
+	Access  Access // the least role the route requires
+	Handle  HandlerFunc
+}
+
+// routeTable is THE route table: every route the server serves, with the
+// least role it requires. Add new areas under their own comment.
+func (s *Server) routeTable() []Route {
+	return []Route{
+		// System.
+		{http.MethodGet, "/healthz", Public, s.healthz},
+		{http.MethodGet, "/readyz", Public, s.readyz},
+		{http.MethodGet, "/metrics", Public, s.serveMetrics},
+		{http.MethodGet, "/api/v1/openapi.json", Public, s.serveOpenAPI},
+
+		// Profiles.
+
+		// Segments.
+
+		// Users, tokens, audit (auth).
+
+		// Connections.
+
+		// Exports, runs, refresh.
+	}
+}
