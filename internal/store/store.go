@@ -17,6 +17,8 @@ var (
 
 // Store is everything segsync keeps. Each domain adds its part in its own file.
 type Store interface {
+	ExportStore
+	RunStore
 	UserStore
 	ConnectionStore
 	AuditStore

@@ -1,0 +1,106 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Export is one export definition: connection + audience + mapping +
+// segments + policies + schedule.
+type Export struct {
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
+	// ConnectionID is nil when the export was detached from its connection;
+	// a detached export keeps its configuration but does not run.
+	ConnectionID             *int64    `json:"connection_id"`
+	AudienceID               string    `json:"audience_id"`
+	SegmentIDs               []int64   `json:"segment_ids"`
+	Mapping                  Mapping   `json:"mapping"`
+	StatusIfNew              string    `json:"status_if_new"`
+	OnLeave                  string    `json:"on_leave"`
+	TagPrefix                string    `json:"tag_prefix"`
+	CreateMissingMergeFields bool      `json:"create_missing_merge_fields"`
+	Schedule                 string    `json:"schedule"`
+	CreatedBy                string    `json:"created_by,omitempty"`
+	CreatedAt                time.Time `json:"created_at"`
+	UpdatedAt                time.Time `json:"updated_at"`
+}
+
+// Mapping says which profile attributes feed which Mailchimp fields.
+type Mapping struct {
+	Email      string         `json:"email"`
+	FirstName  string         `json:"first_name,omitempty"`
+	LastName   string         `json:"last_name,omitempty"`
+	Attributes []AttributeMap `json:"attributes,omitempty"`
+}
+
+// AttributeMap maps one profile attribute to one merge tag.
+type AttributeMap struct {
+	Attribute string `json:"attribute"`
+	MergeTag  string `json:"merge_tag"`
+}
+
+// Synced is what Mailchimp acknowledged for one contact of one export.
+type Synced struct {
+	Hash         string // subscriber hash: md5 of lower(trim(email))
+	Email        string
+	CustomerID   string
+	InAudience   bool   // created or adopted by this export
+	InExport     bool   // in the export's segments when last synced
+	FieldsHash   string // hash of the mapped fields last acknowledged
+	Tags         uint64 // bit set over the export's managed tags (ExportTags)
+	CreatedByUs  bool
+	ArchivedByUs bool
+	Status       string // last known Mailchimp status
+	RejectedHash string // FieldsHash a permanent rejection applies to
+}
+
+// SyncedChange is one acknowledged change to the synced state. Set replaces
+// (or inserts) the whole row; otherwise the tag bits are added or removed.
+type SyncedChange struct {
+	Hash       string
+	Set        *Synced
+	AddTags    uint64
+	RemoveTags uint64
+}
+
+// ExportStore keeps export definitions and their synced state.
+type ExportStore interface {
+	CreateExport(ctx context.Context, e *Export) error
+	GetExport(ctx context.Context, id int64) (Export, error)
+	ListExports(ctx context.Context) ([]Export, error)
+	// UpdateExport replaces the definition (not ID, CreatedBy, CreatedAt).
+	UpdateExport(ctx context.Context, e *Export) error
+	// DeleteExport deletes the export, its runs and its synced state.
+	DeleteExport(ctx context.Context, id int64) error
+	// DetachExports sets connection_id to NULL on every export of a connection
+	// and returns how many were detached.
+	DetachExports(ctx context.Context, connectionID int64) (int64, error)
+	// ExportsUsingConnection lists the ids of the exports bound to a connection.
+	ExportsUsingConnection(ctx context.Context, connectionID int64) ([]int64, error)
+
+	// StatusAsOf is when the export's synced statuses were last refreshed.
+	StatusAsOf(ctx context.Context, exportID int64) (time.Time, error)
+	SetStatusAsOf(ctx context.Context, exportID int64, t time.Time) error
+	// SetLastScheduled records when the scheduler last queued the export.
+	LastScheduled(ctx context.Context, exportID int64) (time.Time, error)
+	SetLastScheduled(ctx context.Context, exportID int64, t time.Time) error
+
+	// ExportTags maps tag names to their bit in Synced.Tags, assigning bits to
+	// names not seen before. It fails with ErrInvalid when more than 64
+	// tags would be in use.
+	ExportTags(ctx context.Context, exportID int64, names []string) (map[string]int, error)
+	// AllExportTags lists every tag bit the export has assigned, by bit.
+	AllExportTags(ctx context.Context, exportID int64) (map[int]string, error)
+	// ReleaseUnusedTags frees the bits that no synced contact carries.
+	ReleaseUnusedTags(ctx context.Context, exportID int64) error
+
+	// StreamSynced calls fn for every synced row of the export in ascending
+	// hash order, from one consistent snapshot.
+	StreamSynced(ctx context.Context, exportID int64, fn func(Synced) error) error
+	// ApplySynced writes acknowledged changes in one transaction.
+	ApplySynced(ctx context.Context, exportID int64, changes []SyncedChange) error
+	// UpdateSyncedStatuses sets the last known status of the given contacts
+	// (hash → status) that the export has in its synced state.
+	UpdateSyncedStatuses(ctx context.Context, exportID int64, statuses map[string]string) error
+}

@@ -1,0 +1,117 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Run statuses.
+const (
+	RunQueued             = "queued"
+	RunRunning            = "running"
+	RunSucceeded          = "succeeded"
+	RunPartiallySucceeded = "partially_succeeded"
+	RunFailed             = "failed"
+	RunCancelled          = "cancelled"
+)
+
+// Run triggers.
+const (
+	TriggerManual   = "manual"
+	TriggerSchedule = "schedule"
+	TriggerRefresh  = "refresh"
+)
+
+// Run is one execution of an export.
+type Run struct {
+	ID              int64      `json:"id"`
+	ExportID        int64      `json:"export_id"`
+	Status          string     `json:"status"`
+	Trigger         string     `json:"trigger"`
+	DryRun          bool       `json:"dry_run"`
+	RequestedBy     string     `json:"requested_by,omitempty"`
+	CreatedAt       time.Time  `json:"created_at"`
+	StartedAt       *time.Time `json:"started_at"`
+	FinishedAt      *time.Time `json:"finished_at"`
+	Progress        Progress   `json:"progress"`
+	Counts          RunCounts  `json:"counts"`
+	Error           string     `json:"error"`
+	Sample          RunSample  `json:"sample,omitempty"`
+	CancelRequested bool       `json:"cancel_requested"`
+	Attempts        int        `json:"attempts"`
+	LeaseOwner      string     `json:"-"`
+}
+
+// Progress of a run: contacts with a change handled out of those planned.
+type Progress struct {
+	Done  int64 `json:"done"`
+	Total int64 `json:"total"`
+}
+
+// RunCounts are the run's counters (SPEC section 7, plus a few more).
+type RunCounts struct {
+	Profiles            int64 `json:"profiles"`
+	SkippedInvalidEmail int64 `json:"skipped_invalid_email"`
+	Duplicates          int64 `json:"duplicates"`
+	Unchanged           int64 `json:"unchanged"`
+	Created             int64 `json:"created"`
+	Updated             int64 `json:"updated"`
+	TagsAdded           int64 `json:"tags_added"`
+	TagsRemoved         int64 `json:"tags_removed"`
+	Archived            int64 `json:"archived"`
+	Unsubscribed        int64 `json:"unsubscribed"`
+	Rejected            int64 `json:"rejected"`
+	// Beyond the contract:
+	Contacts        int64 `json:"contacts"`         // distinct valid addresses in the export
+	Adopted         int64 `json:"adopted"`          // existing contacts taken under management
+	Restored        int64 `json:"restored"`         // contacts this export had archived, back
+	Left            int64 `json:"left"`             // contacts that left all segments
+	SkippedRejected int64 `json:"skipped_rejected"` // permanently rejected earlier, data unchanged
+	SkippedArchived int64 `json:"skipped_archived"` // archived by someone else: left alone
+	WriteCalls      int64 `json:"write_calls"`      // Mailchimp calls that may change data
+}
+
+// RunSample lists a few contacts per kind of change (dry runs).
+type RunSample map[string][]SampleContact
+
+// SampleContact is one contact in a dry run's sample.
+type SampleContact struct {
+	Email      string   `json:"email"`
+	CustomerID string   `json:"customer_id,omitempty"`
+	Detail     string   `json:"detail,omitempty"`
+	Tags       []string `json:"tags,omitempty"`
+}
+
+// Rejection is one contact Mailchimp refused during a run.
+type Rejection struct {
+	Email      string `json:"email"`
+	CustomerID string `json:"customer_id"`
+	Reason     string `json:"reason"`
+	Kind       string `json:"kind"` // permanent or transient
+}
+
+// RunStore keeps runs; the runs table is also the durable run queue.
+type RunStore interface {
+	// EnqueueRun queues a run unless one of the same kind is already queued
+	// for the export, in which case that one is returned with created false.
+	EnqueueRun(ctx context.Context, exportID int64, trigger string, dryRun bool, requestedBy string) (r Run, created bool, err error)
+	GetRun(ctx context.Context, id int64) (Run, error)
+	// ListRuns lists an export's runs, newest first (limit ≤ 0: 100).
+	ListRuns(ctx context.Context, exportID int64, limit int) ([]Run, error)
+	// ClaimRun leases one run to owner until now+lease: a running run whose
+	// lease expired (its process died: it is resumed) first, otherwise the
+	// oldest queued run of an export that is not running. ok is false when
+	// there is nothing to do.
+	ClaimRun(ctx context.Context, owner string, lease time.Duration) (r Run, ok bool, err error)
+	// HeartbeatRun extends the lease and saves progress and counts. It
+	// returns ErrConflict when owner no longer holds the lease, and whether
+	// a cancel was requested.
+	HeartbeatRun(ctx context.Context, id int64, owner string, lease time.Duration, p Progress, c RunCounts) (cancel bool, err error)
+	// FinishRun ends a run held by owner.
+	FinishRun(ctx context.Context, id int64, owner, status string, p Progress, c RunCounts, sample RunSample, errMsg string) error
+	// CancelRun cancels a queued run at once, or asks a running one to stop.
+	CancelRun(ctx context.Context, id int64) (Run, error)
+	AddRejections(ctx context.Context, runID int64, rs []Rejection) error
+	// StreamRejections calls fn for each rejection of a run in order.
+	StreamRejections(ctx context.Context, runID int64, fn func(Rejection) error) error
+}

@@ -1,0 +1,231 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+
+	"github.com/segsync/segsync/internal/store"
+)
+
+// ExportTags returns the bit of each named tag, assigning free bits to new names.
+func (db *DB) ExportTags(ctx context.Context, exportID int64, names []string) (map[string]int, error) {
+	out := make(map[string]int, len(names))
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		used := map[int]bool{}
+		rows, err := tx.QueryContext(ctx, db.Q(`SELECT bit, name FROM export_tags WHERE export_id = ?`), exportID)
+		if err != nil {
+			return err
+		}
+		byName := map[string]int{}
+		for rows.Next() {
+			var bit int
+			var name string
+			if err := rows.Scan(&bit, &name); err != nil {
+				rows.Close()
+				return err
+			}
+			used[bit] = true
+			byName[name] = bit
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		next := 0
+		for _, n := range names {
+			if bit, ok := byName[n]; ok {
+				out[n] = bit
+				continue
+			}
+			for next < 64 && used[next] {
+				next++
+			}
+			if next >= 64 {
+				return fmt.Errorf("more than 64 managed tags: %w", store.ErrInvalid)
+			}
+			if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO export_tags (export_id, bit, name) VALUES (?, ?, ?)`), exportID, next, n); err != nil {
+				return err
+			}
+			used[next], byName[n], out[n] = true, next, next
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("assigning tags of export %d: %w", exportID, err)
+	}
+	return out, nil
+}
+
+// AllExportTags lists the export's tag bits.
+func (db *DB) AllExportTags(ctx context.Context, exportID int64) (map[int]string, error) {
+	rows, err := db.R.QueryContext(ctx, db.Q(`SELECT bit, name FROM export_tags WHERE export_id = ?`), exportID)
+	if err != nil {
+		return nil, fmt.Errorf("reading tags of export %d: %w", exportID, err)
+	}
+	defer rows.Close()
+	out := map[int]string{}
+	for rows.Next() {
+		var bit int
+		var name string
+		if err := rows.Scan(&bit, &name); err != nil {
+			return nil, err
+		}
+		out[bit] = name
+	}
+	return out, rows.Err()
+}
+
+// ReleaseUnusedTags frees tag bits that no synced contact of the export carries.
+func (db *DB) ReleaseUnusedTags(ctx context.Context, exportID int64) error {
+	tags, err := db.AllExportTags(ctx, exportID)
+	if err != nil {
+		return err
+	}
+	bits := make([]int, 0, len(tags))
+	for b := range tags {
+		bits = append(bits, b)
+	}
+	sort.Ints(bits)
+	var used uint64
+	// One pass over the export's rows: OR of every tag set.
+	rows, err := db.R.QueryContext(ctx, db.Q(`SELECT DISTINCT tags FROM synced WHERE export_id = ? AND tags <> 0`), exportID)
+	if err != nil {
+		return fmt.Errorf("reading tag use of export %d: %w", exportID, err)
+	}
+	for rows.Next() {
+		var t int64
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return err
+		}
+		used |= uint64(t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, b := range bits {
+		if used&(1<<b) != 0 {
+			continue
+		}
+		if _, err := db.W.ExecContext(ctx, db.Q(`DELETE FROM export_tags WHERE export_id = ? AND bit = ?`), exportID, b); err != nil {
+			return fmt.Errorf("releasing tag bit %d of export %d: %w", b, exportID, err)
+		}
+	}
+	return nil
+}
+
+const syncedColumns = `hash, email, customer_id, in_audience, in_export, fields_hash, tags, created_by_us,
+	archived_by_us, status, rejected_hash`
+
+// StreamSynced streams the export's synced rows in hash order.
+func (db *DB) StreamSynced(ctx context.Context, exportID int64, fn func(store.Synced) error) error {
+	rows, err := db.R.QueryContext(ctx, db.Q(`SELECT `+syncedColumns+` FROM synced WHERE export_id = ? ORDER BY hash`), exportID)
+	if err != nil {
+		return fmt.Errorf("reading synced state of export %d: %w", exportID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s store.Synced
+		var tags int64
+		if err := rows.Scan(&s.Hash, &s.Email, &s.CustomerID, &s.InAudience, &s.InExport, &s.FieldsHash, &tags,
+			&s.CreatedByUs, &s.ArchivedByUs, &s.Status, &s.RejectedHash); err != nil {
+			return fmt.Errorf("reading synced state of export %d: %w", exportID, err)
+		}
+		s.Tags = uint64(tags)
+		if err := fn(s); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading synced state of export %d: %w", exportID, err)
+	}
+	return nil
+}
+
+// ApplySynced writes acknowledged changes in one transaction.
+func (db *DB) ApplySynced(ctx context.Context, exportID int64, changes []store.SyncedChange) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		var upsert, tags *sql.Stmt
+		defer func() {
+			if upsert != nil {
+				upsert.Close()
+			}
+			if tags != nil {
+				tags.Close()
+			}
+		}()
+		for _, c := range changes {
+			if s := c.Set; s != nil {
+				if upsert == nil {
+					var err error
+					upsert, err = tx.PrepareContext(ctx, db.Q(`INSERT INTO synced (export_id, `+syncedColumns+`)
+						VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+						ON CONFLICT (export_id, hash) DO UPDATE SET email = excluded.email,
+						customer_id = excluded.customer_id, in_audience = excluded.in_audience,
+						in_export = excluded.in_export, fields_hash = excluded.fields_hash, tags = excluded.tags,
+						created_by_us = excluded.created_by_us, archived_by_us = excluded.archived_by_us,
+						status = excluded.status, rejected_hash = excluded.rejected_hash`))
+					if err != nil {
+						return err
+					}
+				}
+				if _, err := upsert.ExecContext(ctx, exportID, c.Hash, s.Email, s.CustomerID, s.InAudience, s.InExport,
+					s.FieldsHash, int64(s.Tags), s.CreatedByUs, s.ArchivedByUs, s.Status, s.RejectedHash); err != nil {
+					return fmt.Errorf("contact %s: %w", c.Hash, err)
+				}
+			}
+			if c.AddTags != 0 || c.RemoveTags != 0 {
+				if tags == nil {
+					var err error
+					tags, err = tx.PrepareContext(ctx, db.Q(`UPDATE synced SET tags = (tags | CAST(? AS BIGINT)) & ~CAST(? AS BIGINT) WHERE export_id = ? AND hash = ?`))
+					if err != nil {
+						return err
+					}
+				}
+				if _, err := tags.ExecContext(ctx, int64(c.AddTags), int64(c.RemoveTags), exportID, c.Hash); err != nil {
+					return fmt.Errorf("tags of contact %s: %w", c.Hash, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recording synced state of export %d: %w", exportID, err)
+	}
+	return nil
+}
+
+// UpdateSyncedStatuses sets the last known status of contacts the export has.
+func (db *DB) UpdateSyncedStatuses(ctx context.Context, exportID int64, statuses map[string]string) error {
+	if len(statuses) == 0 {
+		return nil
+	}
+	hashes := make([]string, 0, len(statuses))
+	for h := range statuses {
+		hashes = append(hashes, h)
+	}
+	sort.Strings(hashes)
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, db.Q(`UPDATE synced SET status = ? WHERE export_id = ? AND hash = ?`))
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, h := range hashes {
+			if _, err := st.ExecContext(ctx, statuses[h], exportID, h); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("updating statuses of export %d: %w", exportID, err)
+	}
+	return nil
+}

@@ -1,0 +1,90 @@
+-- Exports, their runs (which double as the durable run queue, see
+-- docs/engine.md), per-run rejections, and the synced state the engine
+-- diffs against. Times are unix microseconds (0 = not yet); booleans are 0/1.
+CREATE TABLE exports (
+    id                          INTEGER PRIMARY KEY,
+    name                        TEXT    NOT NULL,
+    -- connection_id is deliberately nullable and carries no foreign key:
+    -- NULL means the export was detached from its connection (DELETE
+    -- /connections/{id}?detach=true); a detached export keeps its
+    -- configuration but never runs until it is given a connection again.
+    connection_id               INTEGER,
+    audience_id                 TEXT    NOT NULL,
+    segment_ids                 TEXT    NOT NULL, -- JSON array of segment ids
+    mapping                     TEXT    NOT NULL, -- JSON object, see store.Mapping
+    status_if_new               TEXT    NOT NULL,
+    on_leave                    TEXT    NOT NULL,
+    tag_prefix                  TEXT    NOT NULL DEFAULT '',
+    create_missing_merge_fields INTEGER NOT NULL DEFAULT 0,
+    schedule                    TEXT    NOT NULL,
+    created_by                  TEXT    NOT NULL DEFAULT '',
+    created_at                  INTEGER NOT NULL,
+    updated_at                  INTEGER NOT NULL,
+    -- statuses in synced are known as of this time (start of the last
+    -- members listing); the next run lists members changed since then.
+    status_as_of                INTEGER NOT NULL DEFAULT 0,
+    last_scheduled_at           INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX exports_connection ON exports (connection_id);
+
+CREATE TABLE runs (
+    id               INTEGER PRIMARY KEY,
+    export_id        INTEGER NOT NULL REFERENCES exports (id) ON DELETE CASCADE,
+    status           TEXT    NOT NULL, -- queued running succeeded partially_succeeded failed cancelled
+    trigger_kind     TEXT    NOT NULL, -- manual schedule refresh
+    dry_run          INTEGER NOT NULL DEFAULT 0,
+    requested_by     TEXT    NOT NULL DEFAULT '',
+    created_at       INTEGER NOT NULL,
+    started_at       INTEGER NOT NULL DEFAULT 0,
+    finished_at      INTEGER NOT NULL DEFAULT 0,
+    done             INTEGER NOT NULL DEFAULT 0,
+    total            INTEGER NOT NULL DEFAULT 0,
+    counts           TEXT    NOT NULL DEFAULT '{}',
+    sample           TEXT    NOT NULL DEFAULT '{}',
+    error            TEXT    NOT NULL DEFAULT '',
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    lease_owner      TEXT    NOT NULL DEFAULT '',
+    lease_until      INTEGER NOT NULL DEFAULT 0,
+    attempts         INTEGER NOT NULL DEFAULT 0
+);
+-- Single flight: at most one queued run (per kind) and one running run per export.
+CREATE UNIQUE INDEX runs_one_queued ON runs (export_id, dry_run) WHERE status = 'queued';
+CREATE UNIQUE INDEX runs_one_running ON runs (export_id) WHERE status = 'running';
+CREATE INDEX runs_export ON runs (export_id, id);
+CREATE INDEX runs_status ON runs (status, id);
+
+CREATE TABLE run_rejections (
+    id          INTEGER PRIMARY KEY,
+    run_id      INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    email       TEXT    NOT NULL,
+    customer_id TEXT    NOT NULL,
+    reason      TEXT    NOT NULL,
+    kind        TEXT    NOT NULL -- permanent or transient
+);
+CREATE INDEX run_rejections_run ON run_rejections (run_id, id);
+
+-- The managed tags of an export, each given one bit of synced.tags.
+CREATE TABLE export_tags (
+    export_id INTEGER NOT NULL REFERENCES exports (id) ON DELETE CASCADE,
+    bit       INTEGER NOT NULL,
+    name      TEXT    NOT NULL,
+    PRIMARY KEY (export_id, bit),
+    UNIQUE (export_id, name)
+);
+
+-- What Mailchimp acknowledged, per export and contact (subscriber hash).
+CREATE TABLE synced (
+    export_id      INTEGER NOT NULL REFERENCES exports (id) ON DELETE CASCADE,
+    hash           TEXT    NOT NULL,
+    email          TEXT    NOT NULL,
+    customer_id    TEXT    NOT NULL,
+    in_audience    INTEGER NOT NULL DEFAULT 0, -- created or adopted by this export
+    in_export      INTEGER NOT NULL DEFAULT 0, -- member of the export's segments when last synced
+    fields_hash    TEXT    NOT NULL DEFAULT '',
+    tags           INTEGER NOT NULL DEFAULT 0, -- bit set over export_tags
+    created_by_us  INTEGER NOT NULL DEFAULT 0,
+    archived_by_us INTEGER NOT NULL DEFAULT 0,
+    status         TEXT    NOT NULL DEFAULT '',
+    rejected_hash  TEXT    NOT NULL DEFAULT '', -- fields_hash a permanent rejection applies to
+    PRIMARY KEY (export_id, hash)
+);
