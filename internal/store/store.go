@@ -22,6 +22,7 @@ type Store interface {
 	UserStore
 	ConnectionStore
 	AuditStore
+	ProfileStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Ready checks that the database answers and every migration is applied.

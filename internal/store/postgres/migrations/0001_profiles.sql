@@ -3,7 +3,17 @@
 -- (YYYY-MM-DD, optionally with a time). Segment rules read attrs directly.
 CREATE TABLE profiles (
     id          BIGSERIAL PRIMARY KEY,
-    customer_id TEXT   NOT NULL UNIQUE,
+    customer_id TEXT COLLATE "C" NOT NULL UNIQUE, -- byte order, as on SQLite
     attrs       JSONB  NOT NULL,
     updated_at  BIGINT NOT NULL -- unix microseconds of the last change
+);
+
+-- The attribute catalogue: how many profiles hold each attribute name with
+-- each value type, kept up to date by every write to profiles so listing it
+-- never scans them.
+CREATE TABLE profile_attributes (
+    name          TEXT   NOT NULL,
+    type          TEXT   NOT NULL,
+    profile_count BIGINT NOT NULL,
+    PRIMARY KEY (name, type)
 );

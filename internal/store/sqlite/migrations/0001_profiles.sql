@@ -7,3 +7,13 @@ CREATE TABLE profiles (
     attrs       TEXT    NOT NULL,
     updated_at  INTEGER NOT NULL -- unix microseconds of the last change
 );
+
+-- The attribute catalogue: how many profiles hold each attribute name with
+-- each value type, kept up to date by every write to profiles so listing it
+-- never scans them.
+CREATE TABLE profile_attributes (
+    name          TEXT   NOT NULL,
+    type          TEXT   NOT NULL,
+    profile_count BIGINT NOT NULL,
+    PRIMARY KEY (name, type)
+);
