@@ -75,6 +75,7 @@ type Client struct {
 	baseDelay  time.Duration
 	maxDelay   time.Duration
 	maxAfter   time.Duration
+	sleep      func(ctx context.Context, d time.Duration) error // replaced by tests
 }
 
 var dcPattern = regexp.MustCompile(`^[a-z]+[0-9]+$`)
@@ -189,6 +190,7 @@ func New(cfg Config) (*Client, error) {
 	if c.maxAfter <= 0 {
 		c.maxAfter = DefaultMaxRetryAfter
 	}
+	c.sleep = sleepCtx
 	return c, nil
 }
 
@@ -295,13 +297,20 @@ func (c *Client) do(ctx context.Context, r request) error {
 		c.log.LogAttrs(ctx, slog.LevelDebug, "mailchimp: retrying",
 			slog.String("op", r.op), slog.String("reason", reason),
 			slog.Int("attempt", attempt+1), slog.Duration("wait", wait))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("mailchimp %s: waiting to retry (%s): %w", r.op, reason, context.Cause(ctx))
-		case <-t.C:
+		if err := c.sleep(ctx, wait); err != nil {
+			return fmt.Errorf("mailchimp %s: waiting to retry (%s): %w", r.op, reason, err)
 		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -377,9 +386,6 @@ func (c *Client) apiError(op string, ans answer) *Error {
 		if len(excerpt) > 200 {
 			excerpt = excerpt[:200] + "…"
 		}
-		if c.secret != "" {
-			excerpt = strings.ReplaceAll(excerpt, c.secret, "[redacted]")
-		}
 		e.Detail = excerpt
 	}
 	e.Status = ans.status
@@ -388,6 +394,13 @@ func (c *Client) apiError(op string, ans answer) *Error {
 	}
 	if e.Instance == "" {
 		e.Instance = ans.header.Get("X-Request-Id")
+	}
+	if c.secret != "" { // a server echoing the credential must not make us print it
+		e.Title = strings.ReplaceAll(e.Title, c.secret, "[redacted]")
+		e.Detail = strings.ReplaceAll(e.Detail, c.secret, "[redacted]")
+		for i := range e.Fields {
+			e.Fields[i].Message = strings.ReplaceAll(e.Fields[i].Message, c.secret, "[redacted]")
+		}
 	}
 	e.Op = op
 	e.RetryAfter = ans.header.Get("Retry-After")
