@@ -43,7 +43,12 @@ func (s *Server) routeTable() []Route {
 		{http.MethodGet, "/metrics", Public, s.serveMetrics},
 		{http.MethodGet, "/api/v1/openapi.json", Public, s.serveOpenAPI},
 
-		// Profiles.
+		// Profiles. Profiles are personal data: reading them takes a
+		// contributor; the attribute catalogue is metadata for every role.
+		{http.MethodGet, "/api/v1/profiles", Contributor, s.listProfiles},
+		{http.MethodGet, "/api/v1/profiles/attributes", Viewer, s.profileAttributes},
+		{http.MethodGet, "/api/v1/profiles/{customer_id}", Contributor, s.getProfile},
+		{http.MethodDelete, "/api/v1/profiles/{customer_id}", Contributor, s.deleteProfile},
 
 		// Segments.
 
