@@ -23,6 +23,7 @@ type Store interface {
 	ConnectionStore
 	AuditStore
 	ProfileStore
+	SegmentStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Ready checks that the database answers and every migration is applied.

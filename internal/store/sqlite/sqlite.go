@@ -35,6 +35,9 @@ func Open(ctx context.Context, dataDir string, log *slog.Logger) (*sqldb.DB, err
 
 // OpenFile opens the database at path and migrates it.
 func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, error) {
+	if err := registerFunctions(); err != nil { // segment rules need them (functions.go)
+		return nil, err
+	}
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "cache_size(-65536)", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)

@@ -1,0 +1,385 @@
+package segment
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Dialect is the SQL flavour Compile writes for.
+type Dialect string
+
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Compile turns a rule into a boolean SQL expression over the attrs column
+// of the profiles table, with '?' placeholders and their arguments. The
+// expression is never NULL, so NOT and OR compose as expected.
+func Compile(r *Rule, d Dialect) (where string, args []any, err error) {
+	return CompileColumn(r, d, "attrs")
+}
+
+// CompileColumn is Compile over another column expression, e.g. "p.attrs"
+// when the profiles table is aliased. column comes from the caller's code,
+// never from a rule.
+func CompileColumn(r *Rule, d Dialect, column string) (where string, args []any, err error) {
+	if d != SQLite && d != Postgres {
+		return "", nil, fmt.Errorf("segment: unknown SQL dialect %q", d)
+	}
+	c := compiler{d: d, col: column}
+	if err := c.rule(r, 1); err != nil {
+		return "", nil, err
+	}
+	return c.b.String(), c.args, nil
+}
+
+// HashExpr is an SQL expression for the subscriber hash (see SubscriberHash)
+// of an attribute, with its arguments: lowercase hex, or NULL when the
+// attribute is not a string or is blank. Compare and order it with COLLATE
+// "C" on PostgreSQL (BINARY is SQLite's default).
+func HashExpr(d Dialect, column, attribute string) (expr string, args []any, err error) {
+	if !ValidAttributeName(attribute) {
+		return "", nil, fmt.Errorf("segment: invalid attribute name %q", attribute)
+	}
+	switch d {
+	case SQLite:
+		return "segsync_hash(json_extract(" + column + ", ?))", []any{"$." + attribute}, nil
+	case Postgres:
+		return "segsync_hash(" + column + " -> CAST(? AS text))", []any{attribute}, nil
+	}
+	return "", nil, fmt.Errorf("segment: unknown SQL dialect %q", d)
+}
+
+type compiler struct {
+	d    Dialect
+	col  string
+	b    strings.Builder
+	args []any
+}
+
+func (c *compiler) rule(r *Rule, depth int) error {
+	if r == nil {
+		return fmt.Errorf("segment: nil rule")
+	}
+	if depth > MaxDepth {
+		return fmt.Errorf("segment: rule nested deeper than %d levels", MaxDepth)
+	}
+	switch r.Kind {
+	case All, Any:
+		if len(r.Rules) == 0 {
+			if r.Kind == All {
+				c.b.WriteString("(1 = 1)")
+			} else {
+				c.b.WriteString("(1 = 0)")
+			}
+			return nil
+		}
+		join := " AND "
+		if r.Kind == Any {
+			join = " OR "
+		}
+		c.b.WriteByte('(')
+		for i, ch := range r.Rules {
+			if i > 0 {
+				c.b.WriteString(join)
+			}
+			if err := c.rule(ch, depth+1); err != nil {
+				return err
+			}
+		}
+		c.b.WriteByte(')')
+		return nil
+	case Not:
+		if len(r.Rules) != 1 {
+			return fmt.Errorf("segment: a not rule needs exactly one child")
+		}
+		c.b.WriteString("(NOT ")
+		if err := c.rule(r.Rules[0], depth+1); err != nil {
+			return err
+		}
+		c.b.WriteByte(')')
+		return nil
+	case Condition:
+		if !ValidAttributeName(r.Attribute) {
+			return fmt.Errorf("segment: invalid attribute name %q", r.Attribute)
+		}
+		c.b.WriteString("COALESCE((")
+		if err := c.condition(r); err != nil {
+			return err
+		}
+		c.b.WriteString("), FALSE)")
+		return nil
+	}
+	return fmt.Errorf("segment: unknown rule kind %d", r.Kind)
+}
+
+func (c *compiler) condition(r *Rule) error {
+	vals := r.Values
+	need := func(n int) error {
+		if len(vals) != n {
+			return fmt.Errorf("segment: %s on %q needs %d value(s), has %d", r.Op, r.Attribute, n, len(vals))
+		}
+		return nil
+	}
+	switch r.Op {
+	case IsEmpty:
+		c.empty(r.Attribute)
+		return nil
+	case IsNotEmpty:
+		c.b.WriteString("NOT (")
+		c.empty(r.Attribute)
+		c.b.WriteByte(')')
+		return nil
+	case Contains, StartsWith, EndsWith:
+		if err := need(1); err != nil {
+			return err
+		}
+		needle := asciiLower(vals[0].Raw)
+		if needle == "" {
+			return fmt.Errorf("segment: %s on %q needs a non-empty string", r.Op, r.Attribute)
+		}
+		c.textSearch(r.Op, r.Attribute, needle)
+		return nil
+	case Eq, Neq, Lt, Lte, Gt, Gte:
+		if err := need(1); err != nil {
+			return err
+		}
+		if r.Op == Neq {
+			c.missing(r.Attribute)
+			c.b.WriteString(" OR ")
+		}
+		return c.compare(r.Attribute, r.Op, vals[0])
+	case Between:
+		if err := need(2); err != nil {
+			return err
+		}
+		if err := c.compare(r.Attribute, Gte, vals[0]); err != nil {
+			return err
+		}
+		c.b.WriteString(" AND ")
+		return c.compare(r.Attribute, Lte, vals[1])
+	case In, NotIn:
+		if len(vals) == 0 {
+			return fmt.Errorf("segment: %s on %q needs values", r.Op, r.Attribute)
+		}
+		if r.Op == NotIn {
+			c.missing(r.Attribute)
+			c.b.WriteString(" OR NOT (")
+			if err := c.in(r.Attribute, vals); err != nil {
+				return err
+			}
+			c.b.WriteByte(')')
+			return nil
+		}
+		return c.in(r.Attribute, vals)
+	}
+	return fmt.Errorf("segment: unknown operator %q", r.Op)
+}
+
+// in writes attr IN (…), or for dates a disjunction of equalities (each
+// value at its own granularity). A wrongly typed attribute gives NULL,
+// which COALESCE turns into false even under NOT.
+func (c *compiler) in(attr string, vals []Value) error {
+	t := vals[0].Type
+	for _, v := range vals {
+		if v.Type != t && !(v.Type == Date && t == Date) {
+			return fmt.Errorf("segment: values of in on %q must be of one type", attr)
+		}
+	}
+	if t == Date {
+		c.b.WriteByte('(')
+		for i, v := range vals {
+			if i > 0 {
+				c.b.WriteString(" OR ")
+			}
+			if err := c.compare(attr, Eq, v); err != nil {
+				return err
+			}
+		}
+		c.b.WriteByte(')')
+		return nil
+	}
+	if err := c.accessor(attr, vals[0]); err != nil {
+		return err
+	}
+	c.b.WriteString(" IN (")
+	for i, v := range vals {
+		if i > 0 {
+			c.b.WriteString(", ")
+		}
+		if err := c.param(v); err != nil {
+			return err
+		}
+	}
+	c.b.WriteByte(')')
+	return nil
+}
+
+var sqlOps = map[Op]string{Eq: " = ", Neq: " <> ", Lt: " < ", Lte: " <= ", Gt: " > ", Gte: " >= "}
+
+// compare writes accessor op value.
+func (c *compiler) compare(attr string, op Op, v Value) error {
+	if v.Type == Bool && op != Eq && op != Neq {
+		return fmt.Errorf("segment: %s does not apply to booleans", op)
+	}
+	if err := c.accessor(attr, v); err != nil {
+		return err
+	}
+	c.b.WriteString(sqlOps[op])
+	return c.param(v)
+}
+
+// accessor writes an expression that is the attribute's comparable form for
+// values of v's type, or NULL when the stored value does not have that type.
+func (c *compiler) accessor(attr string, v Value) error {
+	pg := c.d == Postgres
+	switch v.Type {
+	case Number:
+		if pg {
+			c.add("(CASE WHEN jsonb_typeof(" + c.col + " -> CAST(? AS text)) = 'number' THEN CAST(" + c.col + " ->> CAST(? AS text) AS numeric) END)")
+		} else {
+			c.add("(CASE WHEN json_type(" + c.col + ", ?) IN ('integer', 'real') THEN json_extract(" + c.col + ", ?) END)")
+		}
+		c.key(attr)
+		c.key(attr)
+	case Text:
+		if pg {
+			c.add("(CASE WHEN jsonb_typeof(" + c.col + " -> CAST(? AS text)) = 'string' THEN lower((" + c.col + " ->> CAST(? AS text)) COLLATE \"C\") END)")
+		} else {
+			c.add("(CASE WHEN json_type(" + c.col + ", ?) = 'text' THEN lower(json_extract(" + c.col + ", ?)) END)")
+		}
+		c.key(attr)
+		c.key(attr)
+	case Bool:
+		if pg {
+			c.add("(CASE WHEN jsonb_typeof(" + c.col + " -> CAST(? AS text)) = 'boolean' THEN " + c.col + " ->> CAST(? AS text) END)")
+		} else {
+			c.add("(CASE WHEN json_type(" + c.col + ", ?) IN ('true', 'false') THEN json_type(" + c.col + ", ?) END)")
+		}
+		c.key(attr)
+		c.key(attr)
+	case Date:
+		fn := "segsync_date"
+		if v.HasTime {
+			fn = "segsync_instant"
+		}
+		if pg {
+			c.add(fn + "(" + c.col + " -> CAST(? AS text))")
+		} else {
+			c.add(fn + "(json_extract(" + c.col + ", ?))")
+		}
+		c.key(attr)
+	default:
+		return fmt.Errorf("segment: value of unknown type %d", v.Type)
+	}
+	return nil
+}
+
+// param writes the placeholder of a value in its comparable form.
+func (c *compiler) param(v Value) error {
+	switch v.Type {
+	case Number:
+		if c.d == Postgres {
+			// Bound as text and cast, so PostgreSQL compares exact numerics.
+			c.b.WriteString("CAST(CAST(? AS text) AS numeric)")
+			c.args = append(c.args, v.Raw)
+			return nil
+		}
+		c.b.WriteByte('?')
+		if i, err := strconv.ParseInt(v.Raw, 10, 64); err == nil {
+			c.args = append(c.args, i)
+			return nil
+		}
+		f, err := strconv.ParseFloat(v.Raw, 64)
+		if err != nil {
+			return fmt.Errorf("segment: number %q: %w", v.Raw, err)
+		}
+		c.args = append(c.args, f)
+	case Text:
+		c.b.WriteByte('?')
+		c.args = append(c.args, asciiLower(v.Raw))
+	case Bool:
+		if v.Raw != "true" && v.Raw != "false" {
+			return fmt.Errorf("segment: boolean %q", v.Raw)
+		}
+		c.b.WriteByte('?')
+		c.args = append(c.args, v.Raw)
+	case Date:
+		day, instant, ok := DateKeys(v.Raw)
+		if !ok {
+			return fmt.Errorf("segment: invalid date %q", v.Raw)
+		}
+		c.b.WriteByte('?')
+		if v.HasTime {
+			c.args = append(c.args, instant)
+		} else {
+			c.args = append(c.args, day)
+		}
+	default:
+		return fmt.Errorf("segment: value of unknown type %d", v.Type)
+	}
+	return nil
+}
+
+// missing writes "the attribute is absent or JSON null".
+func (c *compiler) missing(attr string) {
+	if c.d == Postgres {
+		c.add("COALESCE(jsonb_typeof(" + c.col + " -> CAST(? AS text)), 'null') = 'null'")
+	} else {
+		c.add("COALESCE(json_type(" + c.col + ", ?), 'null') = 'null'")
+	}
+	c.key(attr)
+}
+
+// empty writes "missing or the empty string".
+func (c *compiler) empty(attr string) {
+	if c.d == Postgres {
+		c.add("COALESCE(" + c.col + " ->> CAST(? AS text), '') = ''")
+	} else {
+		// json_extract gives NULL for absent and null; a number or boolean
+		// is never equal to the text ''.
+		c.add("COALESCE(json_extract(" + c.col + ", ?), '') = ''")
+	}
+	c.key(attr)
+}
+
+// textSearch writes a substring test on the folded text of the attribute.
+func (c *compiler) textSearch(op Op, attr, needle string) {
+	var pre, post string
+	pg := c.d == Postgres
+	switch {
+	case op == Contains && pg:
+		pre, post = "strpos(", ", ?) > 0"
+	case op == Contains:
+		pre, post = "instr(", ", ?) > 0"
+	case op == StartsWith && pg:
+		pre, post = "strpos(", ", ?) = 1"
+	case op == StartsWith:
+		pre, post = "instr(", ", ?) = 1"
+	case op == EndsWith && pg:
+		pre, post = "right(", ", length(?)) = ?"
+	default:
+		pre, post = "substr(", ", -length(?)) = ?"
+	}
+	c.b.WriteString(pre)
+	_ = c.accessor(attr, Value{Type: Text}) // never fails for Text
+	c.b.WriteString(post)
+	c.args = append(c.args, needle)
+	if op == EndsWith {
+		c.args = append(c.args, needle)
+	}
+}
+
+// add writes SQL text.
+func (c *compiler) add(sql string) { c.b.WriteString(sql) }
+
+// key binds an attribute name as the dialect's JSON path.
+func (c *compiler) key(attr string) {
+	if c.d == Postgres {
+		c.args = append(c.args, attr)
+	} else {
+		c.args = append(c.args, "$."+attr)
+	}
+}

@@ -1,0 +1,169 @@
+package segment
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"time"
+)
+
+// dateParts is a date string taken apart by scanDate.
+type dateParts struct {
+	year, month, day     int
+	hour, minute, second int
+	offset               int // seconds east of UTC
+	hasTime              bool
+}
+
+// scanDate reads YYYY-MM-DD[Thh:mm[:ss[.f+]][Z|±hh:mm]] without checking
+// ranges; ok is false when s does not have that form.
+func scanDate(s string) (p dateParts, ok bool) {
+	num := func(i, n int) (int, bool) {
+		if i+n > len(s) {
+			return 0, false
+		}
+		v := 0
+		for _, c := range []byte(s[i : i+n]) {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	var good bool
+	if len(s) < 10 || s[4] != '-' || s[7] != '-' {
+		return p, false
+	}
+	if p.year, good = num(0, 4); !good {
+		return p, false
+	}
+	if p.month, good = num(5, 2); !good {
+		return p, false
+	}
+	if p.day, good = num(8, 2); !good {
+		return p, false
+	}
+	if len(s) == 10 {
+		return p, true
+	}
+	// Thh:mm
+	if len(s) < 16 || s[10] != 'T' || s[13] != ':' {
+		return p, false
+	}
+	p.hasTime = true
+	if p.hour, good = num(11, 2); !good {
+		return p, false
+	}
+	if p.minute, good = num(14, 2); !good {
+		return p, false
+	}
+	i := 16
+	if i < len(s) && s[i] == ':' {
+		if p.second, good = num(i+1, 2); !good {
+			return p, false
+		}
+		i += 3
+		if i < len(s) && s[i] == '.' {
+			j := i + 1
+			for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+				j++
+			}
+			if j == i+1 {
+				return p, false
+			}
+			i = j
+		}
+	}
+	switch {
+	case i == len(s):
+		return p, true
+	case s[i] == 'Z' && i+1 == len(s):
+		return p, true
+	case (s[i] == '+' || s[i] == '-') && i+6 == len(s) && s[i+3] == ':':
+		h, ok1 := num(i+1, 2)
+		m, ok2 := num(i+4, 2)
+		if !ok1 || !ok2 || h > 15 || m > 59 {
+			return p, false
+		}
+		p.offset = h*3600 + m*60
+		if s[i] == '-' {
+			p.offset = -p.offset
+		}
+		return p, true
+	}
+	return p, false
+}
+
+// looksLikeDate reports whether s has the form of a date, valid or not.
+func looksLikeDate(s string) bool {
+	_, ok := scanDate(s)
+	return ok
+}
+
+// DateKeys checks a date string and returns its two comparison keys: day,
+// the calendar date as written (YYYY-MM-DD), and instant, the moment in UTC
+// to the second (YYYY-MM-DDThh:mm:ss; midnight UTC for a date without time).
+// ok is false when s is not a valid date of the form the package doc
+// describes. The SQL functions segsync_date and segsync_instant return the
+// same keys on both databases.
+func DateKeys(s string) (day, instant string, ok bool) {
+	p, ok := scanDate(s)
+	if !ok || p.year < 1000 || p.month < 1 || p.month > 12 || p.day < 1 ||
+		p.hour > 23 || p.minute > 59 || p.second > 59 {
+		return "", "", false
+	}
+	t := time.Date(p.year, time.Month(p.month), p.day, p.hour, p.minute, p.second, 0, time.UTC)
+	if t.Day() != p.day { // 2024-02-30 rolled over into March
+		return "", "", false
+	}
+	t = t.Add(-time.Duration(p.offset) * time.Second)
+	return s[:10], t.Format("2006-01-02T15:04:05"), true
+}
+
+// SubscriberHash is Mailchimp's subscriber hash of an e-mail address as
+// segsync computes it everywhere: lowercase hex MD5 of the address with
+// ASCII whitespace trimmed from both ends and ASCII letters lowered (the
+// same on SQLite and PostgreSQL, whatever their locale).
+func SubscriberHash(email string) string {
+	sum := md5.Sum([]byte(NormalizeEmail(email)))
+	return hex.EncodeToString(sum[:])
+}
+
+// NormalizeEmail trims ASCII whitespace and lowers ASCII letters.
+func NormalizeEmail(email string) string {
+	const space = " \t\n\v\f\r"
+	i, j := 0, len(email)
+	for i < j && containsByte(space, email[i]) {
+		i++
+	}
+	for j > i && containsByte(space, email[j-1]) {
+		j--
+	}
+	return asciiLower(email[i:j])
+}
+
+func containsByte(s string, c byte) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return true
+		}
+	}
+	return false
+}
+
+// asciiLower lowers A–Z and leaves every other byte alone, as SQLite's
+// lower() and PostgreSQL's lower(x COLLATE "C") do.
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; c >= 'A' && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}

@@ -1,0 +1,62 @@
+// Package segment is segsync's rule engine: the rule tree of SPEC section 8,
+// its JSON form, validation with errors that name the path of each fault
+// (fielderr.List, e.g. "rule.all[2].op"), and compilation to parameterised
+// SQL that runs unchanged in meaning on SQLite and PostgreSQL.
+//
+// # Comparisons
+//
+// The JSON type of a condition's value decides how it compares, and a
+// profile's attribute takes part only when its stored JSON type fits:
+//
+//   - number: numeric comparison; the attribute must be a JSON number.
+//   - date: a string of the form YYYY-MM-DD[Thh:mm[:ss[.fff]][Z|±hh:mm]]
+//     (years 1000–9999, a real calendar day, hours 00–23, offsets up to
+//     ±15:59). The attribute must be a string of the same form, else it does
+//     not match. A date-only value (2024-03-01) compares calendar days, and a
+//     profile's day is the date as written, before any offset: eq
+//     "2024-03-01" matches "2024-03-01T23:30:00+05:00". A value with a time
+//     compares instants to the second: both sides are converted to UTC, a
+//     profile value without time is midnight UTC, a time without offset is
+//     UTC, fractions of a second are ignored. between and in take each bound
+//     or element at its own granularity. A string that has the form of a date
+//     but is not a real one (2024-02-30) is refused as a value.
+//   - true/false: booleans; the attribute must be a JSON boolean. Only eq,
+//     neq, in and not_in.
+//   - any other string: text. Case is ignored for the ASCII letters A–Z only
+//     (other letters compare exactly, identically on both databases), and
+//     the attribute must be a JSON string. Ordering operators on text
+//     (lt, between, …) compare Unicode code points after that folding.
+//
+// contains, starts_with and ends_with always compare text (even when the
+// value looks like a date), take a non-empty string, and search the folded
+// attribute for the folded value as a plain substring: no wildcards exist,
+// so '%' and '_' mean themselves. They are compiled to instr/substr on
+// SQLite and strpos/right on PostgreSQL, not LIKE.
+//
+// An attribute is missing when it is absent or JSON null. A missing
+// attribute matches only is_empty, neq and not_in; is_empty also matches
+// the empty string. neq and not_in match a present attribute only when its
+// type fits the value ("age neq 3" does not match age "three"); "not" turns
+// any rule into its exact complement, so {"not": {eq}} also matches those.
+//
+// in/not_in take 1–1000 values of one kind (dates with and without time may
+// mix); between takes [low, high], both included. A rule may nest 16 levels
+// and hold 1000 conditions. {"all": []} matches every profile and
+// {"any": []} none.
+//
+// # SQL
+//
+// Compile returns a boolean SQL expression over a profiles row's attrs
+// column with '?' placeholders (rebind them for PostgreSQL after composing
+// the statement, e.g. with sqldb.Rebind). No part of a rule is pasted into
+// SQL text: attribute names are bound as JSON paths ('$.name' on SQLite,
+// the key on PostgreSQL) and values as parameters. Dates use the functions
+// segsync_date and segsync_instant (Go functions registered with the SQLite
+// driver, plpgsql functions created by migration 0002 on PostgreSQL), whose
+// results are the same by construction: both implement DateKeys' rules.
+//
+// SubscriberHash is Mailchimp's subscriber hash as segsync computes it:
+// lowercase hex MD5 of the address with ASCII whitespace trimmed and ASCII
+// letters lowered. HashExpr is the same in SQL, for streaming members in
+// hash order.
+package segment

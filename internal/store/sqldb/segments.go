@@ -1,0 +1,367 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/segsync/segsync/internal/profile/attrjson"
+	"github.com/segsync/segsync/internal/segment"
+	"github.com/segsync/segsync/internal/store"
+)
+
+// MaxSegmentSample is the largest sample PreviewSegment returns.
+const MaxSegmentSample = 1000
+
+func (db *DB) segmentDialect() segment.Dialect {
+	if db.d == Postgres {
+		return segment.Postgres
+	}
+	return segment.SQLite
+}
+
+// compile turns a rule into a WHERE expression for this database.
+func (db *DB) compile(r *segment.Rule) (string, []any, error) {
+	if r == nil {
+		return "", nil, fmt.Errorf("no rule: %w", store.ErrInvalid)
+	}
+	where, args, err := segment.Compile(r, db.segmentDialect())
+	if err != nil {
+		return "", nil, fmt.Errorf("compiling rule: %v: %w", err, store.ErrInvalid)
+	}
+	return where, args, nil
+}
+
+const segmentCols = `id, name, description, rule, created_at, updated_at`
+
+func scanSegment(row interface{ Scan(...any) error }) (store.Segment, error) {
+	var s store.Segment
+	var rule string
+	var created, updated int64
+	if err := row.Scan(&s.ID, &s.Name, &s.Description, &rule, &created, &updated); err != nil {
+		return s, err
+	}
+	s.Rule = new(segment.Rule)
+	if err := json.Unmarshal([]byte(rule), s.Rule); err != nil {
+		return s, fmt.Errorf("segment %d has an unreadable rule: %w", s.ID, err)
+	}
+	s.CreatedAt = time.UnixMicro(created).UTC()
+	s.UpdatedAt = time.UnixMicro(updated).UTC()
+	return s, nil
+}
+
+func segmentRuleText(s *store.Segment) (string, error) {
+	if s.Rule == nil {
+		return "", fmt.Errorf("segment %q has no rule: %w", s.Name, store.ErrInvalid)
+	}
+	b, err := s.Rule.MarshalJSON()
+	if err != nil {
+		return "", fmt.Errorf("segment %q: %v: %w", s.Name, err, store.ErrInvalid)
+	}
+	return string(b), nil
+}
+
+// CreateSegment implements store.SegmentStore.
+func (db *DB) CreateSegment(ctx context.Context, s *store.Segment) error {
+	rule, err := segmentRuleText(s)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	err = db.W.QueryRowContext(ctx, db.Q(`INSERT INTO segments (name, description, rule, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?) RETURNING id`), s.Name, s.Description, rule, now.UnixMicro(), now.UnixMicro()).Scan(&s.ID)
+	if authUniqueViolation(err) {
+		return fmt.Errorf("a segment named %q already exists: %w", s.Name, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("creating segment %q: %w", s.Name, err)
+	}
+	s.CreatedAt, s.UpdatedAt = now, now
+	return nil
+}
+
+// GetSegment implements store.SegmentStore.
+func (db *DB) GetSegment(ctx context.Context, id int64) (store.Segment, error) {
+	s, err := scanSegment(db.R.QueryRowContext(ctx, db.Q(`SELECT `+segmentCols+` FROM segments WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, fmt.Errorf("segment %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return s, fmt.Errorf("reading segment %d: %w", id, err)
+	}
+	return s, nil
+}
+
+// ListSegments implements store.SegmentStore.
+func (db *DB) ListSegments(ctx context.Context) ([]store.Segment, error) {
+	rows, err := db.R.QueryContext(ctx, `SELECT `+segmentCols+` FROM segments ORDER BY lower(name), id`)
+	if err != nil {
+		return nil, fmt.Errorf("listing segments: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Segment{}
+	for rows.Next() {
+		s, err := scanSegment(rows)
+		if err != nil {
+			return nil, fmt.Errorf("listing segments: %w", err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing segments: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateSegment implements store.SegmentStore.
+func (db *DB) UpdateSegment(ctx context.Context, s *store.Segment) error {
+	rule, err := segmentRuleText(s)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	var created int64
+	err = db.W.QueryRowContext(ctx, db.Q(`UPDATE segments SET name = ?, description = ?, rule = ?, updated_at = ?
+		WHERE id = ? RETURNING created_at`), s.Name, s.Description, rule, now.UnixMicro(), s.ID).Scan(&created)
+	switch {
+	case authUniqueViolation(err):
+		return fmt.Errorf("a segment named %q already exists: %w", s.Name, store.ErrConflict)
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("segment %d: %w", s.ID, store.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("updating segment %d: %w", s.ID, err)
+	}
+	s.CreatedAt, s.UpdatedAt = time.UnixMicro(created).UTC(), now
+	return nil
+}
+
+// DeleteSegment implements store.SegmentStore. Exports keep their segment
+// ids as a JSON array, so "in use" is looked up there, in the same
+// transaction as the delete.
+func (db *DB) DeleteSegment(ctx context.Context, id int64) error {
+	inUse := `SELECT e.id FROM exports e, json_each(e.segment_ids) j WHERE j.value = ? ORDER BY e.id`
+	if db.d == Postgres {
+		inUse = `SELECT e.id FROM exports e WHERE e.segment_ids::jsonb @> to_jsonb(CAST(? AS bigint)) ORDER BY e.id`
+	}
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, db.Q(inUse), id)
+		if err != nil {
+			return fmt.Errorf("deleting segment %d: finding exports that use it: %w", id, err)
+		}
+		var users []string
+		for rows.Next() {
+			var e int64
+			if err := rows.Scan(&e); err != nil {
+				rows.Close()
+				return fmt.Errorf("deleting segment %d: %w", id, err)
+			}
+			users = append(users, strconv.FormatInt(e, 10))
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("deleting segment %d: %w", id, err)
+		}
+		if len(users) > 0 {
+			return fmt.Errorf("segment %d is selected by export(s) %s; remove it from them first: %w",
+				id, strings.Join(users, ", "), store.ErrConflict)
+		}
+		res, err := tx.ExecContext(ctx, db.Q(`DELETE FROM segments WHERE id = ?`), id)
+		if err != nil {
+			return fmt.Errorf("deleting segment %d: %w", id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("deleting segment %d: %w", id, err)
+		} else if n == 0 {
+			return fmt.Errorf("segment %d: %w", id, store.ErrNotFound)
+		}
+		return nil
+	})
+}
+
+// CountMatching implements store.SegmentStore.
+func (db *DB) CountMatching(ctx context.Context, r *segment.Rule) (int64, error) {
+	where, args, err := db.compile(r)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := db.R.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM profiles WHERE `+where), args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting segment members: %w", err)
+	}
+	return n, nil
+}
+
+// SegmentMembers implements store.SegmentStore; the cursor is the one of
+// ListProfiles (the last customer_id, base64url-encoded).
+func (db *DB) SegmentMembers(ctx context.Context, r *segment.Rule, limit int, cursor string) (store.ProfilePage, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, MaxProfilePage)
+	where, args, err := db.compile(r)
+	if err != nil {
+		return store.ProfilePage{}, err
+	}
+	if cursor != "" {
+		after, derr := base64.RawURLEncoding.DecodeString(cursor)
+		if derr != nil || len(after) == 0 {
+			return store.ProfilePage{}, fmt.Errorf("member cursor %q: %w", cursor, store.ErrInvalid)
+		}
+		where = `customer_id > ? AND ` + where
+		args = append([]any{string(after)}, args...)
+	}
+	profiles, more, err := db.matching(ctx, where, args, limit)
+	if err != nil {
+		return store.ProfilePage{}, fmt.Errorf("listing segment members: %w", err)
+	}
+	page := store.ProfilePage{Profiles: profiles}
+	if more {
+		page.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(profiles[len(profiles)-1].CustomerID))
+	}
+	return page, nil
+}
+
+// PreviewSegment implements store.SegmentStore.
+func (db *DB) PreviewSegment(ctx context.Context, r *segment.Rule, sample int) (store.SegmentPreview, error) {
+	sample = max(0, min(sample, MaxSegmentSample))
+	n, err := db.CountMatching(ctx, r)
+	if err != nil {
+		return store.SegmentPreview{}, err
+	}
+	p := store.SegmentPreview{Count: n, Sample: []store.Profile{}}
+	if sample == 0 || n == 0 {
+		return p, nil
+	}
+	where, args, err := db.compile(r)
+	if err != nil {
+		return store.SegmentPreview{}, err
+	}
+	if p.Sample, _, err = db.matching(ctx, where, args, sample); err != nil {
+		return store.SegmentPreview{}, fmt.Errorf("sampling segment members: %w", err)
+	}
+	return p, nil
+}
+
+// matching reads up to limit profiles matching where in customer_id order
+// and says whether more follow.
+func (db *DB) matching(ctx context.Context, where string, args []any, limit int) ([]store.Profile, bool, error) {
+	rows, err := db.R.QueryContext(ctx, db.Q(`SELECT customer_id, `+db.attrsCol()+`, updated_at FROM profiles
+		WHERE `+where+` ORDER BY customer_id LIMIT ?`), append(args, limit+1)...)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	out := []store.Profile{}
+	var m attrjson.Merger
+	for rows.Next() {
+		if len(out) == limit {
+			return out, true, nil
+		}
+		var id string
+		var attrs []byte
+		var updated int64
+		if err := rows.Scan(&id, &attrs, &updated); err != nil {
+			return nil, false, err
+		}
+		p, err := newProfile(&m, id, attrs, updated)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, p)
+	}
+	return out, false, rows.Err()
+}
+
+// StreamMembersByHash implements store.SegmentStore. The database computes
+// the subscriber hash (segsync_hash, see segment.HashExpr) and sorts by it,
+// so memory in this process stays flat however many profiles match.
+func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, emailAttr string, fn func(store.HashedMember) error) error {
+	if len(rules) == 0 || len(rules) > store.MaxStreamRules {
+		return fmt.Errorf("streaming members: %d rules, want 1 to %d: %w", len(rules), store.MaxStreamRules, store.ErrInvalid)
+	}
+	query, args, err := db.streamQuery(rules, emailAttr)
+	if err != nil {
+		return err
+	}
+	rows, err := db.R.QueryContext(ctx, db.Q(query), args...)
+	if err != nil {
+		return fmt.Errorf("streaming members: %w", err)
+	}
+	defer rows.Close()
+	var (
+		m     store.HashedMember
+		attrs sql.RawBytes
+		upd   int64
+		flags = make([]bool, len(rules))
+		dest  = make([]any, 4, 4+len(rules))
+	)
+	dest[0], dest[1], dest[2], dest[3] = &m.Hash, &m.CustomerID, &attrs, &upd
+	if len(rules) > 1 {
+		for i := range flags {
+			dest = append(dest, &flags[i])
+		}
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("streaming members: %w", err)
+		}
+		m.Attrs = json.RawMessage(attrs)
+		m.UpdatedAt = time.UnixMicro(upd).UTC()
+		m.Segments = 1
+		if len(rules) > 1 {
+			m.Segments = 0
+			for i, f := range flags {
+				if f {
+					m.Segments |= 1 << i
+				}
+			}
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("streaming members: %w", err)
+	}
+	return nil
+}
+
+// streamQuery builds the statement of StreamMembersByHash: one membership
+// column per rule when there are several, filtered to rows in any of them.
+func (db *DB) streamQuery(rules []*segment.Rule, emailAttr string) (string, []any, error) {
+	hash, hashArgs, err := segment.HashExpr(db.segmentDialect(), "attrs", emailAttr)
+	if err != nil {
+		return "", nil, fmt.Errorf("streaming members: %v: %w", err, store.ErrInvalid)
+	}
+	var sel, filter strings.Builder
+	var selArgs, filterArgs []any
+	for i, r := range rules {
+		where, args, err := db.compile(r)
+		if err != nil {
+			return "", nil, fmt.Errorf("rule %d: %w", i, err)
+		}
+		if i > 0 {
+			filter.WriteString(" OR ")
+		}
+		filter.WriteString(where)
+		filterArgs = append(filterArgs, args...)
+		if len(rules) > 1 {
+			fmt.Fprintf(&sel, ", %s AS m%d", where, i)
+			selArgs = append(selArgs, args...)
+		}
+	}
+	collate := "" // SQLite compares text bytewise (BINARY)
+	if db.d == Postgres {
+		collate = ` COLLATE "C"` // customer_id is COLLATE "C" already
+	}
+	q := `SELECT COALESCE(` + hash + `, '')` + collate + `, customer_id, ` + db.attrsCol() + `, updated_at` + sel.String() +
+		` FROM profiles WHERE ` + filter.String() + ` ORDER BY 1, 2`
+	args := append(append(append([]any{}, hashArgs...), selArgs...), filterArgs...)
+	return q, args, nil
+}

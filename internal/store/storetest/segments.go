@@ -1,0 +1,316 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/segsync/segsync/internal/segment"
+	"github.com/segsync/segsync/internal/store"
+)
+
+// ruleProfiles is the fixture of TestSegmentRules: every value type, wrong
+// types, missing attributes, mixed case, non-ASCII letters, LIKE wildcards,
+// dates with and without time and offsets, and invalid dates.
+var ruleProfiles = []store.ProfilePatch{
+	pp("p01", `{"email":"Ann@Example.com","name":"Ann","country":"NL","age":31,"score":4.5,"vip":true,"born":"1990-02-03","seen":"2024-03-01T10:00:00Z","city":"Amsterdam"}`),
+	pp("p02", `{"email":"bob@example.com","name":"bob","country":"nl","age":45,"vip":false,"born":"1985-12-31","seen":"2024-03-01T23:30:00+05:00","city":"Den Haag"}`),
+	pp("p03", `{"email":" CAROL@example.com ","name":"Carol","country":"BE","age":"unknown","vip":"yes","born":"not a date","seen":"2024-02-29","city":"Brussel"}`),
+	pp("p04", `{"email":"dave@example.com","name":"DAVE","country":"DE","age":18,"score":0,"born":"2024-02-30","city":"100%_sure"}`),
+	pp("p05", `{"name":"","age":31.0,"city":"Émile","seen":"2024-03-02T01:00:00+02:00"}`),
+	pp("p06", `{}`),
+	pp("p07", `{"email":42,"name":"Zoë","age":1e3,"city":"a_b"}`),
+}
+
+// ruleCases is the conformance table: the same rule must select exactly
+// these profiles on every database.
+var ruleCases = []struct {
+	rule string
+	want string // customer ids without the "p", space separated
+}{
+	// text, case-insensitive for ASCII only
+	{`{"attribute":"country","op":"eq","value":"nl"}`, "01 02"},
+	{`{"attribute":"country","op":"eq","value":"NL"}`, "01 02"},
+	{`{"attribute":"country","op":"neq","value":"nl"}`, "03 04 05 06 07"},
+	{`{"attribute":"country","op":"in","value":["NL","be"]}`, "01 02 03"},
+	{`{"attribute":"country","op":"not_in","value":["nl","de"]}`, "03 05 06 07"},
+	{`{"attribute":"name","op":"eq","value":"zoë"}`, "07"},
+	{`{"attribute":"city","op":"eq","value":"émile"}`, ""},
+	{`{"attribute":"city","op":"eq","value":"ÉMILE"}`, "05"},
+	{`{"attribute":"name","op":"lt","value":"b"}`, "01 05"},
+	{`{"attribute":"name","op":"between","value":["B","D"]}`, "02 03"},
+	{`{"attribute":"name","op":"contains","value":"A"}`, "01 03 04"},
+	{`{"attribute":"name","op":"starts_with","value":"c"}`, "03"},
+	{`{"attribute":"name","op":"ends_with","value":"E"}`, "04"},
+	{`{"attribute":"city","op":"contains","value":"%_"}`, "04"},
+	{`{"attribute":"city","op":"contains","value":"_"}`, "04 07"},
+	{`{"attribute":"city","op":"ends_with","value":"a_B"}`, "07"},
+	{`{"attribute":"city","op":"starts_with","value":"100%"}`, "04"},
+	{`{"attribute":"age","op":"eq","value":"31"}`, ""},
+	// numbers; "unknown" is not a number and never matches
+	{`{"attribute":"age","op":"eq","value":31}`, "01 05"},
+	{`{"attribute":"age","op":"eq","value":1000}`, "07"},
+	{`{"attribute":"age","op":"neq","value":31}`, "02 04 06 07"},
+	{`{"attribute":"age","op":"gt","value":30}`, "01 02 05 07"},
+	{`{"attribute":"age","op":"gte","value":45}`, "02 07"},
+	{`{"attribute":"age","op":"lt","value":31}`, "04"},
+	{`{"attribute":"age","op":"lte","value":31}`, "01 04 05"},
+	{`{"attribute":"age","op":"between","value":[18,31]}`, "01 04 05"},
+	{`{"attribute":"age","op":"in","value":[18,45]}`, "02 04"},
+	{`{"attribute":"age","op":"not_in","value":[18,45]}`, "01 05 06 07"},
+	{`{"attribute":"score","op":"eq","value":0}`, "04"},
+	{`{"attribute":"score","op":"lt","value":4.6}`, "01 04"},
+	{`{"attribute":"vip","op":"eq","value":1}`, ""},
+	// booleans; "yes" is not a boolean
+	{`{"attribute":"vip","op":"eq","value":true}`, "01"},
+	{`{"attribute":"vip","op":"eq","value":false}`, "02"},
+	{`{"attribute":"vip","op":"neq","value":true}`, "02 04 05 06 07"},
+	{`{"attribute":"vip","op":"in","value":[true,false]}`, "01 02"},
+	{`{"attribute":"vip","op":"not_in","value":[false]}`, "01 04 05 06 07"},
+	// empty and missing
+	{`{"attribute":"name","op":"is_empty"}`, "05 06"},
+	{`{"attribute":"name","op":"is_not_empty"}`, "01 02 03 04 07"},
+	{`{"attribute":"score","op":"is_empty","value":null}`, "02 03 05 06 07"},
+	// dates: date-only values compare the day as written, values with a
+	// time compare UTC instants; invalid dates never match
+	{`{"attribute":"born","op":"eq","value":"1990-02-03"}`, "01"},
+	{`{"attribute":"born","op":"lt","value":"1990-01-01"}`, "02"},
+	{`{"attribute":"born","op":"gte","value":"1990-01-01"}`, "01"},
+	{`{"attribute":"born","op":"neq","value":"1990-02-03"}`, "02 05 06 07"},
+	{`{"attribute":"seen","op":"eq","value":"2024-03-01"}`, "01 02"},
+	{`{"attribute":"seen","op":"gt","value":"2024-03-01"}`, "05"},
+	{`{"attribute":"seen","op":"lt","value":"2024-03-01T12:00:00Z"}`, "01 03"},
+	{`{"attribute":"seen","op":"eq","value":"2024-03-01T15:30:00-03:00"}`, "02"},
+	{`{"attribute":"seen","op":"eq","value":"2024-03-01T18:30:01Z"}`, ""},
+	{`{"attribute":"seen","op":"between","value":["2024-03-01","2024-03-01T23:59:59Z"]}`, "01 02 05"},
+	{`{"attribute":"seen","op":"in","value":["2024-02-29","2024-03-02T01:00:00+02:00"]}`, "03 05"},
+	{`{"attribute":"seen","op":"gte","value":"2024-02-29T00:00"}`, "01 02 03 05"},
+	// not, all, any
+	{`{"not":{"attribute":"country","op":"eq","value":"nl"}}`, "03 04 05 06 07"},
+	{`{"not":{"attribute":"age","op":"gt","value":30}}`, "03 04 06"},
+	{`{"not":{"not":{"attribute":"age","op":"gt","value":30}}}`, "01 02 05 07"},
+	{`{"all":[{"attribute":"country","op":"eq","value":"nl"},{"attribute":"age","op":"gte","value":40}]}`, "02"},
+	{`{"any":[{"attribute":"vip","op":"eq","value":true},{"attribute":"age","op":"lt","value":20}]}`, "01 04"},
+	{`{"all":[]}`, "01 02 03 04 05 06 07"},
+	{`{"any":[]}`, ""},
+	{`{"not":{"any":[{"attribute":"country","op":"in","value":["nl","be"]},{"all":[{"attribute":"age","op":"gte","value":18},{"attribute":"name","op":"is_not_empty"}]}]}}`, "05 06"},
+}
+
+func ids(t *testing.T, ps []store.Profile) string {
+	t.Helper()
+	var out []string
+	for _, p := range ps {
+		out = append(out, strings.TrimPrefix(p.CustomerID, "p"))
+	}
+	return strings.Join(out, " ")
+}
+
+// TestSegmentRules runs the conformance table through CountMatching,
+// SegmentMembers and PreviewSegment.
+func (s Suite) TestSegmentRules(t *testing.T) {
+	t.Parallel()
+	db := s.Open(t)
+	ctx := context.Background()
+	upsert(t, db, ruleProfiles...)
+	for _, tc := range ruleCases {
+		r, err := segment.Parse([]byte(tc.rule), nil)
+		if err != nil {
+			t.Errorf("Parse(%s): %v", tc.rule, err)
+			continue
+		}
+		page, err := db.SegmentMembers(ctx, r, 100, "")
+		if err != nil {
+			t.Errorf("SegmentMembers(%s): %v", tc.rule, err)
+			continue
+		}
+		if got := ids(t, page.Profiles); got != tc.want {
+			t.Errorf("members of %s = [%s], want [%s]", tc.rule, got, tc.want)
+		}
+		n, err := db.CountMatching(ctx, r)
+		if err != nil {
+			t.Errorf("CountMatching(%s): %v", tc.rule, err)
+		} else if want := len(strings.Fields(tc.want)); n != int64(want) {
+			t.Errorf("CountMatching(%s) = %d, want %d", tc.rule, n, want)
+		}
+	}
+}
+
+// TestSegmentDateKeys checks that the database's date functions agree with
+// segment.DateKeys (PostgreSQL implements them in plpgsql, SQLite calls Go).
+func (s Suite) TestSegmentDateKeys(t *testing.T) {
+	t.Parallel()
+	db := s.Open(t)
+	values := []string{
+		"2024-03-01", "2024-02-29", "2023-02-29", "2024-02-30", "2024-13-01", "2024-00-10", "2024-01-00",
+		"0999-12-31", "1000-01-01", "9999-12-31T23:59:59Z", "2024-03-01T10:00", "2024-03-01T10:00Z",
+		"2024-03-01T10:00:59.999999999+01:00", "2024-03-01T24:00", "2024-03-01T23:60", "2024-03-01T23:59:60",
+		"2024-03-01T00:30:00+15:59", "2024-03-01T00:30:00+16:00", "2024-03-01T23:30:00-15:59", "2024-03-01T10:00:00+0100",
+		"2024-03-01 10:00", "2024-3-1", "24-03-01", "2024-03-01T", "2024-03-01T10", "2024-03-01T10:00:00.Z",
+		"1000-01-01T00:30:00+01:00", "2024-03-01Z", " 2024-03-01", "x",
+	}
+	q := `SELECT segsync_date(json_extract(?, '$.v')), segsync_instant(json_extract(?, '$.v'))`
+	if db.Dialect() == "postgres" {
+		q = `SELECT segsync_date(CAST(? AS jsonb) -> 'v'), segsync_instant(CAST(? AS jsonb) -> 'v')`
+	}
+	for _, v := range append(values, "") {
+		doc := `{"v":"` + v + `"}`
+		var day, instant *string
+		if err := db.R.QueryRow(db.Q(q), doc, doc).Scan(&day, &instant); err != nil {
+			t.Fatalf("date keys of %q: %v", v, err)
+		}
+		wantDay, wantInstant, ok := segment.DateKeys(v)
+		if ok != (day != nil) || ok != (instant != nil) || (ok && (*day != wantDay || *instant != wantInstant)) {
+			t.Errorf("database keys of %q = %s, %s; segment.DateKeys = %q, %q, %v", v, str(day), str(instant), wantDay, wantInstant, ok)
+		}
+	}
+}
+
+func str(p *string) string {
+	if p == nil {
+		return "NULL"
+	}
+	return `"` + *p + `"`
+}
+
+// TestSegmentCRUD covers create, read, list, update and delete with their
+// conflicts and misses.
+func (s Suite) TestSegmentCRUD(t *testing.T) {
+	t.Parallel()
+	db := s.Open(t)
+	ctx := context.Background()
+	rule := func(js string) *segment.Rule {
+		r, err := segment.Parse([]byte(js), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a := store.Segment{Name: "VIP", Description: "best", Rule: rule(`{"attribute":"vip","op":"eq","value":true}`)}
+	if err := db.CreateSegment(ctx, &a); err != nil || a.ID == 0 || a.CreatedAt.IsZero() {
+		t.Fatalf("CreateSegment = %v, %+v", err, a)
+	}
+	if err := db.CreateSegment(ctx, &store.Segment{Name: "vip", Rule: a.Rule}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("CreateSegment with a name taken in another case = %v, want ErrConflict", err)
+	}
+	b := store.Segment{Name: "Dutch", Rule: rule(`{"all":[{"attribute":"country","op":"in","value":["NL","BE"]},{"not":{"attribute":"born","op":"lt","value":"1990-01-01"}}]}`)}
+	if err := db.CreateSegment(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.GetSegment(ctx, b.ID)
+	if err != nil || got.Name != "Dutch" || got.Rule.String() != b.Rule.String() || !got.CreatedAt.Equal(b.CreatedAt) {
+		t.Fatalf("GetSegment = %+v, %v; want %+v", got, err, b)
+	}
+	if _, err := db.GetSegment(ctx, 999); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetSegment(999) = %v, want ErrNotFound", err)
+	}
+	list, err := db.ListSegments(ctx)
+	if err != nil || len(list) != 2 || list[0].Name != "Dutch" || list[1].Name != "VIP" {
+		t.Fatalf("ListSegments = %+v, %v", list, err)
+	}
+	b.Name, b.Description, b.Rule = "Dutch speakers", "NL+BE", rule(`{"attribute":"country","op":"eq","value":"nl"}`)
+	if err := db.UpdateSegment(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.GetSegment(ctx, b.ID); got.Name != "Dutch speakers" || got.Description != "NL+BE" || got.Rule.String() != b.Rule.String() {
+		t.Fatalf("after UpdateSegment: %+v", got)
+	}
+	b.Name = "vip"
+	if err := db.UpdateSegment(ctx, &b); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("UpdateSegment to a taken name = %v, want ErrConflict", err)
+	}
+	if err := db.UpdateSegment(ctx, &store.Segment{ID: 999, Name: "x", Rule: a.Rule}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UpdateSegment(999) = %v, want ErrNotFound", err)
+	}
+	if err := db.DeleteSegment(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteSegment(ctx, a.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second DeleteSegment = %v, want ErrNotFound", err)
+	}
+	if list, _ := db.ListSegments(ctx); len(list) != 1 {
+		t.Fatalf("after delete: %+v", list)
+	}
+}
+
+// TestSegmentMembersPaging walks the members of a rule page by page.
+func (s Suite) TestSegmentMembersPaging(t *testing.T) {
+	t.Parallel()
+	db := s.Open(t)
+	ctx := context.Background()
+	upsert(t, db, ruleProfiles...)
+	r, _ := segment.Parse([]byte(`{"attribute":"age","op":"is_not_empty"}`), nil)
+	var all []string
+	cursor := ""
+	for range 10 {
+		page, err := db.SegmentMembers(ctx, r, 2, cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, ids(t, page.Profiles))
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if got := strings.Join(all, "|"); got != "01 02|03 04|05 07" {
+		t.Fatalf("pages = %s", got)
+	}
+	if _, err := db.SegmentMembers(ctx, r, 2, "!!"); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("bad cursor: %v, want ErrInvalid", err)
+	}
+	p, err := db.PreviewSegment(ctx, r, 3)
+	if err != nil || p.Count != 6 || ids(t, p.Sample) != "01 02 03" {
+		t.Fatalf("PreviewSegment = %+v, %v", p, err)
+	}
+}
+
+// TestSegmentStreamByHash checks the export engine's stream: subscriber
+// hash order computed as segment.SubscriberHash does, membership bits, and
+// profiles without a usable address first.
+func (s Suite) TestSegmentStreamByHash(t *testing.T) {
+	t.Parallel()
+	db := s.Open(t)
+	ctx := context.Background()
+	upsert(t, db, ruleProfiles...)
+	upsert(t, db, pp("p08", `{"email":"ann@example.COM\t","country":"NL"}`), pp("p09", `{"email":"   ","country":"NL"}`))
+	nl, _ := segment.Parse([]byte(`{"attribute":"country","op":"eq","value":"nl"}`), nil)
+	young, _ := segment.Parse([]byte(`{"attribute":"age","op":"lt","value":40}`), nil)
+	type row struct {
+		hash, id string
+		bits     uint64
+	}
+	var got []row
+	err := db.StreamMembersByHash(ctx, []*segment.Rule{nl, young}, "email", func(m store.HashedMember) error {
+		if !strings.HasPrefix(string(m.Attrs), "{") || m.UpdatedAt.IsZero() {
+			t.Errorf("member %s: attrs %q, updated %v", m.CustomerID, m.Attrs, m.UpdatedAt)
+		}
+		got = append(got, row{m.Hash, m.CustomerID, m.Segments})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann := segment.SubscriberHash("ann@example.com")
+	want := []row{
+		{"", "p05", 2}, {"", "p07", 0}, {"", "p09", 1}, // no usable e-mail: sorted first, by customer id
+		{ann, "p01", 3}, {ann, "p08", 1},
+		{segment.SubscriberHash("bob@example.com"), "p02", 1},
+		{segment.SubscriberHash("carol@example.com"), "p03", 0},
+		{segment.SubscriberHash("dave@example.com"), "p04", 2},
+	}
+	// p07 (age 1000) and p03 (BE, age "unknown") match neither rule.
+	want = slices.DeleteFunc(want, func(r row) bool { return r.bits == 0 })
+	slices.SortStableFunc(want[3:], func(a, b row) int { return strings.Compare(a.hash, b.hash) })
+	if !slices.Equal(got, want) {
+		t.Fatalf("stream =\n%v\nwant\n%v", got, want)
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := db.StreamMembersByHash(ctx, []*segment.Rule{nl}, "email", func(store.HashedMember) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Fatalf("stopping the stream: %v after %d rows", err, n)
+	}
+	if err := db.StreamMembersByHash(ctx, nil, "email", func(store.HashedMember) error { return nil }); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("no rules: %v, want ErrInvalid", err)
+	}
+}
