@@ -1,11 +1,111 @@
 package cli
 
 import (
+	"bufio"
 	"context"
-	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/segsync/segsync/internal/audit"
+	"github.com/segsync/segsync/internal/auth"
+	"github.com/segsync/segsync/internal/config"
+	"github.com/segsync/segsync/internal/store/sqldb"
 )
 
-// runUser is not built yet; its issue replaces this file.
+// runUser manages users directly in the store (no server needed), which is
+// how the first admin is made.
 func runUser(ctx context.Context, io IO, args []string) error {
-	return errors.New("not available yet in this version of segsync")
+	return runSubcommand(ctx, io, "user", args, map[string]subcommand{
+		"create": {"--email E --role admin|contributor|viewer [--password-stdin] [--data DIR | --database URL]", userCreate},
+		"list":   {"[--data DIR | --database URL]", userList},
+	})
+}
+
+// storeCommand parses the flags of a command that opens the store itself.
+func storeCommand(fs *flag.FlagSet, args []string, io IO) (config.Config, error) {
+	cfg := config.Defaults()
+	cfg.LogLevel = "warn" // keep the command's own output clean
+	cfg.RegisterStore(fs)
+	cfg.RegisterLog(fs)
+	if err := parseFlags(fs, args, io); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(io.Stderr, "%s: unexpected arguments %q\n", fs.Name(), fs.Args())
+		return cfg, errUsage
+	}
+	return cfg, cfg.Validate()
+}
+
+// openUsers opens the store and the user service over it.
+func openUsers(ctx context.Context, cfg config.Config, io IO) (*auth.Service, *sqldb.DB, error) {
+	log := newLogger(cfg, io.Stderr)
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return auth.NewService(st, audit.New(st, log), log, auth.Options{}), st, nil
+}
+
+func userCreate(ctx context.Context, io IO, args []string) error {
+	fs := flag.NewFlagSet("user create", flag.ContinueOnError)
+	email := fs.String("email", "", "the user's email address (required)")
+	role := fs.String("role", "", "admin, contributor or viewer (required)")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of stdin (without it the user signs in with API tokens only)")
+	cfg, err := storeCommand(fs, args, io)
+	if err != nil {
+		return err
+	}
+	if *email == "" || *role == "" {
+		fmt.Fprintln(io.Stderr, "user create: --email and --role are required")
+		fs.Usage()
+		return errUsage
+	}
+	var password string
+	if *pwStdin {
+		line, err := bufio.NewReader(io.Stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return fmt.Errorf("reading the password from stdin: %w", err)
+		}
+		password = strings.TrimRight(line, "\r\n")
+		if password == "" {
+			return fmt.Errorf("the password on stdin is empty")
+		}
+	}
+	svc, st, err := openUsers(ctx, cfg, io)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	u, err := svc.CreateUser(ctx, auth.SystemPrincipal, auth.NewUser{Email: *email, Role: *role, Password: password})
+	if err != nil {
+		return fmt.Errorf("creating user: %w", err)
+	}
+	fmt.Fprintf(io.Stdout, "created %s %s (id %d)\n", u.Role, u.Email, u.ID)
+	return nil
+}
+
+func userList(ctx context.Context, io IO, args []string) error {
+	fs := flag.NewFlagSet("user list", flag.ContinueOnError)
+	cfg, err := storeCommand(fs, args, io)
+	if err != nil {
+		return err
+	}
+	svc, st, err := openUsers(ctx, cfg, io)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	us, err := svc.ListUsers(ctx, auth.SystemPrincipal)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(io.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tEMAIL\tROLE\tPASSWORD\tDISABLED")
+	for _, u := range us {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%v\n", u.ID, u.Email, u.Role, u.PasswordHash != "", u.Disabled)
+	}
+	return tw.Flush()
 }
