@@ -50,7 +50,14 @@ func (s *Server) routeTable() []Route {
 		{http.MethodGet, "/api/v1/profiles/{customer_id}", Contributor, s.getProfile},
 		{http.MethodDelete, "/api/v1/profiles/{customer_id}", Contributor, s.deleteProfile},
 
-		// Segments.
+		// Segments. Members and previews list profiles: contributors.
+		{http.MethodGet, "/api/v1/segments", Viewer, s.listSegments},
+		{http.MethodPost, "/api/v1/segments", Contributor, s.createSegment},
+		{http.MethodPost, "/api/v1/segments/preview", Contributor, s.previewSegment},
+		{http.MethodGet, "/api/v1/segments/{id}", Viewer, s.getSegment},
+		{http.MethodPut, "/api/v1/segments/{id}", Contributor, s.updateSegment},
+		{http.MethodDelete, "/api/v1/segments/{id}", Contributor, s.deleteSegment},
+		{http.MethodGet, "/api/v1/segments/{id}/members", Contributor, s.segmentMembers},
 
 		// Users, tokens, audit (auth).
 
