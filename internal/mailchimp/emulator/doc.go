@@ -1,0 +1,97 @@
+// Package emulator is an in-memory stand-in for the Mailchimp Marketing API
+// v3, used by segsync's tests, the demo and `segsync emulator`. It is judged
+// against Mailchimp's published behaviour (the API notes, the OpenAPI
+// document in testdata) and against the official Node client.
+//
+// Start one in a test with StartTest (or Start / Listen), point a client at
+// Server.URL ("http://127.0.0.1:PORT/3.0") with one of Keys(), and inspect
+// the outcome with Contact, Contacts, Calls, WriteCalls and MaxConcurrent.
+// Seed and CreateList set up audiences and contacts in any state directly.
+//
+// Covered: API-key auth (Basic with any user, or Bearer) and OAuth 2
+// (/oauth2/authorize, /oauth2/token, /oauth2/metadata at the server root);
+// GET /ping and /; audiences; merge fields; members (list, get, PUT, PATCH,
+// POST, DELETE = archive, delete-permanent, member tags); batch subscribe
+// (POST /lists/{id}); segments and tags (static segment batches, segment
+// members, tag-search); problem+json errors with Mailchimp's titles; the
+// per-account connection limit, latency and fault injection; the control
+// endpoints POST /_emulator/lists/{id}/members/{hash}/unsubscribe and
+// …/bounce that play a recipient's own unsubscribe and a hard bounce.
+//
+// # Choices where Mailchimp's behaviour is undocumented
+//
+// The emulator never gives the caller the benefit of the doubt: where the
+// real API might refuse, it refuses; where it might change a contact, it
+// changes it.
+//
+//   - Batch subscribe: a member without status, with an empty or unknown
+//     status, or without email_address makes the whole request 400 (not a
+//     per-member error). More than 500 members: 400.
+//   - Batch subscribe with update_existing false: an existing contact gets
+//     ERROR_CONTACT_EXISTS, but an archived contact is restored with the
+//     status sent (as a new contact would be).
+//   - Batch subscribe: the same address twice in one request (without
+//     skip_duplicate_check) is a per-member ERROR_GENERIC for the repeats.
+//   - Batch subscribe with sync_tags true replaces the contact's tags with the
+//     member's "tags" (absent from the spec; accepted as a list of names): no
+//     tags means all tags are removed.
+//   - PUT and PATCH on an archived contact restore it: to status if given,
+//     else (PUT) to status_if_new, else (PATCH) to its status before archiving.
+//     POST on an archived contact is "Member Exists".
+//   - PUT requires email_address and status_if_new even for existing
+//     contacts (both are "required" in the spec), and the address must hash to
+//     the path's subscriber hash. PATCH may not change the address.
+//   - Compliance state (unsubscribed by the recipient, bounced, or set to
+//     cleaned through the API): any change to subscribed or transactional is
+//     "Member In Compliance State"; only a self-unsubscribed contact may be
+//     set to pending (re-confirmation; it keeps its compliance state, so it
+//     still cannot be subscribed through the API); unsubscribed is allowed.
+//   - Contacts unsubscribed through the API carry no compliance state and can
+//     be re-subscribed through the API (as Mailchimp allows).
+//   - Fake or invalid addresses ("<addr> looks fake or invalid"): malformed
+//     addresses, domains example.com/.net/.org, test.com, mailinator.com and
+//     their subdomains, top-level domains .example .test .invalid .localhost
+//     .local, and the local parts test, fake, asdf, example, invalid, noemail,
+//     none, null. Addresses are not trimmed: surrounding spaces are invalid.
+//   - Merge fields: an unknown merge tag (case matters: "fname" is unknown) is
+//     400 "Your merge fields were invalid." with errors, as is a value of the
+//     wrong type: text-like fields take strings only (a JSON number for a
+//     text field is refused), number fields take numbers or numeric strings,
+//     dates YYYY-MM-DD or the field's date_format, null is refused for every
+//     type. "" clears a value. Required fields without a default are enforced
+//     on create unless skip_merge_validation is set.
+//   - At most 30 merge fields per audience; merge tags are 1–10 characters
+//     of A–Z, 0–9 and _, starting with a letter.
+//   - Tag names are matched without regard to case (the first spelling is
+//     kept), trimmed, and at most 100 characters.
+//   - DELETE (archive) of a cleaned, pending or archived contact is 405.
+//   - Members listing: without a status filter archived contacts are left
+//     out (status=archived lists them); count above 1000 is 400 (not capped);
+//     since_last_changed is strict (changed after the second given) with
+//     one-second resolution, before_last_changed likewise.
+//   - last_changed moves on every successful member write (status, merge
+//     fields, attributes), on a recipient's unsubscribe or bounce, and on
+//     archive; tag changes alone do not move it.
+//   - Segment members listing leaves out unsubscribed, cleaned and
+//     transactional contacts unless include_* is set, and never lists
+//     archived ones.
+//   - Static segment batches: both arrays absent is 400; addresses not in the
+//     audience and removals of untagged contacts are reported in errors and
+//     otherwise ignored. Archived contacts can be tagged.
+//   - PATCH of a segment with static_segment replaces its membership (an
+//     empty array empties it).
+//   - Faults (FailRate): each API request draws, from a sequence seeded by
+//     Seed, whether it fails and how (500, 503 or a dropped connection, in
+//     equal shares) and whether before or after the change was applied (equal
+//     shares). Control and OAuth endpoints never fail.
+//   - The connection limit counts requests in flight per account, including
+//     the time spent in Latency; a request beyond MaxConns gets 429 with
+//     Retry-After: 1 at once.
+//
+// # Memory
+//
+// A member is one compact struct in a slice indexed by subscriber hash:
+// merge values are positional by merge-field slot (no per-member maps), tags
+// are small list-local ids, and the hash is recomputed instead of stored.
+// Each audience has its own RWMutex.
+package emulator

@@ -1,0 +1,412 @@
+package emulator
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configures an Emulator. The zero value is a usable, fault-free
+// emulator with one generated account.
+type Options struct {
+	// APIKeys are the accounts' API keys, each "<hex>-<dc>". One key is
+	// generated when empty.
+	APIKeys []string
+	// MaxConns is the number of concurrent requests each account may have in
+	// flight; more are answered with 429. Default 10.
+	MaxConns int
+	// Latency is added to every API request; LatencyPerMember is added per
+	// member in batch calls (batch subscribe, static segment batches).
+	Latency          time.Duration
+	LatencyPerMember time.Duration
+	// FailRate (0–1) is the share of API requests that fail with 500, 503 or
+	// a dropped connection; some fail after the change was applied.
+	FailRate float64
+	// Seed makes the fault sequence deterministic.
+	Seed int64
+	// Logger receives one debug line per request; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Emulator is an in-memory Mailchimp Marketing API v3. It is safe for
+// concurrent use; each audience has its own lock.
+type Emulator struct {
+	opts     Options
+	log      *slog.Logger
+	now      func() time.Time
+	maxConns int32
+	handler  http.Handler
+
+	accounts []*account
+
+	mu     sync.RWMutex
+	byKey  map[string]*account // API keys and OAuth access tokens
+	codes  map[string]*account // OAuth authorization codes not yet exchanged
+	lists  map[string]*list
+	nextID atomic.Int64 // web ids, segment ids, merge ids (emulator-wide)
+
+	faultMu sync.Mutex
+	rng     *mrand.Rand
+
+	callMu sync.Mutex
+	calls  map[string]int
+}
+
+// account is one Mailchimp account (one API key).
+type account struct {
+	key      string
+	dc       string
+	id       string
+	name     string
+	inflight atomic.Int32
+	maxSeen  atomic.Int32
+	lists    []*list // creation order; guarded by Emulator.mu
+}
+
+// New builds an emulator.
+func New(opts Options) *Emulator {
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = 10
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if len(opts.APIKeys) == 0 {
+		opts.APIKeys = []string{GenerateKey("us1")}
+	}
+	e := &Emulator{
+		opts:     opts,
+		log:      opts.Logger,
+		now:      opts.Now,
+		maxConns: int32(min(opts.MaxConns, math.MaxInt32)),
+		byKey:    map[string]*account{},
+		codes:    map[string]*account{},
+		lists:    map[string]*list{},
+		rng:      mrand.New(mrand.NewPCG(uint64(opts.Seed), 0x5e95_c0de)),
+		calls:    map[string]int{},
+	}
+	e.nextID.Store(1000)
+	for i, k := range opts.APIKeys {
+		dc := "us1"
+		if j := strings.LastIndexByte(k, '-'); j >= 0 && j < len(k)-1 {
+			dc = k[j+1:]
+		}
+		sum := md5.Sum([]byte(k))
+		a := &account{key: k, dc: dc, id: hex.EncodeToString(sum[:])[:25], name: fmt.Sprintf("Emulated Account %d", i+1)}
+		e.accounts = append(e.accounts, a)
+		e.byKey[k] = a
+	}
+	e.handler = e.routes()
+	return e
+}
+
+// GenerateKey returns a random API key for data center dc.
+func GenerateKey(dc string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:]) + "-" + dc
+}
+
+// Handler serves the API under /3.0, OAuth under /oauth2 and the control
+// endpoints under /_emulator.
+func (e *Emulator) Handler() http.Handler { return e.handler }
+
+// Keys returns the accounts' API keys in the order given.
+func (e *Emulator) Keys() []string {
+	out := make([]string, len(e.accounts))
+	for i, a := range e.accounts {
+		out[i] = a.key
+	}
+	return out
+}
+
+// apiFunc handles one API request for an authenticated account. It returns
+// the body to send with 200 (a []byte of JSON, or a value to marshal), nil
+// for 204, or an error (an *apiError becomes its problem document).
+type apiFunc func(r *http.Request, a *account) (any, error)
+
+// rawJSON is a response body that is already encoded.
+type rawJSON []byte
+
+// fault kinds drawn for a request.
+type fault uint8
+
+const (
+	faultNone fault = iota
+	fault500
+	fault503
+	faultDrop
+)
+
+// api registers an API route under /3.0. route uses the OpenAPI path
+// template, e.g. "POST /lists/{list_id}".
+func (e *Emulator) api(mux *http.ServeMux, route string, h apiFunc) {
+	method, path, _ := strings.Cut(route, " ")
+	pattern := method + " /3.0" + path
+	if path == "/" {
+		pattern = method + " /3.0/{$}"
+		mux.HandleFunc(method+" /3.0", func(w http.ResponseWriter, r *http.Request) { e.serveAPI(w, r, route, h) })
+	}
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) { e.serveAPI(w, r, route, h) })
+}
+
+func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, route string, h apiFunc) {
+	e.count(route)
+	a, perr := e.authenticate(r)
+	if perr != nil {
+		writeProblem(w, perr)
+		return
+	}
+	n := a.inflight.Add(1)
+	defer a.inflight.Add(-1)
+	for {
+		seen := a.maxSeen.Load()
+		if n <= seen || a.maxSeen.CompareAndSwap(seen, n) {
+			break
+		}
+	}
+	if n > e.maxConns {
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, &apiError{status: http.StatusTooManyRequests, title: "Too Many Requests",
+			detail: fmt.Sprintf("You have exceeded the limit of %d simultaneous connections.", e.maxConns)})
+		return
+	}
+	if err := sleepCtx(r.Context(), e.opts.Latency); err != nil {
+		return
+	}
+	f, after := e.drawFault()
+	if f != faultNone && !after {
+		e.log.Debug("emulator: injected fault before change", "route", route, "fault", f)
+		injectFault(w, f)
+		return
+	}
+	out, err := h(r, a)
+	if f != faultNone {
+		e.log.Debug("emulator: injected fault after change", "route", route, "fault", f)
+		injectFault(w, f)
+		return
+	}
+	if err != nil {
+		ae, ok := err.(*apiError)
+		if !ok {
+			e.log.Error("emulator: internal error", "route", route, "err", err)
+			ae = &apiError{status: http.StatusInternalServerError, title: "Internal Server Error", detail: err.Error()}
+		}
+		writeProblem(w, ae)
+		return
+	}
+	e.log.Debug("emulator: request", "route", route, "path", r.URL.Path)
+	writeResult(w, r, out)
+}
+
+func writeResult(w http.ResponseWriter, r *http.Request, out any) {
+	if out == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	var body []byte
+	switch v := out.(type) {
+	case rawJSON:
+		body = v
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			writeProblem(w, &apiError{status: 500, title: "Internal Server Error", detail: err.Error()})
+			return
+		}
+		body = b
+	}
+	q := r.URL.Query()
+	if fields, excl := q.Get("fields"), q.Get("exclude_fields"); fields != "" || excl != "" {
+		b, err := filterFields(body, fields, excl)
+		if err != nil {
+			writeProblem(w, err)
+			return
+		}
+		body = b
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// injectFault answers with a server error or drops the connection.
+func injectFault(w http.ResponseWriter, f fault) {
+	switch f {
+	case fault500:
+		writeProblem(w, &apiError{status: http.StatusInternalServerError, title: "Internal Server Error",
+			detail: "An unexpected internal error has occurred. Please contact Support for more information."})
+	case fault503:
+		writeProblem(w, &apiError{status: http.StatusServiceUnavailable, title: "Service Unavailable",
+			detail: "This service is temporarily unavailable. Please try again later."})
+	default:
+		// The server closes the connection without an answer.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// drawFault decides, from the seeded sequence, whether this request fails
+// and whether the failure comes after the change was applied.
+func (e *Emulator) drawFault() (fault, bool) {
+	if e.opts.FailRate <= 0 {
+		return faultNone, false
+	}
+	e.faultMu.Lock()
+	defer e.faultMu.Unlock()
+	if e.rng.Float64() >= e.opts.FailRate {
+		return faultNone, false
+	}
+	f := fault(1 + e.rng.IntN(3))
+	return f, e.rng.IntN(2) == 0
+}
+
+func (e *Emulator) count(route string) {
+	e.callMu.Lock()
+	e.calls[route]++
+	e.callMu.Unlock()
+}
+
+// authenticate finds the account of the request's credential: HTTP Basic
+// with any user name and the key as password, or a Bearer (or OAuth) token.
+func (e *Emulator) authenticate(r *http.Request) (*account, *apiError) {
+	var cred string
+	if _, pw, ok := r.BasicAuth(); ok {
+		cred = pw
+	} else if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, _ := strings.Cut(h, " ")
+		if strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "OAuth") {
+			cred = strings.TrimSpace(tok)
+		}
+	}
+	if cred == "" {
+		return nil, &apiError{status: http.StatusUnauthorized, title: "API Key Missing",
+			detail: "Your request did not include an API key."}
+	}
+	e.mu.RLock()
+	a := e.byKey[cred]
+	e.mu.RUnlock()
+	if a == nil {
+		return nil, &apiError{status: http.StatusUnauthorized, title: "API Key Invalid",
+			detail: "Your API key may be invalid, or you've attempted to access the wrong datacenter."}
+	}
+	return a, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// memberDelay applies --latency-per-member for a batch of n members.
+func (e *Emulator) memberDelay(ctx context.Context, n int) error {
+	return sleepCtx(ctx, time.Duration(n)*e.opts.LatencyPerMember)
+}
+
+// decodeBody reads a JSON request body into v.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<20))
+	if err := dec.Decode(v); err != nil {
+		if te, ok := err.(*json.UnmarshalTypeError); ok {
+			return errField(te.Field, fmt.Sprintf("This value should be of type %s.", jsonKind(te.Type.Kind().String())))
+		}
+		return errJSON()
+	}
+	return nil
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "slice", "array":
+		return "array"
+	case "map", "struct", "ptr":
+		return "object"
+	default:
+		return "number"
+	}
+}
+
+func (e *Emulator) routes() http.Handler {
+	mux := http.NewServeMux()
+	e.api(mux, "GET /", e.getRoot)
+	e.api(mux, "GET /ping", e.getPing)
+
+	e.api(mux, "GET /lists", e.getLists)
+	e.api(mux, "POST /lists", e.postLists)
+	e.api(mux, "GET /lists/{list_id}", e.getList)
+	e.api(mux, "PATCH /lists/{list_id}", e.patchList)
+	e.api(mux, "DELETE /lists/{list_id}", e.deleteList)
+	e.api(mux, "POST /lists/{list_id}", e.batchSubscribe)
+
+	e.api(mux, "GET /lists/{list_id}/merge-fields", e.getMergeFields)
+	e.api(mux, "POST /lists/{list_id}/merge-fields", e.postMergeField)
+	e.api(mux, "GET /lists/{list_id}/merge-fields/{merge_id}", e.getMergeField)
+	e.api(mux, "PATCH /lists/{list_id}/merge-fields/{merge_id}", e.patchMergeField)
+	e.api(mux, "DELETE /lists/{list_id}/merge-fields/{merge_id}", e.deleteMergeField)
+
+	e.api(mux, "GET /lists/{list_id}/members", e.getMembers)
+	e.api(mux, "POST /lists/{list_id}/members", e.postMember)
+	e.api(mux, "GET /lists/{list_id}/members/{subscriber_hash}", e.getMember)
+	e.api(mux, "PUT /lists/{list_id}/members/{subscriber_hash}", e.putMember)
+	e.api(mux, "PATCH /lists/{list_id}/members/{subscriber_hash}", e.patchMember)
+	e.api(mux, "DELETE /lists/{list_id}/members/{subscriber_hash}", e.archiveMember)
+	e.api(mux, "POST /lists/{list_id}/members/{subscriber_hash}/actions/delete-permanent", e.deletePermanent)
+	e.api(mux, "GET /lists/{list_id}/members/{subscriber_hash}/tags", e.getMemberTags)
+	e.api(mux, "POST /lists/{list_id}/members/{subscriber_hash}/tags", e.postMemberTags)
+
+	e.api(mux, "GET /lists/{list_id}/segments", e.getSegments)
+	e.api(mux, "POST /lists/{list_id}/segments", e.postSegment)
+	e.api(mux, "GET /lists/{list_id}/segments/{segment_id}", e.getSegment)
+	e.api(mux, "PATCH /lists/{list_id}/segments/{segment_id}", e.patchSegment)
+	e.api(mux, "DELETE /lists/{list_id}/segments/{segment_id}", e.deleteSegment)
+	e.api(mux, "POST /lists/{list_id}/segments/{segment_id}", e.batchSegment)
+	e.api(mux, "GET /lists/{list_id}/segments/{segment_id}/members", e.getSegmentMembers)
+	e.api(mux, "POST /lists/{list_id}/segments/{segment_id}/members", e.postSegmentMember)
+	e.api(mux, "DELETE /lists/{list_id}/segments/{segment_id}/members/{subscriber_hash}", e.deleteSegmentMember)
+	e.api(mux, "GET /lists/{list_id}/tag-search", e.tagSearch)
+
+	mux.HandleFunc("/3.0/", func(w http.ResponseWriter, r *http.Request) {
+		e.count(r.Method + " (unknown)")
+		if _, perr := e.authenticate(r); perr != nil {
+			writeProblem(w, perr)
+			return
+		}
+		writeProblem(w, errNotFound())
+	})
+
+	mux.HandleFunc("GET /oauth2/authorize", e.oauthAuthorize)
+	mux.HandleFunc("POST /oauth2/token", e.oauthToken)
+	mux.HandleFunc("GET /oauth2/metadata", e.oauthMetadata)
+
+	mux.HandleFunc("POST /_emulator/lists/{list_id}/members/{subscriber_hash}/unsubscribe", e.control(ctlUnsubscribe))
+	mux.HandleFunc("POST /_emulator/lists/{list_id}/members/{subscriber_hash}/bounce", e.control(ctlBounce))
+	return mux
+}

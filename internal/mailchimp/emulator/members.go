@@ -1,0 +1,709 @@
+package emulator
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// memberBody is the union of the member write bodies (POST, PUT, PATCH and
+// a batch-subscribe entry).
+type memberBody struct {
+	EmailAddress         *string                    `json:"email_address"`
+	Status               *string                    `json:"status"`
+	StatusIfNew          *string                    `json:"status_if_new"`
+	EmailType            *string                    `json:"email_type"`
+	MergeFields          map[string]json.RawMessage `json:"merge_fields"`
+	Interests            map[string]bool            `json:"interests"`
+	Language             *string                    `json:"language"`
+	VIP                  *bool                      `json:"vip"`
+	Location             json.RawMessage            `json:"location"`
+	MarketingPermissions json.RawMessage            `json:"marketing_permissions"`
+	IPSignup             *string                    `json:"ip_signup"`
+	TimestampSignup      *string                    `json:"timestamp_signup"`
+	IPOpt                *string                    `json:"ip_opt"`
+	TimestampOpt         *string                    `json:"timestamp_opt"`
+	Tags                 []string                   `json:"tags"`
+}
+
+// change is a validated member write.
+type change struct {
+	email     string
+	newStatus status // status of a created contact
+	hasNew    bool
+	setStatus status // status set on an existing contact
+	hasSet    bool
+	body      *memberBody
+	syncTags  bool
+	skipMerge bool
+}
+
+// existing says what a write does to a contact already in the audience.
+type existing uint8
+
+const (
+	existingUpdate  existing = iota // PUT, PATCH, batch with update_existing
+	existingRefuse                  // POST: "Member Exists", archived included
+	existingRestore                 // batch without update_existing: archived contacts are restored, others refused
+)
+
+// validateBody checks the parts of a member body that do not depend on the
+// audience. prefix names the field path in errors (e.g. "members.3.").
+func validateBody(b *memberBody, prefix string) *apiError {
+	if b.EmailType != nil && *b.EmailType != "html" && *b.EmailType != "text" {
+		return errField(prefix+"email_type", "Data did not match any of the schemas described in the options list.")
+	}
+	for name, s := range map[string]*string{"timestamp_signup": b.TimestampSignup, "timestamp_opt": b.TimestampOpt} {
+		if s != nil && *s != "" {
+			if _, ok := parseTime(*s); !ok {
+				return errField(prefix+name, "This value should be a valid datetime.")
+			}
+		}
+	}
+	if b.Language != nil && len(*b.Language) > 10 {
+		return errField(prefix+"language", "This value is too long.")
+	}
+	return nil
+}
+
+// statusField parses an optional status field.
+func statusField(s *string, name string) (status, bool, *apiError) {
+	if s == nil {
+		return 0, false, nil
+	}
+	st, ok := parseWritableStatus(*s)
+	if !ok {
+		if *s == "" {
+			return 0, false, errField(name, "This value should not be blank.")
+		}
+		return 0, false, errField(name, "Data did not match any of the schemas described in the options list.")
+	}
+	return st, true, nil
+}
+
+// upsert applies c to the contact with hash h. The caller holds l.mu.
+func (e *Emulator) upsert(l *list, h [16]byte, c change, ex existing) (int32, bool, *apiError) {
+	now := e.now().Unix()
+	i, found := l.lookup(h)
+	if found && (ex == existingRefuse || ex == existingRestore && l.members[i].status != stArchived) {
+		return i, false, errMemberExists(l.members[i].email)
+	}
+	if !found {
+		if _, gone := l.forgotten[h]; gone {
+			return 0, false, errForgotten(c.email)
+		}
+		if err := checkEmail(c.email); err != nil {
+			return 0, false, err
+		}
+		if !c.hasNew {
+			return 0, false, errField("status", "This value should not be blank.")
+		}
+		mi, errs := l.parseMerge(c.body.MergeFields, true, c.skipMerge)
+		if len(errs) > 0 {
+			return 0, false, errMergeFields(errs)
+		}
+		m := member{email: c.email, status: c.newStatus, lastChanged: now}
+		if c.newStatus == stCleaned {
+			m.flags |= flagCompliance
+		}
+		if c.newStatus == stSubscribed {
+			m.optAt = now
+		}
+		mi.apply(&m, len(l.fields))
+		applyAttrs(&m, c.body)
+		i = l.addMember(h, m)
+		for _, name := range c.body.Tags {
+			if idx, ok := l.tagIndex(name, true, now, e.newID); ok {
+				l.addTag(&l.members[i], idx, now)
+			}
+		}
+		l.touch()
+		return i, true, nil
+	}
+
+	m := &l.members[i]
+	target := m.status
+	switch {
+	case m.status == stArchived && c.hasSet:
+		target = c.setStatus
+	case m.status == stArchived && c.hasNew:
+		target = c.newStatus
+	case m.status == stArchived:
+		target = m.prev
+	case c.hasSet:
+		target = c.setStatus
+	}
+	if target != m.status && m.flags&flagCompliance != 0 && !complianceAllows(m, target) {
+		return i, false, errCompliance(m.email)
+	}
+	mi, errs := l.parseMerge(c.body.MergeFields, false, c.skipMerge)
+	if len(errs) > 0 {
+		return i, false, errMergeFields(errs)
+	}
+	l.setStatus(m, target, now)
+	if target == stCleaned {
+		m.flags |= flagCompliance
+	}
+	mi.apply(m, len(l.fields))
+	applyAttrs(m, c.body)
+	if c.body.EmailAddress != nil && *c.body.EmailAddress != m.email && strings.EqualFold(*c.body.EmailAddress, m.email) {
+		m.email = *c.body.EmailAddress
+	}
+	if c.syncTags {
+		want := make([]uint32, 0, len(c.body.Tags))
+		for _, name := range c.body.Tags {
+			if idx, ok := l.tagIndex(name, true, now, e.newID); ok {
+				want = append(want, idx)
+			}
+		}
+		for _, r := range slices.Clone(m.tags) {
+			if !slices.Contains(want, r.idx) {
+				l.removeTag(m, r.idx)
+			}
+		}
+		for _, idx := range want {
+			l.addTag(m, idx, now)
+		}
+	} else {
+		for _, name := range c.body.Tags {
+			if idx, ok := l.tagIndex(name, true, now, e.newID); ok {
+				l.addTag(m, idx, now)
+			}
+		}
+	}
+	m.lastChanged = now
+	l.touch()
+	return i, false, nil
+}
+
+// complianceAllows says whether a contact in compliance state (unsubscribed
+// by themselves, bounced, or set cleaned) may move to target: only a
+// self-unsubscribed contact may be asked to re-confirm (pending), and a
+// cleaned one may be marked unsubscribed. Everything else is refused.
+func complianceAllows(m *member, target status) bool {
+	from := m.status
+	if from == stArchived {
+		from = m.prev
+		if target == from {
+			return true
+		}
+	}
+	switch target {
+	case stPending:
+		return from == stUnsubscribed
+	case stUnsubscribed:
+		return true
+	}
+	return false
+}
+
+func applyAttrs(m *member, b *memberBody) {
+	if b.EmailType != nil {
+		if *b.EmailType == "text" {
+			m.flags |= flagTextEmail
+		} else {
+			m.flags &^= flagTextEmail
+		}
+	}
+	if b.VIP != nil {
+		if *b.VIP {
+			m.flags |= flagVIP
+		} else {
+			m.flags &^= flagVIP
+		}
+	}
+	if b.TimestampSignup != nil {
+		t, _ := parseTime(*b.TimestampSignup)
+		m.signupAt = unixOrZero(t)
+	}
+	if b.TimestampOpt != nil {
+		t, _ := parseTime(*b.TimestampOpt)
+		m.optAt = unixOrZero(t)
+	}
+	if b.Language != nil || b.IPSignup != nil || b.IPOpt != nil {
+		if m.ext == nil {
+			m.ext = &memberExt{}
+		}
+		if b.Language != nil {
+			m.ext.language = *b.Language
+		}
+		if b.IPSignup != nil {
+			m.ext.ipSignup = *b.IPSignup
+		}
+		if b.IPOpt != nil {
+			m.ext.ipOpt = *b.IPOpt
+		}
+	}
+}
+
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+// parseTime accepts the ISO 8601 forms Mailchimp documents.
+func parseTime(s string) (time.Time, bool) {
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func (e *Emulator) newID() int { return int(e.nextID.Add(1)) }
+
+// listFor finds the request's audience, which must belong to a.
+func (e *Emulator) listFor(r *http.Request, a *account) (*list, error) {
+	e.mu.RLock()
+	l := e.lists[r.PathValue("list_id")]
+	e.mu.RUnlock()
+	if l == nil || l.account != a {
+		return nil, errNotFound()
+	}
+	return l, nil
+}
+
+func memberKey(r *http.Request) ([16]byte, error) {
+	h, ok := parseMemberKey(r.PathValue("subscriber_hash"))
+	if !ok {
+		return h, errNotFound()
+	}
+	return h, nil
+}
+
+func boolParam(r *http.Request, name string) bool {
+	v, _ := strconv.ParseBool(r.URL.Query().Get(name))
+	return v
+}
+
+// pageParams reads count (default 10, at most 1000) and offset.
+func pageParams(r *http.Request) (int, int, error) {
+	q := r.URL.Query()
+	count, offset := 10, 0
+	if s := q.Get("count"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return 0, 0, errField("count", "This value should be a valid integer.")
+		}
+		if n > 1000 {
+			return 0, 0, errField("count", "This value should be less than or equal to 1000.")
+		}
+		count = n
+	}
+	if s := q.Get("offset"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return 0, 0, errField("offset", "This value should be a valid integer.")
+		}
+		offset = n
+	}
+	return count, offset, nil
+}
+
+// listingCache keeps the filtered, sorted member indexes of the last listing
+// query, so paging through a large audience is not quadratic.
+type listingCache struct {
+	key     string
+	version uint64
+	idx     []int32
+}
+
+var cacheMu sync.Mutex // guards list.cache across readers holding l.mu.RLock
+
+func (e *Emulator) getMembers(r *http.Request, a *account) (any, error) {
+	l, err := e.listFor(r, a)
+	if err != nil {
+		return nil, err
+	}
+	count, offset, err := pageParams(r)
+	if err != nil {
+		return nil, err
+	}
+	q := r.URL.Query()
+	var want status = numStatus // numStatus: every status but archived
+	if s := q.Get("status"); s != "" {
+		found := false
+		for i := stSubscribed; i <= stArchived; i++ {
+			if statusNames[i] == s {
+				want, found = i, true
+			}
+		}
+		if !found {
+			return nil, errField("status", "Data did not match any of the schemas described in the options list.")
+		}
+	}
+	var since, before int64 = -1, -1
+	if s := q.Get("since_last_changed"); s != "" {
+		t, ok := parseTime(s)
+		if !ok {
+			return nil, errField("since_last_changed", "This value should be a valid datetime.")
+		}
+		since = t.Unix()
+	}
+	if s := q.Get("before_last_changed"); s != "" {
+		t, ok := parseTime(s)
+		if !ok {
+			return nil, errField("before_last_changed", "This value should be a valid datetime.")
+		}
+		before = t.Unix()
+	}
+	sortField, sortDir := q.Get("sort_field"), strings.ToUpper(q.Get("sort_dir"))
+	if sortField != "" && sortField != "timestamp_opt" && sortField != "timestamp_signup" && sortField != "last_changed" {
+		return nil, errField("sort_field", "Data did not match any of the schemas described in the options list.")
+	}
+	if sortDir != "" && sortDir != "ASC" && sortDir != "DESC" {
+		return nil, errField("sort_dir", "Data did not match any of the schemas described in the options list.")
+	}
+	vipOnly := boolParam(r, "vip_only")
+	key := fmt.Sprint(want, since, before, sortField, sortDir, vipOnly)
+
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	cacheMu.Lock()
+	c := l.cache
+	cacheMu.Unlock()
+	if c == nil || c.key != key || c.version != l.version {
+		c = &listingCache{key: key, version: l.version}
+		for i := range l.members {
+			m := &l.members[i]
+			switch {
+			case m.status == stDeleted,
+				want == numStatus && m.status == stArchived,
+				want != numStatus && m.status != want,
+				since >= 0 && m.lastChanged <= since,
+				before >= 0 && m.lastChanged >= before,
+				vipOnly && m.flags&flagVIP == 0:
+				continue
+			}
+			c.idx = append(c.idx, int32(i))
+		}
+		if sortField != "" {
+			keyOf := func(m *member) int64 {
+				switch sortField {
+				case "timestamp_opt":
+					return m.optAt
+				case "timestamp_signup":
+					return m.signupAt
+				}
+				return m.lastChanged
+			}
+			slices.SortStableFunc(c.idx, func(x, y int32) int {
+				d := keyOf(&l.members[x]) - keyOf(&l.members[y])
+				if sortDir == "DESC" {
+					d = -d
+				}
+				return int(min(max(d, -1), 1))
+			})
+		} else if sortDir == "DESC" {
+			slices.Reverse(c.idx)
+		}
+		cacheMu.Lock()
+		l.cache = c
+		cacheMu.Unlock()
+	}
+	page := c.idx[min(offset, len(c.idx)):min(offset+count, len(c.idx))]
+	b := make([]byte, 0, 64+len(page)*900)
+	b = append(b, `{"members":[`...)
+	for j, i := range page {
+		if j > 0 {
+			b = append(b, ',')
+		}
+		m := &l.members[i]
+		b = l.appendMember(b, m, subscriberHash(m.email))
+	}
+	b = append(b, `],"list_id":"`...)
+	b = append(b, l.id...)
+	b = append(b, `","total_items":`...)
+	b = strconv.AppendInt(b, int64(len(c.idx)), 10)
+	b = append(b, `,"_links":[]}`...)
+	return rawJSON(b), nil
+}
+
+func (e *Emulator) getMember(r *http.Request, a *account) (any, error) {
+	l, err := e.listFor(r, a)
+	if err != nil {
+		return nil, err
+	}
+	h, err := memberKey(r)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	i, ok := l.lookup(h)
+	if !ok {
+		return nil, errNotFound()
+	}
+	return rawJSON(l.appendMember(nil, &l.members[i], h)), nil
+}
+
+func (e *Emulator) postMember(r *http.Request, a *account) (any, error) {
+	l, err := e.listFor(r, a)
+	if err != nil {
+		return nil, err
+	}
+	var b memberBody
+	if err := decodeBody(r, &b); err != nil {
+		return nil, err
+	}
+	if b.EmailAddress == nil || *b.EmailAddress == "" {
+		return nil, errField("email_address", "This value should not be blank.")
+	}
+	if b.Status == nil {
+		return nil, errField("status", "This value should not be blank.")
+	}
+	st, _, perr := statusField(b.Status, "status")
+	if perr != nil {
+		return nil, perr
+	}
+	if perr := validateBody(&b, ""); perr != nil {
+		return nil, perr
+	}
+	for _, t := range b.Tags {
+		if perr := checkTagName(t, "tags"); perr != nil {
+			return nil, perr
+		}
+	}
+	c := change{email: *b.EmailAddress, newStatus: st, hasNew: true, body: &b, skipMerge: boolParam(r, "skip_merge_validation")}
+	h := subscriberHash(c.email)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i, _, perr := e.upsert(l, h, c, existingRefuse)
+	if perr != nil {
+		return nil, perr
+	}
+	return rawJSON(l.appendMember(nil, &l.members[i], h)), nil
+}
+
+func (e *Emulator) putMember(r *http.Request, a *account) (any, error) {
+	return e.writeMember(r, a, true)
+}
+
+func (e *Emulator) patchMember(r *http.Request, a *account) (any, error) {
+	return e.writeMember(r, a, false)
+}
+
+// writeMember is PUT (upsert) and PATCH (update only).
+func (e *Emulator) writeMember(r *http.Request, a *account, put bool) (any, error) {
+	l, err := e.listFor(r, a)
+	if err != nil {
+		return nil, err
+	}
+	h, err := memberKey(r)
+	if err != nil {
+		return nil, err
+	}
+	var b memberBody
+	if err := decodeBody(r, &b); err != nil {
+		return nil, err
+	}
+	if put {
+		if b.EmailAddress == nil || *b.EmailAddress == "" {
+			return nil, errField("email_address", "This value should not be blank.")
+		}
+		if b.StatusIfNew == nil {
+			return nil, errField("status_if_new", "This value should not be blank.")
+		}
+	}
+	if b.EmailAddress != nil && subscriberHash(*b.EmailAddress) != h {
+		return nil, errField("email_address", "The email address does not match the subscriber hash of the request.")
+	}
+	st, hasSet, perr := statusField(b.Status, "status")
+	if perr != nil {
+		return nil, perr
+	}
+	stNew, hasNew, perr := statusField(b.StatusIfNew, "status_if_new")
+	if perr != nil {
+		return nil, perr
+	}
+	if !put && b.StatusIfNew != nil {
+		hasNew = false
+	}
+	if perr := validateBody(&b, ""); perr != nil {
+		return nil, perr
+	}
+	c := change{newStatus: stNew, hasNew: hasNew, setStatus: st, hasSet: hasSet, body: &b, skipMerge: boolParam(r, "skip_merge_validation")}
+	if b.EmailAddress != nil {
+		c.email = *b.EmailAddress
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !put {
+		if _, ok := l.lookup(h); !ok {
+			return nil, errNotFound()
+		}
+	}
+	i, _, perr := e.upsert(l, h, c, existingUpdate)
+	if perr != nil {
+		return nil, perr
+	}
+	return rawJSON(l.appendMember(nil, &l.members[i], h)), nil
+}
+
+// archiveMember is DELETE: Mailchimp archives the contact.
+func (e *Emulator) archiveMember(r *http.Request, a *account) (any, error) {
+	l, err := e.listFor(r, a)
+	if err != nil {
+		return nil, err
+	}
+	h, err := memberKey(r)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i, ok := l.lookup(h)
+	if !ok {
+		return nil, errNotFound()
+	}
+	m := &l.members[i]
+	switch m.status {
+	case stCleaned, stPending, stArchived:
+		return nil, errMethod("Can not archive a contact that is bounced, pending or archived")
+	}
+	now := e.now().Unix()
+	l.setStatus(m, stArchived, now)
+	m.lastChanged = now
+	l.touch()
+	return nil, nil
+}
+
+// deletePermanent erases the contact; its address can never be re-added.
+func (e *Emulator) deletePermanent(r *http.Request, a *account) (any, error) {
+	l, err := e.listFor(r, a)
+	if err != nil {
+		return nil, err
+	}
+	h, err := memberKey(r)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i, ok := l.lookup(h)
+	if !ok {
+		return nil, errNotFound()
+	}
+	l.erase(i, h)
+	return nil, nil
+}
+
+// erase turns member i into a tombstone and forgets its address.
+func (l *list) erase(i int32, h [16]byte) {
+	m := &l.members[i]
+	for _, r := range m.tags {
+		l.tags[r.idx].count--
+	}
+	l.counts[m.status]--
+	l.counts[stDeleted]++
+	*m = member{status: stDeleted}
+	l.forgotten[h] = struct{}{}
+	l.touch()
+}
+
+func checkTagName(name, field string) *apiError {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return errField(field, "Tag name cannot be blank.")
+	}
+	if len([]rune(name)) > 100 {
+		return errField(field, "Tag name must be 100 characters or fewer.")
+	}
+	return nil
+}
+
+func (e *Emulator) getMemberTags(r *http.Request, a *account) (any, error) {
+	l, err := e.listFor(r, a)
+	if err != nil {
+		return nil, err
+	}
+	h, err := memberKey(r)
+	if err != nil {
+		return nil, err
+	}
+	count, offset, err := pageParams(r)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	i, ok := l.lookup(h)
+	if !ok {
+		return nil, errNotFound()
+	}
+	type tagOut struct {
+		ID        int    `json:"id"`
+		Name      string `json:"name"`
+		DateAdded string `json:"date_added"`
+	}
+	m := &l.members[i]
+	out := []tagOut{}
+	for _, r := range m.tags[min(offset, len(m.tags)):min(offset+count, len(m.tags))] {
+		t := l.tags[r.idx]
+		out = append(out, tagOut{ID: t.id, Name: t.name, DateAdded: isoTime(int64(r.at))})
+	}
+	return map[string]any{"tags": out, "total_items": len(m.tags), "_links": []any{}}, nil
+}
+
+func (e *Emulator) postMemberTags(r *http.Request, a *account) (any, error) {
+	l, err := e.listFor(r, a)
+	if err != nil {
+		return nil, err
+	}
+	h, err := memberKey(r)
+	if err != nil {
+		return nil, err
+	}
+	var body struct {
+		Tags []struct {
+			Name   *string `json:"name"`
+			Status *string `json:"status"`
+		} `json:"tags"`
+		IsSyncing bool `json:"is_syncing"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		return nil, err
+	}
+	if body.Tags == nil {
+		return nil, errField("tags", "This value should not be blank.")
+	}
+	for k, t := range body.Tags {
+		field := fmt.Sprintf("tags.%d", k)
+		if t.Name == nil {
+			return nil, errField(field+".name", "This value should not be blank.")
+		}
+		if perr := checkTagName(*t.Name, field+".name"); perr != nil {
+			return nil, perr
+		}
+		if t.Status == nil || (*t.Status != "active" && *t.Status != "inactive") {
+			return nil, errField(field+".status", "Data did not match any of the schemas described in the options list.")
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i, ok := l.lookup(h)
+	if !ok {
+		return nil, errNotFound()
+	}
+	now := e.now().Unix()
+	m := &l.members[i]
+	for _, t := range body.Tags {
+		name := strings.TrimSpace(*t.Name)
+		if *t.Status == "active" {
+			idx, _ := l.tagIndex(name, true, now, e.newID)
+			l.addTag(m, idx, now)
+		} else if idx, ok := l.tagIndex(name, false, now, e.newID); ok {
+			l.removeTag(m, idx)
+		}
+	}
+	l.touch()
+	return nil, nil
+}
