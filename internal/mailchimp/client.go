@@ -34,6 +34,10 @@ const (
 // ErrTimeout marks an attempt that got no answer within Config.Timeout.
 var ErrTimeout = errors.New("mailchimp: request timed out")
 
+// errLimiter marks a failure of the Limiter itself (say, a lease store
+// that is down), as opposed to the caller's context ending.
+var errLimiter = errors.New("acquiring a connection slot")
+
 // Config configures a Client. Exactly one of APIKey and AccessToken is
 // required; everything else has a default.
 type Config struct {
@@ -265,6 +269,8 @@ func (c *Client) do(ctx context.Context, r request) error {
 		var wait time.Duration
 		var final error
 		switch {
+		case errors.Is(err, errLimiter):
+			reason, final = "limiter", err
 		case errors.Is(err, ErrTimeout):
 			reason, final = "timeout", fmt.Errorf("mailchimp %s: %w (after %s)", r.op, ErrTimeout, c.timeout)
 		case err != nil:
@@ -280,6 +286,9 @@ func (c *Client) do(ctx context.Context, r request) error {
 				reason = "forbidden_no_body"
 			case ans.status >= 500:
 				reason = "server_error"
+				if ans.status == http.StatusServiceUnavailable {
+					wait = c.retryAfter(ans.header.Get("Retry-After"))
+				}
 			default:
 				return apiErr
 			}
@@ -321,7 +330,7 @@ func (c *Client) attempt(ctx context.Context, r request, target string, body []b
 	waitStart := time.Now()
 	release, err := c.limiter.Acquire(ctx, c.account)
 	if err != nil {
-		return answer{}, fmt.Errorf("mailchimp %s: %w", r.op, err)
+		return answer{}, fmt.Errorf("mailchimp %s: %w: %w", r.op, errLimiter, err)
 	}
 	defer release()
 	c.metrics.ObserveLimiterWait(time.Since(waitStart))

@@ -208,7 +208,7 @@ func newScripted(t *testing.T, steps ...step) (*Client, *script, *[]time.Duratio
 	var mu sync.Mutex
 	var sleeps []time.Duration
 	c.sleep = func(ctx context.Context, d time.Duration) error {
-		if n := c.limiter.(*LocalLimiter).InUse(c.Account()); n != 0 {
+		if n := c.limiter.(interface{ InUse(string) int }).InUse(c.Account()); n != 0 {
 			t.Errorf("%d limiter slots held during a backoff sleep", n)
 		}
 		mu.Lock()
@@ -222,7 +222,10 @@ func newScripted(t *testing.T, steps ...step) (*Client, *script, *[]time.Duratio
 func TestRetryPolicy(t *testing.T) {
 	t.Parallel()
 	const chimpy = `{"health_status":"Everything's Chimpy!"}`
-	httpDate := time.Now().Add(5 * time.Second).UTC().Format(http.TimeFormat)
+	retryAtDate := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", time.Now().Add(5*time.Second).UTC().Format(http.TimeFormat))
+		w.WriteHeader(429)
+	}
 	tests := []struct {
 		name   string
 		steps  []step
@@ -242,7 +245,7 @@ func TestRetryPolicy(t *testing.T) {
 		},
 		{
 			name:  "429 with Retry-After date",
-			steps: []step{bare(429, map[string]string{"Retry-After": httpDate}, ""), ok(chimpy)},
+			steps: []step{retryAtDate, ok(chimpy)},
 			calls: 2,
 			sleeps: func(t *testing.T, d []time.Duration) {
 				if len(d) != 1 || d[0] < 3*time.Second || d[0] > 5*time.Second {
@@ -348,6 +351,16 @@ func TestRetryPolicy(t *testing.T) {
 				e, ok := AsError(err)
 				if !ok || e.Status != 503 || e.Problem || e.Title != "Service Unavailable" {
 					t.Errorf("err = %v", err)
+				}
+			},
+		},
+		{
+			name:  "503 with Retry-After",
+			steps: []step{bare(503, map[string]string{"Retry-After": "2"}, ""), ok(chimpy)},
+			calls: 2,
+			sleeps: func(t *testing.T, d []time.Duration) {
+				if len(d) != 1 || d[0] != 2*time.Second {
+					t.Errorf("sleeps = %v, want [2s]", d)
 				}
 			},
 		},
@@ -464,6 +477,33 @@ func TestCancellation(t *testing.T) {
 			t.Fatalf("err = %v after %d calls", err, s.calls())
 		}
 	})
+}
+
+// flakyLimiter fails its first Acquire, as a lease store that is briefly
+// unreachable would.
+type flakyLimiter struct {
+	*LocalLimiter
+	failed atomic.Bool
+}
+
+func (f *flakyLimiter) Acquire(ctx context.Context, account string) (func(), error) {
+	if !f.failed.Swap(true) {
+		return nil, errors.New("lease store unreachable")
+	}
+	return f.LocalLimiter.Acquire(ctx, account)
+}
+
+func TestLimiterFailureRetried(t *testing.T) {
+	t.Parallel()
+	c, s, sleeps, _ := newScripted(t, ok(`{"health_status":"Everything's Chimpy!"}`))
+	lim := &flakyLimiter{LocalLimiter: NewLocalLimiter(1)}
+	c.limiter = lim
+	if err := c.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s.calls() != 1 || len(*sleeps) != 1 {
+		t.Errorf("%d calls, %d sleeps; want 1 and 1", s.calls(), len(*sleeps))
+	}
 }
 
 func TestLimiterBoundsConcurrency(t *testing.T) {

@@ -35,7 +35,10 @@
 //     ("429 or 403 with no JSON body"); treated like a 429.
 //   - 5xx, attempt timeouts, dropped or reset connections, truncated bodies:
 //     jittered exponential backoff (base RetryBaseDelay, doubling, capped at
-//     RetryMaxDelay, each wait drawn uniformly from [d/2, d]).
+//     RetryMaxDelay, each wait drawn uniformly from [d/2, d]); a 503's
+//     Retry-After is honoured like a 429's.
+//   - A Limiter that fails for another reason than the caller's context
+//     (a lease store that is down) is retried like a network fault.
 //   - 401 and 403 with a problem document: returned at once (IsAuth).
 //   - Every other 4xx: returned at once; the request is wrong, not unlucky.
 //
