@@ -52,8 +52,8 @@ func ValidName(s string) bool {
 }
 
 // AppendString appends s as a canonical JSON string: only '"', '\\' and
-// control characters are escaped (\b \f \n \r \t or \u00xx), invalid UTF-8
-// becomes U+FFFD.
+// control characters are escaped (\b \f \n \r \t or \u00xx); invalid UTF-8
+// and NUL become U+FFFD.
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
@@ -66,6 +66,9 @@ func AppendString(dst []byte, s string) []byte {
 			}
 			dst = append(dst, s[start:i]...)
 			switch c {
+			case 0:
+				// PostgreSQL's jsonb cannot hold \u0000.
+				dst = append(dst, "\uFFFD"...)
 			case '"', '\\':
 				dst = append(dst, '\\', c)
 			case '\b':
