@@ -263,7 +263,7 @@ func (c *Client) do(ctx context.Context, r request) error {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("mailchimp %s: %w", r.op, context.Cause(ctx))
+			return fmt.Errorf("mailchimp %s: %w", r.op, ctxErr(ctx))
 		}
 		var reason string
 		var wait time.Duration
@@ -317,10 +317,20 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return context.Cause(ctx)
+		return ctxErr(ctx)
 	case <-t.C:
 		return nil
 	}
+}
+
+// ctxErr is ctx's error together with its cause, so that errors.Is finds
+// both context.Canceled and a caller's own cause.
+func ctxErr(ctx context.Context) error {
+	err, cause := ctx.Err(), context.Cause(ctx)
+	if cause == nil || cause == err {
+		return err
+	}
+	return fmt.Errorf("%w: %w", err, cause)
 }
 
 // attempt makes one request while holding a limiter slot. A transport

@@ -449,15 +449,16 @@ func TestCancellation(t *testing.T) {
 		t.Parallel()
 		c, s, _, _ := newScripted(t, slow)
 		c.timeout = time.Hour
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancelCause(context.Background())
+		runStopped := errors.New("run stopped")
 		go func() {
 			for s.inFlight.Load() == 0 {
 				time.Sleep(time.Millisecond)
 			}
-			cancel()
+			cancel(runStopped)
 		}()
 		err := c.Ping(ctx)
-		if !errors.Is(err, context.Canceled) || s.calls() != 1 {
+		if !errors.Is(err, context.Canceled) || !errors.Is(err, runStopped) || s.calls() != 1 {
 			t.Fatalf("err = %v after %d calls, want context.Canceled after 1", err, s.calls())
 		}
 	})
