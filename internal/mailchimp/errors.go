@@ -153,6 +153,7 @@ const (
 	ReasonInvalidAddress    = "invalid_address"
 	ReasonInvalidMergeValue = "invalid_merge_value"
 	ReasonContactExists     = "contact_exists"
+	ReasonDuplicateInBatch  = "duplicate_in_batch"
 	ReasonNotAllowed        = "not_allowed"
 	ReasonNotFound          = "not_found"
 	ReasonInvalid           = "invalid"
@@ -239,6 +240,9 @@ func ClassifyBatchError(be BatchError) (Kind, string) {
 		return Permanent, ReasonForgotten + ": " + words
 	case strings.Contains(lower, "signed up to a lot of lists"):
 		return Transient, ReasonSignupThrottled + ": " + words
+	case strings.Contains(lower, "appears more than once"):
+		// The first occurrence in the batch was processed; this one is moot.
+		return Permanent, ReasonDuplicateInBatch + ": " + words
 	case addressRefused(be.Error):
 		return Permanent, ReasonInvalidAddress + ": " + words
 	case be.Field != "" || strings.Contains(lower, "merge field") || strings.Contains(lower, "please enter"):

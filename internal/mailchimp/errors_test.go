@@ -111,6 +111,7 @@ func TestClassifyBatchError(t *testing.T) {
 		{"fake", BatchError{Error: "a@example.com looks fake or invalid, please enter a real email address.", ErrorCode: "ERROR_GENERIC"}, Permanent, ReasonInvalidAddress},
 		{"merge", BatchError{Error: "Your merge fields were invalid.", ErrorCode: "ERROR_GENERIC", Field: "LTV", FieldMessage: "Please enter a number"}, Permanent, ReasonInvalidMergeValue},
 		{"throttle", BatchError{Error: "a@b.org has signed up to a lot of lists very recently; we're not allowing more signups for now", ErrorCode: "ERROR_GENERIC"}, Transient, ReasonSignupThrottled},
+		{"duplicate", BatchError{Error: "a@b.org appears more than once in this batch request.", ErrorCode: "ERROR_GENERIC"}, Permanent, ReasonDuplicateInBatch},
 		{"unknown", BatchError{Error: "Something went wrong", ErrorCode: "ERROR_GENERIC"}, Transient, ReasonServer},
 	}
 	for _, tt := range tests {
