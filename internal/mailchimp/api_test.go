@@ -300,7 +300,7 @@ func TestOAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	base, _ := md.BaseURL()
-	if md.DC != "us9" || md.AccountName != "Shop" || md.Login.LoginName != "ann" || base != "https://us9.api.mailchimp.com/3.0" {
+	if md.DC != "us9" || md.AccountName != "Shop" || md.Login.LoginName != "ann" || md.UserID != "77" || md.Login.LoginID != "5" || base != "https://us9.api.mailchimp.com/3.0" {
 		t.Errorf("metadata %+v, base %s", md, base)
 	}
 	_, err = FetchMetadata(ctx, srv.URL, "wrong-token-99")

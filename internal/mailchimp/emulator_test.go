@@ -496,3 +496,44 @@ func TestEmulatorMaxConns(t *testing.T) {
 		})
 	}
 }
+
+// The OAuth flow end to end: authorize, exchange the code, look up the
+// metadata, and call the API with the token at the metadata's endpoint.
+func TestEmulatorOAuth(t *testing.T) {
+	t.Parallel()
+	_, _, url := startEmulator(t, emulator.Options{})
+	cfg := mailchimp.OAuthConfig("client-1", "secret-1", url, "http://127.0.0.1:1/oauth/mailchimp/callback")
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(cfg.AuthCodeURL("state-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil || loc.Query().Get("state") != "state-1" || loc.Query().Get("code") == "" {
+		t.Fatalf("authorize redirect %v %v", loc, err)
+	}
+	ctx := context.Background()
+	tok, err := cfg.Exchange(ctx, loc.Query().Get("code"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := mailchimp.FetchMetadata(ctx, url, tok.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := md.BaseURL()
+	if err != nil || base != url+"/3.0" || md.DC != "us7" || md.AccountName == "" {
+		t.Fatalf("metadata %+v base %s %v", md, base, err)
+	}
+	c, err := mailchimp.New(mailchimp.Config{AccessToken: tok.AccessToken, BaseURL: base, Limiter: mailchimp.NewLocalLimiter(10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Root(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mailchimp.FetchMetadata(ctx, url, "not-a-token"); !mailchimp.IsAuth(err) || strings.Contains(err.Error(), "not-a-token") {
+		t.Fatalf("bad token: %v", err)
+	}
+}

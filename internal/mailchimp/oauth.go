@@ -36,9 +36,35 @@ func OAuthConfig(clientID, clientSecret, loginURL, redirectURL string) *oauth2.C
 	}
 }
 
+// FlexID is an identifier that Mailchimp sends as a number in some places
+// and as a string in others; it decodes from either.
+type FlexID string
+
+// UnmarshalJSON accepts a JSON string, number or null.
+func (id *FlexID) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*id = ""
+		return nil
+	}
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*id = FlexID(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("id %s is neither a string nor a number", b)
+	}
+	*id = FlexID(n.String())
+	return nil
+}
+
 // MetadataLogin is the user who authorized the app.
 type MetadataLogin struct {
-	LoginID    int64  `json:"login_id"`
+	LoginID    FlexID `json:"login_id"`
 	LoginName  string `json:"login_name"`
 	LoginEmail string `json:"login_email"`
 	Email      string `json:"email"`
@@ -49,7 +75,7 @@ type Metadata struct {
 	DC          string        `json:"dc"`
 	Role        string        `json:"role"`
 	AccountName string        `json:"accountname"`
-	UserID      int64         `json:"user_id"`
+	UserID      FlexID        `json:"user_id"`
 	Login       MetadataLogin `json:"login"`
 	LoginURL    string        `json:"login_url"`
 	APIEndpoint string        `json:"api_endpoint"` // e.g. https://us1.api.mailchimp.com
