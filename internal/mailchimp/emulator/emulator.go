@@ -11,6 +11,7 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,8 @@ type Emulator struct {
 
 	callMu sync.Mutex
 	calls  map[string]int
+
+	routeList []string // API routes, "METHOD /path/{template}"
 }
 
 // account is one Mailchimp account (one API key).
@@ -136,6 +139,10 @@ func (e *Emulator) Keys() []string {
 	return out
 }
 
+// Routes returns the emulated API routes, "METHOD /path/{template}" with
+// the OpenAPI document's path templates (relative to /3.0).
+func (e *Emulator) Routes() []string { return slices.Clone(e.routeList) }
+
 // apiFunc handles one API request for an authenticated account. It returns
 // the body to send with 200 (a []byte of JSON, or a value to marshal), nil
 // for 204, or an error (an *apiError becomes its problem document).
@@ -157,6 +164,7 @@ const (
 // api registers an API route under /3.0. route uses the OpenAPI path
 // template, e.g. "POST /lists/{list_id}".
 func (e *Emulator) api(mux *http.ServeMux, route string, h apiFunc) {
+	e.routeList = append(e.routeList, route)
 	method, path, _ := strings.Cut(route, " ")
 	pattern := method + " /3.0" + path
 	if path == "/" {

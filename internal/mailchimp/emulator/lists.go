@@ -228,7 +228,8 @@ func (e *Emulator) patchList(r *http.Request, a *account) (any, error) {
 	if err := decodeBody(r, &b); err != nil {
 		return nil, err
 	}
-	if perr := b.validate(false); perr != nil {
+	// The document marks the same fields required on PATCH as on POST.
+	if perr := b.validate(true); perr != nil {
 		return nil, perr
 	}
 	l.mu.Lock()
