@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/segsync/segsync/internal/fielderr"
 )
@@ -299,6 +300,10 @@ func (p *parser) condition(path string, obj map[string]any) *Rule {
 			p.errs.Add(vpath, string(r.Op)+" takes a non-empty string")
 			return nil
 		}
+		if strings.ContainsRune(s, 0) {
+			p.errs.Add(vpath, "must not contain the NUL character")
+			return nil
+		}
 		r.Values = []Value{{Type: Text, Raw: s}}
 	default:
 		allowed := []Type{Number, Date, Bool, Text}
@@ -352,6 +357,11 @@ func (p *parser) scalar(path string, x any, allowed ...Type) (Value, bool) {
 	case bool:
 		v = Value{Type: Bool, Raw: strconv.FormatBool(t)}
 	case string:
+		if strings.ContainsRune(t, 0) {
+			// PostgreSQL text cannot hold NUL, nor can stored attributes.
+			p.errs.Add(path, "must not contain the NUL character")
+			return v, false
+		}
 		if looksLikeDate(t) {
 			if _, _, ok := DateKeys(t); !ok {
 				p.errs.Add(path, fmt.Sprintf("%q is not a valid date (YYYY-MM-DD, optionally Thh:mm[:ss][Z|±hh:mm])", t))
