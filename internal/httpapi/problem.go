@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/segsync/segsync/internal/auth"
 	"github.com/segsync/segsync/internal/fielderr"
 	"github.com/segsync/segsync/internal/store"
 )
@@ -66,9 +67,9 @@ func errorProblem(err error) (p *Problem, internal bool) {
 		return problemf(http.StatusConflict, "%s", err.Error()), false
 	case errors.Is(err, store.ErrInvalid):
 		return problemf(http.StatusBadRequest, "%s", err.Error()), false
-	case errors.Is(err, ErrUnauthorized):
+	case errors.Is(err, ErrUnauthorized), errors.Is(err, auth.ErrUnauthenticated):
 		return problemf(http.StatusUnauthorized, "%s", err.Error()), false
-	case errors.Is(err, ErrForbidden):
+	case errors.Is(err, ErrForbidden), errors.Is(err, auth.ErrForbidden):
 		return problemf(http.StatusForbidden, "%s", err.Error()), false
 	}
 	p = problemf(http.StatusInternalServerError, "")
