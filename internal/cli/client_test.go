@@ -170,3 +170,47 @@ func TestSegmentsCommands(t *testing.T) {
 		}
 	}
 }
+
+func TestProfilesImportCommand(t *testing.T) {
+	t.Parallel()
+	ts, _ := apiServer(t)
+	dir := t.TempDir()
+	csvFile := filepath.Join(dir, "people.csv")
+	csv := "customer_id,email,age\nc1,a@example.org,20\nc2,b@example.org\n,c@example.org,40\nc3,d@example.org,60\n"
+	if err := os.WriteFile(csvFile, []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ndFile := filepath.Join(dir, "people.data")
+	if err := os.WriteFile(ndFile, []byte(`{"customer_id":"c9","email":"z@example.org"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args       []string
+		wantCode   int
+		wantOut    []string
+		wantErrOut string
+	}{
+		{[]string{"profiles", "import", csvFile}, 0, []string{"received 4, imported 2, updated 0, unchanged 0, rejected 2", "line 3: ", "line 4: "}, ""},
+		{[]string{"profiles", "import", csvFile, "--errors", "1"}, 0, []string{"unchanged 2, rejected 2", "line 3: ", "… and 1 more"}, ""},
+		{[]string{"profiles", "import", "--format", "ndjson", ndFile, "--mode", "replace"}, 0, []string{"imported 1", "deleted 2"}, ""},
+		{[]string{"profiles", "import", ndFile}, 1, nil, "--format csv"},
+		{[]string{"profiles", "import", csvFile, "--mode", "merge"}, 1, nil, "upsert or replace"},
+		{[]string{"profiles", "import", filepath.Join(dir, "missing.csv")}, 1, nil, "no such file"},
+		{[]string{"profiles", "import", csvFile, "--key", "email"}, 0, []string{"received 4"}, ""},
+	}
+	for _, tt := range tests {
+		code, out, errOut := runCLI(t, ts.URL, "", tt.args...)
+		if code != tt.wantCode {
+			t.Errorf("%v: exit %d, want %d; stdout %s stderr %s", tt.args, code, tt.wantCode, out, errOut)
+			continue
+		}
+		for _, w := range tt.wantOut {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: stdout lacks %q:\n%s", tt.args, w, out)
+			}
+		}
+		if !strings.Contains(errOut, tt.wantErrOut) {
+			t.Errorf("%v: stderr lacks %q:\n%s", tt.args, tt.wantErrOut, errOut)
+		}
+	}
+}

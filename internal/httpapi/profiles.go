@@ -2,11 +2,60 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/segsync/segsync/internal/fielderr"
+	"github.com/segsync/segsync/internal/profile"
+	"github.com/segsync/segsync/internal/profile/attrjson"
 	"github.com/segsync/segsync/internal/store"
 )
+
+// importProfiles answers POST /api/v1/profiles/import?key&mode. The body,
+// CSV or NDJSON of any size, is streamed into the importer; the server's
+// read and write deadlines are lifted for this request so that a large file
+// is not cut off, while the client's disconnect still ends the import.
+func (s *Server) importProfiles(w http.ResponseWriter, r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	format, err := profile.FormatFromContentType(ct)
+	if err != nil {
+		if ct == "" {
+			ct = "none"
+		}
+		return problemf(http.StatusUnsupportedMediaType, "content type %s is not supported; send text/csv (with a header row) or application/x-ndjson", ct)
+	}
+	q := r.URL.Query()
+	var errs fielderr.List
+	key := q.Get("key")
+	if key == "" {
+		key = profile.DefaultKey
+	}
+	if !attrjson.ValidName(key) {
+		errs.Add("key", fmt.Sprintf("%q is not a valid attribute name (%s)", key, attrjson.NamePattern))
+	}
+	mode, err := profile.ParseMode(q.Get("mode"))
+	if err != nil {
+		errs.Add("mode", fmt.Sprintf("%q is not upsert or replace", q.Get("mode")))
+	}
+	if err := errs.Err(); err != nil {
+		return err
+	}
+	rc := http.NewResponseController(w)
+	for _, lift := range []func(time.Time) error{rc.SetReadDeadline, rc.SetWriteDeadline} {
+		if err := lift(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return fmt.Errorf("lifting the deadlines of an import: %w", err)
+		}
+	}
+	rep, err := s.importer.Import(r.Context(), r.Body, profile.Options{Format: format, Key: key, Mode: mode})
+	if err != nil {
+		return fmt.Errorf("importing profiles (%d rows read): %w", rep.Received, err)
+	}
+	s.log.InfoContext(r.Context(), "profiles imported", "format", format, "mode", mode,
+		"received", rep.Received, "imported", rep.Imported, "updated", rep.Updated,
+		"unchanged", rep.Unchanged, "rejected", rep.Rejected, "deleted", rep.Deleted)
+	return writeJSON(w, http.StatusOK, rep)
+}
 
 // listProfiles answers GET /api/v1/profiles?limit&cursor.
 func (s *Server) listProfiles(w http.ResponseWriter, r *http.Request) error {

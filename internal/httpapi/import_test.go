@@ -1,0 +1,131 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+type importReport struct {
+	Received  int64 `json:"received"`
+	Imported  int64 `json:"imported"`
+	Updated   int64 `json:"updated"`
+	Unchanged int64 `json:"unchanged"`
+	Rejected  int64 `json:"rejected"`
+	Deleted   int64 `json:"deleted"`
+	Errors    []struct {
+		Line   int64  `json:"line"`
+		Reason string `json:"reason"`
+	} `json:"errors"`
+}
+
+func TestImportCSVWithBadRows(t *testing.T) {
+	t.Parallel()
+	_, ts := newTestServer(t)
+	csv := strings.Join([]string{
+		"customer_id,email,age,vip,signup",
+		"c1,ann@example.org,31,true,2024-03-01",  // line 2
+		"c2,bob@example.org,x,false,",            // line 3: age is text, signup absent
+		",nobody@example.org,1,true,",            // line 4: missing key
+		"c3,cy@example.org,40",                   // line 5: wrong column count
+		"c1,again@example.org,2,true,",           // line 6: duplicate key in the file
+		"c4,\"dee@example.org,5,true,",           // line 7: unterminated quote
+		"c5,eve@example.org,50,false,2023-12-31", // line 8
+	}, "\n") + "\n"
+	status, _, body := do(t, ts, "POST", "/api/v1/profiles/import?key=customer_id&mode=upsert", "text/csv", strings.NewReader(csv))
+	var rep importReport
+	if err := json.Unmarshal(body, &rep); err != nil || status != 200 {
+		t.Fatalf("import = %d %s", status, body)
+	}
+	if rep.Imported+rep.Rejected != rep.Received || rep.Imported < 3 || rep.Rejected < 3 {
+		t.Fatalf("report %s: want c1, c2, c5 imported and the bad rows rejected", body)
+	}
+	lines := map[int64]bool{}
+	for _, e := range rep.Errors {
+		if e.Reason == "" {
+			t.Errorf("line %d rejected without a reason", e.Line)
+		}
+		lines[e.Line] = true
+	}
+	for _, l := range []int64{4, 5, 6} {
+		if !lines[l] {
+			t.Errorf("line %d is not reported: %s", l, body)
+		}
+	}
+	if int64(len(rep.Errors)) != rep.Rejected {
+		t.Errorf("%d errors listed for %d rejected rows", len(rep.Errors), rep.Rejected)
+	}
+
+	// The good rows are there, typed per value.
+	status, _, body = do(t, ts, "GET", "/api/v1/profiles/c1", "", nil)
+	var p struct {
+		Attributes map[string]any `json:"attributes"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil || status != 200 {
+		t.Fatalf("get c1 = %d %s", status, body)
+	}
+	if p.Attributes["age"] != float64(31) || p.Attributes["vip"] != true || p.Attributes["signup"] != "2024-03-01" {
+		t.Errorf("c1 attributes %v", p.Attributes)
+	}
+	if status, _, body := do(t, ts, "GET", "/api/v1/profiles/c5", "", nil); status != 200 {
+		t.Errorf("c5 = %d %s", status, body)
+	}
+
+	// The same file again changes nothing.
+	status, _, body = do(t, ts, "POST", "/api/v1/profiles/import", "text/csv; charset=utf-8", strings.NewReader(csv))
+	var again importReport
+	if err := json.Unmarshal(body, &again); err != nil || status != 200 {
+		t.Fatalf("re-import = %d %s", status, body)
+	}
+	if again.Imported != 0 || again.Updated != 0 || again.Unchanged != rep.Imported {
+		t.Errorf("re-import %s, want everything unchanged", body)
+	}
+}
+
+func TestImportNDJSONReplace(t *testing.T) {
+	t.Parallel()
+	_, ts := newTestServer(t)
+	first := `{"id":"a","email":"a@example.org"}` + "\n" + `{"id":"b","email":"b@example.org"}` + "\n"
+	status, _, body := do(t, ts, "POST", "/api/v1/profiles/import?key=id", "application/x-ndjson", strings.NewReader(first))
+	if status != 200 {
+		t.Fatalf("import = %d %s", status, body)
+	}
+	second := `{"id":"b","email":"b2@example.org"}` + "\n" + `not json` + "\n"
+	status, _, body = do(t, ts, "POST", "/api/v1/profiles/import?key=id&mode=replace", "application/x-ndjson", strings.NewReader(second))
+	var rep importReport
+	if err := json.Unmarshal(body, &rep); err != nil || status != 200 {
+		t.Fatalf("replace = %d %s", status, body)
+	}
+	if rep.Updated != 1 || rep.Rejected != 1 || rep.Deleted != 1 || len(rep.Errors) != 1 || rep.Errors[0].Line != 2 {
+		t.Fatalf("replace report %s: want b updated, line 2 rejected, a deleted", body)
+	}
+	if status, _, _ := do(t, ts, "GET", "/api/v1/profiles/a", "", nil); status != http.StatusNotFound {
+		t.Errorf("a survived replace: %d", status)
+	}
+}
+
+func TestImportRefusals(t *testing.T) {
+	t.Parallel()
+	_, ts := newTestServer(t)
+	tests := []struct {
+		name, query, contentType, body string
+		wantStatus                     int
+		wantField                      string
+	}{
+		{"json is not an import format", "", "application/json", `{}`, 415, ""},
+		{"no content type", "", "", "customer_id\nc1\n", 415, ""},
+		{"bad mode", "?mode=merge", "text/csv", "customer_id\nc1\n", 400, "mode"},
+		{"bad key", "?key=no%20spaces", "text/csv", "customer_id\nc1\n", 400, "key"},
+		{"key column missing from the header", "?key=email", "text/csv", "customer_id\nc1\n", 400, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ct, body := do(t, ts, "POST", "/api/v1/profiles/import"+tt.query, tt.contentType, strings.NewReader(tt.body))
+			p := decodeProblem(t, tt.wantStatus, ct, body)
+			if tt.wantField != "" && (len(p.Errors) != 1 || p.Errors[0].Field != tt.wantField) {
+				t.Errorf("errors %+v, want a fault of %s", p.Errors, tt.wantField)
+			}
+		})
+	}
+}
