@@ -60,9 +60,34 @@ func (s *Server) routeTable() []Route {
 		{http.MethodDelete, "/api/v1/segments/{id}", Contributor, s.deleteSegment},
 		{http.MethodGet, "/api/v1/segments/{id}/members", Contributor, s.segmentMembers},
 
-		// Users, tokens, audit (auth).
+		// Users, tokens, audit (auth). Everyone signs in and out, reads
+		// themselves and manages their own tokens; admins manage users,
+		// everyone's tokens and read the audit log. The services check
+		// "self or admin" where a route allows both.
+		{http.MethodPost, "/api/v1/session", Public, s.login},
+		{http.MethodDelete, "/api/v1/session", Viewer, s.logout},
+		{http.MethodGet, "/api/v1/me", Viewer, s.whoami},
+		{http.MethodGet, "/api/v1/users", Admin, s.listUsers},
+		{http.MethodPost, "/api/v1/users", Admin, s.createUser},
+		{http.MethodGet, "/api/v1/users/{id}", Viewer, s.getUser},
+		{http.MethodPatch, "/api/v1/users/{id}", Viewer, s.updateUser},
+		{http.MethodGet, "/api/v1/tokens", Viewer, s.listTokens},
+		{http.MethodPost, "/api/v1/tokens", Viewer, s.createToken},
+		{http.MethodDelete, "/api/v1/tokens/{id}", Viewer, s.revokeToken},
+		{http.MethodGet, "/api/v1/audit", Admin, s.listAudit},
 
-		// Connections.
+		// Connections. Admins manage them; everyone lists and reads the ones
+		// they may see (contributors and viewers: shared ones, name, type and
+		// account only); contributors list audiences of shared ones.
+		{http.MethodGet, "/api/v1/connections", Viewer, s.listConnections},
+		{http.MethodPost, "/api/v1/connections", Admin, s.createConnection},
+		{http.MethodGet, "/api/v1/connections/oauth/start", Admin, s.oauthStart},
+		{http.MethodGet, "/oauth/mailchimp/callback", Admin, s.oauthCallback},
+		{http.MethodGet, "/api/v1/connections/{id}", Viewer, s.getConnection},
+		{http.MethodPatch, "/api/v1/connections/{id}", Admin, s.updateConnection},
+		{http.MethodDelete, "/api/v1/connections/{id}", Admin, s.deleteConnection},
+		{http.MethodPost, "/api/v1/connections/{id}/test", Admin, s.testConnection},
+		{http.MethodGet, "/api/v1/connections/{id}/audiences", Contributor, s.connectionAudiences},
 
 		// Exports, runs, refresh.
 	}

@@ -15,6 +15,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/segsync/segsync/internal/audit"
+	"github.com/segsync/segsync/internal/auth"
+	"github.com/segsync/segsync/internal/connection"
 	"github.com/segsync/segsync/internal/metrics"
 	"github.com/segsync/segsync/internal/profile"
 	"github.com/segsync/segsync/internal/store"
@@ -29,6 +32,13 @@ type Deps struct {
 	// Registry is exposed at /metrics; the HTTP metrics are added to it.
 	// When nil, a fresh registry with the Go and process collectors is used.
 	Registry *prometheus.Registry
+	// Auth authenticates requests (tokens, sessions) and manages users and
+	// tokens. Without it (tests of other areas) every request is an admin,
+	// and only when Loopback is set.
+	Auth *auth.Service
+	// Connections manages Mailchimp connections; Audit is the audit log.
+	Connections *connection.Service
+	Audit       *audit.Log
 	// Loopback reports that the server listens on loopback only. Until
 	// authentication exists, anonymous requests are admitted only then.
 	Loopback bool
