@@ -47,11 +47,19 @@ func runServe(ctx context.Context, io IO, args []string) error {
 	// (auth), connections, and the job queue with its scheduler and
 	// workers (export/jobs) are built here and handed to httpapi.Deps.
 
+	sec, err := newSecurity(ctx, cfg, st, log, nil)
+	if err != nil {
+		return err
+	}
+
 	api := httpapi.New(httpapi.Deps{
-		Store:    st,
-		Log:      log,
-		Registry: reg,
-		Loopback: cfg.IsLoopback(),
+		Store:       st,
+		Log:         log,
+		Registry:    reg,
+		Loopback:    cfg.IsLoopback(),
+		Auth:        sec.Auth,
+		Connections: sec.Connections,
+		Audit:       sec.Audit,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)

@@ -5,12 +5,16 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/segsync/segsync/internal/audit"
 	"github.com/segsync/segsync/internal/auth"
 	"github.com/segsync/segsync/internal/config"
+	"github.com/segsync/segsync/internal/connection"
+	"github.com/segsync/segsync/internal/mailchimp"
 	"github.com/segsync/segsync/internal/store/sqldb"
 )
 
@@ -108,4 +112,83 @@ func userList(ctx context.Context, io IO, args []string) error {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%v\n", u.ID, u.Email, u.Role, u.PasswordHash != "", u.Disabled)
 	}
 	return tw.Flush()
+}
+
+// security is the authentication, audit and connection wiring of a server.
+type security struct {
+	Audit       *audit.Log
+	Auth        *auth.Service
+	Connections *connection.Service
+}
+
+// newSecurity builds the audit log, the user service (creating the first
+// admin from SEGSYNC_ADMIN_EMAIL/PASSWORD once, or saying how to), the
+// credential vault and the connection service, and prunes expired sessions
+// until ctx ends. clientConfig completes every Mailchimp client's config
+// (limiter, metrics); it may be nil.
+func newSecurity(ctx context.Context, cfg config.Config, st *sqldb.DB, log *slog.Logger, clientConfig func(*mailchimp.Config)) (*security, error) {
+	sec := &security{Audit: audit.New(st, log)}
+	sec.Auth = auth.NewService(st, sec.Audit, log, auth.Options{})
+	if cfg.AdminEmail != "" && cfg.AdminPassword != "" {
+		created, err := sec.Auth.EnsureFirstAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword)
+		if err != nil {
+			return nil, err
+		}
+		if created {
+			log.Info("created the first admin from SEGSYNC_ADMIN_EMAIL", "email", strings.ToLower(strings.TrimSpace(cfg.AdminEmail)))
+		}
+	}
+	if has, err := sec.Auth.HasUsers(ctx); err != nil {
+		return nil, err
+	} else if !has {
+		where := "--data " + cfg.DataDir
+		if cfg.DatabaseURL != "" {
+			where = "--database <the same URL>"
+		}
+		log.Warn("no users yet; create the first admin with: segsync user create --email YOU --role admin --password-stdin " + where +
+			" (or start once with SEGSYNC_ADMIN_EMAIL and SEGSYNC_ADMIN_PASSWORD or SEGSYNC_ADMIN_PASSWORD_FILE)")
+	}
+
+	if cfg.DatabaseURL != "" && cfg.SecretKey == "" {
+		log.Warn("no SEGSYNC_SECRET_KEY configured: using a key file in the data directory; every process sharing this database needs the same key")
+	}
+	key, err := connection.LoadKey(cfg.SecretKey, cfg.DataDir, log)
+	if err != nil {
+		return nil, err
+	}
+	vault, err := connection.NewVault(key)
+	if err != nil {
+		return nil, err
+	}
+	public := strings.TrimRight(cfg.PublicURL, "/")
+	if public == "" {
+		public = "http://" + cfg.Listen
+	}
+	sec.Connections, err = connection.NewService(st, connection.Options{
+		Vault: vault, Audit: sec.Audit, Log: log, ClientConfig: clientConfig,
+		OAuth: connection.OAuthSettings{
+			ClientID: cfg.MailchimpClientID, ClientSecret: cfg.MailchimpClientSecret,
+			LoginURL: cfg.MailchimpLoginURL, RedirectURL: public + "/oauth/mailchimp/callback",
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			if n, err := sec.Auth.PruneSessions(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("pruning expired sessions", "err", err)
+			} else if n > 0 {
+				log.Debug("pruned expired sessions", "count", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return sec, nil
 }
