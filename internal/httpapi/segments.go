@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -133,19 +134,32 @@ func (s *Server) createSegment(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusCreated, resp)
 }
 
+// listCountWorkers bounds the member counts a segment listing runs at once;
+// each is a scan of the profiles, so a few in parallel use the read pool
+// without starving other requests.
+const listCountWorkers = 3
+
 // listSegments answers GET /api/v1/segments.
 func (s *Server) listSegments(w http.ResponseWriter, r *http.Request) error {
 	segs, err := s.deps.Store.ListSegments(r.Context())
 	if err != nil {
 		return err
 	}
-	out := make([]segmentResponse, 0, len(segs))
-	for _, seg := range segs {
-		resp, err := s.withCount(r, seg)
-		if err != nil {
-			return err
-		}
-		out = append(out, resp)
+	out := make([]segmentResponse, len(segs))
+	errs := make([]error, len(segs))
+	sem := make(chan struct{}, listCountWorkers)
+	var wg sync.WaitGroup
+	for i, seg := range segs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i], errs[i] = s.withCount(r, seg)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"segments": out})
 }
