@@ -55,8 +55,10 @@ type Synced struct {
 	RejectedHash string // FieldsHash a permanent rejection applies to
 }
 
-// SyncedChange is one acknowledged change to the synced state. Set replaces
-// (or inserts) the whole row; otherwise the tag bits are added or removed.
+// SyncedChange is one acknowledged change to the synced state. Set inserts
+// the row or replaces everything but its tags (tags of an existing row change
+// only through AddTags and RemoveTags, so concurrent acknowledgements of
+// fields and tags never undo each other); then the tag bits are applied.
 type SyncedChange struct {
 	Hash       string
 	Set        *Synced
@@ -103,4 +105,9 @@ type ExportStore interface {
 	// UpdateSyncedStatuses sets the last known status of the given contacts
 	// (hash → status) that the export has in its synced state.
 	UpdateSyncedStatuses(ctx context.Context, exportID int64, statuses map[string]string) error
+	// RecordArchived notes contacts (hash → email) that are archived in the
+	// audience: their rows get status "archived", and contacts without a row
+	// get one (in the audience, not created by this export), so the engine
+	// never restores them by a batch subscribe.
+	RecordArchived(ctx context.Context, exportID int64, emails map[string]string) error
 }

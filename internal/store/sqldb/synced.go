@@ -168,7 +168,7 @@ func (db *DB) ApplySynced(ctx context.Context, exportID int64, changes []store.S
 						VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 						ON CONFLICT (export_id, hash) DO UPDATE SET email = excluded.email,
 						customer_id = excluded.customer_id, in_audience = excluded.in_audience,
-						in_export = excluded.in_export, fields_hash = excluded.fields_hash, tags = excluded.tags,
+						in_export = excluded.in_export, fields_hash = excluded.fields_hash,
 						created_by_us = excluded.created_by_us, archived_by_us = excluded.archived_by_us,
 						status = excluded.status, rejected_hash = excluded.rejected_hash`))
 					if err != nil {
@@ -226,6 +226,36 @@ func (db *DB) UpdateSyncedStatuses(ctx context.Context, exportID int64, statuses
 	})
 	if err != nil {
 		return fmt.Errorf("updating statuses of export %d: %w", exportID, err)
+	}
+	return nil
+}
+
+// RecordArchived notes contacts archived in the audience.
+func (db *DB) RecordArchived(ctx context.Context, exportID int64, emails map[string]string) error {
+	if len(emails) == 0 {
+		return nil
+	}
+	hashes := make([]string, 0, len(emails))
+	for h := range emails {
+		hashes = append(hashes, h)
+	}
+	sort.Strings(hashes)
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, db.Q(`INSERT INTO synced (export_id, hash, email, customer_id, in_audience, status)
+			VALUES (?, ?, ?, '', ?, 'archived') ON CONFLICT (export_id, hash) DO UPDATE SET status = 'archived'`))
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, h := range hashes {
+			if _, err := st.ExecContext(ctx, exportID, h, emails[h], true); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recording archived contacts of export %d: %w", exportID, err)
 	}
 	return nil
 }

@@ -1,0 +1,221 @@
+package syncer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/segsync/segsync/internal/mailchimp"
+	"github.com/segsync/segsync/internal/segment"
+	"github.com/segsync/segsync/internal/store"
+)
+
+// Source reads segments and streams their members; *sqldb.DB implements it.
+type Source interface {
+	GetSegment(ctx context.Context, id int64) (store.Segment, error)
+	// StreamMembersByHash streams the profiles matching any of rules in
+	// ascending subscriber-hash order of attribute emailAttr, with bit i of
+	// Segments set for rules[i] (see store.SegmentStore).
+	StreamMembersByHash(ctx context.Context, rules []*segment.Rule, emailAttr string, fn func(store.HashedMember) error) error
+}
+
+// desiredContact is one Mailchimp contact the export wants: the merge of
+// every profile with the same address.
+type desiredContact struct {
+	hash       string
+	email      string
+	customerID string
+	updatedAt  time.Time
+	fields     map[string]any // merge tag -> value converted to the merge field's type
+	fieldsHash string
+	tags       uint64 // wanted tag bits
+}
+
+// fieldSpec maps one attribute to one merge tag of a given merge type.
+type fieldSpec struct {
+	attr, tag, typ string
+}
+
+// desiredCounts are gathered while streaming the desired state.
+type desiredCounts struct {
+	profiles, invalid, duplicates, contacts int64
+}
+
+var errStop = errors.New("stop")
+
+// profileRow is one streamed profile, decoded.
+type profileRow struct {
+	hash, customerID, email string
+	updatedAt               time.Time
+	attrs                   map[string]any
+	tags                    uint64
+}
+
+// desiredStream turns the segments' member stream (in hash order) into
+// contacts: invalid addresses are skipped and counted, and the profiles of
+// one address are merged: the most recently updated profile's fields win
+// (ties: the smallest customer_id) and the memberships are united. Memory
+// holds the profiles of one address.
+func desiredStream(ctx context.Context, src Source, rules []*segment.Rule, bits []uint64, emailAttr string, specs []fieldSpec, cnt *desiredCounts) iter.Seq2[*desiredContact, error] {
+	return func(yield func(*desiredContact, error) bool) {
+		var group []profileRow
+		lastValid := ""
+		stopped := false
+		emit := func() bool {
+			if len(group) == 0 {
+				return true
+			}
+			defer func() { group = group[:0] }()
+			cnt.profiles += int64(len(group))
+			email := group[0].email
+			if !mailchimp.PlausibleEmail(email) || mailchimp.SubscriberHash(email) != group[0].hash {
+				cnt.invalid += int64(len(group))
+				return true
+			}
+			h := group[0].hash
+			if h < lastValid {
+				stopped = true
+				yield(nil, fmt.Errorf("segment members are not in subscriber-hash order (%s after %s)", h, lastValid))
+				return false
+			}
+			lastValid = h
+			cnt.duplicates += int64(len(group) - 1)
+			cnt.contacts++
+			win := 0
+			var tags uint64
+			for i, p := range group {
+				tags |= p.tags
+				w := group[win]
+				if p.updatedAt.After(w.updatedAt) || (p.updatedAt.Equal(w.updatedAt) && p.customerID < w.customerID) {
+					win = i
+				}
+			}
+			p := group[win]
+			d := &desiredContact{hash: h, email: mailchimp.NormalizeEmail(p.email), customerID: p.customerID,
+				updatedAt: p.updatedAt, tags: tags}
+			d.fields, d.fieldsHash = mapFields(p.attrs, specs)
+			if !yield(d, nil) {
+				stopped = true
+				return false
+			}
+			return true
+		}
+		err := src.StreamMembersByHash(ctx, rules, emailAttr, func(m store.HashedMember) error {
+			if m.Hash == "" { // no usable address at all
+				cnt.profiles++
+				cnt.invalid++
+				return nil
+			}
+			if len(group) > 0 && group[0].hash != m.Hash && !emit() {
+				return errStop
+			}
+			attrs, err := decodeAttrs(m.Attrs)
+			if err != nil {
+				return fmt.Errorf("profile %s: attributes: %w", m.CustomerID, err)
+			}
+			row := profileRow{hash: m.Hash, customerID: m.CustomerID, updatedAt: m.UpdatedAt, attrs: attrs}
+			if v, ok := attrs[emailAttr].(string); ok {
+				row.email = v
+			}
+			for i := range bits {
+				if m.Segments&(1<<i) != 0 {
+					row.tags |= bits[i]
+				}
+			}
+			group = append(group, row)
+			return nil
+		})
+		if stopped {
+			return
+		}
+		if err != nil {
+			yield(nil, fmt.Errorf("streaming the export's segments: %w", err))
+			return
+		}
+		emit()
+	}
+}
+
+func attrValue(attrs json.RawMessage, name string) (any, bool) {
+	m, err := decodeAttrs(attrs)
+	if err != nil {
+		return nil, false
+	}
+	v, ok := m[name]
+	return v, ok
+}
+
+func decodeAttrs(attrs json.RawMessage) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(attrs))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// mapFields converts the mapped attributes to merge values and hashes them.
+// A missing or unconvertible value is "" (which clears the field).
+func mapFields(attrs map[string]any, specs []fieldSpec) (map[string]any, string) {
+	out := make(map[string]any, len(specs))
+	for _, s := range specs {
+		out[s.tag] = convert(attrs[s.attr], s.typ)
+	}
+	b, _ := json.Marshal(out) // map keys are sorted: a canonical form
+	sum := sha256.Sum256(b)
+	return out, hex.EncodeToString(sum[:16])
+}
+
+// convert turns an attribute value into the merge field type's form:
+// numbers as numbers, dates as YYYY-MM-DD (birthdays MM/DD), the rest text.
+func convert(v any, typ string) any {
+	if v == nil {
+		return ""
+	}
+	switch typ {
+	case mailchimp.MergeNumber:
+		switch x := v.(type) {
+		case json.Number:
+			if f, err := x.Float64(); err == nil && !math.IsInf(f, 0) {
+				return f
+			}
+		case string:
+			if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+				return f
+			}
+		}
+		return ""
+	case mailchimp.MergeDate, mailchimp.MergeBirthday:
+		s, ok := v.(string)
+		if !ok || len(s) < 10 {
+			return ""
+		}
+		d, err := time.Parse("2006-01-02", s[:10])
+		if err != nil {
+			return ""
+		}
+		if typ == mailchimp.MergeBirthday {
+			return d.Format("01/02")
+		}
+		return d.Format("2006-01-02")
+	}
+	switch x := v.(type) {
+	case string:
+		return x
+	case json.Number:
+		return x.String()
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	return ""
+}

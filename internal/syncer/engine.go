@@ -1,0 +1,415 @@
+// Package syncer is segsync's run engine. One run of an export streams the
+// desired state (the union of the export's segments in subscriber-hash
+// order, duplicates merged), merges it with the export's synced state (same
+// order), and sends only the differences to Mailchimp: new contacts by batch
+// subscribe, changed fields by batch subscribe where re-sending the status
+// is harmless and by per-contact PATCH where it is not, tags through static
+// segments, and the on_leave policy for contacts that left. Acknowledged
+// changes are recorded in batched transactions as they arrive, so a run
+// stopped at any point is resumed by simply running again. docs/engine.md
+// explains the strategy and its cost in calls.
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segsync/segsync/internal/mailchimp"
+	"github.com/segsync/segsync/internal/segment"
+	"github.com/segsync/segsync/internal/store"
+)
+
+// Mailchimp is the part of the Marketing API the engine uses; *mailchimp.Client
+// implements it.
+type Mailchimp interface {
+	BatchSubscribe(ctx context.Context, listID string, members []mailchimp.BatchMember, updateExisting bool) (*mailchimp.BatchResult, error)
+	ListMembers(ctx context.Context, listID string, q mailchimp.MemberQuery, fn func([]mailchimp.Member) error) error
+	GetMember(ctx context.Context, listID, email string) (*mailchimp.Member, error)
+	PutMember(ctx context.Context, listID string, in mailchimp.MemberInput) (*mailchimp.Member, error)
+	PatchMember(ctx context.Context, listID, email string, in mailchimp.MemberInput) (*mailchimp.Member, error)
+	ArchiveMember(ctx context.Context, listID, email string) error
+	ListSegments(ctx context.Context, listID, typ string) ([]mailchimp.Segment, error)
+	CreateStaticSegment(ctx context.Context, listID, name string) (*mailchimp.Segment, error)
+	UpdateSegmentMembers(ctx context.Context, listID string, segmentID int64, add, remove []string) (*mailchimp.SegmentUpdate, error)
+	MergeFields(ctx context.Context, listID string) ([]mailchimp.MergeField, error)
+	CreateMergeField(ctx context.Context, listID string, in mailchimp.MergeField) (*mailchimp.MergeField, error)
+}
+
+// Store is the part of the store the engine uses.
+type Store interface {
+	StatusAsOf(ctx context.Context, exportID int64) (time.Time, error)
+	SetStatusAsOf(ctx context.Context, exportID int64, t time.Time) error
+	ExportTags(ctx context.Context, exportID int64, names []string) (map[string]int, error)
+	AllExportTags(ctx context.Context, exportID int64) (map[int]string, error)
+	ReleaseUnusedTags(ctx context.Context, exportID int64) error
+	StreamSynced(ctx context.Context, exportID int64, fn func(store.Synced) error) error
+	ApplySynced(ctx context.Context, exportID int64, changes []store.SyncedChange) error
+	UpdateSyncedStatuses(ctx context.Context, exportID int64, statuses map[string]string) error
+	RecordArchived(ctx context.Context, exportID int64, emails map[string]string) error
+	AddRejections(ctx context.Context, runID int64, rs []store.Rejection) error
+}
+
+// Engine executes runs. Its zero value is not usable; fill the fields.
+type Engine struct {
+	Store  Store
+	Source Source
+	Log    *slog.Logger
+	// Concurrency is how many Mailchimp calls a run keeps in flight
+	// (default 10, Mailchimp's per-account limit; the client's limiter
+	// enforces the account-wide limit across runs and processes).
+	Concurrency int
+	// BatchSize is the size of batch subscribes and segment updates
+	// (default and maximum 500).
+	BatchSize int
+	// StatusSkew is subtracted from the time of the last status listing
+	// when asking Mailchimp for members changed since (default 10 min).
+	StatusSkew time.Duration
+	Metrics    *Metrics
+}
+
+// Options of one run.
+type Options struct {
+	RunID  int64
+	DryRun bool
+	// Tracker receives progress and counts as the run goes; may be nil.
+	Tracker *Tracker
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	Status   string // store.RunSucceeded, RunPartiallySucceeded
+	Progress store.Progress
+	Counts   store.RunCounts
+	Sample   store.RunSample
+}
+
+// ErrAuth wraps a 401/403 of the account: the run stops.
+var ErrAuth = errors.New("Mailchimp refused the connection's credential")
+
+// Tracker holds a run's live progress and counts; safe for concurrent use.
+type Tracker struct {
+	mu       sync.Mutex
+	counts   store.RunCounts
+	progress store.Progress
+}
+
+// Snapshot returns the current progress and counts.
+func (t *Tracker) Snapshot() (store.Progress, store.RunCounts) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.progress, t.counts
+}
+
+func (t *Tracker) update(fn func(p *store.Progress, c *store.RunCounts)) {
+	t.mu.Lock()
+	fn(&t.progress, &t.counts)
+	if t.progress.Done > t.progress.Total {
+		t.progress.Total = t.progress.Done
+	}
+	t.mu.Unlock()
+}
+
+const sampleSize = 10
+
+// Kinds of change, as used in samples and metrics.
+const (
+	KindCreate      = "create"
+	KindUpdate      = "update"
+	KindRestore     = "restore"
+	KindTagAdd      = "tag_add"
+	KindTagRemove   = "tag_remove"
+	KindArchive     = "archive"
+	KindUnsubscribe = "unsubscribe"
+)
+
+// Execute runs export exp once against mc (bound to the export's account).
+// Cancelling ctx stops the run within a few seconds; what was acknowledged
+// until then is recorded.
+func (e *Engine) Execute(ctx context.Context, exp store.Export, mc Mailchimp, opt Options) (Result, error) {
+	tr := opt.Tracker
+	if tr == nil {
+		tr = &Tracker{}
+	}
+	r := &runner{Engine: e, exp: exp, mc: mc, opt: opt, tr: tr, log: e.logger().With("export", exp.ID, "run", opt.RunID)}
+	start := time.Now()
+	res, err := r.run(ctx)
+	e.Metrics.observeRun(res, err, time.Since(start))
+	return res, err
+}
+
+func (e *Engine) logger() *slog.Logger {
+	if e.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return e.Log
+}
+
+// runner is the state of one run.
+type runner struct {
+	*Engine
+	exp  store.Export
+	mc   Mailchimp
+	opt  Options
+	tr   *Tracker
+	log  *slog.Logger
+	list string
+
+	specs    []fieldSpec
+	rules    []*segment.Rule
+	segBits  []uint64
+	tagNames map[uint64]string // bit -> tag name, every bit the export has assigned
+
+	segMu    sync.Mutex
+	segIDs   map[string]int64 // tag name -> static segment id
+	rejected atomic.Int64
+}
+
+func (r *runner) concurrency() int {
+	if r.Concurrency <= 0 {
+		return 10
+	}
+	return r.Concurrency
+}
+
+func (r *runner) batchSize() int {
+	if r.BatchSize <= 0 || r.BatchSize > mailchimp.MaxBatchSize {
+		return mailchimp.MaxBatchSize
+	}
+	return r.BatchSize
+}
+
+func (r *runner) run(ctx context.Context) (Result, error) {
+	r.list = r.exp.AudienceID
+	if err := r.prepare(ctx); err != nil {
+		return r.result(), err
+	}
+	if !r.opt.DryRun {
+		if err := r.refreshStatuses(ctx); err != nil {
+			return r.result(), err
+		}
+	}
+	// Pass 1: plan. It counts the work (the progress total) and, for a dry
+	// run, is the whole run.
+	plan := &planner{r: r, sample: store.RunSample{}}
+	if err := r.diff(ctx, plan.visit); err != nil {
+		return r.result(), err
+	}
+	if r.opt.DryRun {
+		pc := plan.counts
+		r.tr.update(func(p *store.Progress, c *store.RunCounts) {
+			c.Created, c.Restored, c.Updated, c.TagsAdded, c.TagsRemoved = pc.Created, pc.Restored, pc.Updated, pc.TagsAdded, pc.TagsRemoved
+			c.Archived, c.Unsubscribed = pc.Archived, pc.Unsubscribed
+			p.Total, p.Done = plan.changes, plan.changes
+		})
+		res := r.result()
+		res.Sample = plan.sample
+		return res, nil
+	}
+	r.tr.update(func(p *store.Progress, c *store.RunCounts) { p.Total = plan.changes })
+	if plan.changes > 0 {
+		if err := r.send(ctx); err != nil {
+			return r.result(), err
+		}
+	}
+	if err := r.Store.ReleaseUnusedTags(ctx, r.exp.ID); err != nil {
+		r.log.Warn("releasing unused tag bits", "err", err)
+	}
+	return r.result(), nil
+}
+
+func (r *runner) result() Result {
+	p, c := r.tr.Snapshot()
+	status := store.RunSucceeded
+	if c.Rejected > 0 {
+		status = store.RunPartiallySucceeded
+	}
+	return Result{Status: status, Progress: p, Counts: c}
+}
+
+// prepare reads the audience's merge fields (creating missing ones when the
+// export allows), the segments' tag names and their bits.
+func (r *runner) prepare(ctx context.Context) error {
+	m := r.exp.Mapping
+	if m.Email == "" {
+		return errors.New("the export's mapping has no e-mail attribute")
+	}
+	type want struct{ attr, tag string }
+	var wants []want
+	if m.FirstName != "" {
+		wants = append(wants, want{m.FirstName, "FNAME"})
+	}
+	if m.LastName != "" {
+		wants = append(wants, want{m.LastName, "LNAME"})
+	}
+	for _, a := range m.Attributes {
+		wants = append(wants, want{a.Attribute, a.MergeTag})
+	}
+	if len(wants) > 0 {
+		fields, err := r.mc.MergeFields(ctx, r.list)
+		if err != nil {
+			return r.callErr("reading the audience's merge fields", err)
+		}
+		types := map[string]string{}
+		for _, f := range fields {
+			types[f.Tag] = f.Type
+		}
+		for _, w := range wants {
+			typ, ok := types[w.tag]
+			if !ok {
+				if !r.exp.CreateMissingMergeFields || r.opt.DryRun {
+					if r.opt.DryRun {
+						typ = mailchimp.MergeText
+					} else {
+						return fmt.Errorf("merge field %s does not exist in audience %s", w.tag, r.list)
+					}
+				} else {
+					typ = r.guessType(ctx, w.attr)
+					f, err := r.mc.CreateMergeField(ctx, r.list, mailchimp.MergeField{Tag: w.tag, Name: w.tag, Type: typ})
+					if err != nil {
+						return r.callErr("creating merge field "+w.tag, err)
+					}
+					r.countWrite()
+					typ = f.Type
+					types[w.tag] = typ
+				}
+			}
+			r.specs = append(r.specs, fieldSpec{attr: w.attr, tag: w.tag, typ: typ})
+		}
+	}
+	names := make([]string, len(r.exp.SegmentIDs))
+	r.rules = make([]*segment.Rule, len(r.exp.SegmentIDs))
+	for i, id := range r.exp.SegmentIDs {
+		sg, err := r.Source.GetSegment(ctx, id)
+		if err != nil {
+			return fmt.Errorf("reading segment %d: %w", id, err)
+		}
+		names[i], r.rules[i] = r.exp.TagPrefix+sg.Name, sg.Rule
+	}
+	bits, err := r.Store.ExportTags(ctx, r.exp.ID, names)
+	if err != nil {
+		return err
+	}
+	r.segBits = make([]uint64, len(names))
+	for i, n := range names {
+		r.segBits[i] = 1 << bits[n]
+	}
+	all, err := r.Store.AllExportTags(ctx, r.exp.ID)
+	if err != nil {
+		return err
+	}
+	r.tagNames = map[uint64]string{}
+	for b, n := range all {
+		r.tagNames[1<<b] = n
+	}
+	return nil
+}
+
+// guessType picks a merge type for an attribute from the first profile
+// that has it: number, date or text.
+func (r *runner) guessType(ctx context.Context, attr string) string {
+	typ := mailchimp.MergeText
+	if len(r.rules) == 0 {
+		return typ
+	}
+	_ = r.Source.StreamMembersByHash(ctx, r.rules, r.exp.Mapping.Email, func(m store.HashedMember) error {
+		v, ok := attrValue(m.Attrs, attr)
+		if !ok || v == nil {
+			return nil
+		}
+		switch x := v.(type) {
+		case string:
+			if len(x) >= 10 && convert(x, mailchimp.MergeDate) != "" {
+				typ = mailchimp.MergeDate
+			}
+		case bool:
+		default:
+			typ = mailchimp.MergeNumber
+		}
+		return errStop
+	})
+	return typ
+}
+
+// refreshStatuses learns the current status of the contacts that changed in
+// Mailchimp since the last refresh, so that no status is ever sent on stale
+// knowledge.
+func (r *runner) refreshStatuses(ctx context.Context) error {
+	asOf, err := r.Store.StatusAsOf(ctx, r.exp.ID)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	if !asOf.IsZero() {
+		q := mailchimp.MemberQuery{SinceLastChanged: asOf.Add(-r.skew()), Fields: []string{"members.id", "members.status"}}
+		err := r.mc.ListMembers(ctx, r.list, q, func(ms []mailchimp.Member) error {
+			st := make(map[string]string, len(ms))
+			for _, m := range ms {
+				if m.ID != "" && m.Status != "" {
+					st[m.ID] = m.Status
+				}
+			}
+			return r.Store.UpdateSyncedStatuses(ctx, r.exp.ID, st)
+		})
+		if err != nil {
+			return r.callErr("listing members changed since the last run", err)
+		}
+	}
+	// Listings leave archived contacts out unless asked for. Archived
+	// contacts must be known before any batch subscribe, which would restore
+	// them: all of them on the first run, those archived since afterwards.
+	q := mailchimp.MemberQuery{Status: mailchimp.StatusArchived, Fields: []string{"members.id", "members.email_address"}}
+	if !asOf.IsZero() {
+		q.SinceLastChanged = asOf.Add(-r.skew())
+	}
+	err = r.mc.ListMembers(ctx, r.list, q, func(ms []mailchimp.Member) error {
+		arch := make(map[string]string, len(ms))
+		for _, m := range ms {
+			if m.ID != "" {
+				arch[m.ID] = mailchimp.NormalizeEmail(m.EmailAddress)
+			}
+		}
+		return r.Store.RecordArchived(ctx, r.exp.ID, arch)
+	})
+	if err != nil {
+		return r.callErr("listing archived members", err)
+	}
+	return r.Store.SetStatusAsOf(ctx, r.exp.ID, now)
+}
+
+func (r *runner) skew() time.Duration {
+	if r.StatusSkew <= 0 {
+		return 10 * time.Minute
+	}
+	return r.StatusSkew
+}
+
+// callErr wraps a failed call: auth failures become ErrAuth.
+func (r *runner) callErr(what string, err error) error {
+	if mailchimp.IsAuth(err) {
+		return fmt.Errorf("%s: %w: %v", what, ErrAuth, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func (r *runner) countWrite() {
+	r.tr.update(func(_ *store.Progress, c *store.RunCounts) { c.WriteCalls++ })
+}
+
+func (r *runner) tagList(bits uint64) []string {
+	var out []string
+	for b := uint64(1); b != 0; b <<= 1 {
+		if bits&b != 0 {
+			if n, ok := r.tagNames[b]; ok {
+				out = append(out, n)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}

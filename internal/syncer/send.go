@@ -1,0 +1,727 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segsync/segsync/internal/mailchimp"
+	"github.com/segsync/segsync/internal/store"
+)
+
+// ticket counts the operations still open for one contact; when the last
+// one ends, the contact counts as done in the run's progress.
+type ticket struct {
+	n atomic.Int32
+	s *sender
+}
+
+func (t *ticket) add() { t.n.Add(1) }
+func (t *ticket) done() {
+	if t.n.Add(-1) == 0 {
+		t.s.r.tr.update(func(p *store.Progress, _ *store.RunCounts) { p.Done++ })
+	}
+}
+
+// op is one contact's part in a call.
+type op struct {
+	c  *change
+	tk *ticket
+}
+
+// sender executes a diff's changes: it batches them, sends up to the
+// concurrency limit and hands acknowledgements to the recorder.
+type sender struct {
+	r      *runner
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	sem    chan struct{}
+	budget chan struct{}
+	wg     sync.WaitGroup
+	rec    *recorder
+
+	creates, bulks []op
+
+	tagMu  sync.Mutex
+	tagAdd map[uint64][]op
+	tagDel map[uint64][]op
+}
+
+func (r *runner) send(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	s := &sender{r: r, ctx: ctx, cancel: cancel,
+		sem:    make(chan struct{}, r.concurrency()),
+		budget: make(chan struct{}, 4*r.concurrency()),
+		tagAdd: map[uint64][]op{}, tagDel: map[uint64][]op{}}
+	s.rec = newRecorder(r, func(err error) { cancel(err) })
+	err := r.diff(ctx, s.visit)
+	if err == nil {
+		s.flushBatches()
+	}
+	s.wg.Wait()
+	if err == nil && ctx.Err() == nil {
+		s.flushTags(true)
+		s.wg.Wait()
+	}
+	if recErr := s.rec.close(); recErr != nil {
+		return recErr
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	if err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+func (s *sender) fail(err error) { s.cancel(err) }
+
+// spawn runs fn on its own goroutine once a concurrency slot is free.
+// Top-level jobs (from the diff) also take a budget slot, which bounds the
+// work in memory; follow-ups (from acknowledgements) do not, so they can
+// never deadlock against their parents.
+func (s *sender) spawn(top bool, fn func(ctx context.Context)) {
+	if top {
+		select {
+		case s.budget <- struct{}{}:
+		case <-s.ctx.Done():
+			return
+		}
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if top {
+			defer func() { <-s.budget }()
+		}
+		select {
+		case s.sem <- struct{}{}:
+		case <-s.ctx.Done():
+			return
+		}
+		defer func() { <-s.sem }()
+		if s.ctx.Err() != nil {
+			return
+		}
+		fn(s.ctx)
+	}()
+}
+
+func (s *sender) visit(c *change) error {
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	tk := &ticket{s: s}
+	tk.add() // held until the visit has scheduled everything
+	defer tk.done()
+	o := op{c: c, tk: tk}
+	switch c.fields {
+	case KindCreate:
+		tk.add()
+		s.creates = append(s.creates, o)
+		if len(s.creates) >= s.r.batchSize() {
+			s.flushCreates()
+		}
+		return nil // tags follow the acknowledgement
+	case KindRestore:
+		tk.add()
+		s.spawn(true, func(ctx context.Context) { s.restore(ctx, o) })
+		return nil // tags follow the acknowledgement
+	case fieldsBulk:
+		tk.add()
+		s.bulks = append(s.bulks, o)
+		if len(s.bulks) >= s.r.batchSize() {
+			s.flushBulks()
+		}
+	case fieldsPatch:
+		tk.add()
+		s.spawn(true, func(ctx context.Context) { s.patch(ctx, o) })
+	}
+	switch c.leave {
+	case KindArchive:
+		tk.add()
+		s.spawn(true, func(ctx context.Context) { s.archive(ctx, o) })
+	case KindUnsubscribe:
+		tk.add()
+		s.spawn(true, func(ctx context.Context) { s.unsubscribe(ctx, o) })
+	}
+	s.queueTags(o, c.addTags, c.removeTags)
+	return nil
+}
+
+func (s *sender) flushBatches() {
+	s.flushCreates()
+	s.flushBulks()
+}
+
+func (s *sender) flushCreates() {
+	if len(s.creates) == 0 {
+		return
+	}
+	batch := s.creates
+	s.creates = nil
+	s.spawn(true, func(ctx context.Context) { s.create(ctx, batch) })
+}
+
+func (s *sender) flushBulks() {
+	if len(s.bulks) == 0 {
+		return
+	}
+	batch := s.bulks
+	s.bulks = nil
+	s.spawn(true, func(ctx context.Context) { s.bulkUpdate(ctx, batch) })
+}
+
+// callFailed handles a call that failed as a whole after the client's
+// retries: an auth failure stops the run; cancellation ends quietly;
+// anything else is a transient rejection of each contact in it.
+func (s *sender) callFailed(ops []op, what string, err error) {
+	if mailchimp.IsAuth(err) {
+		s.fail(fmt.Errorf("%s: %w: %v", what, ErrAuth, err))
+		return
+	}
+	if s.ctx.Err() != nil {
+		return
+	}
+	kind, reason := mailchimp.Classify(err)
+	for _, o := range ops {
+		s.reject(o, kind, reason, false)
+	}
+}
+
+// reject records a refused contact. permanentMarker stores the data hash
+// so the same data is not sent again.
+func (s *sender) reject(o op, kind mailchimp.Kind, reason string, permanentMarker bool) {
+	c := o.c
+	s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Rejected++ })
+	s.r.Metrics.contact("rejected")
+	s.rec.reject(store.Rejection{Email: c.email, CustomerID: c.customerID, Reason: reason, Kind: kind.String()})
+	if kind == mailchimp.Permanent && permanentMarker && c.d != nil {
+		row := s.base(c)
+		row.RejectedHash = c.d.fieldsHash
+		s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row})
+	}
+	o.tk.done()
+}
+
+// base is the contact's current synced row, or a new one.
+func (s *sender) base(c *change) store.Synced {
+	if c.s != nil {
+		return *c.s
+	}
+	return store.Synced{Hash: c.hash, Email: c.email, CustomerID: c.customerID}
+}
+
+// acked returns the row after the contact's fields were acknowledged.
+func (s *sender) acked(c *change, status string) store.Synced {
+	row := s.base(c)
+	row.Email, row.CustomerID = c.email, c.customerID
+	row.InAudience, row.InExport = true, true
+	row.FieldsHash, row.RejectedHash = c.d.fieldsHash, ""
+	if status != "" {
+		row.Status = status
+	}
+	return row
+}
+
+func (s *sender) create(ctx context.Context, ops []op) {
+	members := make([]mailchimp.BatchMember, len(ops))
+	byEmail := make(map[string]op, len(ops))
+	for i, o := range ops {
+		fields := map[string]any{}
+		for k, v := range o.c.d.fields {
+			if v != "" {
+				fields[k] = v
+			}
+		}
+		members[i] = mailchimp.BatchMember{EmailAddress: o.c.email, Status: s.r.exp.StatusIfNew, MergeFields: fields}
+		byEmail[o.c.email] = o
+	}
+	res, err := s.r.mc.BatchSubscribe(ctx, s.r.list, members, false)
+	s.r.countWrite()
+	if err != nil {
+		s.callFailed(ops, "batch subscribe", err)
+		return
+	}
+	answered := make(map[string]bool, len(ops))
+	for _, m := range res.NewMembers {
+		o, ok := byEmail[mailchimp.NormalizeEmail(m.EmailAddress)]
+		if !ok || answered[o.c.email] {
+			continue
+		}
+		answered[o.c.email] = true
+		row := s.acked(o.c, m.Status)
+		row.CreatedByUs = true
+		s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row})
+		s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Created++ })
+		s.r.Metrics.contact(KindCreate)
+		s.queueTags(o, o.c.addTags, 0)
+		o.tk.done()
+	}
+	for _, m := range res.UpdatedMembers { // not expected without update_existing
+		o, ok := byEmail[mailchimp.NormalizeEmail(m.EmailAddress)]
+		if !ok || answered[o.c.email] {
+			continue
+		}
+		answered[o.c.email] = true
+		row := s.acked(o.c, m.Status)
+		s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row})
+		s.queueTags(o, o.c.addTags, 0)
+		o.tk.done()
+	}
+	for _, be := range res.Errors {
+		o, ok := byEmail[mailchimp.NormalizeEmail(be.EmailAddress)]
+		if !ok || answered[o.c.email] {
+			continue
+		}
+		answered[o.c.email] = true
+		if be.ErrorCode == "ERROR_CONTACT_EXISTS" {
+			s.spawn(false, func(ctx context.Context) { s.adopt(ctx, o) })
+			continue
+		}
+		kind, reason := mailchimp.ClassifyBatchError(be)
+		s.reject(o, kind, reason, true)
+	}
+	for _, o := range ops {
+		if !answered[o.c.email] {
+			s.reject(o, mailchimp.Transient, "no_answer: Mailchimp's answer did not mention this contact", false)
+		}
+	}
+}
+
+// adopt takes an existing contact under management without touching its
+// status: learn the status, set the fields, then the tags.
+func (s *sender) adopt(ctx context.Context, o op) {
+	c := o.c
+	m, err := s.r.mc.GetMember(ctx, s.r.list, c.email)
+	if err != nil {
+		s.callFailed([]op{o}, "reading member", err)
+		return
+	}
+	if m.Status == mailchimp.StatusArchived {
+		// Archived by someone else: it stays archived, and we send nothing
+		// until the status refresh sees it come back.
+		row := s.base(c)
+		row.InAudience, row.InExport, row.Status = true, true, mailchimp.StatusArchived
+		s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row})
+		s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.SkippedArchived++ })
+		o.tk.done()
+		return
+	}
+	status := m.Status
+	if hasValues(c.d.fields) {
+		pm, err := s.r.mc.PatchMember(ctx, s.r.list, c.email, mailchimp.MemberInput{MergeFields: c.d.fields})
+		s.r.countWrite()
+		if err != nil {
+			if s.memberGone(o, err) {
+				return
+			}
+			s.memberCallFailed(o, "updating member fields", err)
+			return
+		}
+		status = pm.Status
+	}
+	row := s.acked(c, status)
+	row.CreatedByUs = false
+	s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row})
+	s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Adopted++; rc.Updated++ })
+	s.r.Metrics.contact("adopt")
+	s.queueTags(o, c.addTags, 0)
+	o.tk.done()
+}
+
+func hasValues(fields map[string]any) bool { return len(fields) > 0 }
+
+// memberCallFailed handles a failed single-contact call.
+func (s *sender) memberCallFailed(o op, what string, err error) {
+	if mailchimp.IsAuth(err) || s.ctx.Err() != nil {
+		s.callFailed([]op{o}, what, err)
+		return
+	}
+	kind, reason := mailchimp.Classify(err)
+	s.reject(o, kind, reason, true)
+}
+
+// memberGone handles a 404 on an existing contact: it was deleted from the
+// audience by someone else. The row forgets it is in the audience, so the
+// next run creates it again (or learns it was permanently deleted).
+func (s *sender) memberGone(o op, err error) bool {
+	if !mailchimp.IsNotFound(err) {
+		return false
+	}
+	row := s.base(o.c)
+	row.InAudience, row.Status, row.ArchivedByUs = false, "", false
+	s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row, RemoveTags: row.Tags})
+	kind, reason := mailchimp.Classify(err)
+	s.reject(o, kind, reason, false)
+	return true
+}
+
+// bulkUpdate sends changed fields of contacts known to be subscribed by
+// batch subscribe with update_existing and status "subscribed", which
+// leaves a subscribed contact subscribed. A contact that unsubscribed or
+// bounced meanwhile is refused by Mailchimp ("compliance state") and then
+// updated by PATCH, which never touches the status.
+func (s *sender) bulkUpdate(ctx context.Context, ops []op) {
+	members := make([]mailchimp.BatchMember, len(ops))
+	byEmail := make(map[string]op, len(ops))
+	for i, o := range ops {
+		members[i] = mailchimp.BatchMember{EmailAddress: o.c.email, Status: mailchimp.StatusSubscribed, MergeFields: o.c.d.fields}
+		byEmail[o.c.email] = o
+	}
+	res, err := s.r.mc.BatchSubscribe(ctx, s.r.list, members, true)
+	s.r.countWrite()
+	if err != nil {
+		s.callFailed(ops, "batch update", err)
+		return
+	}
+	answered := make(map[string]bool, len(ops))
+	ack := func(m mailchimp.Member) {
+		o, ok := byEmail[mailchimp.NormalizeEmail(m.EmailAddress)]
+		if !ok || answered[o.c.email] {
+			return
+		}
+		answered[o.c.email] = true
+		row := s.acked(o.c, m.Status)
+		s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row})
+		s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Updated++ })
+		s.r.Metrics.contact(KindUpdate)
+		o.tk.done()
+	}
+	for _, m := range res.UpdatedMembers {
+		ack(m)
+	}
+	for _, m := range res.NewMembers {
+		ack(m)
+	}
+	for _, be := range res.Errors {
+		o, ok := byEmail[mailchimp.NormalizeEmail(be.EmailAddress)]
+		if !ok || answered[o.c.email] {
+			continue
+		}
+		answered[o.c.email] = true
+		kind, reason := mailchimp.ClassifyBatchError(be)
+		if kind == mailchimp.Permanent && len(reason) >= len(mailchimp.ReasonComplianceState) &&
+			reason[:len(mailchimp.ReasonComplianceState)] == mailchimp.ReasonComplianceState {
+			s.spawn(false, func(ctx context.Context) { s.patch(ctx, o) })
+			continue
+		}
+		s.reject(o, kind, reason, true)
+	}
+	for _, o := range ops {
+		if !answered[o.c.email] {
+			s.reject(o, mailchimp.Transient, "no_answer: Mailchimp's answer did not mention this contact", false)
+		}
+	}
+}
+
+// patch sends changed fields to one contact without a status.
+func (s *sender) patch(ctx context.Context, o op) {
+	m, err := s.r.mc.PatchMember(ctx, s.r.list, o.c.email, mailchimp.MemberInput{MergeFields: o.c.d.fields})
+	s.r.countWrite()
+	if err != nil {
+		if !s.memberGone(o, err) {
+			s.memberCallFailed(o, "updating member fields", err)
+		}
+		return
+	}
+	row := s.acked(o.c, m.Status)
+	s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row})
+	s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Updated++ })
+	s.r.Metrics.contact(KindUpdate)
+	o.tk.done()
+}
+
+// restore brings back a contact this export archived. PATCH without a
+// status restores an archived member to the status it had before, so a
+// contact that unsubscribed before it was archived stays unsubscribed.
+func (s *sender) restore(ctx context.Context, o op) {
+	c := o.c
+	m, err := s.r.mc.PatchMember(ctx, s.r.list, c.email, mailchimp.MemberInput{MergeFields: c.d.fields})
+	s.r.countWrite()
+	if err != nil {
+		s.memberCallFailed(o, "restoring member", err)
+		return
+	}
+	row := s.acked(c, m.Status)
+	row.ArchivedByUs = false
+	s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row})
+	s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Restored++ })
+	s.r.Metrics.contact(KindRestore)
+	s.queueTags(o, c.addTags, c.removeTags)
+	o.tk.done()
+}
+
+func (s *sender) archive(ctx context.Context, o op) {
+	err := s.r.mc.ArchiveMember(ctx, s.r.list, o.c.email)
+	s.r.countWrite()
+	if err != nil && !mailchimp.IsNotFound(err) {
+		s.memberCallFailed(o, "archiving member", err)
+		return
+	}
+	row := s.base(o.c)
+	row.InExport = false
+	if err == nil {
+		row.ArchivedByUs, row.Status = true, mailchimp.StatusArchived
+	} else {
+		row.InAudience, row.Status = false, ""
+	}
+	s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row})
+	s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Archived++ })
+	s.r.Metrics.contact(KindArchive)
+	o.tk.done()
+}
+
+func (s *sender) unsubscribe(ctx context.Context, o op) {
+	m, err := s.r.mc.PatchMember(ctx, s.r.list, o.c.email, mailchimp.MemberInput{Status: mailchimp.StatusUnsubscribed})
+	s.r.countWrite()
+	if err != nil {
+		if !s.memberGone(o, err) {
+			s.memberCallFailed(o, "unsubscribing member", err)
+		}
+		return
+	}
+	row := s.base(o.c)
+	row.InExport, row.Status = false, m.Status
+	s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row})
+	s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Unsubscribed++ })
+	s.r.Metrics.contact(KindUnsubscribe)
+	o.tk.done()
+}
+
+// queueTags puts the contact's tag additions and removals into the per-tag
+// buffers; a full buffer is sent at once.
+func (s *sender) queueTags(o op, add, remove uint64) {
+	if add == 0 && remove == 0 {
+		return
+	}
+	s.tagMu.Lock()
+	defer s.tagMu.Unlock()
+	for b := uint64(1); b != 0; b <<= 1 {
+		if add&b != 0 {
+			o.tk.add()
+			s.tagAdd[b] = append(s.tagAdd[b], o)
+		}
+		if remove&b != 0 {
+			o.tk.add()
+			s.tagDel[b] = append(s.tagDel[b], o)
+		}
+		if len(s.tagAdd[b]) >= s.r.batchSize() || len(s.tagDel[b]) >= s.r.batchSize() {
+			s.flushTagLocked(b)
+		}
+	}
+}
+
+// flushTags sends every non-empty tag buffer.
+func (s *sender) flushTags(all bool) {
+	s.tagMu.Lock()
+	defer s.tagMu.Unlock()
+	bits := map[uint64]bool{}
+	for b := range s.tagAdd {
+		bits[b] = true
+	}
+	for b := range s.tagDel {
+		bits[b] = true
+	}
+	for b := range bits {
+		s.flushTagLocked(b)
+	}
+}
+
+func (s *sender) flushTagLocked(bit uint64) {
+	n := s.r.batchSize()
+	add, del := s.tagAdd[bit], s.tagDel[bit]
+	if len(add) > n {
+		s.tagAdd[bit] = append([]op(nil), add[n:]...)
+		add = add[:n]
+	} else {
+		delete(s.tagAdd, bit)
+	}
+	if len(del) > n {
+		s.tagDel[bit] = append([]op(nil), del[n:]...)
+		del = del[:n]
+	} else {
+		delete(s.tagDel, bit)
+	}
+	if len(add) == 0 && len(del) == 0 {
+		return
+	}
+	s.spawn(false, func(ctx context.Context) { s.tagCall(ctx, bit, add, del) })
+}
+
+// segmentFor returns the static segment of a tag, creating it when create
+// is set and it does not exist; 0 means it does not exist. Tag names are
+// matched without regard to case, as Mailchimp does.
+func (s *sender) segmentFor(ctx context.Context, name string, create bool) (int64, error) {
+	s.r.segMu.Lock()
+	defer s.r.segMu.Unlock()
+	key := strings.ToLower(strings.TrimSpace(name))
+	if s.r.segIDs == nil {
+		if err := s.listSegments(ctx); err != nil {
+			return 0, err
+		}
+	}
+	if id, ok := s.r.segIDs[key]; ok || !create {
+		return id, nil
+	}
+	sg, err := s.r.mc.CreateStaticSegment(ctx, s.r.list, name)
+	s.r.countWrite()
+	if err != nil {
+		// The create may have succeeded with its answer lost (the retry
+		// then hears "already exists"), or another run created it: look.
+		if lerr := s.listSegments(ctx); lerr == nil {
+			if id, ok := s.r.segIDs[key]; ok {
+				return id, nil
+			}
+		}
+		return 0, err
+	}
+	s.r.segIDs[key] = sg.ID
+	return sg.ID, nil
+}
+
+func (s *sender) listSegments(ctx context.Context) error {
+	segs, err := s.r.mc.ListSegments(ctx, s.r.list, mailchimp.SegmentStatic)
+	if err != nil {
+		return err
+	}
+	s.r.segIDs = map[string]int64{}
+	for _, sg := range segs {
+		k := strings.ToLower(strings.TrimSpace(sg.Name))
+		if _, dup := s.r.segIDs[k]; !dup {
+			s.r.segIDs[k] = sg.ID
+		}
+	}
+	return nil
+}
+
+func (s *sender) tagCall(ctx context.Context, bit uint64, add, del []op) {
+	name := s.r.tagNames[bit]
+	all := append(append([]op(nil), add...), del...)
+	segID, err := s.segmentFor(ctx, name, len(add) > 0)
+	if err != nil {
+		s.callFailed(all, "tag "+name, err)
+		return
+	}
+	refused := map[string]string{}
+	if segID != 0 {
+		emails := func(ops []op) []string {
+			out := make([]string, len(ops))
+			for i, o := range ops {
+				out[i] = o.c.email
+			}
+			return out
+		}
+		res, err := s.r.mc.UpdateSegmentMembers(ctx, s.r.list, segID, emails(add), emails(del))
+		s.r.countWrite()
+		if err != nil {
+			s.callFailed(all, "tag "+name, err)
+			return
+		}
+		for _, e := range res.Errors {
+			for _, a := range e.EmailAddresses {
+				refused[mailchimp.NormalizeEmail(a)] = e.Error
+			}
+		}
+	}
+	for i, o := range all {
+		// A refused removal means the tag is not there: that is the goal.
+		if why, ok := refused[o.c.email]; ok && i < len(add) {
+			s.reject(o, mailchimp.Transient, "tag "+name+": "+why, false)
+			continue
+		}
+		ch := store.SyncedChange{Hash: o.c.hash}
+		if i < len(add) {
+			ch.AddTags = bit
+			s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.TagsAdded++ })
+			s.r.Metrics.contact(KindTagAdd)
+		} else {
+			ch.RemoveTags = bit
+			if o.c.d == nil && o.c.s != nil && o.c.s.InExport && o.c.leave == "" {
+				row := *o.c.s
+				row.InExport = false
+				ch.Set = &row
+			}
+			s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.TagsRemoved++ })
+			s.r.Metrics.contact(KindTagRemove)
+		}
+		s.rec.change(ch)
+		o.tk.done()
+	}
+}
+
+// recorder writes acknowledgements and rejections in batched transactions.
+type recorder struct {
+	r    *runner
+	ch   chan any
+	done chan struct{}
+	err  error
+	fail func(error)
+}
+
+func newRecorder(r *runner, fail func(error)) *recorder {
+	rec := &recorder{r: r, ch: make(chan any, 2048), done: make(chan struct{}), fail: fail}
+	go rec.loop()
+	return rec
+}
+
+func (rec *recorder) change(c store.SyncedChange) { rec.ch <- c }
+func (rec *recorder) reject(r store.Rejection)    { rec.ch <- r }
+
+func (rec *recorder) close() error {
+	close(rec.ch)
+	<-rec.done
+	return rec.err
+}
+
+func (rec *recorder) loop() {
+	defer close(rec.done)
+	// Writes go on even when the run is cancelled: what Mailchimp
+	// acknowledged must be kept.
+	ctx := context.Background()
+	var changes []store.SyncedChange
+	var rejects []store.Rejection
+	flush := func() {
+		if rec.err == nil && len(changes) > 0 {
+			if err := rec.r.Store.ApplySynced(ctx, rec.r.exp.ID, changes); err != nil {
+				rec.err = err
+				rec.fail(err)
+			}
+		}
+		if rec.err == nil && len(rejects) > 0 {
+			if err := rec.r.Store.AddRejections(ctx, rec.r.opt.RunID, rejects); err != nil {
+				rec.err = err
+				rec.fail(err)
+			}
+		}
+		changes, rejects = changes[:0], rejects[:0]
+	}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case v, ok := <-rec.ch:
+			if !ok {
+				flush()
+				return
+			}
+			switch x := v.(type) {
+			case store.SyncedChange:
+				changes = append(changes, x)
+			case store.Rejection:
+				rejects = append(rejects, x)
+			}
+			if len(changes)+len(rejects) >= 1000 {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		}
+	}
+}
