@@ -2,9 +2,14 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/segsync/segsync/internal/store/dbtest"
 )
 
 type importReport struct {
@@ -127,5 +132,29 @@ func TestImportRefusals(t *testing.T) {
 				t.Errorf("errors %+v, want a fault of %s", p.Errors, tt.wantField)
 			}
 		})
+	}
+}
+
+// brokenBody yields some CSV and then fails, as a request cut off midway.
+type brokenBody struct{ data io.Reader }
+
+func (b *brokenBody) Read(p []byte) (int, error) {
+	n, err := b.data.Read(p)
+	if err == io.EOF {
+		return n, errors.New("unexpected EOF in chunked body")
+	}
+	return n, err
+}
+
+func TestImportOfABrokenBodyIsTheClientsFault(t *testing.T) {
+	t.Parallel()
+	s := New(Deps{Store: dbtest.SQLite(t), Loopback: true})
+	req := httptest.NewRequest("POST", "/api/v1/profiles/import", &brokenBody{strings.NewReader("customer_id,email\nc1,a@example.org\n")})
+	req.Header.Set("Content-Type", "text/csv")
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	p := decodeProblem(t, http.StatusBadRequest, rec.Header().Get("Content-Type"), rec.Body.Bytes())
+	if !strings.Contains(p.Detail, "reading the request body") {
+		t.Fatalf("detail %q", p.Detail)
 	}
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -47,8 +48,14 @@ func (s *Server) importProfiles(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("lifting the deadlines of an import: %w", err)
 		}
 	}
-	rep, err := s.importer.Import(r.Context(), r.Body, profile.Options{Format: format, Key: key, Mode: mode})
+	body := &recordingReader{r: r.Body}
+	rep, err := s.importer.Import(r.Context(), body, profile.Options{Format: format, Key: key, Mode: mode})
 	if err != nil {
+		if body.err != nil && r.Context().Err() == nil {
+			// The request itself broke off (bad chunking, a proxy timeout):
+			// the client's fault, and what was read so far is imported.
+			return problemf(http.StatusBadRequest, "reading the request body after %d rows: %v", rep.Received, body.err)
+		}
 		return fmt.Errorf("importing profiles (%d rows read): %w", rep.Received, err)
 	}
 	s.log.InfoContext(r.Context(), "profiles imported", "format", format, "mode", mode,
@@ -109,4 +116,18 @@ func cursorError(err error, cursor string) error {
 		return fielderr.New("cursor", "is not a cursor of this listing")
 	}
 	return err
+}
+
+// recordingReader remembers the first error other than io.EOF of a reader.
+type recordingReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *recordingReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
 }
