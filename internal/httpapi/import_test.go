@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/segsync/segsync/internal/store/dbtest"
+	"github.com/segsync/segsync/internal/store/sqldb"
 )
 
 type importReport struct {
@@ -25,9 +26,17 @@ type importReport struct {
 	} `json:"errors"`
 }
 
+// TestImportCSVWithBadRows runs on SQLite and PostgreSQL.
 func TestImportCSVWithBadRows(t *testing.T) {
 	t.Parallel()
-	_, ts := newTestServer(t)
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ts := httptest.NewServer(New(Deps{Store: db, Loopback: true}).Handler())
+		defer ts.Close()
+		testImportCSVWithBadRows(t, ts)
+	})
+}
+
+func testImportCSVWithBadRows(t *testing.T, ts *httptest.Server) {
 	csv := strings.Join([]string{
 		"customer_id,email,age,vip,signup",
 		"c1,ann@example.org,31,true,2024-03-01",  // line 2

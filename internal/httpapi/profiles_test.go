@@ -11,11 +11,16 @@ import (
 	"github.com/segsync/segsync/internal/store/dbtest"
 )
 
-// seedProfiles serves the API over a store holding the given profiles
-// (customer id → canonical attribute JSON).
+// seedProfiles serves the API over a fresh SQLite store holding the given
+// profiles (customer id → canonical attribute JSON).
 func seedProfiles(t *testing.T, profiles map[string]string) *httptest.Server {
 	t.Helper()
-	db := dbtest.SQLite(t)
+	return seedProfilesIn(t, dbtest.SQLite(t), profiles)
+}
+
+// seedProfilesIn is seedProfiles on a given store.
+func seedProfilesIn(t *testing.T, db store.Store, profiles map[string]string) *httptest.Server {
+	t.Helper()
 	var patches []store.ProfilePatch
 	for id, attrs := range profiles {
 		patches = append(patches, store.ProfilePatch{CustomerID: id, Attrs: attrs})

@@ -4,8 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/segsync/segsync/internal/store/dbtest"
+	"github.com/segsync/segsync/internal/store/sqldb"
 )
 
 // segmentTestProfiles: five customers with ages 20, 30, …, 60; the even
@@ -30,9 +34,15 @@ type segmentJSON struct {
 	MemberCount int64           `json:"member_count"`
 }
 
+// TestSegmentRoutes runs on SQLite and PostgreSQL: the counts must agree.
 func TestSegmentRoutes(t *testing.T) {
 	t.Parallel()
-	ts := seedProfiles(t, segmentTestProfiles())
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		testSegmentRoutes(t, seedProfilesIn(t, db, segmentTestProfiles()))
+	})
+}
+
+func testSegmentRoutes(t *testing.T, ts *httptest.Server) {
 	create := func(name, rule string) (int, segmentJSON, []byte) {
 		t.Helper()
 		status, _, body := do(t, ts, "POST", "/api/v1/segments", "application/json",
