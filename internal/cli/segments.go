@@ -162,7 +162,7 @@ func segmentsCreate(ctx context.Context, io IO, args []string) error {
 	if err := c.sendJSON(ctx, http.MethodPost, "/api/v1/segments", segmentInput{Name: *name, Description: *description, Rule: rule}, &s); err != nil {
 		return err
 	}
-	fmt.Fprintf(io.Stdout, "created segment %d %q with %d members\n", s.ID, s.Name, s.MemberCount)
+	fmt.Fprintf(io.Stdout, "created segment %d %q with %s\n", s.ID, s.Name, plural(s.MemberCount, "member"))
 	return nil
 }
 
@@ -205,7 +205,7 @@ func segmentsUpdate(ctx context.Context, io IO, args []string) error {
 	if err := c.sendJSON(ctx, http.MethodPut, path, in, &s); err != nil {
 		return err
 	}
-	fmt.Fprintf(io.Stdout, "updated segment %d %q: %d members\n", s.ID, s.Name, s.MemberCount)
+	fmt.Fprintf(io.Stdout, "updated segment %d %q: %s\n", s.ID, s.Name, plural(s.MemberCount, "member"))
 	return nil
 }
 
@@ -259,7 +259,7 @@ func segmentsPreview(ctx context.Context, io IO, args []string) error {
 	if *asJSON {
 		return printJSON(io.Stdout, res)
 	}
-	fmt.Fprintf(io.Stdout, "%d profiles match\n", res.Count)
+	fmt.Fprintf(io.Stdout, "%s match\n", plural(res.Count, "profile"))
 	for _, p := range res.Sample {
 		fmt.Fprintf(io.Stdout, "  %s  %s\n", p.CustomerID, truncate(string(p.Attributes), 80))
 	}
@@ -321,4 +321,12 @@ func segmentsMembers(ctx context.Context, io IO, args []string) error {
 		fmt.Fprintf(tw, "(more: --cursor %s)\n", next)
 	}
 	return tw.Flush()
+}
+
+// plural writes a count with its noun: "1 member", "2 members".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.FormatInt(n, 10) + " " + noun + "s"
 }
