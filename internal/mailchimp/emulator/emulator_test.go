@@ -414,3 +414,5 @@ func TestFaultsDeterministic(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func decodeJSON(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
