@@ -199,12 +199,12 @@ func (im *Importer) Import(ctx context.Context, r io.Reader, opts Options) (Repo
 		if rec.reason != "" {
 			reject(rec.line, rec.reason)
 			if len(rec.key) > 0 && checkKey(rec.key) == "" {
-				seen.protect(rec.key, rec.line)
+				seen.protect(rec.key)
 			}
 			continue
 		}
-		if first, dup := seen.add(rec.key, rec.line); dup {
-			reject(rec.line, fmt.Sprintf("duplicate key %q: first on line %d", rec.key, first))
+		if seen.add(rec.key) {
+			reject(rec.line, fmt.Sprintf("duplicate key %q: an earlier row of the input has it", rec.key))
 			continue
 		}
 		if !w.add(rec.key, rec.attrs) {
@@ -246,40 +246,66 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// keySet remembers the customer ids of the input by a 64-bit hash and the
-// line where each first appeared: 16 bytes or so per row, the only memory
-// that grows with the input. A false match needs two of a file's ids to
-// collide under a random seed (about n²/2⁶⁵: 3·10⁻⁸ for 10⁶ rows).
+// keySet remembers the customer ids of the input as 62-bit hashes in an
+// open-addressing table of 8-byte slots: 10-20 bytes per distinct id, the
+// only memory that grows with the input. A false match needs two of a
+// file's ids to collide under a random seed (about n²/2⁶³: 10⁻⁷ for 10⁶ rows).
 type keySet struct {
 	seed  maphash.Seed
-	lines map[uint64]int64 // > 0: imported row's line; < 0: only rejected rows
+	slots []uint64 // 0: empty; otherwise hash with bit 1 set, bit 0 = accepted
+	n     int
 }
 
 func newKeySet() *keySet {
-	return &keySet{seed: maphash.MakeSeed(), lines: make(map[uint64]int64, 1<<12)}
+	return &keySet{seed: maphash.MakeSeed(), slots: make([]uint64, 1<<12)}
 }
 
-// add records an accepted row's key, or returns the line of the accepted
-// row that had it first.
-func (k *keySet) add(key []byte, line int64) (first int64, dup bool) {
-	h := maphash.Bytes(k.seed, key)
-	if prev, ok := k.lines[h]; ok && prev > 0 {
-		return prev, true
+const keyAccepted = 1
+
+func (k *keySet) hash(h uint64) uint64 { return h | 2 }
+
+// find returns the slot of hash h (with bit 0 clear) or the empty slot where
+// it belongs.
+func (k *keySet) find(h uint64) int {
+	mask := len(k.slots) - 1
+	for i := int(h>>2) & mask; ; i = (i + 1) & mask {
+		if v := k.slots[i]; v == 0 || v&^keyAccepted == h {
+			return i
+		}
 	}
-	k.lines[h] = line
-	return 0, false
+}
+
+func (k *keySet) put(h, flag uint64) (prev uint64) {
+	if k.n >= len(k.slots)/10*8 {
+		old := k.slots
+		k.slots = make([]uint64, 2*len(old))
+		for _, v := range old {
+			if v != 0 {
+				k.slots[k.find(v&^keyAccepted)] = v
+			}
+		}
+	}
+	i := k.find(h)
+	prev = k.slots[i]
+	if prev == 0 {
+		k.n++
+	}
+	k.slots[i] = h | flag | prev&keyAccepted
+	return prev
+}
+
+// add records an accepted row's key; dup reports an earlier accepted row
+// with the same key.
+func (k *keySet) add(key []byte) (dup bool) {
+	return k.put(k.hash(maphash.Bytes(k.seed, key))&^keyAccepted, keyAccepted)&keyAccepted != 0
 }
 
 // protect records the key of a rejected row, so that replace mode keeps
 // that profile rather than deleting it over a fault in the file.
-func (k *keySet) protect(key []byte, line int64) {
-	h := maphash.Bytes(k.seed, key)
-	if _, ok := k.lines[h]; !ok {
-		k.lines[h] = -line
-	}
+func (k *keySet) protect(key []byte) {
+	k.put(k.hash(maphash.Bytes(k.seed, key))&^keyAccepted, 0)
 }
 
 func (k *keySet) has(id string) bool {
-	_, ok := k.lines[maphash.String(k.seed, id)]
-	return ok
+	return k.slots[k.find(k.hash(maphash.String(k.seed, id))&^keyAccepted)] != 0
 }

@@ -97,7 +97,7 @@ func TestImportCSV(t *testing.T) {
 			errs: []wantErr{
 				{3, "wrong number of fields: 1, the header has 2"},
 				{4, "missing key"},
-				{5, `duplicate key "c1": first on line 2`},
+				{5, `duplicate key "c1": an earlier row`},
 				{6, "unexpected text after the closing quote of field 2"},
 				{7, "wrong number of fields: 3"},
 			},
@@ -200,7 +200,7 @@ func TestImportNDJSON(t *testing.T) {
 		{8, `invalid attribute name "first name"`},
 		{9, "the key must be a string or a number"},
 		{10, `attribute "a" appears twice`},
-		{12, `duplicate key "c1": first on line 1`},
+		{12, `duplicate key "c1": an earlier row`},
 	})
 	if rep.Received != 11 || rep.Imported != 2 || rep.Rejected != 9 {
 		t.Errorf("report = %+v", rep)
@@ -312,5 +312,36 @@ func TestImportOptions(t *testing.T) {
 		if got != want || (want == "") != (err != nil) {
 			t.Errorf("FormatFromContentType(%q) = %q, %v", ct, got, err)
 		}
+	}
+}
+
+func TestKeySet(t *testing.T) {
+	k := newKeySet()
+	const n = 50000 // several growths
+	for i := range n {
+		key := []byte(fmt.Sprintf("k%d", i))
+		if i%3 == 0 {
+			k.protect(key)
+		}
+		if k.add(key) {
+			t.Fatalf("%s reported as a duplicate on first add", key)
+		}
+	}
+	k.protect([]byte("rejected-only"))
+	for i := range n {
+		if !k.add([]byte(fmt.Sprintf("k%d", i))) {
+			t.Fatalf("k%d not reported as a duplicate", i)
+		}
+	}
+	for _, tc := range []struct {
+		id   string
+		want bool
+	}{{"k0", true}, {"k49999", true}, {"rejected-only", true}, {"k50000", false}, {"", false}} {
+		if got := k.has(tc.id); got != tc.want {
+			t.Errorf("has(%q) = %v, want %v", tc.id, got, tc.want)
+		}
+	}
+	if k.add([]byte("rejected-only")) {
+		t.Errorf("a key only rejected before counts as a duplicate")
 	}
 }
