@@ -96,29 +96,8 @@ func (db *DB) UpdateConnection(ctx context.Context, c store.Connection) error {
 	return authAffectedOne(res, err, fmt.Sprintf("connection %d", c.ID))
 }
 
-// exportsTableExists tells whether the exports table (owned by the export
-// domain, migration 0005) is present; before it is, no export can use a
-// connection.
-func (db *DB) exportsTableExists(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}) (bool, error) {
-	var n int
-	query := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'exports'`
-	if db.d == Postgres {
-		query = `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'exports'`
-	}
-	if err := q.QueryRowContext(ctx, query).Scan(&n); err != nil {
-		return false, fmt.Errorf("looking for the exports table: %w", err)
-	}
-	return n > 0, nil
-}
-
 // ConnectionExports counts the exports whose connection_id is id.
 func (db *DB) ConnectionExports(ctx context.Context, id int64) (int, error) {
-	ok, err := db.exportsTableExists(ctx, db.R)
-	if err != nil || !ok {
-		return 0, err
-	}
 	var n int
 	if err := db.R.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM exports WHERE connection_id = ?`), id).Scan(&n); err != nil {
 		return 0, fmt.Errorf("counting exports of connection %d: %w", id, err)
@@ -132,24 +111,22 @@ func (db *DB) ConnectionExports(ctx context.Context, id int64) (int, error) {
 func (db *DB) DeleteConnection(ctx context.Context, id int64, detach bool) (int, error) {
 	detached := 0
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
-		ok, err := db.exportsTableExists(ctx, tx)
-		if err != nil {
-			return err
+		// exports.connection_id (export domain, migration 0005) has no
+		// foreign key: NULL is "detached", and this is the one place that
+		// decides between refusing and detaching.
+		var n int
+		if err := tx.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM exports WHERE connection_id = ?`), id).Scan(&n); err != nil {
+			return fmt.Errorf("counting exports of connection %d: %w", id, err)
 		}
-		if ok {
-			var n int
-			if err := tx.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM exports WHERE connection_id = ?`), id).Scan(&n); err != nil {
-				return fmt.Errorf("counting exports of connection %d: %w", id, err)
+		if n > 0 && !detach {
+			return fmt.Errorf("connection %d is used by %d export(s); detach them first (?detach=true): %w", id, n, store.ErrConflict)
+		}
+		if n > 0 {
+			if _, err := tx.ExecContext(ctx, db.Q(`UPDATE exports SET connection_id = NULL, updated_at = ? WHERE connection_id = ?`),
+				authMicros(time.Now()), id); err != nil {
+				return fmt.Errorf("detaching exports of connection %d: %w", id, err)
 			}
-			if n > 0 && !detach {
-				return fmt.Errorf("connection %d is used by %d export(s); detach them first (?detach=true): %w", id, n, store.ErrConflict)
-			}
-			if n > 0 {
-				if _, err := tx.ExecContext(ctx, db.Q(`UPDATE exports SET connection_id = NULL WHERE connection_id = ?`), id); err != nil {
-					return fmt.Errorf("detaching exports of connection %d: %w", id, err)
-				}
-				detached = n
-			}
+			detached = n
 		}
 		res, err := tx.ExecContext(ctx, db.Q(`DELETE FROM connections WHERE id = ?`), id)
 		return authAffectedOne(res, err, fmt.Sprintf("connection %d", id))

@@ -134,11 +134,22 @@ func TestConnectionsAndAudit(t *testing.T) {
 		if err != nil || len(cs) != 1 || !cs[0].AllowContributors || cs[0].DisplayName != "Renamed" || cs[0].LastTestedAt == nil {
 			t.Fatalf("ListConnections = %+v, %v", cs, err)
 		}
-		if n, err := db.ConnectionExports(ctx, c.ID); err != nil || n != 0 {
+		ex := store.Export{Name: "e", ConnectionID: &c.ID, AudienceID: "a1", SegmentIDs: []int64{}, Mapping: store.Mapping{Email: "email"},
+			StatusIfNew: "subscribed", OnLeave: "untag", Schedule: "off"}
+		if err := db.CreateExport(ctx, &ex); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := db.ConnectionExports(ctx, c.ID); err != nil || n != 1 {
 			t.Fatalf("ConnectionExports = %d, %v", n, err)
 		}
-		if _, err := db.DeleteConnection(ctx, c.ID, false); err != nil {
-			t.Fatal(err)
+		if _, err := db.DeleteConnection(ctx, c.ID, false); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("deleting a used connection: %v, want ErrConflict", err)
+		}
+		if n, err := db.DeleteConnection(ctx, c.ID, true); err != nil || n != 1 {
+			t.Fatalf("DeleteConnection(detach) = %d, %v", n, err)
+		}
+		if got, err := db.GetExport(ctx, ex.ID); err != nil || got.ConnectionID != nil {
+			t.Fatalf("export after detach: %+v, %v", got.ConnectionID, err)
 		}
 		if _, err := db.GetConnection(ctx, c.ID); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("after delete: %v", err)
