@@ -96,3 +96,35 @@ func BenchmarkMemory1M(b *testing.B) {
 		runtime.KeepAlive(e)
 	}
 }
+
+// BenchmarkListMembers pages through a 100,000-member audience 1000 at a
+// time, as a sync engine does to learn current statuses.
+func BenchmarkListMembers(b *testing.B) {
+	e := New(Options{})
+	id, _ := e.CreateList(e.Keys()[0], "list")
+	const total = 100_000
+	for from := 0; from < total; from += maxBatch {
+		subscribe(b, e, id, batchBody(from, maxBatch))
+	}
+	for _, q := range []string{"", "&fields=members.email_address,members.status,members.last_changed,total_items"} {
+		name := "all-fields"
+		if q != "" {
+			name = "some-fields"
+		}
+		b.Run(name, func(b *testing.B) {
+			cpu0 := cpuTime()
+			for b.Loop() {
+				for off := 0; off < total; off += 1000 {
+					req := httptest.NewRequest("GET", fmt.Sprintf("/3.0/lists/%s/members?count=1000&offset=%d%s", id, off, q), nil)
+					req.SetBasicAuth("x", e.Keys()[0])
+					rec := httptest.NewRecorder()
+					e.Handler().ServeHTTP(rec, req)
+					if rec.Code != http.StatusOK {
+						b.Fatalf("list: %d %s", rec.Code, rec.Body.String())
+					}
+				}
+			}
+			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N*total), "cpu-ns/member")
+		})
+	}
+}

@@ -151,6 +151,10 @@ type apiFunc func(r *http.Request, a *account) (any, error)
 // rawJSON is a response body that is already encoded.
 type rawJSON []byte
 
+// projectedJSON is an encoded body to which fields / exclude_fields were
+// already applied.
+type projectedJSON []byte
+
 // fault kinds drawn for a request.
 type fault uint8
 
@@ -230,6 +234,11 @@ func writeResult(w http.ResponseWriter, r *http.Request, out any) {
 	}
 	var body []byte
 	switch v := out.(type) {
+	case projectedJSON:
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(v)
+		return
 	case rawJSON:
 		body = v
 	default:

@@ -349,6 +349,11 @@ func TestListingSinceAndFields(t *testing.T) {
 	if _, ok := m["merge_fields"]; ok || out["_links"] != nil || m["status"] != "subscribed" {
 		t.Fatalf("exclude_fields: %v", out)
 	}
+	_, out = c.do("GET", "/lists/"+id+"/members?fields=members.merge_fields.FNAME,members.id", nil)
+	m = out["members"].([]any)[1].(map[string]any)
+	if mf := m["merge_fields"].(map[string]any); len(m) != 2 || len(mf) != 1 || mf["FNAME"] != "Bee" {
+		t.Fatalf("nested fields: %v", out)
+	}
 	if code, _ := c.do("GET", "/lists/"+id+"/members?count=1001", nil); code != 400 {
 		t.Fatalf("count 1001: %d", code)
 	}

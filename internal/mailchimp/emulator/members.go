@@ -410,21 +410,58 @@ func (e *Emulator) getMembers(r *http.Request, a *account) (any, error) {
 		cacheMu.Unlock()
 	}
 	page := c.idx[min(offset, len(c.idx)):min(offset+count, len(c.idx))]
+	return l.encodeMembers(r, page, len(c.idx), true), nil
+}
+
+// encodeMembers renders a page of members as a collection, applying fields
+// and exclude_fields directly when they are simple enough.
+func (l *list) encodeMembers(r *http.Request, page []int32, total int, withListID bool) any {
+	q := r.URL.Query()
+	p, fast := parseProjection(q.Get("fields"), q.Get("exclude_fields"), "members")
 	b := make([]byte, 0, 64+len(page)*900)
-	b = append(b, `{"members":[`...)
-	for j, i := range page {
-		if j > 0 {
+	b = append(b, '{')
+	n := 0
+	key := func(k string) bool {
+		if !p.wantsTop(k) {
+			return false
+		}
+		if n > 0 {
 			b = append(b, ',')
 		}
-		m := &l.members[i]
-		b = l.appendMember(b, m, subscriberHash(m.email))
+		n++
+		b = appendKey(b, k)
+		return true
 	}
-	b = append(b, `],"list_id":"`...)
-	b = append(b, l.id...)
-	b = append(b, `","total_items":`...)
-	b = strconv.AppendInt(b, int64(len(c.idx)), 10)
-	b = append(b, `,"_links":[]}`...)
-	return rawJSON(b), nil
+	if key("members") {
+		b = append(b, '[')
+		needHash := p.wants("id") || p.wants("unique_email_id") || p.wants("contact_id") || p.wants("web_id")
+		for j, i := range page {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			m := &l.members[i]
+			var h [16]byte
+			if needHash {
+				h = subscriberHash(m.email)
+			}
+			b = l.appendMemberP(b, m, h, p)
+		}
+		b = append(b, ']')
+	}
+	if withListID && key("list_id") {
+		b = appendString(b, l.id)
+	}
+	if key("total_items") {
+		b = strconv.AppendInt(b, int64(total), 10)
+	}
+	if key("_links") {
+		b = append(b, "[]"...)
+	}
+	b = append(b, '}')
+	if fast && p != nil {
+		return projectedJSON(b)
+	}
+	return rawJSON(b)
 }
 
 func (e *Emulator) getMember(r *http.Request, a *account) (any, error) {

@@ -360,18 +360,7 @@ func (e *Emulator) getSegmentMembers(r *http.Request, a *account) (any, error) {
 		}
 	}
 	page := match[min(offset, len(match)):min(offset+count, len(match))]
-	out := []byte(`{"members":[`)
-	for j, i := range page {
-		if j > 0 {
-			out = append(out, ',')
-		}
-		m := &l.members[i]
-		out = l.appendMember(out, m, subscriberHash(m.email))
-	}
-	out = append(out, `],"total_items":`...)
-	out = strconv.AppendInt(out, int64(len(match)), 10)
-	out = append(out, `,"_links":[]}`...)
-	return rawJSON(out), nil
+	return l.encodeMembers(r, page, len(match), false), nil
 }
 
 func (e *Emulator) postSegmentMember(r *http.Request, a *account) (any, error) {
