@@ -116,8 +116,10 @@ type request struct {
 	query       url.Values // optional
 	body        io.Reader  // optional
 	contentType string     // of body
-	size        int64      // of body when known (>0), for Content-Length
-	accept      string     // default application/json
+	// contentEncoding of body, e.g. gzip for a file sent compressed.
+	contentEncoding string
+	size            int64  // of body when known (>0), for Content-Length
+	accept          string // default application/json
 }
 
 // do sends req and decodes a JSON answer into out (unless out is nil). A
@@ -155,6 +157,9 @@ func (c *apiClient) send(ctx context.Context, req request) (*http.Response, erro
 	}
 	if req.contentType != "" {
 		hr.Header.Set("Content-Type", req.contentType)
+	}
+	if req.contentEncoding != "" {
+		hr.Header.Set("Content-Encoding", req.contentEncoding)
 	}
 	accept := req.accept
 	if accept == "" {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -184,22 +185,34 @@ func TestProfilesImportCommand(t *testing.T) {
 	if err := os.WriteFile(ndFile, []byte(`{"customer_id":"c9","email":"z@example.org"}`+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	gzFile := filepath.Join(dir, "more.csv.gz")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("customer_id,email\nz1,z@example.org\n"))
+	zw.Close()
+	if err := os.WriteFile(gzFile, gz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args       []string
+		stdin      string
 		wantCode   int
 		wantOut    []string
 		wantErrOut string
 	}{
-		{[]string{"profiles", "import", csvFile}, 0, []string{"received 4, imported 2, updated 0, unchanged 0, rejected 2", "line 3: ", "line 4: "}, ""},
-		{[]string{"profiles", "import", csvFile, "--errors", "1"}, 0, []string{"unchanged 2, rejected 2", "line 3: ", "… and 1 more"}, ""},
-		{[]string{"profiles", "import", "--format", "ndjson", ndFile, "--mode", "replace"}, 0, []string{"imported 1", "deleted 2"}, ""},
-		{[]string{"profiles", "import", ndFile}, 1, nil, "--format csv"},
-		{[]string{"profiles", "import", csvFile, "--mode", "merge"}, 1, nil, "upsert or replace"},
-		{[]string{"profiles", "import", filepath.Join(dir, "missing.csv")}, 1, nil, "no such file"},
-		{[]string{"profiles", "import", csvFile, "--key", "email"}, 0, []string{"received 4"}, ""},
+		{[]string{"profiles", "import", csvFile}, "", 0, []string{"received 4, imported 2, updated 0, unchanged 0, rejected 2", "line 3: ", "line 4: "}, ""},
+		{[]string{"profiles", "import", csvFile, "--errors", "1"}, "", 0, []string{"unchanged 2, rejected 2", "line 3: ", "… and 1 more"}, ""},
+		{[]string{"profiles", "import", "--format", "ndjson", ndFile, "--mode", "replace"}, "", 0, []string{"imported 1", "deleted 2"}, ""},
+		{[]string{"profiles", "import", ndFile}, "", 1, nil, "--format csv"},
+		{[]string{"profiles", "import", csvFile, "--mode", "merge"}, "", 1, nil, "upsert or replace"},
+		{[]string{"profiles", "import", filepath.Join(dir, "missing.csv")}, "", 1, nil, "no such file"},
+		{[]string{"profiles", "import", csvFile, "--key", "email"}, "", 0, []string{"received 4"}, ""},
+		{[]string{"profiles", "import", gzFile}, "", 0, []string{"received 1, imported 1"}, ""},
+		{[]string{"profiles", "import", "-", "--format", "ndjson", "--key", "id"}, `{"id":"s1"}` + "\n", 0, []string{"received 1, imported 1"}, ""},
+		{[]string{"profiles", "import", "-"}, "", 1, nil, "--format csv"},
 	}
 	for _, tt := range tests {
-		code, out, errOut := runCLI(t, ts.URL, "", tt.args...)
+		code, out, errOut := runCLI(t, ts.URL, tt.stdin, tt.args...)
 		if code != tt.wantCode {
 			t.Errorf("%v: exit %d, want %d; stdout %s stderr %s", tt.args, code, tt.wantCode, out, errOut)
 			continue

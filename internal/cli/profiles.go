@@ -17,7 +17,7 @@ import (
 // runProfiles imports and inspects profiles through the REST API.
 func runProfiles(ctx context.Context, io IO, args []string) error {
 	return runSubcommand(ctx, io, "profiles", args, map[string]subcommand{
-		"import":     {"FILE [--key customer_id] [--mode upsert|replace] [--format csv|ndjson]", profilesImport},
+		"import":     {"FILE|- [--key customer_id] [--mode upsert|replace] [--format csv|ndjson]  (FILE may be .gz)", profilesImport},
 		"list":       {"[--limit N] [--cursor C] [--all] [--json]", profilesList},
 		"get":        {"CUSTOMER_ID", profilesGet},
 		"delete":     {"CUSTOMER_ID", profilesDelete},
@@ -61,8 +61,13 @@ func profilesImport(ctx context.Context, io IO, args []string) error {
 		return err
 	}
 	path := pos[0]
-	if *format == "" {
-		*format = strings.TrimPrefix(strings.ToLower(filepath.Ext(path)), ".")
+	// A .gz file is sent compressed as it is (Content-Encoding: gzip); its
+	// format is that of the name without .gz.
+	name := strings.ToLower(path)
+	gzipped := strings.HasSuffix(name, ".gz")
+	name = strings.TrimSuffix(name, ".gz")
+	if *format == "" && path != "-" {
+		*format = strings.TrimPrefix(filepath.Ext(name), ".")
 	}
 	contentType, ok := importFormats[*format]
 	if !ok {
@@ -71,25 +76,35 @@ func profilesImport(ctx context.Context, io IO, args []string) error {
 	if *mode != "upsert" && *mode != "replace" {
 		return fmt.Errorf("--mode: %q is not upsert or replace", *mode)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("opening the import file: %w", err)
+	in := io.Stdin // an io.Reader
+	size := int64(-1)
+	label := "uploading"
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("opening the import file: %w", err)
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return fmt.Errorf("reading the import file: %w", err)
+		}
+		in, size, label = f, st.Size(), "uploading "+filepath.Base(path)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("reading the import file: %w", err)
-	}
-	body, done := progressReader(io, f, st.Size(), "uploading "+filepath.Base(path))
-	var rep importReport
-	err = c.do(ctx, request{
+	body, done := progressReader(io, in, size, label)
+	req := request{
 		method:      http.MethodPost,
 		path:        "/api/v1/profiles/import",
 		query:       url.Values{"key": {*key}, "mode": {*mode}},
 		body:        body,
 		contentType: contentType,
-		size:        st.Size(),
-	}, &rep)
+		size:        size,
+	}
+	if gzipped {
+		req.contentEncoding = "gzip"
+	}
+	var rep importReport
+	err = c.do(ctx, req, &rep)
 	done()
 	if err != nil {
 		return err

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"io"
@@ -165,5 +167,43 @@ func TestImportOfABrokenBodyIsTheClientsFault(t *testing.T) {
 	p := decodeProblem(t, http.StatusBadRequest, rec.Header().Get("Content-Type"), rec.Body.Bytes())
 	if !strings.Contains(p.Detail, "reading the request body") {
 		t.Fatalf("detail %q", p.Detail)
+	}
+}
+
+func TestImportGzip(t *testing.T) {
+	t.Parallel()
+	_, ts := newTestServer(t)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write([]byte("customer_id,email\nz1,z@example.org\nz2,y@example.org\n"))
+	zw.Close()
+	tests := []struct {
+		name, encoding string
+		body           []byte
+		wantStatus     int
+	}{
+		{"gzip", "gzip", buf.Bytes(), 200},
+		{"not gzip", "gzip", []byte("customer_id\nc1\n"), 400},
+		{"corrupt gzip", "gzip", append(append([]byte{}, buf.Bytes()[:len(buf.Bytes())-6]...), 0, 0, 0, 0, 0, 0), 400},
+		{"unknown encoding", "br", []byte("x"), 415},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", ts.URL+"/api/v1/profiles/import", bytes.NewReader(tt.body))
+			req.Header.Set("Content-Type", "text/csv")
+			req.Header.Set("Content-Encoding", tt.encoding)
+			resp, err := ts.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d %s, want %d", resp.StatusCode, body, tt.wantStatus)
+			}
+			if tt.wantStatus == 200 && !bytes.Contains(body, []byte(`"imported":2`)) {
+				t.Fatalf("report %s", body)
+			}
+		})
 	}
 }

@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/segsync/segsync/internal/fielderr"
@@ -48,7 +50,21 @@ func (s *Server) importProfiles(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("lifting the deadlines of an import: %w", err)
 		}
 	}
-	body := &recordingReader{r: r.Body}
+	var src io.Reader = r.Body
+	switch enc := strings.ToLower(r.Header.Get("Content-Encoding")); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			return problemf(http.StatusBadRequest, "the body is not gzip data: %v", err)
+		}
+		defer zr.Close()
+		src = zr
+	default:
+		return problemf(http.StatusUnsupportedMediaType, "content encoding %q is not supported; send gzip or none", enc)
+	}
+	// Read errors (a broken upload, corrupt gzip) are the client's.
+	body := &recordingReader{r: src}
 	rep, err := s.importer.Import(r.Context(), body, profile.Options{Format: format, Key: key, Mode: mode})
 	if err != nil {
 		if body.err != nil && r.Context().Err() == nil {
