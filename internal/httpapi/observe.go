@@ -98,9 +98,14 @@ func (s *Server) record(r *http.Request, sw *statusWriter, d time.Duration) {
 	if route == "GET /healthz" || route == "GET /readyz" || route == "GET /metrics" {
 		level = s.log.Debug
 	}
-	// Never the body, the query (it may carry a cursor or more) or headers.
-	level("request", "method", r.Method, "route", route, "path", r.URL.Path, "status", status,
-		"duration", d.Round(time.Microsecond), "bytes", sw.bytes)
+	// Never the body, the query or headers; and the path only when no route
+	// matched, since a path may hold a customer id (or an e-mail used as one).
+	attrs := []any{"method", r.Method, "route", route, "status", status,
+		"duration", d.Round(time.Microsecond), "bytes", sw.bytes}
+	if route == "unmatched" {
+		attrs = append(attrs, "path", r.URL.Path)
+	}
+	level("request", attrs...)
 }
 
 // statusWriter records the status and the size of the response.

@@ -217,3 +217,27 @@ func TestOpenAPIMergeRefusesDuplicates(t *testing.T) {
 		t.Fatalf("merging a new path: %v", err)
 	}
 }
+
+func TestRequestLogsHoldNoPersonalDataOrSecrets(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	s := New(Deps{Store: dbtest.SQLite(t), Log: newTextLogger(&logs), Loopback: true})
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	req, _ := http.NewRequest("GET", ts.URL+"/api/v1/profiles/ann@example.org?cursor=secretcursor", nil)
+	req.Header.Set("Authorization", "Bearer sst_supersecret")
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	out := logs.String()
+	if !strings.Contains(out, `route="GET /api/v1/profiles/{customer_id}"`) || !strings.Contains(out, "status=404") {
+		t.Fatalf("request not logged by route and status: %s", out)
+	}
+	for _, leak := range []string{"ann@example.org", "secretcursor", "supersecret"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("log holds %q: %s", leak, out)
+		}
+	}
+}
