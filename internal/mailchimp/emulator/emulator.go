@@ -54,8 +54,8 @@ type Emulator struct {
 	accounts []*account
 
 	mu     sync.RWMutex
-	byKey  map[string]*account // API keys and OAuth access tokens
-	codes  map[string]*account // OAuth authorization codes not yet exchanged
+	byKey  map[string]*account  // API keys and OAuth access tokens
+	codes  map[string]oauthCode // OAuth authorization codes not yet exchanged
 	lists  map[string]*list
 	nextID atomic.Int64 // web ids, segment ids, merge ids (emulator-wide)
 
@@ -99,7 +99,7 @@ func New(opts Options) *Emulator {
 		now:      opts.Now,
 		maxConns: int32(min(opts.MaxConns, math.MaxInt32)),
 		byKey:    map[string]*account{},
-		codes:    map[string]*account{},
+		codes:    map[string]oauthCode{},
 		lists:    map[string]*list{},
 		rng:      mrand.New(mrand.NewPCG(uint64(opts.Seed), 0x5e95_c0de)),
 		calls:    map[string]int{},
@@ -127,7 +127,9 @@ func GenerateKey(dc string) string {
 }
 
 // Handler serves the API under /3.0, OAuth under /oauth2 and the control
-// endpoints under /_emulator.
+// endpoints under /_emulator. A fault that drops the connection panics with
+// http.ErrAbortHandler, which http.Server turns into a closed connection;
+// callers that invoke ServeHTTP directly with FailRate > 0 must recover it.
 func (e *Emulator) Handler() http.Handler { return e.handler }
 
 // Keys returns the accounts' API keys in the order given.
@@ -415,6 +417,15 @@ func (e *Emulator) routes() http.Handler {
 		if _, perr := e.authenticate(r); perr != nil {
 			writeProblem(w, perr)
 			return
+		}
+		// A path that exists with other methods is 405, as on Mailchimp.
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "/3.0/" && pattern != "" {
+				writeProblem(w, errMethod("The requested method and resource are not compatible. See the Allow header for this resource's available methods."))
+				return
+			}
 		}
 		writeProblem(w, errNotFound())
 	})

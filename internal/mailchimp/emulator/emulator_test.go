@@ -117,6 +117,27 @@ func TestAuth(t *testing.T) {
 	}
 }
 
+func TestUnknownRoutes(t *testing.T) {
+	c := newClient(t, Options{})
+	id := c.mustList()
+	tests := []struct {
+		method, path string
+		code         int
+		title        string
+	}{
+		{"GET", "/nothing-here", 404, "Resource Not Found"},
+		{"PUT", "/lists/" + id, 405, "Method Not Allowed"},
+		{"GET", "/lists/nosuchlist", 404, "Resource Not Found"},
+		{"GET", "/lists/" + id + "/members/not-a-hash", 404, "Resource Not Found"},
+	}
+	for _, tt := range tests {
+		code, out := c.do(tt.method, tt.path, nil)
+		if code != tt.code || out["title"] != tt.title {
+			t.Errorf("%s %s: %d %v, want %d %s", tt.method, tt.path, code, out["title"], tt.code, tt.title)
+		}
+	}
+}
+
 func TestMemberRules(t *testing.T) {
 	c := newClient(t, Options{})
 	id := c.mustList()

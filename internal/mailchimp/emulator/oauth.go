@@ -13,6 +13,12 @@ import (
 // Authorization is granted at once for the first account (or the account
 // with index ?emulator_account=N) and codes are single-use.
 
+// oauthCode is an authorization code waiting to be exchanged.
+type oauthCode struct {
+	account  *account
+	redirect string
+}
+
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -47,7 +53,7 @@ func (e *Emulator) oauthAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	code := randomHex(16)
 	e.mu.Lock()
-	e.codes[code] = e.accounts[n]
+	e.codes[code] = oauthCode{account: e.accounts[n], redirect: q.Get("redirect_uri")}
 	e.mu.Unlock()
 	rq := redirect.Query()
 	rq.Set("code", code)
@@ -77,16 +83,20 @@ func (e *Emulator) oauthToken(w http.ResponseWriter, r *http.Request) {
 	}
 	code := r.PostForm.Get("code")
 	e.mu.Lock()
-	a := e.codes[code]
+	grant, ok := e.codes[code]
 	delete(e.codes, code)
 	var token string
-	if a != nil {
+	if ok && grant.redirect == r.PostForm.Get("redirect_uri") {
 		token = randomHex(16)
-		e.byKey[token] = a
+		e.byKey[token] = grant.account
 	}
 	e.mu.Unlock()
-	if a == nil {
+	if !ok {
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "invalid or already used authorization code")
+		return
+	}
+	if token == "" {
+		oauthError(w, http.StatusBadRequest, "invalid_grant", "redirect_uri does not match the authorization request")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

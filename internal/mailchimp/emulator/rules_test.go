@@ -27,7 +27,7 @@ func TestOAuthFlow(t *testing.T) {
 		t.Fatalf("redirect = %s", loc)
 	}
 	form := url.Values{"grant_type": {"authorization_code"}, "client_id": {"app"}, "client_secret": {"s3cret"},
-		"redirect_uri": {"http://127.0.0.1:1/callback"}, "code": {code}}
+		"redirect_uri": {"http://127.0.0.1:1/callback?keep=1"}, "code": {code}}
 	exchange := func() (int, map[string]any) {
 		resp, err := http.PostForm(c.s.RootURL+"/oauth2/token", form)
 		if err != nil {
@@ -45,6 +45,20 @@ func TestOAuthFlow(t *testing.T) {
 	}
 	if status, _ := exchange(); status != http.StatusBadRequest {
 		t.Fatalf("reused code: %d, want 400", status)
+	}
+	// A code is bound to its redirect_uri.
+	resp, err = noRedirect.Get(c.s.RootURL + "/oauth2/authorize?response_type=code&client_id=app&redirect_uri=" + url.QueryEscape("http://127.0.0.1:1/cb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc2, _ := url.Parse(resp.Header.Get("Location"))
+	form2 := url.Values{"grant_type": {"authorization_code"}, "client_id": {"app"}, "client_secret": {"s"},
+		"redirect_uri": {"http://127.0.0.1:1/other"}, "code": {loc2.Query().Get("code")}}
+	if resp, err := http.PostForm(c.s.RootURL+"/oauth2/token", form2); err != nil || resp.StatusCode != 400 {
+		t.Fatalf("mismatched redirect_uri: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	req, _ := http.NewRequest("GET", c.s.RootURL+"/oauth2/metadata", nil)
 	req.Header.Set("Authorization", "OAuth "+token)
