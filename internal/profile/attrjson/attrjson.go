@@ -536,6 +536,9 @@ func (m *Merger) Merge(old, patch []byte, onType func(Change)) (merged []byte, c
 	if !slices.IsSortedFunc(m.patch, cmpMember) {
 		slices.SortStableFunc(m.patch, cmpMember)
 	}
+	if len(m.old) == 0 {
+		return m.create(patch, onType)
+	}
 	out := append(m.out[:0], '{')
 	first := true
 	emit := func(mem Member) {
@@ -597,6 +600,30 @@ func (m *Merger) Merge(old, patch []byte, onType func(Change)) (merged []byte, c
 		m.diffTypes(onType)
 	}
 	return out, changed, nil
+}
+
+// create is Merge for a profile without attributes: the patch minus its
+// nulls (and repeated names), every attribute new.
+func (m *Merger) create(patch []byte, onType func(Change)) ([]byte, bool, error) {
+	out := append(m.out[:0], '{')
+	for i, p := range m.patch {
+		if isNull(p.Value) || (i+1 < len(m.patch) && bytes.Equal(m.patch[i+1].Name, p.Name)) {
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, '"')
+		out = append(out, p.Name...)
+		out = append(out, '"', ':')
+		out = append(out, p.Value...)
+		if onType != nil {
+			onType(Change{Name: p.Name, New: TypeOf(p.Value)})
+		}
+	}
+	out = append(out, '}')
+	m.out = out
+	return out, len(out) > 2, nil
 }
 
 // diffTypes reports type changes between m.old and the merged output.

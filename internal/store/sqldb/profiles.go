@@ -58,6 +58,31 @@ func (db *DB) UpsertProfiles(ctx context.Context, patches []store.ProfilePatch) 
 		}
 		cat := newCatalogDelta()
 		var m attrjson.Merger
+		nowArg := any(now)
+		var full *sql.Stmt // the statement for a full chunk, prepared once
+		defer func() {
+			if full != nil {
+				full.Close()
+			}
+		}()
+		write := func(rows int, args []any) error {
+			if rows == profileWriteChunk {
+				if full == nil {
+					var err error
+					if full, err = tx.PrepareContext(ctx, db.writeProfilesQuery(rows)); err != nil {
+						return fmt.Errorf("preparing the profile insert: %w", err)
+					}
+				}
+				if _, err := full.ExecContext(ctx, args...); err != nil {
+					return fmt.Errorf("writing %d profiles: %w", rows, err)
+				}
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, db.writeProfilesQuery(rows), args...); err != nil {
+				return fmt.Errorf("writing %d profiles: %w", rows, err)
+			}
+			return nil
+		}
 		args := make([]any, 0, 3*min(len(patches), profileWriteChunk))
 		rows := 0
 		var patch []byte
@@ -81,17 +106,17 @@ func (db *DB) UpsertProfiles(ctx context.Context, patches []store.ProfilePatch) 
 			if string(merged) != p.Attrs {
 				attrs = string(merged)
 			}
-			args = append(args, p.CustomerID, attrs, now)
+			args = append(args, p.CustomerID, attrs, nowArg)
 			rows++
 			if rows == profileWriteChunk {
-				if err := db.writeProfiles(ctx, tx, rows, args); err != nil {
+				if err := write(rows, args); err != nil {
 					return err
 				}
 				args, rows = args[:0], 0
 			}
 		}
 		if rows > 0 {
-			if err := db.writeProfiles(ctx, tx, rows, args); err != nil {
+			if err := write(rows, args); err != nil {
 				return err
 			}
 		}
@@ -108,23 +133,33 @@ func (db *DB) UpsertProfiles(ctx context.Context, patches []store.ProfilePatch) 
 func (db *DB) lookupProfileAttrs(ctx context.Context, tx *sql.Tx, patches []store.ProfilePatch) (map[string][]byte, error) {
 	existing := make(map[string][]byte, len(patches)/4)
 	args := make([]any, 0, profileLookupChunk)
-	var fullQuery string
+	query := func(n int) string {
+		return db.Q(`SELECT customer_id, ` + db.attrsCol() + ` FROM profiles WHERE customer_id IN (` + placeholders(n, 1) + `)`)
+	}
+	var full *sql.Stmt // the statement for a full chunk, prepared once
+	defer func() {
+		if full != nil {
+			full.Close()
+		}
+	}()
 	for start := 0; start < len(patches); start += profileLookupChunk {
 		chunk := patches[start:min(start+profileLookupChunk, len(patches))]
 		args = args[:0]
 		for _, p := range chunk {
 			args = append(args, p.CustomerID)
 		}
-		var q string
-		if len(chunk) == profileLookupChunk && fullQuery != "" {
-			q = fullQuery
-		} else {
-			q = db.Q(`SELECT customer_id, ` + db.attrsCol() + ` FROM profiles WHERE customer_id IN (` + placeholders(len(chunk), 1) + `)`)
-			if len(chunk) == profileLookupChunk {
-				fullQuery = q
+		var rows *sql.Rows
+		var err error
+		if len(chunk) == profileLookupChunk {
+			if full == nil {
+				if full, err = tx.PrepareContext(ctx, query(len(chunk))); err != nil {
+					return nil, fmt.Errorf("preparing the profile lookup: %w", err)
+				}
 			}
+			rows, err = full.QueryContext(ctx, args...)
+		} else {
+			rows, err = tx.QueryContext(ctx, query(len(chunk)), args...)
 		}
-		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("reading stored profiles: %w", err)
 		}
@@ -172,13 +207,9 @@ func placeholders(n, width int) string {
 	return b.String()
 }
 
-func (db *DB) writeProfiles(ctx context.Context, tx *sql.Tx, rows int, args []any) error {
-	q := db.Q(`INSERT INTO profiles (customer_id, attrs, updated_at) VALUES ` + placeholders(rows, 3) +
+func (db *DB) writeProfilesQuery(rows int) string {
+	return db.Q(`INSERT INTO profiles (customer_id, attrs, updated_at) VALUES ` + placeholders(rows, 3) +
 		` ON CONFLICT (customer_id) DO UPDATE SET attrs = excluded.attrs, updated_at = excluded.updated_at`)
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("writing %d profiles: %w", rows, err)
-	}
-	return nil
 }
 
 // catalogDelta accumulates changes to the attribute catalogue.
