@@ -84,6 +84,13 @@
 //     Seed, whether it fails and how (500, 503 or a dropped connection, in
 //     equal shares) and whether before or after the change was applied (equal
 //     shares). Control and OAuth endpoints never fail.
+//   - OAuth: /oauth2/authorize approves at once for the first account (or
+//     the one at index ?emulator_account=N) and redirects with code and
+//     state; a code is single-use and the token request must repeat the
+//     authorize request's redirect_uri exactly. Tokens do not expire and
+//     work as Bearer (or "OAuth") credentials on the API.
+//   - A path that exists with other methods answers 405 "Method Not
+//     Allowed"; an unknown path 404. Both need a valid key first (401).
 //   - The connection limit counts requests in flight per account, including
 //     the time spent in Latency; a request beyond MaxConns gets 429 with
 //     Retry-After: 1 at once.
