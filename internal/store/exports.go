@@ -103,7 +103,7 @@ type ExportStore interface {
 	// ApplySynced writes acknowledged changes in one transaction.
 	ApplySynced(ctx context.Context, exportID int64, changes []SyncedChange) error
 	// UpdateSyncedStatuses sets the last known status of the given contacts
-	// (hash → status) that the export has in its synced state.
+	// (hash → status) that the export has in the audience (InAudience).
 	UpdateSyncedStatuses(ctx context.Context, exportID int64, statuses map[string]string) error
 	// RecordArchived notes contacts (hash → email) that are archived in the
 	// audience: their rows get status "archived", and contacts without a row

@@ -99,6 +99,12 @@ type Tracker struct {
 	progress store.Progress
 }
 
+// NewTracker starts from the progress and counts of an earlier attempt of
+// the same run (a resumed run adds to what was acknowledged before).
+func NewTracker(p store.Progress, c store.RunCounts) *Tracker {
+	return &Tracker{progress: store.Progress{Done: p.Done}, counts: c}
+}
+
 // Snapshot returns the current progress and counts.
 func (t *Tracker) Snapshot() (store.Progress, store.RunCounts) {
 	t.mu.Lock()
@@ -205,13 +211,13 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		r.tr.update(func(p *store.Progress, c *store.RunCounts) {
 			c.Created, c.Restored, c.Updated, c.TagsAdded, c.TagsRemoved = pc.Created, pc.Restored, pc.Updated, pc.TagsAdded, pc.TagsRemoved
 			c.Archived, c.Unsubscribed = pc.Archived, pc.Unsubscribed
-			p.Total, p.Done = plan.changes, plan.changes
+			p.Total, p.Done = p.Done+plan.changes, p.Done+plan.changes
 		})
 		res := r.result()
 		res.Sample = plan.sample
 		return res, nil
 	}
-	r.tr.update(func(p *store.Progress, c *store.RunCounts) { p.Total = plan.changes })
+	r.tr.update(func(p *store.Progress, c *store.RunCounts) { p.Total = p.Done + plan.changes })
 	if plan.changes > 0 {
 		if err := r.send(ctx); err != nil {
 			return r.result(), err

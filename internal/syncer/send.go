@@ -243,6 +243,20 @@ func (s *sender) create(ctx context.Context, ops []op) {
 		members[i] = mailchimp.BatchMember{EmailAddress: o.c.email, Status: s.r.exp.StatusIfNew, MergeFields: fields}
 		byEmail[o.c.email] = o
 	}
+	// Note the intent first: if the answer is lost (crash, dropped
+	// connection), the next attempt hears "contact exists" and can tell,
+	// from this mark and the contact's data, that the contact is ours.
+	intents := make([]store.SyncedChange, len(ops))
+	for i, o := range ops {
+		row := s.base(o.c)
+		row.Email, row.CustomerID = o.c.email, o.c.customerID
+		row.InAudience, row.Status, row.FieldsHash, row.RejectedHash = false, statusCreating, o.c.d.fieldsHash, ""
+		intents[i] = store.SyncedChange{Hash: o.c.hash, Set: &row}
+	}
+	if err := s.r.Store.ApplySynced(context.WithoutCancel(ctx), s.r.exp.ID, intents); err != nil {
+		s.fail(err)
+		return
+	}
 	res, err := s.r.mc.BatchSubscribe(ctx, s.r.list, members, false)
 	s.r.countWrite()
 	if err != nil {
@@ -295,8 +309,14 @@ func (s *sender) create(ctx context.Context, ops []op) {
 	}
 }
 
-// adopt takes an existing contact under management without touching its
-// status: learn the status, set the fields, then the tags.
+// statusCreating marks a synced row whose contact was sent for creation
+// without an acknowledgement yet.
+const statusCreating = "creating"
+
+// adopt handles a contact that already exists: learn its status and data;
+// if it is exactly what this export sent in a create whose answer was lost,
+// it is ours; otherwise it is adopted: its fields are set (PATCH, only when
+// they differ) and its status is never touched. Tags follow.
 func (s *sender) adopt(ctx context.Context, o op) {
 	c := o.c
 	m, err := s.r.mc.GetMember(ctx, s.r.list, c.email)
@@ -314,8 +334,10 @@ func (s *sender) adopt(ctx context.Context, o op) {
 		o.tk.done()
 		return
 	}
+	same := sameFields(m.MergeFields, c.d.fields)
+	ours := same && c.s != nil && c.s.Status == statusCreating && c.s.FieldsHash == c.d.fieldsHash && m.Status == s.r.exp.StatusIfNew
 	status := m.Status
-	if hasValues(c.d.fields) {
+	if !same {
 		pm, err := s.r.mc.PatchMember(ctx, s.r.list, c.email, mailchimp.MemberInput{MergeFields: c.d.fields})
 		s.r.countWrite()
 		if err != nil {
@@ -328,12 +350,31 @@ func (s *sender) adopt(ctx context.Context, o op) {
 		status = pm.Status
 	}
 	row := s.acked(c, status)
-	row.CreatedByUs = false
+	row.CreatedByUs = ours
 	s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row})
-	s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Adopted++; rc.Updated++ })
-	s.r.Metrics.contact("adopt")
+	if ours {
+		s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Created++ })
+		s.r.Metrics.contact(KindCreate)
+	} else {
+		s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Adopted++; rc.Updated++ })
+		s.r.Metrics.contact("adopt")
+	}
 	s.queueTags(o, c.addTags, 0)
 	o.tk.done()
+}
+
+// sameFields reports whether a member's merge fields already hold the values.
+func sameFields(have map[string]any, want map[string]any) bool {
+	for tag, v := range want {
+		h := have[tag]
+		if h == nil {
+			h = ""
+		}
+		if fmt.Sprint(h) != fmt.Sprint(v) {
+			return false
+		}
+	}
+	return true
 }
 
 func hasValues(fields map[string]any) bool { return len(fields) > 0 }

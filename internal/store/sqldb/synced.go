@@ -212,7 +212,7 @@ func (db *DB) UpdateSyncedStatuses(ctx context.Context, exportID int64, statuses
 	}
 	sort.Strings(hashes)
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, db.Q(`UPDATE synced SET status = ? WHERE export_id = ? AND hash = ?`))
+		st, err := tx.PrepareContext(ctx, db.Q(`UPDATE synced SET status = ? WHERE export_id = ? AND hash = ? AND in_audience`))
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,366 @@
+// Package jobs runs exports as durable jobs. The runs table is the queue:
+// a run is queued, claimed with a lease that its worker renews by heartbeat,
+// and finished; a run whose lease expired (its process died) is claimed
+// again and resumed, which for the engine means re-planning from the desired
+// and the synced state. Single flight per export is enforced by unique
+// indexes on the runs table, so it holds across processes sharing one
+// PostgreSQL database. The scheduler queues exports by their cron schedule
+// or with the system refresh. docs/engine.md says why this is not River.
+package jobs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/segsync/segsync/internal/mailchimp"
+	"github.com/segsync/segsync/internal/store"
+	"github.com/segsync/segsync/internal/syncer"
+)
+
+// Schedules that are not cron expressions.
+const (
+	ScheduleRefresh = "refresh"
+	ScheduleOff     = "off"
+)
+
+// Store is the part of the store the runner uses.
+type Store interface {
+	GetExport(ctx context.Context, id int64) (store.Export, error)
+	ListExports(ctx context.Context) ([]store.Export, error)
+	LastScheduled(ctx context.Context, exportID int64) (time.Time, error)
+	SetLastScheduled(ctx context.Context, exportID int64, t time.Time) error
+	EnqueueRun(ctx context.Context, exportID int64, trigger string, dryRun bool, requestedBy string) (store.Run, bool, error)
+	GetRun(ctx context.Context, id int64) (store.Run, error)
+	ClaimRun(ctx context.Context, owner string, lease time.Duration) (store.Run, bool, error)
+	HeartbeatRun(ctx context.Context, id int64, owner string, lease time.Duration, p store.Progress, c store.RunCounts) (bool, error)
+	FinishRun(ctx context.Context, id int64, owner, status string, p store.Progress, c store.RunCounts, sample store.RunSample, errMsg string) error
+	CancelRun(ctx context.Context, id int64) (store.Run, error)
+}
+
+// Clients gives the Mailchimp client of a connection; *connection.Service
+// implements it.
+type Clients interface {
+	ClientFor(ctx context.Context, connectionID int64) (*mailchimp.Client, error)
+}
+
+// Runner executes queued runs and queues scheduled ones.
+type Runner struct {
+	Store   Store
+	Engine  *syncer.Engine
+	Clients Clients
+	Log     *slog.Logger
+	// Workers is how many runs this process executes at once (default 2).
+	Workers int
+	// Lease is how long a claimed run stays ours without a heartbeat
+	// (default 20 s); a dead process's runs are resumed after it.
+	Lease time.Duration
+	// Poll is how often idle workers look for work (default 1 s).
+	Poll time.Duration
+	// RefreshSchedule is the system refresh's cron expression (UTC).
+	RefreshSchedule string
+	// SchedulerTick is how often schedules are evaluated (default 20 s).
+	SchedulerTick time.Duration
+
+	owner string
+	wake  chan struct{}
+	once  sync.Once
+}
+
+func (r *Runner) init() {
+	r.once.Do(func() {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		host, _ := os.Hostname()
+		r.owner = fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+		r.wake = make(chan struct{}, 1)
+		if r.Workers <= 0 {
+			r.Workers = 2
+		}
+		if r.Lease <= 0 {
+			r.Lease = 20 * time.Second
+		}
+		if r.Poll <= 0 {
+			r.Poll = time.Second
+		}
+		if r.SchedulerTick <= 0 {
+			r.SchedulerTick = 20 * time.Second
+		}
+		if r.RefreshSchedule == "" {
+			r.RefreshSchedule = "0 2 * * *"
+		}
+		if r.Log == nil {
+			r.Log = slog.New(slog.DiscardHandler)
+		}
+	})
+}
+
+// ParseSchedule checks an export's schedule: "refresh", "off" or a 5-field
+// cron expression.
+func ParseSchedule(s string) error {
+	if s == ScheduleRefresh || s == ScheduleOff {
+		return nil
+	}
+	if _, err := cron.ParseStandard(s); err != nil {
+		return fmt.Errorf("not \"refresh\", \"off\" or a 5-field cron expression: %v", err)
+	}
+	return nil
+}
+
+// Enqueue queues a run of an export (single flight: an already queued run
+// of the same kind is returned instead, with created false).
+func (r *Runner) Enqueue(ctx context.Context, exportID int64, trigger string, dryRun bool, by string) (store.Run, bool, error) {
+	r.init()
+	run, created, err := r.Store.EnqueueRun(ctx, exportID, trigger, dryRun, by)
+	if err != nil {
+		return run, false, err
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	return run, created, nil
+}
+
+// Refresh queues every attached export whose schedule is "refresh".
+func (r *Runner) Refresh(ctx context.Context, trigger, by string) ([]store.Run, error) {
+	exps, err := r.Store.ListExports(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var runs []store.Run
+	for _, e := range exps {
+		if e.Schedule != ScheduleRefresh || e.ConnectionID == nil {
+			continue
+		}
+		run, _, err := r.Enqueue(ctx, e.ID, trigger, false, by)
+		if err != nil {
+			return runs, fmt.Errorf("queueing export %d: %w", e.ID, err)
+		}
+		runs = append(runs, run)
+	}
+	return runs, nil
+}
+
+// Cancel cancels a queued run, or asks a running one to stop (it stops
+// within a heartbeat).
+func (r *Runner) Cancel(ctx context.Context, runID int64) (store.Run, error) {
+	return r.Store.CancelRun(ctx, runID)
+}
+
+// Run executes runs and schedules until ctx ends. Runs in progress are
+// left with an expired lease, so whichever process starts next resumes them.
+func (r *Runner) Run(ctx context.Context) error {
+	r.init()
+	r.Log.Info("run workers started", "owner", r.owner, "workers", r.Workers)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.scheduler(ctx)
+	}()
+	slots := make(chan struct{}, r.Workers)
+	tick := time.NewTicker(r.Poll)
+	defer tick.Stop()
+	for {
+		// Claim as many runs as there are free slots.
+		for {
+			select {
+			case slots <- struct{}{}:
+			default:
+				goto wait
+			}
+			run, ok, err := r.Store.ClaimRun(ctx, r.owner, r.Lease)
+			if err != nil || !ok {
+				<-slots
+				if err != nil && ctx.Err() == nil {
+					r.Log.Error("claiming a run", "err", err)
+				}
+				break
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				r.execute(ctx, run)
+				select { // a slot is free: look for more work now
+				case r.wake <- struct{}{}:
+				default:
+				}
+			}()
+		}
+	wait:
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-tick.C:
+		case <-r.wake:
+		}
+	}
+}
+
+var (
+	errCancelRequested = errors.New("cancelled on request")
+	errLeaseLost       = errors.New("the run's lease was lost to another worker")
+)
+
+// execute runs one claimed run to its end.
+func (r *Runner) execute(parent context.Context, run store.Run) {
+	log := r.Log.With("run", run.ID, "export", run.ExportID)
+	finish := func(status string, res syncer.Result, msg string) {
+		err := r.Store.FinishRun(context.WithoutCancel(parent), run.ID, r.owner, status, res.Progress, res.Counts, res.Sample, msg)
+		if err != nil {
+			log.Error("finishing run", "err", err)
+			return
+		}
+		log.Info("run finished", "status", status, "error", msg, "done", res.Progress.Done, "total", res.Progress.Total)
+	}
+	if run.Attempts > 1 {
+		log.Info("resuming run", "attempt", run.Attempts)
+	} else {
+		log.Info("run started", "trigger", run.Trigger, "dry_run", run.DryRun)
+	}
+	exp, err := r.Store.GetExport(parent, run.ExportID)
+	if err != nil {
+		finish(store.RunFailed, syncer.Result{}, "reading the export: "+err.Error())
+		return
+	}
+	if exp.ConnectionID == nil {
+		finish(store.RunFailed, syncer.Result{}, "the export is detached from its connection; give it a connection to run it")
+		return
+	}
+	mc, err := r.Clients.ClientFor(parent, *exp.ConnectionID)
+	if err != nil {
+		finish(store.RunFailed, syncer.Result{}, "opening the connection: "+err.Error())
+		return
+	}
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	tracker := syncer.NewTracker(run.Progress, run.Counts)
+	if run.CancelRequested {
+		cancel(errCancelRequested)
+	}
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		t := time.NewTicker(r.heartbeat())
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			p, c := tracker.Snapshot()
+			cancelReq, err := r.Store.HeartbeatRun(ctx, run.ID, r.owner, r.Lease, p, c)
+			switch {
+			case errors.Is(err, store.ErrConflict):
+				cancel(errLeaseLost)
+				return
+			case err != nil:
+				log.Warn("heartbeat", "err", err)
+			case cancelReq:
+				cancel(errCancelRequested)
+				return
+			}
+		}
+	}()
+	res, err := r.Engine.Execute(ctx, exp, mc, syncer.Options{RunID: run.ID, DryRun: run.DryRun, Tracker: tracker})
+	cancel(nil)
+	<-hbDone
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, errLeaseLost):
+		log.Warn("run abandoned: lease lost")
+	case errors.Is(cause, errCancelRequested):
+		finish(store.RunCancelled, res, "cancelled on request")
+	case parent.Err() != nil:
+		// Shutting down: give the lease back at once so the next process
+		// resumes the run without waiting for it to expire.
+		p, c := tracker.Snapshot()
+		_, _ = r.Store.HeartbeatRun(context.WithoutCancel(parent), run.ID, r.owner, -time.Second, p, c)
+		log.Info("run interrupted by shutdown; it resumes on the next start")
+	case err != nil:
+		finish(store.RunFailed, res, err.Error())
+	default:
+		finish(res.Status, res, "")
+	}
+}
+
+func (r *Runner) heartbeat() time.Duration {
+	hb := r.Lease / 4
+	if hb < 50*time.Millisecond {
+		hb = 50 * time.Millisecond
+	}
+	return hb
+}
+
+// scheduler queues exports whose schedule came due.
+func (r *Runner) scheduler(ctx context.Context) {
+	t := time.NewTicker(r.SchedulerTick)
+	defer t.Stop()
+	for {
+		if err := r.Tick(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			r.Log.Error("scheduler", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Tick queues every export whose schedule had a due time after its last
+// scheduled run and at or before now. A schedule first seen is only noted.
+func (r *Runner) Tick(ctx context.Context, now time.Time) error {
+	r.init()
+	refresh, err := cron.ParseStandard(r.RefreshSchedule)
+	if err != nil {
+		return fmt.Errorf("SEGSYNC_REFRESH_SCHEDULE %q: %w", r.RefreshSchedule, err)
+	}
+	exps, err := r.Store.ListExports(ctx)
+	if err != nil {
+		return err
+	}
+	now = now.UTC()
+	for _, e := range exps {
+		if e.ConnectionID == nil || e.Schedule == ScheduleOff {
+			continue
+		}
+		sched, trigger := refresh, store.TriggerRefresh
+		if e.Schedule != ScheduleRefresh {
+			if sched, err = cron.ParseStandard(e.Schedule); err != nil {
+				r.Log.Warn("export has an invalid schedule", "export", e.ID, "schedule", e.Schedule)
+				continue
+			}
+			trigger = store.TriggerSchedule
+		}
+		last, err := r.Store.LastScheduled(ctx, e.ID)
+		if err != nil {
+			return err
+		}
+		if last.IsZero() {
+			last = e.CreatedAt
+		}
+		if next := sched.Next(last.UTC()); next.After(now) {
+			continue
+		}
+		if _, _, err := r.Enqueue(ctx, e.ID, trigger, false, ""); err != nil {
+			return fmt.Errorf("queueing export %d: %w", e.ID, err)
+		}
+		if err := r.Store.SetLastScheduled(ctx, e.ID, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
