@@ -2,6 +2,7 @@ package profile
 
 import (
 	"context"
+	"encoding/base64"
 	"io"
 	"os"
 	"runtime"
@@ -180,4 +181,40 @@ func BenchmarkParseCSV(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkProfileReads measures the reads beside an import over
+// SEGSYNC_BENCH_ROWS profiles on SQLite: the attribute catalogue, the count
+// and a page of the listing from the middle.
+func BenchmarkProfileReads(b *testing.B) {
+	rows := benchRows(b)
+	db := dbtest.SQLite(b)
+	ctx := context.Background()
+	if _, err := NewImporter(db, nil).Import(ctx, &csvGen{n: rows}, Options{Format: CSV}); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("attributes", func(b *testing.B) {
+		for range b.N {
+			attrs, err := db.ProfileAttributes(ctx)
+			if err != nil || len(attrs) != 11 || attrs[0].Count != int64(rows) {
+				b.Fatalf("%+v, %v", attrs, err)
+			}
+		}
+	})
+	b.Run("count", func(b *testing.B) {
+		for range b.N {
+			if n, err := db.CountProfiles(ctx); err != nil || n != int64(rows) {
+				b.Fatal(n, err)
+			}
+		}
+	})
+	b.Run("list-page-100", func(b *testing.B) {
+		cursor := base64.RawURLEncoding.EncodeToString([]byte("cust-5"))
+		for range b.N {
+			page, err := db.ListProfiles(ctx, 100, cursor)
+			if err != nil || len(page.Profiles) != 100 {
+				b.Fatal(err)
+			}
+		}
+	})
 }
