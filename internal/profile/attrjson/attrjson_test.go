@@ -68,12 +68,12 @@ func TestCanonicalNumber(t *testing.T) {
 
 func TestAppendString(t *testing.T) {
 	tests := map[string]string{
-		"plain":      `"plain"`,
-		`q"b\`:       `"q\"b\\"`,
-		"\n\r\t\b\f": `"\n\r\t\b\f"`,
-		"\x01\x1f":   `"\u0001\u001f"`,
-		"\x00":       `"` + "\uFFFD" + `"`,
-		"bad\xffutf": `"bad` + "\uFFFD" + `utf"`,
+		"plain":       `"plain"`,
+		`q"b\`:        `"q\"b\\"`,
+		"\n\r\t\b\f":  `"\n\r\t\b\f"`,
+		"\x01\x1f":    `"\u0001\u001f"`,
+		"\x00":        `"` + "\uFFFD" + `"`,
+		"bad\xffutf":  `"bad` + "\uFFFD" + `utf"`,
 		"é</>&\u2028": `"é</>&` + "\u2028" + `"`,
 	}
 	for in, want := range tests {
