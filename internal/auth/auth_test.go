@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -216,6 +217,13 @@ func TestUsersAndTokens(t *testing.T) {
 		if _, err := s.AuthenticateToken(ctx, secret); !errors.Is(err, ErrUnauthenticated) {
 			t.Fatalf("revoked token: %v", err)
 		}
+		// changing one's own password needs the current one
+		if _, err := s.UpdateUser(ctx, vp, v.ID, UserPatch{Password: ptr("a brand new password")}); err == nil {
+			t.Fatal("own password changed without the current one")
+		}
+		if _, err := s.UpdateUser(ctx, vp, v.ID, UserPatch{Password: ptr("a brand new password"), CurrentPassword: "viewer password"}); err != nil {
+			t.Fatalf("own password change: %v", err)
+		}
 		// disabling a user stops their tokens
 		secret2, _, _ := s.CreateToken(ctx, ap, v.ID, "")
 		if _, err := s.UpdateUser(ctx, ap, v.ID, UserPatch{Disabled: ptr(true)}); err != nil {
@@ -232,7 +240,7 @@ func TestUsersAndTokens(t *testing.T) {
 				t.Errorf("audit event carries a token: %+v", e)
 			}
 		}
-		if actions[audit.UserCreate] != 2 || actions[audit.TokenCreate] != 2 || actions[audit.TokenRevoke] != 1 || actions[audit.UserUpdate] != 1 {
+		if actions[audit.UserCreate] != 2 || actions[audit.TokenCreate] != 2 || actions[audit.TokenRevoke] != 1 || actions[audit.UserUpdate] != 2 {
 			t.Errorf("audit actions = %v", actions)
 		}
 	})
@@ -322,9 +330,17 @@ func TestLoginThrottling(t *testing.T) {
 			t.Fatalf("from %s while throttled: %v", addr, err)
 		}
 	}
-	// the guessing address is throttled for other accounts as well
+	// an address guessing across accounts is throttled after four times as many failures
+	for i := 0; i < 9; i++ {
+		if _, err := s.Login(ctx, fmt.Sprintf("user%d@example.org", i), "x", "10.0.0.9", ""); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("guess %d on another account: %v", i, err)
+		}
+	}
 	if _, err := s.Login(ctx, "b@example.org", "x", "10.0.0.9", ""); !errors.Is(err, ErrThrottled) {
-		t.Fatalf("guessing address on another account: %v", err)
+		t.Fatalf("guessing address after 12 failures: %v", err)
+	}
+	if _, err := s.Login(ctx, "b@example.org", "x", "10.0.0.11", ""); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("another address: %v", err)
 	}
 	c.advance(11 * time.Minute)
 	if _, err := s.Login(ctx, "a@example.org", "the right one", "10.0.0.9", ""); err != nil {

@@ -26,8 +26,9 @@ type Options struct {
 	Password    PasswordParams
 	SessionIdle time.Duration // a session unused this long ends (default 12h)
 	SessionMax  time.Duration // a session ends this long after sign-in regardless (default 7 days)
-	// Sign-in throttling: at most ThrottleMax failures per email and per
-	// client address within ThrottleWindow (default 5 in 15 minutes).
+	// Sign-in throttling: at most ThrottleMax failures per email within
+	// ThrottleWindow (default 5 in 15 minutes), and four times as many per
+	// client address (several people may share one address).
 	ThrottleMax    int
 	ThrottleWindow time.Duration
 	Now            func() time.Time
@@ -35,12 +36,13 @@ type Options struct {
 
 // Service manages users, tokens and sessions.
 type Service struct {
-	st       store.UserStore
-	audit    audit.Recorder
-	log      *slog.Logger
-	opt      Options
-	throttle *Throttle
-	dummy    string // hash compared against when the email is unknown, to hide that
+	st      store.UserStore
+	audit   audit.Recorder
+	log     *slog.Logger
+	opt     Options
+	byEmail *Throttle
+	byAddr  *Throttle
+	dummy   string // hash compared against when the email is unknown, to hide that
 }
 
 // NewService returns a Service over st.
@@ -66,8 +68,9 @@ func NewService(st store.UserStore, rec audit.Recorder, log *slog.Logger, opt Op
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	s := &Service{st: st, audit: rec, log: log, opt: opt, throttle: NewThrottle(opt.ThrottleMax, opt.ThrottleWindow)}
-	s.throttle.now = opt.Now
+	s := &Service{st: st, audit: rec, log: log, opt: opt,
+		byEmail: NewThrottle(opt.ThrottleMax, opt.ThrottleWindow), byAddr: NewThrottle(4*opt.ThrottleMax, opt.ThrottleWindow)}
+	s.byEmail.now, s.byAddr.now = opt.Now, opt.Now
 	s.dummy, _ = HashPassword("not a password of anyone", opt.Password)
 	return s
 }
@@ -149,6 +152,9 @@ type UserPatch struct {
 	Role     *string `json:"role,omitempty"`
 	Disabled *bool   `json:"disabled,omitempty"`
 	Password *string `json:"password,omitempty"`
+	// CurrentPassword must accompany a change of one's own password, so a
+	// borrowed session or token cannot take the account over.
+	CurrentPassword string `json:"current_password,omitempty"`
 }
 
 // UpdateUser changes a user's role, password or disabled flag. Admins may
@@ -183,6 +189,11 @@ func (s *Service) UpdateUser(ctx context.Context, actor Principal, id int64, p U
 		detail["disabled"] = u.Disabled
 	}
 	if p.Password != nil {
+		if self && u.PasswordHash != "" {
+			if ok, _ := VerifyPassword(p.CurrentPassword, u.PasswordHash); !ok {
+				errs.Add("current_password", "does not match your current password")
+			}
+		}
 		if err := CheckPassword(*p.Password); err != nil {
 			errs.Add("password", err.Error())
 		} else if u.PasswordHash, err = HashPassword(*p.Password, s.opt.Password); err != nil {

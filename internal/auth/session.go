@@ -34,9 +34,10 @@ func (s *Service) Login(ctx context.Context, email, password, remoteAddr, previo
 	if err != nil {
 		e = "invalid"
 	}
-	emailKey, addrKey := "email:"+e, "addr:"+remoteAddr
-	if ok, wait := s.throttle.Allow(emailKey, addrKey); !ok {
-		return Session{}, &ThrottledError{Wait: wait}
+	okEmail, waitEmail := s.byEmail.Allow(e)
+	okAddr, waitAddr := s.byAddr.Allow(remoteAddr)
+	if !okEmail || !okAddr {
+		return Session{}, &ThrottledError{Wait: max(waitEmail, waitAddr)}
 	}
 	u, err := s.st.GetUserByEmail(ctx, e)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -48,11 +49,12 @@ func (s *Service) Login(ctx context.Context, email, password, remoteAddr, previo
 	}
 	ok, verr := VerifyPassword(password, hash)
 	if err != nil || verr != nil || !ok || u.Disabled || u.PasswordHash == "" || len(password) > MaxPasswordLen {
-		s.throttle.Fail(emailKey, addrKey)
+		s.byEmail.Fail(e)
+		s.byAddr.Fail(remoteAddr)
 		s.log.Info("sign-in failed", "email", e, "remote_addr", remoteAddr)
 		return Session{}, ErrUnauthenticated
 	}
-	s.throttle.Reset(emailKey)
+	s.byEmail.Reset(e)
 	id, err := randomSecret(32)
 	if err != nil {
 		return Session{}, err
