@@ -277,6 +277,18 @@ func TestOpenAPIConformance(t *testing.T) {
 	call("GET", lp+"/members/"+hashHex(subscriberHash("zed@acme.io")), nil, 404)
 	call("DELETE", lp, nil, 204)
 
+	// A refused key is a conforming problem document too.
+	req, _ := http.NewRequest("GET", s.URL+"/lists", nil)
+	req.SetBasicAuth("user", "0123456789abcdef0123456789abcdef-us1")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
+		t.Fatalf("bad key: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+
 	var missing []string
 	for _, r := range s.Routes() {
 		if !v.checked[r] {
