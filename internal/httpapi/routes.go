@@ -89,6 +89,17 @@ func (s *Server) routeTable() []Route {
 		{http.MethodPost, "/api/v1/connections/{id}/test", Admin, s.testConnection},
 		{http.MethodGet, "/api/v1/connections/{id}/audiences", Contributor, s.connectionAudiences},
 
-		// Exports, runs, refresh.
+		// Exports, runs, refresh (viewers read exports, runs and their reports).
+		{http.MethodGet, "/api/v1/exports", Viewer, s.listExports},
+		{http.MethodPost, "/api/v1/exports", Contributor, s.createExport},
+		{http.MethodGet, "/api/v1/exports/{id}", Viewer, s.getExport},
+		{http.MethodPut, "/api/v1/exports/{id}", Contributor, s.updateExport},
+		{http.MethodDelete, "/api/v1/exports/{id}", Contributor, s.deleteExport},
+		{http.MethodPost, "/api/v1/exports/{id}/runs", Contributor, s.startRun},
+		{http.MethodGet, "/api/v1/exports/{id}/runs", Viewer, s.listRuns},
+		{http.MethodGet, "/api/v1/runs/{id}", Viewer, s.getRun},
+		{http.MethodGet, "/api/v1/runs/{id}/rejections", Viewer, s.runRejections},
+		{http.MethodPost, "/api/v1/runs/{id}/cancel", Contributor, s.cancelRun},
+		{http.MethodPost, "/api/v1/refresh", Contributor, s.refresh},
 	}
 }

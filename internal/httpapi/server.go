@@ -18,6 +18,8 @@ import (
 	"github.com/segsync/segsync/internal/audit"
 	"github.com/segsync/segsync/internal/auth"
 	"github.com/segsync/segsync/internal/connection"
+	"github.com/segsync/segsync/internal/export"
+	"github.com/segsync/segsync/internal/jobs"
 	"github.com/segsync/segsync/internal/metrics"
 	"github.com/segsync/segsync/internal/profile"
 	"github.com/segsync/segsync/internal/store"
@@ -39,6 +41,9 @@ type Deps struct {
 	// Connections manages Mailchimp connections; Audit is the audit log.
 	Connections *connection.Service
 	Audit       *audit.Log
+	// Exports manages export definitions; Runs queues and cancels runs.
+	Exports *export.Service
+	Runs    *jobs.Runner
 	// Loopback reports that the server listens on loopback only. Until
 	// authentication exists, anonymous requests are admitted only then.
 	Loopback bool

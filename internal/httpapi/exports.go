@@ -1,0 +1,304 @@
+package httpapi
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/segsync/segsync/internal/audit"
+	"github.com/segsync/segsync/internal/export"
+	"github.com/segsync/segsync/internal/jobs"
+	"github.com/segsync/segsync/internal/store"
+)
+
+func (s *Server) exports() (*export.Service, error) {
+	if s.deps.Exports == nil {
+		return nil, problemf(http.StatusServiceUnavailable, "exports are not configured on this server")
+	}
+	return s.deps.Exports, nil
+}
+
+func (s *Server) runner() (*jobs.Runner, error) {
+	if s.deps.Runs == nil {
+		return nil, problemf(http.StatusServiceUnavailable, "runs are not configured on this server")
+	}
+	return s.deps.Runs, nil
+}
+
+// exportError maps the export service's own errors; the rest go to the
+// common table.
+func exportError(err error) error {
+	if errors.Is(err, export.ErrUpstream) {
+		return problemf(http.StatusBadGateway, "%s", err.Error())
+	}
+	return err
+}
+
+// exportPathID reads the {id} of the path; an id that is not a number names nothing.
+func exportPathID(r *http.Request, what string) (int64, error) {
+	v := r.PathValue("id")
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id < 1 {
+		return 0, problemf(http.StatusNotFound, "%s %q not found", what, v)
+	}
+	return id, nil
+}
+
+func (s *Server) listExports(w http.ResponseWriter, r *http.Request) error {
+	svc, err := s.exports()
+	if err != nil {
+		return err
+	}
+	es, err := svc.List(r.Context(), principal(r))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"exports": es})
+}
+
+func (s *Server) createExport(w http.ResponseWriter, r *http.Request) error {
+	svc, err := s.exports()
+	if err != nil {
+		return err
+	}
+	var in export.Input
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	e, err := svc.Create(r.Context(), principal(r), in)
+	if err != nil {
+		return exportError(err)
+	}
+	w.Header().Set("Location", "/api/v1/exports/"+strconv.FormatInt(e.ID, 10))
+	return writeJSON(w, http.StatusCreated, e)
+}
+
+func (s *Server) getExport(w http.ResponseWriter, r *http.Request) error {
+	svc, err := s.exports()
+	if err != nil {
+		return err
+	}
+	id, err := exportPathID(r, "export")
+	if err != nil {
+		return err
+	}
+	e, err := svc.Get(r.Context(), principal(r), id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, e)
+}
+
+func (s *Server) updateExport(w http.ResponseWriter, r *http.Request) error {
+	svc, err := s.exports()
+	if err != nil {
+		return err
+	}
+	id, err := exportPathID(r, "export")
+	if err != nil {
+		return err
+	}
+	var in export.Input
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	e, err := svc.Update(r.Context(), principal(r), id, in)
+	if err != nil {
+		return exportError(err)
+	}
+	return writeJSON(w, http.StatusOK, e)
+}
+
+func (s *Server) deleteExport(w http.ResponseWriter, r *http.Request) error {
+	svc, err := s.exports()
+	if err != nil {
+		return err
+	}
+	id, err := exportPathID(r, "export")
+	if err != nil {
+		return err
+	}
+	if err := svc.Delete(r.Context(), principal(r), id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// startRun answers POST /api/v1/exports/{id}/runs: 202 with the queued run
+// (an already queued run of the same kind when there is one: single flight).
+func (s *Server) startRun(w http.ResponseWriter, r *http.Request) error {
+	svc, err := s.exports()
+	if err != nil {
+		return err
+	}
+	rn, err := s.runner()
+	if err != nil {
+		return err
+	}
+	id, err := exportPathID(r, "export")
+	if err != nil {
+		return err
+	}
+	var in struct {
+		DryRun bool `json:"dry_run"`
+	}
+	if r.ContentLength != 0 {
+		if err := decodeJSON(w, r, &in); err != nil {
+			return err
+		}
+	}
+	p := principal(r)
+	e, err := svc.Get(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	if err := svc.MayRun(r.Context(), p, e); err != nil {
+		return err
+	}
+	run, created, err := rn.Enqueue(r.Context(), e.ID, store.TriggerManual, in.DryRun, p.Email)
+	if err != nil {
+		return err
+	}
+	if created && s.deps.Audit != nil {
+		_ = s.deps.Audit.Record(r.Context(), p.Actor(), audit.RunStart, "run", run.ID, map[string]any{"export_id": e.ID, "dry_run": in.DryRun})
+	}
+	w.Header().Set("Location", "/api/v1/runs/"+strconv.FormatInt(run.ID, 10))
+	return writeJSON(w, http.StatusAccepted, run)
+}
+
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) error {
+	svc, err := s.exports()
+	if err != nil {
+		return err
+	}
+	id, err := exportPathID(r, "export")
+	if err != nil {
+		return err
+	}
+	if _, err := svc.Get(r.Context(), principal(r), id); err != nil {
+		return err
+	}
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 1000 {
+			return problemf(http.StatusBadRequest, "limit must be a number from 1 to 1000")
+		}
+	}
+	runs, err := s.deps.Store.ListRuns(r.Context(), id, limit)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
+}
+
+func (s *Server) getRun(w http.ResponseWriter, r *http.Request) error {
+	id, err := exportPathID(r, "run")
+	if err != nil {
+		return err
+	}
+	run, err := s.deps.Store.GetRun(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, run)
+}
+
+// runRejections streams a run's rejections as JSON, or as CSV (email,
+// customer_id, reason) when the client accepts text/csv.
+func (s *Server) runRejections(w http.ResponseWriter, r *http.Request) error {
+	id, err := exportPathID(r, "run")
+	if err != nil {
+		return err
+	}
+	if _, err := s.deps.Store.GetRun(r.Context(), id); err != nil {
+		return err
+	}
+	if strings.Contains(r.Header.Get("Accept"), "text/csv") {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="run-`+strconv.FormatInt(id, 10)+`-rejections.csv"`)
+		cw := csv.NewWriter(w)
+		_ = cw.Write([]string{"email", "customer_id", "reason", "kind"})
+		err := s.deps.Store.StreamRejections(r.Context(), id, func(rj store.Rejection) error {
+			return cw.Write([]string{rj.Email, rj.CustomerID, rj.Reason, rj.Kind})
+		})
+		cw.Flush()
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"rejections":[`))
+	first := true
+	err = s.deps.Store.StreamRejections(r.Context(), id, func(rj store.Rejection) error {
+		b, err := json.Marshal(rj)
+		if err != nil {
+			return err
+		}
+		if !first {
+			_, _ = w.Write([]byte(","))
+		}
+		first = false
+		_, err = w.Write(b)
+		return err
+	})
+	_, _ = w.Write([]byte("]}\n"))
+	return err
+}
+
+func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) error {
+	rn, err := s.runner()
+	if err != nil {
+		return err
+	}
+	svc, err := s.exports()
+	if err != nil {
+		return err
+	}
+	id, err := exportPathID(r, "run")
+	if err != nil {
+		return err
+	}
+	run, err := s.deps.Store.GetRun(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	p := principal(r)
+	e, err := svc.Get(r.Context(), p, run.ExportID)
+	if err != nil {
+		return err
+	}
+	if err := svc.MayRun(r.Context(), p, e); err != nil && !errors.Is(err, store.ErrConflict) {
+		return err
+	}
+	if run.FinishedAt != nil {
+		return problemf(http.StatusConflict, "run %d already ended (%s)", id, run.Status)
+	}
+	run, err = rn.Cancel(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if s.deps.Audit != nil {
+		_ = s.deps.Audit.Record(r.Context(), p.Actor(), audit.RunCancel, "run", id, map[string]any{"export_id": run.ExportID})
+	}
+	return writeJSON(w, http.StatusAccepted, run)
+}
+
+// refresh answers POST /api/v1/refresh: queue every export that runs with
+// the system refresh, now.
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
+	rn, err := s.runner()
+	if err != nil {
+		return err
+	}
+	p := principal(r)
+	runs, err := rn.Refresh(r.Context(), store.TriggerRefresh, p.Email)
+	if err != nil {
+		return err
+	}
+	if runs == nil {
+		runs = []store.Run{}
+	}
+	return writeJSON(w, http.StatusAccepted, map[string]any{"runs": runs})
+}
