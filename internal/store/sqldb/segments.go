@@ -278,12 +278,18 @@ func (db *DB) matching(ctx context.Context, where string, args []any, limit int)
 	return out, false, rows.Err()
 }
 
-// StreamMembersByHash implements store.SegmentStore. The database computes
-// the subscriber hash (segsync_hash, see segment.HashExpr) and sorts by it,
-// so memory in this process stays flat however many profiles match.
+// StreamMembersByHash implements store.SegmentStore. PostgreSQL computes
+// the subscriber hash (segsync_hash) and sorts by it, spilling to disk past
+// work_mem. SQLite reads the members unsorted and this process hashes them
+// and sorts them with an external merge sort (hashSorter): its own sorter
+// is several times slower on rows this wide and keeps its temp store in
+// memory. Either way memory stays bounded however many profiles match.
 func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, emailAttr string, fn func(store.HashedMember) error) error {
 	if len(rules) == 0 || len(rules) > store.MaxStreamRules {
 		return fmt.Errorf("streaming members: %d rules, want 1 to %d: %w", len(rules), store.MaxStreamRules, store.ErrInvalid)
+	}
+	if !segment.ValidAttributeName(emailAttr) {
+		return fmt.Errorf("streaming members: e-mail attribute %q: %w", emailAttr, store.ErrInvalid)
 	}
 	query, args, err := db.streamQuery(rules, emailAttr)
 	if err != nil {
@@ -295,50 +301,76 @@ func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, em
 	}
 	defer rows.Close()
 	var (
-		m     store.HashedMember
+		rec   memberRec
+		email any
 		attrs sql.RawBytes
-		upd   int64
 		flags = make([]bool, len(rules))
 		dest  = make([]any, 4, 4+len(rules))
 	)
-	dest[0], dest[1], dest[2], dest[3] = &m.Hash, &m.CustomerID, &attrs, &upd
+	if db.d == Postgres {
+		dest[0] = &rec.hash
+	} else {
+		dest[0] = &email
+	}
+	dest[1], dest[2], dest[3] = &rec.customerID, &attrs, &rec.updated
 	if len(rules) > 1 {
 		for i := range flags {
 			dest = append(dest, &flags[i])
 		}
 	}
+	var sorter *hashSorter
+	if db.d != Postgres {
+		sorter = newHashSorter(memberSortRunBytes)
+		defer sorter.close()
+	}
+	emit := func(r *memberRec) error {
+		return fn(store.HashedMember{Hash: r.hash, CustomerID: r.customerID, Attrs: r.attrs,
+			UpdatedAt: time.UnixMicro(r.updated).UTC(), Segments: r.segments})
+	}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("streaming members: %w", err)
 		}
-		m.Attrs = json.RawMessage(attrs)
-		m.UpdatedAt = time.UnixMicro(upd).UTC()
-		m.Segments = 1
+		rec.segments = 1
 		if len(rules) > 1 {
-			m.Segments = 0
+			rec.segments = 0
 			for i, f := range flags {
 				if f {
-					m.Segments |= 1 << i
+					rec.segments |= 1 << i
 				}
 			}
 		}
-		if err := fn(m); err != nil {
+		if sorter == nil {
+			rec.attrs = attrs
+			if err := emit(&rec); err != nil {
+				return err
+			}
+			continue
+		}
+		rec.hash = ""
+		if s, ok := email.(string); ok && segment.NormalizeEmail(s) != "" {
+			rec.hash = segment.SubscriberHash(s)
+		}
+		rec.attrs = append([]byte(nil), attrs...)
+		if err := sorter.add(rec); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("streaming members: %w", err)
 	}
-	return nil
+	if sorter == nil {
+		return nil
+	}
+	rows.Close() // release the read connection before the callbacks
+	return sorter.each(emit)
 }
 
 // streamQuery builds the statement of StreamMembersByHash: one membership
 // column per rule when there are several, filtered to rows in any of them.
+// On PostgreSQL it yields the hash, sorted; on SQLite the raw e-mail value,
+// unsorted.
 func (db *DB) streamQuery(rules []*segment.Rule, emailAttr string) (string, []any, error) {
-	hash, hashArgs, err := segment.HashExpr(db.segmentDialect(), "attrs", emailAttr)
-	if err != nil {
-		return "", nil, fmt.Errorf("streaming members: %v: %w", err, store.ErrInvalid)
-	}
 	var sel, filter strings.Builder
 	var selArgs, filterArgs []any
 	for i, r := range rules {
@@ -356,12 +388,17 @@ func (db *DB) streamQuery(rules []*segment.Rule, emailAttr string) (string, []an
 			selArgs = append(selArgs, args...)
 		}
 	}
-	collate := "" // SQLite compares text bytewise (BINARY)
-	if db.d == Postgres {
-		collate = ` COLLATE "C"` // customer_id is COLLATE "C" already
+	if db.d != Postgres {
+		q := `SELECT json_extract(attrs, ?), customer_id, attrs, updated_at` + sel.String() +
+			` FROM profiles WHERE ` + filter.String()
+		return q, append(append([]any{"$." + emailAttr}, selArgs...), filterArgs...), nil
 	}
-	q := `SELECT COALESCE(` + hash + `, '')` + collate + `, customer_id, ` + db.attrsCol() + `, updated_at` + sel.String() +
+	hash, hashArgs, err := segment.HashExpr(segment.Postgres, "attrs", emailAttr)
+	if err != nil {
+		return "", nil, fmt.Errorf("streaming members: %v: %w", err, store.ErrInvalid)
+	}
+	// customer_id is COLLATE "C" already; the hash needs it for byte order.
+	q := `SELECT COALESCE(` + hash + `, '') COLLATE "C", customer_id, ` + db.attrsCol() + `, updated_at` + sel.String() +
 		` FROM profiles WHERE ` + filter.String() + ` ORDER BY 1, 2`
-	args := append(append(append([]any{}, hashArgs...), selArgs...), filterArgs...)
-	return q, args, nil
+	return q, append(append(append([]any{}, hashArgs...), selArgs...), filterArgs...), nil
 }

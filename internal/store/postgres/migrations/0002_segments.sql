@@ -22,28 +22,35 @@ CREATE FUNCTION segsync_instant(v jsonb) RETURNS text
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
     m text[];
+    y int;
+    mo int;
 BEGIN
     IF v IS NULL OR jsonb_typeof(v) <> 'string' THEN
         RETURN NULL;
     END IF;
     m := regexp_match(v #>> '{}',
         '^([0-9]{4})-([0-9]{2})-([0-9]{2})(T([0-9]{2}):([0-9]{2})(:([0-9]{2})(\.[0-9]+)?)?(Z|([+-])([0-9]{2}):([0-9]{2}))?)?$');
-    IF m IS NULL OR m[1]::int < 1000
+    IF m IS NULL THEN
+        RETURN NULL;
+    END IF;
+    y := m[1]::int;
+    mo := m[2]::int;
+    -- Every range is checked here rather than caught as an exception, since
+    -- exception blocks cannot run in parallel workers.
+    IF y < 1000 OR mo NOT BETWEEN 1 AND 12 OR m[3]::int < 1
+        OR m[3]::int > extract(day FROM make_date(y, mo, 1) + interval '1 month' - interval '1 day')
         OR coalesce(m[5], '00')::int > 23 OR coalesce(m[6], '00')::int > 59
         OR coalesce(m[8], '00')::int > 59
         OR coalesce(m[12], '00')::int > 15 OR coalesce(m[13], '00')::int > 59 THEN
         RETURN NULL;
     END IF;
-    -- make_timestamp refuses impossible days such as 2024-02-30.
     RETURN to_char(
-        make_timestamp(m[1]::int, m[2]::int, m[3]::int,
+        make_timestamp(y, mo, m[3]::int,
                        coalesce(m[5], '0')::int, coalesce(m[6], '0')::int, coalesce(m[8], '0')::int)
         - CASE WHEN m[11] IS NULL THEN interval '0'
                ELSE (CASE m[11] WHEN '-' THEN -1 ELSE 1 END)
                     * make_interval(hours => m[12]::int, mins => m[13]::int) END,
         'YYYY-MM-DD"T"HH24:MI:SS');
-EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR numeric_value_out_of_range THEN
-    RETURN NULL;
 END
 $$;
 

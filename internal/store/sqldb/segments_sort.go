@@ -1,0 +1,230 @@
+package sqldb
+
+import (
+	"bufio"
+	"container/heap"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+)
+
+// memberSortRunBytes is how much member data the hash sorter holds in
+// memory before it writes a sorted run to its temporary file.
+const memberSortRunBytes = 64 << 20
+
+// memberRec is one member between the database and the callback.
+type memberRec struct {
+	hash, customerID string
+	attrs            []byte
+	updated          int64
+	segments         uint64
+}
+
+func (a *memberRec) cmp(b *memberRec) int {
+	if c := strings.Compare(a.hash, b.hash); c != 0 {
+		return c
+	}
+	return strings.Compare(a.customerID, b.customerID)
+}
+
+// hashSorter is an external merge sort of members by (hash, customer_id)
+// with bounded memory: records collect in memory up to runBytes, then are
+// sorted and appended as one run to an unlinked-on-close temporary file;
+// the runs and the last in-memory batch are merged at the end. SQLite's
+// own sorter is slower on wide rows and its temp store is in memory; this
+// keeps the process flat however many profiles match.
+type hashSorter struct {
+	runBytes int
+	batch    []memberRec
+	size     int
+	file     *os.File
+	w        *bufio.Writer
+	runs     [][2]int64 // [start, end) offsets in file
+	written  int64
+}
+
+func newHashSorter(runBytes int) *hashSorter { return &hashSorter{runBytes: runBytes} }
+
+// add takes ownership of r's attrs.
+func (s *hashSorter) add(r memberRec) error {
+	s.batch = append(s.batch, r)
+	s.size += len(r.hash) + len(r.customerID) + len(r.attrs) + 96
+	if s.size >= s.runBytes {
+		return s.spill()
+	}
+	return nil
+}
+
+func (s *hashSorter) sortBatch() {
+	slices.SortFunc(s.batch, func(a, b memberRec) int { return a.cmp(&b) })
+}
+
+func (s *hashSorter) spill() error {
+	if s.file == nil {
+		f, err := os.CreateTemp("", "segsync-members-*")
+		if err != nil {
+			return fmt.Errorf("sorting members: %w", err)
+		}
+		s.file = f
+		s.w = bufio.NewWriterSize(countingWriter{f, &s.written}, 256<<10)
+	}
+	s.sortBatch()
+	start := s.written + int64(s.w.Buffered())
+	var buf [binary.MaxVarintLen64]byte
+	put := func(b []byte) {
+		n := binary.PutUvarint(buf[:], uint64(len(b)))
+		s.w.Write(buf[:n])
+		s.w.Write(b)
+	}
+	for i := range s.batch {
+		r := &s.batch[i]
+		put([]byte(r.hash))
+		put([]byte(r.customerID))
+		put(r.attrs)
+		n := binary.PutVarint(buf[:], r.updated)
+		s.w.Write(buf[:n])
+		n = binary.PutUvarint(buf[:], r.segments)
+		s.w.Write(buf[:n])
+	}
+	if err := s.w.Flush(); err != nil {
+		return fmt.Errorf("sorting members: writing a run: %w", err)
+	}
+	s.runs = append(s.runs, [2]int64{start, s.written})
+	clear(s.batch)
+	s.batch, s.size = s.batch[:0], 0
+	return nil
+}
+
+// each calls fn for every record in order, then releases the sorter.
+func (s *hashSorter) each(fn func(*memberRec) error) error {
+	defer s.close()
+	s.sortBatch()
+	if len(s.runs) == 0 {
+		for i := range s.batch {
+			if err := fn(&s.batch[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	h := &mergeHeap{}
+	if len(s.batch) > 0 {
+		h.items = append(h.items, &memRun{recs: s.batch})
+	}
+	for _, r := range s.runs {
+		h.items = append(h.items, &fileRun{r: bufio.NewReaderSize(io.NewSectionReader(s.file, r[0], r[1]-r[0]), 64<<10)})
+	}
+	live := h.items[:0]
+	for _, it := range h.items {
+		ok, err := it.next()
+		if err != nil {
+			return err
+		}
+		if ok {
+			live = append(live, it)
+		}
+	}
+	h.items = live
+	heap.Init(h)
+	for h.Len() > 0 {
+		top := h.items[0]
+		if err := fn(top.cur()); err != nil {
+			return err
+		}
+		ok, err := top.next()
+		if err != nil {
+			return err
+		}
+		if ok {
+			heap.Fix(h, 0)
+		} else {
+			heap.Pop(h)
+		}
+	}
+	return nil
+}
+
+func (s *hashSorter) close() {
+	if s.file != nil {
+		name := s.file.Name()
+		s.file.Close()
+		os.Remove(name)
+		s.file = nil
+	}
+	s.batch = nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n *int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	*c.n += int64(n)
+	return n, err
+}
+
+type run interface {
+	next() (bool, error)
+	cur() *memberRec
+}
+
+type memRun struct {
+	recs []memberRec
+	i    int // 1 + index of the current record
+}
+
+func (m *memRun) next() (bool, error) { m.i++; return m.i <= len(m.recs), nil }
+func (m *memRun) cur() *memberRec     { return &m.recs[m.i-1] }
+
+type fileRun struct {
+	r   *bufio.Reader
+	rec memberRec
+}
+
+func (f *fileRun) next() (bool, error) {
+	hash, err := readBytes(f.r)
+	if errors.Is(err, io.EOF) {
+		return false, nil
+	}
+	cid, err2 := readBytes(f.r)
+	attrs, err3 := readBytes(f.r)
+	upd, err4 := binary.ReadVarint(f.r)
+	segs, err5 := binary.ReadUvarint(f.r)
+	if err := errors.Join(err, err2, err3, err4, err5); err != nil {
+		return false, fmt.Errorf("sorting members: reading a run: %w", err)
+	}
+	f.rec = memberRec{hash: string(hash), customerID: string(cid), attrs: attrs, updated: upd, segments: segs}
+	return true, nil
+}
+
+func (f *fileRun) cur() *memberRec { return &f.rec }
+
+func readBytes(r *bufio.Reader) ([]byte, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, io.ErrUnexpectedEOF
+	}
+	return b, nil
+}
+
+type mergeHeap struct{ items []run }
+
+func (h *mergeHeap) Len() int           { return len(h.items) }
+func (h *mergeHeap) Less(i, j int) bool { return h.items[i].cur().cmp(h.items[j].cur()) < 0 }
+func (h *mergeHeap) Swap(i, j int)      { h.items[i], h.items[j] = h.items[j], h.items[i] }
+func (h *mergeHeap) Push(x any)         { h.items = append(h.items, x.(run)) }
+func (h *mergeHeap) Pop() any {
+	x := h.items[len(h.items)-1]
+	h.items = h.items[:len(h.items)-1]
+	return x
+}
