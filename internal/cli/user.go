@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,6 +25,7 @@ func runUser(ctx context.Context, io IO, args []string) error {
 	return runSubcommand(ctx, io, "user", args, map[string]subcommand{
 		"create": {"--email E --role admin|contributor|viewer [--password-stdin] [--data DIR | --database URL]", userCreate},
 		"list":   {"[--data DIR | --database URL]", userList},
+		"update": {"--email E [--role R] [--password-stdin] [--disabled true|false] [--data DIR | --database URL]", userUpdate},
 	})
 }
 
@@ -69,13 +71,8 @@ func userCreate(ctx context.Context, io IO, args []string) error {
 	}
 	var password string
 	if *pwStdin {
-		line, err := bufio.NewReader(io.Stdin).ReadString('\n')
-		if err != nil && line == "" {
-			return fmt.Errorf("reading the password from stdin: %w", err)
-		}
-		password = strings.TrimRight(line, "\r\n")
-		if password == "" {
-			return fmt.Errorf("the password on stdin is empty")
+		if password, err = readPassword(io); err != nil {
+			return err
 		}
 	}
 	svc, st, err := openUsers(ctx, cfg, io)
@@ -88,6 +85,73 @@ func userCreate(ctx context.Context, io IO, args []string) error {
 		return fmt.Errorf("creating user: %w", err)
 	}
 	fmt.Fprintf(io.Stdout, "created %s %s (id %d)\n", u.Role, u.Email, u.ID)
+	return nil
+}
+
+// readPassword reads a password from the first line of stdin.
+func readPassword(io IO) (string, error) {
+	line, err := bufio.NewReader(io.Stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", fmt.Errorf("reading the password from stdin: %w", err)
+	}
+	password := strings.TrimRight(line, "\r\n")
+	if password == "" {
+		return "", fmt.Errorf("the password on stdin is empty")
+	}
+	return password, nil
+}
+
+// userUpdate changes a user's role, password or disabled flag; it is how
+// an admin who forgot their password gets back in. It ends the user's sessions.
+func userUpdate(ctx context.Context, io IO, args []string) error {
+	fs := flag.NewFlagSet("user update", flag.ContinueOnError)
+	email := fs.String("email", "", "the user's email address (required)")
+	role := fs.String("role", "", "new role: admin, contributor or viewer")
+	pwStdin := fs.Bool("password-stdin", false, "set a new password, read from the first line of stdin")
+	disabled := fs.String("disabled", "", "true to disable the user (tokens and sessions stop working), false to enable")
+	cfg, err := storeCommand(fs, args, io)
+	if err != nil {
+		return err
+	}
+	if *email == "" {
+		fmt.Fprintln(io.Stderr, "user update: --email is required")
+		fs.Usage()
+		return errUsage
+	}
+	var patch auth.UserPatch
+	if *role != "" {
+		patch.Role = role
+	}
+	if *disabled != "" {
+		b, err := strconv.ParseBool(*disabled)
+		if err != nil {
+			return fmt.Errorf("--disabled: %q is not true or false", *disabled)
+		}
+		patch.Disabled = &b
+	}
+	if *pwStdin {
+		pw, err := readPassword(io)
+		if err != nil {
+			return err
+		}
+		patch.Password = &pw
+	}
+	if patch.Role == nil && patch.Disabled == nil && patch.Password == nil {
+		return fmt.Errorf("nothing to change: give --role, --password-stdin or --disabled")
+	}
+	svc, st, err := openUsers(ctx, cfg, io)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	u, err := svc.UserByEmail(ctx, auth.SystemPrincipal, *email)
+	if err != nil {
+		return fmt.Errorf("finding user %s: %w", *email, err)
+	}
+	if u, err = svc.UpdateUser(ctx, auth.SystemPrincipal, u.ID, patch); err != nil {
+		return fmt.Errorf("updating user %s: %w", *email, err)
+	}
+	fmt.Fprintf(io.Stdout, "updated %s %s (disabled: %v)\n", u.Role, u.Email, u.Disabled)
 	return nil
 }
 

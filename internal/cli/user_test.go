@@ -64,6 +64,22 @@ func TestUserAndTokenCreate(t *testing.T) {
 	if _, err := svc.Login(context.Background(), "ann@example.org", "a strong password", "127.0.0.1", ""); err != nil {
 		t.Fatalf("password from stdin: %v", err)
 	}
+	// A forgotten password is reset from the shell; a disabled user's token stops working.
+	if code, out, errs := runStoreCLI(t, "another strong one\n", "user", "update", "--email", "ann@example.org", "--password-stdin", "--data", dir); code != 0 {
+		t.Fatalf("user update: %d %s %s", code, out, errs)
+	}
+	if _, err := svc.Login(context.Background(), "ann@example.org", "another strong one", "127.0.0.1", ""); err != nil {
+		t.Fatalf("after the password reset: %v", err)
+	}
+	if code, _, errs := runStoreCLI(t, "", "user", "update", "--email", "ann@example.org", "--disabled", "true", "--data", dir); code != 0 {
+		t.Fatalf("disable: %s", errs)
+	}
+	if _, err := svc.AuthenticateToken(context.Background(), token); err == nil {
+		t.Fatal("a disabled user's token still works")
+	}
+	if code, _, _ := runStoreCLI(t, "", "user", "update", "--email", "ann@example.org", "--data", dir); code != 1 {
+		t.Fatalf("update without changes: exit %d", code)
+	}
 	code, out, _ = runStoreCLI(t, "", "user", "list", "--data", dir)
 	if code != 0 || !strings.Contains(out, "bot@example.org") || !strings.Contains(out, "contributor") {
 		t.Fatalf("user list: %d %s", code, out)
