@@ -72,6 +72,9 @@ type Service struct {
 	audit audit.Recorder
 	log   *slog.Logger
 	opt   Options
+	// http is shared by every client the service builds, so their
+	// connection pools are reused rather than left to idle out.
+	http *http.Client
 }
 
 // NewService returns a Service over st.
@@ -88,7 +91,9 @@ func NewService(st store.ConnectionStore, opt Options) (*Service, error) {
 	if opt.OAuth.LoginURL == "" {
 		opt.OAuth.LoginURL = mailchimp.DefaultLoginURL
 	}
-	return &Service{st: st, vault: opt.Vault, audit: opt.Audit, log: opt.Log, opt: opt}, nil
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = mailchimp.MaxConnsPerAccount
+	return &Service{st: st, vault: opt.Vault, audit: opt.Audit, log: opt.Log, opt: opt, http: &http.Client{Transport: t}}, nil
 }
 
 func (s *Service) record(ctx context.Context, p auth.Principal, action string, id int64, detail map[string]any) {
@@ -270,6 +275,9 @@ func (s *Service) newClient(cfg mailchimp.Config) (*mailchimp.Client, error) {
 	if s.opt.ClientConfig != nil {
 		s.opt.ClientConfig(&cfg)
 	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = s.http
+	}
 	// verification must fail fast rather than retry for minutes
 	if cfg.MaxRetries == 0 {
 		cfg.MaxRetries = 2
@@ -376,6 +384,9 @@ func (s *Service) clientFor(c store.Connection) (*mailchimp.Client, error) {
 	}
 	if s.opt.ClientConfig != nil {
 		s.opt.ClientConfig(&cfg)
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = s.http
 	}
 	cl, err := mailchimp.New(cfg)
 	if err != nil {
