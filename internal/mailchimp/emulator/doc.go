@@ -38,6 +38,8 @@
 //   - PUT and PATCH on an archived contact restore it: to status if given,
 //     else (PUT) to status_if_new, else (PATCH) to its status before archiving.
 //     POST on an archived contact is "Member Exists".
+//   - PUT of a new contact with both status and status_if_new creates it
+//     with status.
 //   - PUT requires email_address and status_if_new even for existing
 //     contacts (both are "required" in the spec), and the address must hash to
 //     the path's subscriber hash. PATCH may not change the address.

@@ -167,6 +167,7 @@ func TestMemberRules(t *testing.T) {
 		wantStatus string
 	}{
 		{"new contact", "new@acme.io", map[string]any{"status_if_new": "subscribed"}, 200, "", "subscribed"},
+		{"new contact takes status over status_if_new", "new2@acme.io", map[string]any{"status_if_new": "pending", "status": "transactional"}, 200, "", "transactional"},
 		{"status_if_new leaves existing", "api@acme.io", map[string]any{"status_if_new": "subscribed"}, 200, "", "unsubscribed"},
 		{"api-unsubscribed can be resubscribed", "api@acme.io", map[string]any{"status_if_new": "subscribed", "status": "subscribed"}, 200, "", "subscribed"},
 		{"self-unsubscribed refused", "self@acme.io", map[string]any{"status_if_new": "subscribed", "status": "subscribed"}, 400, "Member In Compliance State", "unsubscribed"},

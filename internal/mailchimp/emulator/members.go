@@ -385,6 +385,11 @@ func (e *Emulator) writeMember(r *http.Request, a *account, put bool) (any, erro
 	if perr := validateBody(&b, ""); perr != nil {
 		return nil, perr
 	}
+	if put && hasSet {
+		// Undocumented which wins for a new contact; status (the one that
+		// may subscribe directly) does.
+		stNew = st
+	}
 	c := change{newStatus: stNew, hasNew: hasNew, setStatus: st, hasSet: hasSet, body: &b, skipMerge: boolParam(r, "skip_merge_validation")}
 	if b.EmailAddress != nil {
 		c.email = *b.EmailAddress
