@@ -47,10 +47,12 @@ func runServe(ctx context.Context, io IO, args []string) error {
 	// (auth), connections, and the job queue with its scheduler and
 	// workers (export/jobs) are built here and handed to httpapi.Deps.
 
-	sec, err := newSecurity(ctx, cfg, st, log, nil)
+	sec, err := newSecurity(ctx, cfg, st, log, engineClientConfig(cfg, reg, log))
 	if err != nil {
 		return err
 	}
+	eng := newEngine(cfg, st, sec, log, reg)
+	defer eng.start(ctx)() // workers and scheduler, stopped on the way out
 
 	api := httpapi.New(httpapi.Deps{
 		Store:       st,
@@ -60,6 +62,8 @@ func runServe(ctx context.Context, io IO, args []string) error {
 		Auth:        sec.Auth,
 		Connections: sec.Connections,
 		Audit:       sec.Audit,
+		Exports:     eng.Exports,
+		Runs:        eng.Runner,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
