@@ -229,7 +229,7 @@ func (im *Importer) Import(ctx context.Context, r io.Reader, opts Options) (Repo
 			}
 		}
 	}
-	im.log.Info("profiles imported", "format", opts.Format, "mode", mode, "received", rep.Received,
+	im.log.Debug("profiles imported", "format", opts.Format, "mode", mode, "received", rep.Received,
 		"imported", rep.Imported, "updated", rep.Updated, "unchanged", rep.Unchanged,
 		"rejected", rep.Rejected, "deleted", rep.Deleted)
 	return rep, nil

@@ -345,3 +345,65 @@ func TestKeySet(t *testing.T) {
 		t.Errorf("a key only rejected before counts as a duplicate")
 	}
 }
+
+// failingReader returns its data and then an error, like a broken upload.
+type failingReader struct{ r *strings.Reader }
+
+func (f failingReader) Read(p []byte) (int, error) {
+	if f.r.Len() == 0 {
+		return 0, errors.New("connection reset")
+	}
+	return f.r.Read(p[:min(len(p), 7)])
+}
+
+func TestImportBrokenInputDeletesNothing(t *testing.T) {
+	db := dbtest.SQLite(t)
+	run(t, db, Options{Format: CSV}, "customer_id\na\nb\nc\n")
+	rep, err := NewImporter(db, nil).Import(context.Background(), failingReader{strings.NewReader("customer_id\na\n")}, Options{Format: CSV, Mode: Replace})
+	if err == nil || !strings.Contains(err.Error(), "connection reset") {
+		t.Fatalf("err = %v, want the read error", err)
+	}
+	if rep.Received != 1 || rep.Deleted != 0 {
+		t.Errorf("report = %+v", rep)
+	}
+	if n, _ := db.CountProfiles(context.Background()); n != 3 {
+		t.Errorf("%d profiles after a broken replace, want 3", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := NewImporter(db, nil).Import(ctx, strings.NewReader("customer_id\na\n"), Options{Format: CSV, Mode: Replace}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled import: err = %v", err)
+	}
+	if n, _ := db.CountProfiles(context.Background()); n != 3 {
+		t.Errorf("%d profiles after a cancelled replace, want 3", n)
+	}
+}
+
+func TestImportLongLines(t *testing.T) {
+	db := dbtest.SQLite(t)
+	long := strings.Repeat("x", MaxLineBytes+10)
+	rep := run(t, db, Options{Format: CSV}, "customer_id,note\nc1,"+long+"\nc2,ok\nc3,\"open\n"+long+"\nc4,ok\n")
+	checkErrors(t, rep.Errors, []wantErr{{2, "line longer than"}, {4, "unterminated quoted field 2"}, {5, "line longer than"}})
+	if rep.Imported != 2 {
+		t.Errorf("report = %+v", rep)
+	}
+	rep = run(t, db, Options{Format: NDJSON}, `{"customer_id":"n1","note":"`+long+`"}`+"\n"+`{"customer_id":"n2"}`+"\n")
+	checkErrors(t, rep.Errors, []wantErr{{1, "line longer than"}})
+	if rep.Imported != 1 {
+		t.Errorf("report = %+v", rep)
+	}
+}
+
+func TestImportStrayQuoteInLongFile(t *testing.T) {
+	db := dbtest.SQLite(t)
+	var b strings.Builder
+	b.WriteString("customer_id,note\nc0,\"stray\n")
+	for i := 1; i <= 3*MaxRecordLines; i++ {
+		fmt.Fprintf(&b, "c%d,n%d\n", i, i)
+	}
+	rep := run(t, db, Options{Format: CSV}, b.String())
+	checkErrors(t, rep.Errors, []wantErr{{2, "no closing quote within 200 lines"}})
+	if rep.Imported != 3*MaxRecordLines || rep.Received != 3*MaxRecordLines+1 {
+		t.Errorf("report = %+v", rep)
+	}
+}
