@@ -262,9 +262,13 @@ func (c *csvReader) readRecord() (start int64, reason string, err error) {
 						return 0, "", err
 					}
 					if !more || len(c.buf) > MaxRecordBytes || len(c.cont) >= MaxRecordLines {
+						where := "before the end of the input"
+						if more || len(c.cont) > 0 && c.cont[len(c.cont)-1].tooLong {
+							where = fmt.Sprintf("within %d lines or %d bytes", len(c.cont), MaxRecordBytes)
+						}
 						n := len(c.ends) + 1
 						c.giveUp()
-						return start, fmt.Sprintf("unterminated quoted field %d: no closing quote within %d lines; the lines after this one are read again as rows", n, len(c.cont)), nil
+						return start, fmt.Sprintf("unterminated quoted field %d: no closing quote %s; the lines after this one are read again as rows", n, where), nil
 					}
 					pos = 0
 					continue

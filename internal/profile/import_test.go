@@ -110,7 +110,7 @@ func TestImportCSV(t *testing.T) {
 				"c2,Bob\n" +
 				"c3,Carl\n",
 			rep:    Report{Received: 3, Imported: 2, Rejected: 1},
-			errs:   []wantErr{{2, "unterminated quoted field 2"}},
+			errs:   []wantErr{{2, "unterminated quoted field 2: no closing quote before the end of the input"}},
 			attrs:  map[string]string{"c2": `{"customer_id":"c2","name":"Bob"}`, "c3": `{"customer_id":"c3","name":"Carl"}`},
 			absent: []string{"c1"},
 		},
