@@ -278,12 +278,13 @@ func (db *DB) matching(ctx context.Context, where string, args []any, limit int)
 	return out, false, rows.Err()
 }
 
-// StreamMembersByHash implements store.SegmentStore. PostgreSQL computes
-// the subscriber hash (segsync_hash) and sorts by it, spilling to disk past
-// work_mem. SQLite reads the members unsorted and this process hashes them
-// and sorts them with an external merge sort (hashSorter): its own sorter
-// is several times slower on rows this wide and keeps its temp store in
-// memory. Either way memory stays bounded however many profiles match.
+// StreamMembersByHash implements store.SegmentStore. The database filters
+// the profiles; this process hashes the e-mail values and orders the members
+// with an external merge sort (hashSorter) that keeps memory bounded however
+// many profiles match. That is faster than letting either database sort
+// rows this wide (SQLite's sorter is several times slower and keeps its
+// temp store in memory; PostgreSQL spills past work_mem), and the hash is
+// segment.SubscriberHash by construction.
 func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, emailAttr string, fn func(store.HashedMember) error) error {
 	if len(rules) == 0 || len(rules) > store.MaxStreamRules {
 		return fmt.Errorf("streaming members: %d rules, want 1 to %d: %w", len(rules), store.MaxStreamRules, store.ErrInvalid)
@@ -295,6 +296,20 @@ func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, em
 	if err != nil {
 		return err
 	}
+	sorter := newHashSorter(memberSortRunBytes)
+	defer sorter.close()
+	if err := db.sortMembers(ctx, query, args, len(rules), sorter); err != nil {
+		return err
+	}
+	return sorter.each(func(r *memberRec) error {
+		return fn(store.HashedMember{Hash: r.hash, CustomerID: r.customerID, Attrs: r.attrs,
+			UpdatedAt: time.UnixMicro(r.updated).UTC(), Segments: r.segments})
+	})
+}
+
+// sortMembers runs the stream query and feeds every row to the sorter; the
+// read connection is released before the callbacks start.
+func (db *DB) sortMembers(ctx context.Context, query string, args []any, nrules int, sorter *hashSorter) error {
 	rows, err := db.R.QueryContext(ctx, db.Q(query), args...)
 	if err != nil {
 		return fmt.Errorf("streaming members: %w", err)
@@ -302,37 +317,21 @@ func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, em
 	defer rows.Close()
 	var (
 		rec   memberRec
-		email any
-		attrs sql.RawBytes
-		flags = make([]bool, len(rules))
-		dest  = make([]any, 4, 4+len(rules))
+		email sql.NullString
+		flags = make([]bool, nrules)
+		dest  = []any{&email, &rec.customerID, &rec.attrs, &rec.updated}
 	)
-	if db.d == Postgres {
-		dest[0] = &rec.hash
-	} else {
-		dest[0] = &email
-	}
-	dest[1], dest[2], dest[3] = &rec.customerID, &attrs, &rec.updated
-	if len(rules) > 1 {
+	if nrules > 1 {
 		for i := range flags {
 			dest = append(dest, &flags[i])
 		}
-	}
-	var sorter *hashSorter
-	if db.d != Postgres {
-		sorter = newHashSorter(memberSortRunBytes)
-		defer sorter.close()
-	}
-	emit := func(r *memberRec) error {
-		return fn(store.HashedMember{Hash: r.hash, CustomerID: r.customerID, Attrs: r.attrs,
-			UpdatedAt: time.UnixMicro(r.updated).UTC(), Segments: r.segments})
 	}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("streaming members: %w", err)
 		}
 		rec.segments = 1
-		if len(rules) > 1 {
+		if nrules > 1 {
 			rec.segments = 0
 			for i, f := range flags {
 				if f {
@@ -340,18 +339,10 @@ func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, em
 				}
 			}
 		}
-		if sorter == nil {
-			rec.attrs = attrs
-			if err := emit(&rec); err != nil {
-				return err
-			}
-			continue
-		}
 		rec.hash = ""
-		if s, ok := email.(string); ok && segment.NormalizeEmail(s) != "" {
-			rec.hash = segment.SubscriberHash(s)
+		if email.Valid && segment.NormalizeEmail(email.String) != "" {
+			rec.hash = segment.SubscriberHash(email.String)
 		}
-		rec.attrs = append([]byte(nil), attrs...)
 		if err := sorter.add(rec); err != nil {
 			return err
 		}
@@ -359,17 +350,12 @@ func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, em
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("streaming members: %w", err)
 	}
-	if sorter == nil {
-		return nil
-	}
-	rows.Close() // release the read connection before the callbacks
-	return sorter.each(emit)
+	return nil
 }
 
 // streamQuery builds the statement of StreamMembersByHash: one membership
 // column per rule when there are several, filtered to rows in any of them.
-// On PostgreSQL it yields the hash, sorted; on SQLite the raw e-mail value,
-// unsorted.
+// It yields the e-mail value, unsorted.
 func (db *DB) streamQuery(rules []*segment.Rule, emailAttr string) (string, []any, error) {
 	var sel, filter strings.Builder
 	var selArgs, filterArgs []any
@@ -388,17 +374,14 @@ func (db *DB) streamQuery(rules []*segment.Rule, emailAttr string) (string, []an
 			selArgs = append(selArgs, args...)
 		}
 	}
-	if db.d != Postgres {
-		q := `SELECT json_extract(attrs, ?), customer_id, attrs, updated_at` + sel.String() +
-			` FROM profiles WHERE ` + filter.String()
-		return q, append(append([]any{"$." + emailAttr}, selArgs...), filterArgs...), nil
+	// The e-mail value when it is a JSON string, else NULL.
+	email := `CASE WHEN json_type(attrs, ?) = 'text' THEN json_extract(attrs, ?) END`
+	key := any("$." + emailAttr)
+	if db.d == Postgres {
+		email = `CASE WHEN jsonb_typeof(attrs -> CAST(? AS text)) = 'string' THEN attrs ->> CAST(? AS text) END`
+		key = emailAttr
 	}
-	hash, hashArgs, err := segment.HashExpr(segment.Postgres, "attrs", emailAttr)
-	if err != nil {
-		return "", nil, fmt.Errorf("streaming members: %v: %w", err, store.ErrInvalid)
-	}
-	// customer_id is COLLATE "C" already; the hash needs it for byte order.
-	q := `SELECT COALESCE(` + hash + `, '') COLLATE "C", customer_id, ` + db.attrsCol() + `, updated_at` + sel.String() +
-		` FROM profiles WHERE ` + filter.String() + ` ORDER BY 1, 2`
-	return q, append(append(append([]any{}, hashArgs...), selArgs...), filterArgs...), nil
+	q := `SELECT ` + email + `, customer_id, ` + db.attrsCol() + `, updated_at` + sel.String() +
+		` FROM profiles WHERE ` + filter.String()
+	return q, append(append([]any{key, key}, selArgs...), filterArgs...), nil
 }

@@ -40,6 +40,7 @@ func (a *memberRec) cmp(b *memberRec) int {
 type hashSorter struct {
 	runBytes int
 	batch    []memberRec
+	order    []int32 // batch indexes in sorted order (cheaper to move than records)
 	size     int
 	file     *os.File
 	w        *bufio.Writer
@@ -60,7 +61,11 @@ func (s *hashSorter) add(r memberRec) error {
 }
 
 func (s *hashSorter) sortBatch() {
-	slices.SortFunc(s.batch, func(a, b memberRec) int { return a.cmp(&b) })
+	s.order = s.order[:0]
+	for i := range s.batch {
+		s.order = append(s.order, int32(i))
+	}
+	slices.SortFunc(s.order, func(a, b int32) int { return s.batch[a].cmp(&s.batch[b]) })
 }
 
 func (s *hashSorter) spill() error {
@@ -75,20 +80,17 @@ func (s *hashSorter) spill() error {
 	s.sortBatch()
 	start := s.written + int64(s.w.Buffered())
 	var buf [binary.MaxVarintLen64]byte
-	put := func(b []byte) {
-		n := binary.PutUvarint(buf[:], uint64(len(b)))
-		s.w.Write(buf[:n])
-		s.w.Write(b)
-	}
-	for i := range s.batch {
+	uvarint := func(v uint64) { s.w.Write(buf[:binary.PutUvarint(buf[:], v)]) }
+	for _, i := range s.order {
 		r := &s.batch[i]
-		put([]byte(r.hash))
-		put([]byte(r.customerID))
-		put(r.attrs)
-		n := binary.PutVarint(buf[:], r.updated)
-		s.w.Write(buf[:n])
-		n = binary.PutUvarint(buf[:], r.segments)
-		s.w.Write(buf[:n])
+		uvarint(uint64(len(r.hash)))
+		s.w.WriteString(r.hash)
+		uvarint(uint64(len(r.customerID)))
+		s.w.WriteString(r.customerID)
+		uvarint(uint64(len(r.attrs)))
+		s.w.Write(r.attrs)
+		s.w.Write(buf[:binary.PutVarint(buf[:], r.updated)])
+		uvarint(r.segments)
 	}
 	if err := s.w.Flush(); err != nil {
 		return fmt.Errorf("sorting members: writing a run: %w", err)
@@ -104,7 +106,7 @@ func (s *hashSorter) each(fn func(*memberRec) error) error {
 	defer s.close()
 	s.sortBatch()
 	if len(s.runs) == 0 {
-		for i := range s.batch {
+		for _, i := range s.order {
 			if err := fn(&s.batch[i]); err != nil {
 				return err
 			}
@@ -113,7 +115,7 @@ func (s *hashSorter) each(fn func(*memberRec) error) error {
 	}
 	h := &mergeHeap{}
 	if len(s.batch) > 0 {
-		h.items = append(h.items, &memRun{recs: s.batch})
+		h.items = append(h.items, &memRun{recs: s.batch, order: s.order})
 	}
 	for _, r := range s.runs {
 		h.items = append(h.items, &fileRun{r: bufio.NewReaderSize(io.NewSectionReader(s.file, r[0], r[1]-r[0]), 64<<10)})
@@ -155,7 +157,7 @@ func (s *hashSorter) close() {
 		os.Remove(name)
 		s.file = nil
 	}
-	s.batch = nil
+	s.batch, s.order = nil, nil
 }
 
 type countingWriter struct {
@@ -175,12 +177,13 @@ type run interface {
 }
 
 type memRun struct {
-	recs []memberRec
-	i    int // 1 + index of the current record
+	recs  []memberRec
+	order []int32
+	i     int // 1 + position in order of the current record
 }
 
-func (m *memRun) next() (bool, error) { m.i++; return m.i <= len(m.recs), nil }
-func (m *memRun) cur() *memberRec     { return &m.recs[m.i-1] }
+func (m *memRun) next() (bool, error) { m.i++; return m.i <= len(m.order), nil }
+func (m *memRun) cur() *memberRec     { return &m.recs[m.order[m.i-1]] }
 
 type fileRun struct {
 	r   *bufio.Reader

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -223,6 +224,18 @@ func (s Suite) TestSegmentCRUD(t *testing.T) {
 	if err := db.UpdateSegment(ctx, &store.Segment{ID: 999, Name: "x", Rule: a.Rule}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("UpdateSegment(999) = %v, want ErrNotFound", err)
 	}
+	e := store.Export{Name: "e", AudienceID: "aud", SegmentIDs: []int64{b.ID, a.ID}, Mapping: store.Mapping{Email: "email"},
+		StatusIfNew: "subscribed", OnLeave: "untag", Schedule: "off"}
+	if err := db.CreateExport(ctx, &e); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteSegment(ctx, a.ID); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("DeleteSegment of a segment an export selects = %v, want ErrConflict", err)
+	}
+	e.SegmentIDs = []int64{b.ID, a.ID + 100}
+	if err := db.UpdateExport(ctx, &e); err != nil {
+		t.Fatal(err)
+	}
 	if err := db.DeleteSegment(ctx, a.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -231,6 +244,9 @@ func (s Suite) TestSegmentCRUD(t *testing.T) {
 	}
 	if list, _ := db.ListSegments(ctx); len(list) != 1 {
 		t.Fatalf("after delete: %+v", list)
+	}
+	if err := db.DeleteSegment(ctx, b.ID); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("DeleteSegment(%d) still selected = %v, want ErrConflict", b.ID, err)
 	}
 }
 
@@ -312,5 +328,49 @@ func (s Suite) TestSegmentStreamByHash(t *testing.T) {
 	}
 	if err := db.StreamMembersByHash(ctx, nil, "email", func(store.HashedMember) error { return nil }); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("no rules: %v, want ErrInvalid", err)
+	}
+}
+
+// TestSegmentHashExpr checks that segment.HashExpr computes
+// segment.SubscriberHash in the database (segsync_hash on both dialects).
+func (s Suite) TestSegmentHashExpr(t *testing.T) {
+	t.Parallel()
+	db := s.Open(t)
+	ctx := context.Background()
+	emails := []string{"a@example.com", " Mixed.Case@Example.COM\t", "\n\v\f\rx@y.z ", "Émile@exämple.com", "   ", ""}
+	want := map[string]string{}
+	for i, e := range emails {
+		id := "h" + string(rune('a'+i))
+		b, _ := json.Marshal(map[string]any{"email": e})
+		upsert(t, db, pp(id, string(b)))
+		want[id] = ""
+		if segment.NormalizeEmail(e) != "" {
+			want[id] = segment.SubscriberHash(e)
+		}
+	}
+	upsert(t, db, pp("hy", `{"email":7}`), pp("hz", `{}`))
+	want["hy"], want["hz"] = "", ""
+	expr, args, err := segment.HashExpr(segment.Dialect(db.Dialect()), "attrs", "email")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.R.QueryContext(ctx, db.Q(`SELECT customer_id, COALESCE(`+expr+`, '') FROM profiles`), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var id, h string
+		if err := rows.Scan(&id, &h); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if h != want[id] {
+			t.Errorf("hash of %s = %q, want %q", id, h, want[id])
+		}
+	}
+	if err := rows.Err(); err != nil || n != len(want) {
+		t.Fatalf("%d rows, %v", n, err)
 	}
 }
