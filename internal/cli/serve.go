@@ -16,6 +16,7 @@ import (
 	"github.com/segsync/segsync/internal/store/postgres"
 	"github.com/segsync/segsync/internal/store/sqldb"
 	"github.com/segsync/segsync/internal/store/sqlite"
+	"github.com/segsync/segsync/internal/web"
 )
 
 // runServe runs the web UI, the REST API, the scheduler and the workers in
@@ -66,11 +67,18 @@ func runServe(ctx context.Context, io IO, args []string) error {
 		Runs:        eng.Runner,
 	})
 
+	// The web UI serves its pages and hands every other path to the API.
+	ui, err := web.New(web.Deps{API: api.Handler(), Log: log, CountProfiles: st.CountProfiles,
+		OAuthEnabled: sec.Connections.OAuthEnabled, RefreshSchedule: cfg.RefreshSchedule})
+	if err != nil {
+		return err
+	}
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
-	return serveHTTP(ctx, ln, api.Handler(), cfg.ShutdownTimeout, log)
+	return serveHTTP(ctx, ln, ui.Handler(), cfg.ShutdownTimeout, log)
 }
 
 // openStore opens PostgreSQL when a database URL is given, else SQLite in

@@ -1,0 +1,225 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+var funcs = template.FuncMap{
+	"num":   formatNum,
+	"when":  formatTime,
+	"ago":   formatAgo,
+	"pct":   percent,
+	"label": label,
+	"json":  toJSON,
+	"has":   func(list []int64, id int64) bool { return containsID(list, id) },
+	"seq": func(n int) []int {
+		s := make([]int, n)
+		for i := range s {
+			s[i] = i
+		}
+		return s
+	},
+	"add":     func(a, b int) int { return a + b },
+	"fieldid": func(parts ...any) string { return fieldID(parts...) },
+	"deref":   deref,
+	"list":    func(s ...string) []string { return s },
+	"initial": func(s string) string {
+		for _, r := range s {
+			return string(unicode.ToUpper(r))
+		}
+		return "?"
+	},
+}
+
+// formatNum writes a count with thousands separators: 1,234,567.
+func formatNum(v any) string {
+	var n int64
+	switch x := v.(type) {
+	case int:
+		n = int64(x)
+	case int64:
+		n = x
+	case json.Number:
+		i, err := x.Int64()
+		if err != nil {
+			return x.String()
+		}
+		n = i
+	default:
+		return fmt.Sprint(v)
+	}
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func timeOf(v any) (time.Time, bool) {
+	switch x := v.(type) {
+	case time.Time:
+		return x, !x.IsZero()
+	case *time.Time:
+		if x == nil {
+			return time.Time{}, false
+		}
+		return *x, !x.IsZero()
+	case string:
+		t, err := time.Parse(time.RFC3339Nano, x)
+		return t, err == nil
+	}
+	return time.Time{}, false
+}
+
+// formatTime writes a time in UTC the way people read it.
+func formatTime(v any) string {
+	t, ok := timeOf(v)
+	if !ok {
+		return "—"
+	}
+	return t.UTC().Format("2 Jan 2006, 15:04 UTC")
+}
+
+// formatAgo writes how long ago (or from now) a time is.
+func formatAgo(v any) string {
+	t, ok := timeOf(v)
+	if !ok {
+		return "never"
+	}
+	d := time.Since(t)
+	future := d < 0
+	if future {
+		d = -d
+	}
+	var s string
+	switch {
+	case d < time.Minute:
+		return map[bool]string{false: "just now", true: "in a moment"}[future]
+	case d < time.Hour:
+		s = plural(int(d/time.Minute), "minute")
+	case d < 48*time.Hour:
+		s = plural(int(d/time.Hour), "hour")
+	default:
+		s = plural(int(d/(24*time.Hour)), "day")
+	}
+	if future {
+		return "in " + s
+	}
+	return s + " ago"
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return strconv.Itoa(n) + " " + unit + "s"
+}
+
+// percent is done of total as a whole percentage (0 when total is 0).
+func percent(done, total int64) int64 {
+	if total <= 0 {
+		return 0
+	}
+	p := done * 100 / total
+	return min(max(p, 0), 100)
+}
+
+// label turns an API word (partially_succeeded, status_if_new) into words.
+func label(s string) string {
+	s = strings.ReplaceAll(s, "_", " ")
+	if s == "" {
+		return s
+	}
+	r := []rune(s)
+	r[0] = unicode.ToUpper(r[0])
+	return string(r)
+}
+
+func toJSON(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
+}
+
+func containsID(list []int64, id int64) bool {
+	for _, x := range list {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// fieldID makes an element id from parts: fieldid "g" 1 "c" 2 → g1-c2.
+func fieldID(parts ...any) string {
+	var b strings.Builder
+	for i, p := range parts {
+		if i > 0 {
+			if _, isNum := p.(int); !isNum {
+				b.WriteByte('-')
+			}
+		}
+		fmt.Fprint(&b, p)
+	}
+	return b.String()
+}
+
+// friendly turns an API message into a sentence a marketer reads easily:
+// capitalised, ending with a full stop, without the jargon of "required".
+func friendly(msg string) string {
+	msg = strings.TrimSpace(msg)
+	switch msg {
+	case "":
+		return ""
+	case "required", "is required":
+		return "Please fill this in."
+	}
+	r := []rune(msg)
+	r[0] = unicode.ToUpper(r[0])
+	msg = string(r)
+	if !strings.HasSuffix(msg, ".") && !strings.HasSuffix(msg, "?") && !strings.HasSuffix(msg, "!") {
+		msg += "."
+	}
+	return msg
+}
+
+// deref reads a pointer the templates get from optional JSON fields.
+func deref(v any) any {
+	switch x := v.(type) {
+	case *bool:
+		return x != nil && *x
+	case *int:
+		if x == nil {
+			return 0
+		}
+		return *x
+	case *int64:
+		if x == nil {
+			return int64(0)
+		}
+		return *x
+	case *string:
+		if x == nil {
+			return ""
+		}
+		return *x
+	}
+	return v
+}
+
+func sortStrings(s []string) { slices.Sort(s) }

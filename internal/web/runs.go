@@ -1,0 +1,164 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/segsync/segsync/internal/store"
+)
+
+func runAPI(r *http.Request) string { return "/api/v1/runs/" + url.PathEscape(r.PathValue("id")) }
+
+// countRow is one counter of a run as the run page lists it.
+type countRow struct {
+	Key, Label string
+	N          int64
+	Warn       bool
+}
+
+type runData struct {
+	Run        store.Run
+	Export     exportJSON
+	Active     bool
+	Counts     []countRow
+	Rejections []store.Rejection
+	Samples    []sampleGroup
+}
+
+type sampleGroup struct {
+	Kind     string
+	Contacts []store.SampleContact
+}
+
+// runCounts lists a run's counters in the order a marketer reads them.
+func runCounts(c store.RunCounts) []countRow {
+	return []countRow{
+		{"profiles", "Profiles in the segments", c.Profiles, false},
+		{"created", "New contacts", c.Created, false},
+		{"updated", "Contacts updated", c.Updated, false},
+		{"unchanged", "Unchanged", c.Unchanged, false},
+		{"tags_added", "Tags added", c.TagsAdded, false},
+		{"tags_removed", "Tags removed", c.TagsRemoved, false},
+		{"archived", "Archived", c.Archived, false},
+		{"unsubscribed", "Unsubscribed", c.Unsubscribed, false},
+		{"duplicates", "Duplicate addresses merged", c.Duplicates, false},
+		{"skipped_invalid_email", "Skipped: no valid email", c.SkippedInvalidEmail, c.SkippedInvalidEmail > 0},
+		{"rejected", "Rejected by Mailchimp", c.Rejected, c.Rejected > 0},
+	}
+}
+
+func active(status string) bool { return status == store.RunQueued || status == store.RunRunning }
+
+func (u *UI) runPage(w http.ResponseWriter, r *http.Request, p *Page) error {
+	var run store.Run
+	if err := u.call(r, p, http.MethodGet, runAPI(r), nil, &run); err != nil {
+		return err
+	}
+	d := runData{Run: run, Active: active(run.Status), Counts: runCounts(run.Counts)}
+	if err := u.call(r, p, http.MethodGet, "/api/v1/exports/"+strconv.FormatInt(run.ExportID, 10), nil, &d.Export); err != nil && statusOf(err) != http.StatusNotFound {
+		return err
+	}
+	if run.Counts.Rejected > 0 {
+		rs, err := u.firstRejections(r, p, runAPI(r)+"/rejections", 100)
+		if err != nil {
+			return err
+		}
+		d.Rejections = rs
+	}
+	for _, kind := range []string{"create", "created", "update", "updated", "tag", "untag", "archive", "unsubscribe", "restore", "skip"} {
+		if cs := run.Sample[kind]; len(cs) > 0 {
+			d.Samples = append(d.Samples, sampleGroup{Kind: kind, Contacts: cs})
+		}
+	}
+	for kind, cs := range run.Sample {
+		known := false
+		for _, g := range d.Samples {
+			known = known || g.Kind == kind
+		}
+		if !known && len(cs) > 0 {
+			d.Samples = append(d.Samples, sampleGroup{Kind: kind, Contacts: cs})
+		}
+	}
+	title := "Run " + strconv.FormatInt(run.ID, 10)
+	if run.DryRun {
+		title = "Dry run " + strconv.FormatInt(run.ID, 10)
+	}
+	p.Title, p.Section, p.Data = title, "exports", d
+	u.render(w, r, p, "run", http.StatusOK)
+	return nil
+}
+
+// firstRejections reads the first n rejections of a run. The API streams
+// all of them; the read stops once enough bytes for n have arrived, so a
+// run with a million rejections costs no more than one with a hundred.
+func (u *UI) firstRejections(r *http.Request, p *Page, path string, n int) ([]store.Rejection, error) {
+	req, err := u.apiRequest(r, p, http.MethodGet, path, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	// Cancelling the request when enough has arrived ends the stream
+	// quietly (the API does not log a cancelled request as a failure).
+	ctx, cancel := context.WithCancel(req.Context())
+	defer cancel()
+	cw := &capWriter{memWriter: newMemWriter(), limit: int64(n) * 2048, cancel: cancel}
+	u.deps.API.ServeHTTP(cw, req.WithContext(ctx))
+	if cw.status >= 400 {
+		return nil, &APIError{Status: cw.status, Title: http.StatusText(cw.status)}
+	}
+	dec := json.NewDecoder(&cw.body)
+	for _, want := range []string{"{", "rejections", "["} {
+		tok, err := dec.Token()
+		if err != nil || fmt.Sprint(tok) != want {
+			return nil, nil // an empty or unexpected answer: show none
+		}
+	}
+	var out []store.Rejection
+	for len(out) < n && dec.More() {
+		var rj store.Rejection
+		if err := dec.Decode(&rj); err != nil {
+			break // the cut-off point
+		}
+		out = append(out, rj)
+	}
+	return out, nil
+}
+
+// capWriter keeps the first limit bytes of an answer and then refuses more,
+// which ends a streaming handler.
+type capWriter struct {
+	*memWriter
+	limit  int64
+	cancel context.CancelFunc
+}
+
+func (c *capWriter) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	if int64(c.body.Len()) >= c.limit {
+		c.cancel()
+		return 0, errors.New("web: enough read")
+	}
+	return c.body.Write(b)
+}
+
+// rejectionsCSV streams a run's rejections from the API as a CSV download.
+func (u *UI) rejectionsCSV(w http.ResponseWriter, r *http.Request, p *Page) error {
+	w.Header().Set("Content-Disposition", `attachment; filename="run-`+url.PathEscape(r.PathValue("id"))+`-rejections.csv"`)
+	return u.proxy(w, r, p, runAPI(r)+"/rejections", "text/csv")
+}
+
+func (u *UI) cancelRun(w http.ResponseWriter, r *http.Request, p *Page) error {
+	if err := u.call(r, p, http.MethodPost, runAPI(r)+"/cancel", nil, nil); err != nil {
+		if statusOf(err) == http.StatusConflict {
+			return redirect(w, r, "/runs/"+r.PathValue("id"), "!The run had already finished.")
+		}
+		return err
+	}
+	return redirect(w, r, "/runs/"+r.PathValue("id"), "Cancelling: the run stops after the batch it is sending.")
+}
