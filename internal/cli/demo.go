@@ -240,4 +240,3 @@ func demoProfiles(ctx context.Context, st *sqldb.DB, n int) error {
 	}
 	return nil
 }
-
