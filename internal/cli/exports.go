@@ -69,7 +69,7 @@ func newEngine(cfg config.Config, st *sqldb.DB, sec *security, log *slog.Logger,
 	return &engine{
 		Exports: &export.Service{Store: st, Connections: connections{sec.Connections}, Audit: sec.Audit},
 		Runner: &jobs.Runner{Store: st, Engine: eng, Clients: sec.Connections, Log: log,
-			RefreshSchedule: cfg.RefreshSchedule},
+			RefreshSchedule: cfg.RefreshSchedule, Lease: cfg.RunLease},
 	}
 }
 

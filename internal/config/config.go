@@ -25,6 +25,9 @@ type Config struct {
 	SecretKey       string // base64 or hex AES-256 key for the credential vault
 	RefreshSchedule string // cron expression of the system refresh (UTC)
 	MaxConns        int    // concurrent Mailchimp connections per account
+	// RunLease is how long a run stays claimed by a process that stopped
+	// heartbeating; a crashed process's runs are resumed after it.
+	RunLease time.Duration
 
 	MailchimpClientID     string
 	MailchimpClientSecret string
@@ -50,6 +53,7 @@ func Defaults() Config {
 		LogFormat:         "text",
 		RefreshSchedule:   "0 2 * * *",
 		MaxConns:          10,
+		RunLease:          20 * time.Second,
 		MailchimpLoginURL: "https://login.mailchimp.com",
 		Server:            "http://127.0.0.1:8080",
 		ShutdownTimeout:   30 * time.Second,
@@ -76,6 +80,7 @@ func (c *Config) RegisterServer(fs *flag.FlagSet) {
 	fs.StringVar(&c.SecretKey, "secret-key", c.SecretKey, "key of the credential vault (32 bytes, base64 or hex); a key file in --data is used when empty")
 	fs.StringVar(&c.RefreshSchedule, "refresh-schedule", c.RefreshSchedule, "cron expression (UTC) of the system refresh")
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "concurrent Mailchimp connections per account (1-10)")
+	fs.DurationVar(&c.RunLease, "run-lease", c.RunLease, "how long a crashed process's runs wait before another process resumes them (1s-1m)")
 	fs.StringVar(&c.MailchimpClientID, "mailchimp-client-id", c.MailchimpClientID, "OAuth client id of the Mailchimp app")
 	fs.StringVar(&c.MailchimpClientSecret, "mailchimp-client-secret", c.MailchimpClientSecret, "OAuth client secret of the Mailchimp app")
 	fs.StringVar(&c.MailchimpLoginURL, "mailchimp-login-url", c.MailchimpLoginURL, "base URL of Mailchimp's OAuth pages")
@@ -155,6 +160,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConns < 1 || c.MaxConns > 10 {
 		errs = append(errs, fmt.Errorf("max-conns: %d is outside 1-10", c.MaxConns))
+	}
+	if c.RunLease < time.Second || c.RunLease > time.Minute {
+		errs = append(errs, fmt.Errorf("run-lease: %v is outside 1s-1m", c.RunLease))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -94,12 +94,12 @@ func New(deps Deps) *Server {
 		}
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.authorize(rt, s.adapt(rt.Handle)))
 	}
-	s.handler = s.observe(s.mux)
+	s.handler = SecurityHeaders(s.observe(s.mux))
 	return s
 }
 
-// Handler is the API as one http.Handler, with logging, metrics and panic
-// recovery around every request.
+// Handler is the API as one http.Handler, with security headers, logging,
+// metrics and panic recovery around every request.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Routes lists every route the server serves, for tests and documentation.
