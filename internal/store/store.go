@@ -24,6 +24,7 @@ type Store interface {
 	AuditStore
 	ProfileStore
 	SegmentStore
+	LeaseStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Ready checks that the database answers and every migration is applied.
