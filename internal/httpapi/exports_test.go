@@ -306,7 +306,7 @@ func exportScenario(t *testing.T, db *sqldb.DB, opts emulator.Options) {
 	e.call(auth.Contributor, "POST", "/api/v1/segments", map[string]any{"name": "Big", "rule": map[string]any{"attribute": "spend", "op": "gte", "value": 500}}, 201, &big)
 
 	body := map[string]any{"name": "shop", "connection_id": conn.ID, "audience_id": e.list, "segment_ids": []int64{gold.ID, big.ID},
-		"mapping": map[string]any{"email": "email", "first_name": "first", "attributes": []map[string]string{{"attribute": "spend", "merge_tag": "SPEND"}}},
+		"mapping":  map[string]any{"email": "email", "first_name": "first", "attributes": []map[string]string{{"attribute": "spend", "merge_tag": "SPEND"}}},
 		"schedule": "off"}
 	// Validation names each fault; the missing merge field is one of them.
 	var p Problem
