@@ -38,6 +38,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"serve":       {"web UI, REST API, scheduler and workers in one process", runServe},
+		"worker":      {"run workers and the scheduler without the web UI (PostgreSQL)", runWorker},
 		"demo":        {"the whole product on the embedded default, with the emulator", runDemo},
 		"emulator":    {"the Mailchimp emulator on its own", runEmulator},
 		"user":        {"manage users directly in the store (user create)", runUser},

@@ -48,7 +48,11 @@ func runServe(ctx context.Context, io IO, args []string) error {
 	// (auth), connections, and the job queue with its scheduler and
 	// workers (export/jobs) are built here and handed to httpapi.Deps.
 
-	sec, err := newSecurity(ctx, cfg, st, log, engineClientConfig(cfg, reg, log))
+	// On PostgreSQL the per-account connection limit is shared with every
+	// other process; its slots are given back after the workers stopped.
+	lim, closeLimiter := sharedLimiter(cfg, st, log)
+	defer closeLimiter()
+	sec, err := newSecurity(ctx, cfg, st, log, withLimiter(engineClientConfig(cfg, reg, log), lim))
 	if err != nil {
 		return err
 	}
