@@ -1,0 +1,110 @@
+package syncer
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/segsync/segsync/internal/store"
+)
+
+func TestClassify(t *testing.T) {
+	d := &desiredContact{hash: "h", email: "a@b.io", customerID: "c1", fieldsHash: "F2", tags: 0b011}
+	row := func(mod func(*store.Synced)) *store.Synced {
+		s := &store.Synced{Hash: "h", Email: "a@b.io", InAudience: true, InExport: true, FieldsHash: "F2", Tags: 0b011, Status: "subscribed"}
+		if mod != nil {
+			mod(s)
+		}
+		return s
+	}
+	tests := []struct {
+		name    string
+		d       *desiredContact
+		s       *store.Synced
+		onLeave string
+		fields  string
+		add     uint64
+		remove  uint64
+		leave   string
+		counted string
+	}{
+		{"new contact", d, nil, "untag", KindCreate, 0b011, 0, "", ""},
+		{"unchanged", d, row(nil), "untag", "", 0, 0, "", "unchanged"},
+		{"fields changed, subscribed: bulk", d, row(func(s *store.Synced) { s.FieldsHash = "F1" }), "untag", fieldsBulk, 0, 0, "", ""},
+		{"fields changed, unsubscribed: patch", d, row(func(s *store.Synced) { s.FieldsHash = "F1"; s.Status = "unsubscribed" }), "untag", fieldsPatch, 0, 0, "", ""},
+		{"fields changed, pending: patch", d, row(func(s *store.Synced) { s.FieldsHash = "F1"; s.Status = "pending" }), "untag", fieldsPatch, 0, 0, "", ""},
+		{"tags changed", d, row(func(s *store.Synced) { s.Tags = 0b110 }), "untag", "", 0b001, 0b100, "", ""},
+		{"archived by someone else", d, row(func(s *store.Synced) { s.Status = "archived"; s.FieldsHash = "F1" }), "untag", "", 0, 0, "", "archived"},
+		{"archived by us: restore", d, row(func(s *store.Synced) { s.Status = "archived"; s.ArchivedByUs = true; s.Tags = 0b001 }), "archive", KindRestore, 0b010, 0, "", ""},
+		{"rejected before, same data", d, &store.Synced{Hash: "h", RejectedHash: "F2"}, "untag", "", 0, 0, "", "rejected"},
+		{"rejected before, data changed", d, &store.Synced{Hash: "h", RejectedHash: "F1"}, "untag", KindCreate, 0b011, 0, "", ""},
+		{"existing, bad fields rejected before", d, row(func(s *store.Synced) { s.FieldsHash = "F1"; s.RejectedHash = "F2" }), "untag", "", 0, 0, "", "rejected"},
+		{"left, untag", nil, row(nil), "untag", "", 0, 0b011, "", "left"},
+		{"left, archive ours", nil, row(func(s *store.Synced) { s.CreatedByUs = true }), "archive", "", 0, 0, KindArchive, "left"},
+		{"left, archive not ours: untag", nil, row(nil), "archive", "", 0, 0b011, "", "left"},
+		{"left, archive ours but cleaned: untag", nil, row(func(s *store.Synced) { s.CreatedByUs = true; s.Status = "cleaned" }), "archive", "", 0, 0b011, "", "left"},
+		{"left, unsubscribe", nil, row(nil), "unsubscribe", "", 0, 0b011, KindUnsubscribe, "left"},
+		{"left, unsubscribe already unsubscribed", nil, row(func(s *store.Synced) { s.Status = "unsubscribed" }), "unsubscribe", "", 0, 0b011, "", "left"},
+		{"left earlier, untagged", nil, row(func(s *store.Synced) { s.InExport = false; s.Tags = 0 }), "unsubscribe", "", 0, 0, "", ""},
+		{"left, archived", nil, row(func(s *store.Synced) { s.Status = "archived" }), "untag", "", 0, 0, "", ""},
+		{"never created, not desired", nil, &store.Synced{Hash: "h", RejectedHash: "F2"}, "untag", "", 0, 0, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var cnt diffCounts
+			c := classify(tc.d, tc.s, tc.onLeave, &cnt)
+			if c.fields != tc.fields || c.addTags != tc.add || c.removeTags != tc.remove || c.leave != tc.leave {
+				t.Fatalf("classify = fields %q add %b remove %b leave %q; want %q %b %b %q",
+					c.fields, c.addTags, c.removeTags, c.leave, tc.fields, tc.add, tc.remove, tc.leave)
+			}
+			got := ""
+			switch {
+			case cnt.unchanged == 1:
+				got = "unchanged"
+			case cnt.skippedArchived == 1:
+				got = "archived"
+			case cnt.skippedRejected == 1:
+				got = "rejected"
+			case cnt.left == 1:
+				got = "left"
+			}
+			if got != tc.counted {
+				t.Fatalf("counted as %q, want %q (%+v)", got, tc.counted, cnt)
+			}
+		})
+	}
+}
+
+func TestConvert(t *testing.T) {
+	tests := []struct {
+		in   string // JSON
+		typ  string
+		want any
+	}{
+		{`"Ann"`, "text", "Ann"},
+		{`12.5`, "text", "12.5"},
+		{`true`, "text", "true"},
+		{`12.5`, "number", 12.5},
+		{`"42"`, "number", 42.0},
+		{`"forty"`, "number", ""},
+		{`"2024-03-01"`, "date", "2024-03-01"},
+		{`"2024-03-01T10:00:00Z"`, "date", "2024-03-01"},
+		{`"2024-03-01"`, "birthday", "03/01"},
+		{`"March"`, "date", ""},
+		{`null`, "text", ""},
+	}
+	for _, tc := range tests {
+		m, err := decodeAttrs(json.RawMessage(`{"v":` + tc.in + `}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := convert(m["v"], tc.typ); got != tc.want {
+			t.Errorf("convert(%s, %s) = %#v, want %#v", tc.in, tc.typ, got, tc.want)
+		}
+	}
+	// Missing values clear the field, and the hash is stable.
+	a, h1 := mapFields(map[string]any{"x": "1"}, []fieldSpec{{attr: "x", tag: "X", typ: "text"}, {attr: "y", tag: "Y", typ: "text"}})
+	_, h2 := mapFields(map[string]any{"x": "1"}, []fieldSpec{{attr: "y", tag: "Y", typ: "text"}, {attr: "x", tag: "X", typ: "text"}})
+	if a["Y"] != "" || h1 != h2 {
+		t.Fatalf("mapFields = %v %s %s", a, h1, h2)
+	}
+}
