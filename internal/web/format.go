@@ -30,6 +30,7 @@ var funcs = template.FuncMap{
 	"fieldid": func(parts ...any) string { return fieldID(parts...) },
 	"deref":   deref,
 	"list":    func(s ...string) []string { return s },
+	"trigger": triggerText,
 	"initial": func(s string) string {
 		for _, r := range s {
 			return string(unicode.ToUpper(r))
@@ -223,3 +224,16 @@ func deref(v any) any {
 }
 
 func sortStrings(s []string) { slices.Sort(s) }
+
+// triggerText says how a run started.
+func triggerText(t string) string {
+	switch t {
+	case "manual":
+		return "Started by hand"
+	case "schedule":
+		return "On its schedule"
+	case "refresh":
+		return "System refresh"
+	}
+	return label(t)
+}

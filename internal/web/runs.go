@@ -25,7 +25,8 @@ type runData struct {
 	Run        store.Run
 	Export     exportJSON
 	Active     bool
-	Counts     []countRow
+	Counts     []countRow // the main outcome
+	Minor      []countRow // the rest
 	Rejections []store.Rejection
 	Samples    []sampleGroup
 }
@@ -35,21 +36,25 @@ type sampleGroup struct {
 	Contacts []store.SampleContact
 }
 
-// runCounts lists a run's counters in the order a marketer reads them.
-func runCounts(c store.RunCounts) []countRow {
-	return []countRow{
-		{"profiles", "Profiles in the segments", c.Profiles, false},
-		{"created", "New contacts", c.Created, false},
-		{"updated", "Contacts updated", c.Updated, false},
-		{"unchanged", "Unchanged", c.Unchanged, false},
-		{"tags_added", "Tags added", c.TagsAdded, false},
-		{"tags_removed", "Tags removed", c.TagsRemoved, false},
-		{"archived", "Archived", c.Archived, false},
-		{"unsubscribed", "Unsubscribed", c.Unsubscribed, false},
-		{"duplicates", "Duplicate addresses merged", c.Duplicates, false},
-		{"skipped_invalid_email", "Skipped: no valid email", c.SkippedInvalidEmail, c.SkippedInvalidEmail > 0},
-		{"rejected", "Rejected by Mailchimp", c.Rejected, c.Rejected > 0},
+// runCounts lists a run's counters in the order a marketer reads them:
+// the main outcome, then the rest.
+func runCounts(c store.RunCounts) (main, minor []countRow) {
+	main = []countRow{
+		{"profiles", "profiles in the segments", c.Profiles, false},
+		{"created", "new contacts", c.Created, false},
+		{"updated", "contacts updated", c.Updated, false},
+		{"unchanged", "unchanged", c.Unchanged, false},
+		{"tags_added", "tags added", c.TagsAdded, false},
+		{"rejected", "rejected by Mailchimp", c.Rejected, c.Rejected > 0},
 	}
+	minor = []countRow{
+		{"tags_removed", "tags removed", c.TagsRemoved, false},
+		{"archived", "archived", c.Archived, false},
+		{"unsubscribed", "unsubscribed", c.Unsubscribed, false},
+		{"duplicates", "duplicate addresses merged", c.Duplicates, false},
+		{"skipped_invalid_email", "skipped: no valid email", c.SkippedInvalidEmail, c.SkippedInvalidEmail > 0},
+	}
+	return main, minor
 }
 
 func active(status string) bool { return status == store.RunQueued || status == store.RunRunning }
@@ -59,7 +64,8 @@ func (u *UI) runPage(w http.ResponseWriter, r *http.Request, p *Page) error {
 	if err := u.call(r, p, http.MethodGet, runAPI(r), nil, &run); err != nil {
 		return err
 	}
-	d := runData{Run: run, Active: active(run.Status), Counts: runCounts(run.Counts)}
+	d := runData{Run: run, Active: active(run.Status)}
+	d.Counts, d.Minor = runCounts(run.Counts)
 	if err := u.call(r, p, http.MethodGet, "/api/v1/exports/"+strconv.FormatInt(run.ExportID, 10), nil, &d.Export); err != nil && statusOf(err) != http.StatusNotFound {
 		return err
 	}
