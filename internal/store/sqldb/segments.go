@@ -318,8 +318,9 @@ func (db *DB) sortMembers(ctx context.Context, query string, args []any, nrules 
 	var (
 		rec   memberRec
 		email sql.NullString
+		attrs sql.RawBytes
 		flags = make([]bool, nrules)
-		dest  = []any{&email, &rec.customerID, &rec.attrs, &rec.updated}
+		dest  = []any{&email, &rec.customerID, &attrs, &rec.updated}
 	)
 	if nrules > 1 {
 		for i := range flags {
@@ -343,6 +344,7 @@ func (db *DB) sortMembers(ctx context.Context, query string, args []any, nrules 
 		if email.Valid && segment.NormalizeEmail(email.String) != "" {
 			rec.hash = segment.SubscriberHash(email.String)
 		}
+		rec.attrs = sorter.keep(attrs)
 		if err := sorter.add(rec); err != nil {
 			return err
 		}

@@ -41,6 +41,7 @@ type hashSorter struct {
 	runBytes int
 	batch    []memberRec
 	order    []int32 // batch indexes in sorted order (cheaper to move than records)
+	arena    []byte  // current chunk that keep copies attribute bytes into
 	size     int
 	file     *os.File
 	w        *bufio.Writer
@@ -50,7 +51,18 @@ type hashSorter struct {
 
 func newHashSorter(runBytes int) *hashSorter { return &hashSorter{runBytes: runBytes} }
 
-// add takes ownership of r's attrs.
+// keep copies b into the sorter's arena: one allocation per megabyte
+// instead of one per member, which keeps the garbage collector's work low.
+func (s *hashSorter) keep(b []byte) []byte {
+	if cap(s.arena)-len(s.arena) < len(b) {
+		s.arena = make([]byte, 0, max(1<<20, len(b)))
+	}
+	n := len(s.arena)
+	s.arena = append(s.arena, b...)
+	return s.arena[n : n+len(b) : n+len(b)]
+}
+
+// add takes ownership of r's attrs (from keep, or allocated by the caller).
 func (s *hashSorter) add(r memberRec) error {
 	s.batch = append(s.batch, r)
 	s.size += len(r.hash) + len(r.customerID) + len(r.attrs) + 96
@@ -97,7 +109,7 @@ func (s *hashSorter) spill() error {
 	}
 	s.runs = append(s.runs, [2]int64{start, s.written})
 	clear(s.batch)
-	s.batch, s.size = s.batch[:0], 0
+	s.batch, s.size, s.arena = s.batch[:0], 0, nil
 	return nil
 }
 
@@ -188,36 +200,39 @@ func (m *memRun) cur() *memberRec     { return &m.recs[m.order[m.i-1]] }
 type fileRun struct {
 	r   *bufio.Reader
 	rec memberRec
+	buf []byte // reused for attrs: a record is only valid until the next
 }
 
 func (f *fileRun) next() (bool, error) {
-	hash, err := readBytes(f.r)
+	hash, err := readBytes(f.r, nil)
 	if errors.Is(err, io.EOF) {
 		return false, nil
 	}
-	cid, err2 := readBytes(f.r)
-	attrs, err3 := readBytes(f.r)
+	cid, err2 := readBytes(f.r, nil)
+	attrs, err3 := readBytes(f.r, f.buf[:0])
 	upd, err4 := binary.ReadVarint(f.r)
 	segs, err5 := binary.ReadUvarint(f.r)
 	if err := errors.Join(err, err2, err3, err4, err5); err != nil {
 		return false, fmt.Errorf("sorting members: reading a run: %w", err)
 	}
+	f.buf = attrs
 	f.rec = memberRec{hash: string(hash), customerID: string(cid), attrs: attrs, updated: upd, segments: segs}
 	return true, nil
 }
 
 func (f *fileRun) cur() *memberRec { return &f.rec }
 
-func readBytes(r *bufio.Reader) ([]byte, error) {
+// readBytes reads a length-prefixed field into buf (grown as needed).
+func readBytes(r *bufio.Reader, buf []byte) ([]byte, error) {
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
 		return nil, err
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
+	buf = slices.Grow(buf[:0], int(n))[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, io.ErrUnexpectedEOF
 	}
-	return b, nil
+	return buf, nil
 }
 
 type mergeHeap struct{ items []run }
