@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/segsync/segsync/internal/mailchimp"
+	"github.com/segsync/segsync/internal/profile/attrjson"
 	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store"
 )
@@ -109,6 +110,11 @@ func desiredStream(ctx context.Context, src Source, rules []*segment.Rule, bits 
 			}
 			return true
 		}
+		need := map[string]bool{emailAttr: true}
+		for _, sp := range specs {
+			need[sp.attr] = true
+		}
+		var scratch []attrjson.Member
 		err := src.StreamMembersByHash(ctx, rules, emailAttr, func(m store.HashedMember) error {
 			if m.Hash == "" { // no usable address at all
 				cnt.profiles++
@@ -118,7 +124,9 @@ func desiredStream(ctx context.Context, src Source, rules []*segment.Rule, bits 
 			if len(group) > 0 && group[0].hash != m.Hash && !emit() {
 				return errStop
 			}
-			attrs, err := decodeAttrs(m.Attrs)
+			var attrs map[string]any
+			var err error
+			attrs, scratch, err = pickAttrs(m.Attrs, need, scratch)
 			if err != nil {
 				return fmt.Errorf("profile %s: attributes: %w", m.CustomerID, err)
 			}
@@ -143,6 +151,42 @@ func desiredStream(ctx context.Context, src Source, rules []*segment.Rule, bits 
 		}
 		emit()
 	}
+}
+
+// pickAttrs decodes only the named attributes of a profile's attribute
+// object (the stream's bytes are reused, so nothing may point into them).
+func pickAttrs(obj []byte, need map[string]bool, scratch []attrjson.Member) (map[string]any, []attrjson.Member, error) {
+	members, err := attrjson.Split(scratch[:0], obj)
+	if err != nil {
+		return nil, members, err
+	}
+	out := make(map[string]any, len(need))
+	for _, m := range members {
+		if !need[string(m.Name)] || len(m.Value) == 0 {
+			continue
+		}
+		var v any
+		switch m.Value[0] {
+		case '"':
+			var str string
+			if err := json.Unmarshal(m.Value, &str); err != nil {
+				return nil, members, err
+			}
+			v = str
+		case 't':
+			v = true
+		case 'f':
+			v = false
+		case 'n':
+			v = nil
+		case '{', '[':
+			continue // not a scalar: never mapped
+		default:
+			v = json.Number(string(m.Value))
+		}
+		out[string(m.Name)] = v
+	}
+	return out, members, nil
 }
 
 func attrValue(attrs json.RawMessage, name string) (any, bool) {

@@ -58,12 +58,29 @@ func newWorld(t *testing.T, db *sqldb.DB, opts emulator.Options) *world {
 	for _, f := range []struct{ tag, typ string }{{"FNAME", "text"}, {"LNAME", "text"}, {"CITY", "text"}, {"SPEND", "number"}} {
 		_ = w.srv.AddMergeField(w.list, f.tag, f.tag, f.typ) // FNAME/LNAME may exist by default
 	}
-	w.mc, err = mailchimp.New(mailchimp.Config{APIKey: w.srv.Key(), BaseURL: w.srv.URL,
+	w.mc = newClient(t, w.srv)
+	return w
+}
+
+func newClient(t testing.TB, srv *emulator.Server) *mailchimp.Client {
+	mc, err := mailchimp.New(mailchimp.Config{APIKey: srv.Key(), BaseURL: srv.URL,
 		Limiter: mailchimp.NewLocalLimiter(10), RetryBaseDelay: time.Millisecond, RetryMaxDelay: 20 * time.Millisecond, MaxRetries: 12})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return w
+	return mc
+}
+
+func mustSegment(t testing.TB, db *sqldb.DB, name, rule string) int64 {
+	r, err := segment.Parse([]byte(rule), segment.KnownSet("tier", "spend", "city"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := store.Segment{Name: name, Rule: r}
+	if err := db.CreateSegment(context.Background(), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s.ID
 }
 
 func (w *world) upsert(ps ...person) {

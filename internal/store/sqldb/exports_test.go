@@ -84,7 +84,8 @@ func TestSyncedState(t *testing.T) {
 			{Hash: "0a", Set: &store.Synced{Email: "a@x.io", CustomerID: "a", InAudience: true, InExport: true, CreatedByUs: true, Tags: a, FieldsHash: "h1"}},
 			{Hash: "0a", AddTags: b},
 			{Hash: "ff", AddTags: a | b, RemoveTags: a},
-			{Hash: "1b", Set: &store.Synced{Email: "b@x.io", RejectedHash: "r"}},
+			{Hash: "1b", Set: &store.Synced{Email: "old@x.io"}},
+			{Hash: "1b", Set: &store.Synced{Email: "b@x.io", RejectedHash: "r"}}, // the last Set wins
 		})
 		if err != nil {
 			t.Fatal(err)

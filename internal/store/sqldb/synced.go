@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/segsync/segsync/internal/store"
 )
@@ -145,58 +146,85 @@ func (db *DB) StreamSynced(ctx context.Context, exportID int64, fn func(store.Sy
 	return nil
 }
 
-// ApplySynced writes acknowledged changes in one transaction.
+// ApplySynced writes acknowledged changes in one transaction. Rows are
+// upserted in multi-row statements (the last Set of a contact wins), then
+// the tag bits are applied in order; since a Set never changes the tags of
+// an existing row, this equals applying the changes one by one.
 func (db *DB) ApplySynced(ctx context.Context, exportID int64, changes []store.SyncedChange) error {
 	if len(changes) == 0 {
 		return nil
 	}
+	last := map[string]int{}
+	for i, c := range changes {
+		if c.Set != nil {
+			last[c.Hash] = i
+		}
+	}
+	sets := make([]store.SyncedChange, 0, len(last))
+	for i, c := range changes {
+		if c.Set != nil && last[c.Hash] == i {
+			sets = append(sets, c)
+		}
+	}
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
-		var upsert, tags *sql.Stmt
-		defer func() {
-			if upsert != nil {
-				upsert.Close()
+		const perStatement = 200
+		for len(sets) > 0 {
+			n := min(len(sets), perStatement)
+			if err := db.upsertSynced(ctx, tx, exportID, sets[:n]); err != nil {
+				return err
 			}
+			sets = sets[n:]
+		}
+		var tags *sql.Stmt
+		defer func() {
 			if tags != nil {
 				tags.Close()
 			}
 		}()
 		for _, c := range changes {
-			if s := c.Set; s != nil {
-				if upsert == nil {
-					var err error
-					upsert, err = tx.PrepareContext(ctx, db.Q(`INSERT INTO synced (export_id, `+syncedColumns+`)
-						VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-						ON CONFLICT (export_id, hash) DO UPDATE SET email = excluded.email,
-						customer_id = excluded.customer_id, in_audience = excluded.in_audience,
-						in_export = excluded.in_export, fields_hash = excluded.fields_hash,
-						created_by_us = excluded.created_by_us, archived_by_us = excluded.archived_by_us,
-						status = excluded.status, rejected_hash = excluded.rejected_hash`))
-					if err != nil {
-						return err
-					}
-				}
-				if _, err := upsert.ExecContext(ctx, exportID, c.Hash, s.Email, s.CustomerID, s.InAudience, s.InExport,
-					s.FieldsHash, int64(s.Tags), s.CreatedByUs, s.ArchivedByUs, s.Status, s.RejectedHash); err != nil {
-					return fmt.Errorf("contact %s: %w", c.Hash, err)
+			if c.AddTags == 0 && c.RemoveTags == 0 {
+				continue
+			}
+			if tags == nil {
+				var err error
+				tags, err = tx.PrepareContext(ctx, db.Q(`UPDATE synced SET tags = (tags | CAST(? AS BIGINT)) & ~CAST(? AS BIGINT) WHERE export_id = ? AND hash = ?`))
+				if err != nil {
+					return err
 				}
 			}
-			if c.AddTags != 0 || c.RemoveTags != 0 {
-				if tags == nil {
-					var err error
-					tags, err = tx.PrepareContext(ctx, db.Q(`UPDATE synced SET tags = (tags | CAST(? AS BIGINT)) & ~CAST(? AS BIGINT) WHERE export_id = ? AND hash = ?`))
-					if err != nil {
-						return err
-					}
-				}
-				if _, err := tags.ExecContext(ctx, int64(c.AddTags), int64(c.RemoveTags), exportID, c.Hash); err != nil {
-					return fmt.Errorf("tags of contact %s: %w", c.Hash, err)
-				}
+			if _, err := tags.ExecContext(ctx, int64(c.AddTags), int64(c.RemoveTags), exportID, c.Hash); err != nil {
+				return fmt.Errorf("tags of contact %s: %w", c.Hash, err)
 			}
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("recording synced state of export %d: %w", exportID, err)
+	}
+	return nil
+}
+
+// upsertSynced inserts or updates rows (all but their tags) in one statement.
+func (db *DB) upsertSynced(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange) error {
+	var q strings.Builder
+	q.WriteString(`INSERT INTO synced (export_id, ` + syncedColumns + `) VALUES `)
+	args := make([]any, 0, len(sets)*12)
+	for i, c := range sets {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		s := c.Set
+		args = append(args, exportID, c.Hash, s.Email, s.CustomerID, s.InAudience, s.InExport,
+			s.FieldsHash, int64(s.Tags), s.CreatedByUs, s.ArchivedByUs, s.Status, s.RejectedHash)
+	}
+	q.WriteString(` ON CONFLICT (export_id, hash) DO UPDATE SET email = excluded.email,
+		customer_id = excluded.customer_id, in_audience = excluded.in_audience,
+		in_export = excluded.in_export, fields_hash = excluded.fields_hash,
+		created_by_us = excluded.created_by_us, archived_by_us = excluded.archived_by_us,
+		status = excluded.status, rejected_hash = excluded.rejected_hash`)
+	if _, err := tx.ExecContext(ctx, db.Q(q.String()), args...); err != nil {
+		return fmt.Errorf("upserting %d contacts: %w", len(sets), err)
 	}
 	return nil
 }

@@ -1,0 +1,71 @@
+package syncer_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/segsync/segsync/internal/mailchimp/emulator"
+	"github.com/segsync/segsync/internal/store"
+	"github.com/segsync/segsync/internal/store/dbtest"
+	"github.com/segsync/segsync/internal/syncer"
+)
+
+// BenchmarkRun measures a first run (everything new) and a second run
+// (nothing changed) of 20,000 contacts in two segments on SQLite against
+// the in-process emulator.
+func BenchmarkRun(b *testing.B) {
+	const n = 20000
+	for _, phase := range []string{"first", "unchanged"} {
+		b.Run(phase, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				db := dbtest.SQLite(b)
+				srv := emulator.StartTest(b, emulator.Options{})
+				w := &world{db: db, srv: srv, people: map[string]person{}}
+				w.list, _ = srv.CreateList(srv.Key(), "Bench")
+				for _, f := range []string{"FNAME", "LNAME", "CITY"} {
+					_ = srv.AddMergeField(w.list, f, f, "text")
+				}
+				w.mc = newClient(b, srv)
+				ps := make([]store.ProfilePatch, 0, n)
+				for j := 0; j < n; j++ {
+					p := person{id: fmt.Sprintf("c%06d", j), email: fmt.Sprintf("person%d@shop.io", j), first: "First", last: "Last",
+						city: cities(j), tier: []string{"gold", "silver"}[j%2], spend: j % 1000}
+					ps = append(ps, store.ProfilePatch{CustomerID: p.id, Attrs: p.attrs()})
+				}
+				if _, err := db.UpsertProfiles(context.Background(), ps); err != nil {
+					b.Fatal(err)
+				}
+				gold := mustSegment(b, db, "Gold", `{"attribute":"tier","op":"eq","value":"gold"}`)
+				big := mustSegment(b, db, "Big", `{"attribute":"spend","op":"gte","value":300}`)
+				conn := int64(1)
+				exp := store.Export{Name: "b", ConnectionID: &conn, AudienceID: w.list, SegmentIDs: []int64{gold, big},
+					Mapping:     store.Mapping{Email: "email", FirstName: "first", LastName: "last", Attributes: []store.AttributeMap{{Attribute: "city", MergeTag: "CITY"}}},
+					StatusIfNew: "subscribed", OnLeave: "untag", Schedule: "off"}
+				if err := db.CreateExport(context.Background(), &exp); err != nil {
+					b.Fatal(err)
+				}
+				e := &syncer.Engine{Store: db, Source: db}
+				run := func() syncer.Result {
+					r, _, _ := db.EnqueueRun(context.Background(), exp.ID, store.TriggerManual, false, "")
+					res, err := e.Execute(context.Background(), exp, w.mc, syncer.Options{RunID: r.ID})
+					if err != nil {
+						b.Fatal(err)
+					}
+					return res
+				}
+				if phase == "unchanged" {
+					run()
+				}
+				b.StartTimer()
+				res := run()
+				b.StopTimer()
+				if phase == "first" && res.Counts.Created == 0 || phase == "unchanged" && res.Counts.WriteCalls != 0 {
+					b.Fatalf("%s run: %+v", phase, res.Counts)
+				}
+				b.ReportMetric(float64(res.Counts.Contacts), "contacts/op")
+			}
+		})
+	}
+}
