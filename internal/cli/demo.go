@@ -24,6 +24,7 @@ import (
 	"github.com/segsync/segsync/internal/store"
 	"github.com/segsync/segsync/internal/store/sqldb"
 	"github.com/segsync/segsync/internal/store/sqlite"
+	"github.com/segsync/segsync/internal/web"
 )
 
 // runDemo shows the whole product on the embedded default: a temporary data
@@ -169,6 +170,11 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 
 	api := httpapi.New(httpapi.Deps{Store: st, Log: log, Registry: reg, Loopback: cfg.IsLoopback(),
 		Auth: sec.Auth, Connections: sec.Connections, Audit: sec.Audit, Exports: eng.Exports, Runs: eng.Runner})
+	ui, err := web.New(web.Deps{API: api.Handler(), Log: log, CountProfiles: st.CountProfiles,
+		OAuthEnabled: sec.Connections.OAuthEnabled, RefreshSchedule: cfg.RefreshSchedule})
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
@@ -178,7 +184,7 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 	addr := "http://" + ln.Addr().String()
 	fmt.Fprintf(out, "segsync is serving at %s (Ctrl-C to stop)\n  sign in as %s, or call the API with: Authorization: Bearer %s\n  e.g. curl -H 'Authorization: Bearer %s' %s/api/v1/exports/%d/runs\n",
 		addr, admin.Email, token, token, addr, exp.ID)
-	return serveHTTP(ctx, ln, api.Handler(), cfg.ShutdownTimeout, log)
+	return serveHTTP(ctx, ln, ui.Handler(), cfg.ShutdownTimeout, log)
 }
 
 const demoEmail = "demo@segsync.local"
