@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store"
@@ -138,11 +141,13 @@ func BenchmarkSegmentCount(b *testing.B) {
 					b.Fatal(err)
 				}
 				var n int64
+				m := startMeasure()
 				for b.Loop() {
 					if n, err = db.CountMatching(context.Background(), r); err != nil {
 						b.Fatal(err)
 					}
 				}
+				m.report(b)
 				b.ReportMetric(float64(n), "members")
 			})
 		}
@@ -161,6 +166,7 @@ func BenchmarkSegmentStream(b *testing.B) {
 					b.Fatal(err)
 				}
 				var n int
+				m := startMeasure()
 				for b.Loop() {
 					n = 0
 					last := ""
@@ -176,8 +182,55 @@ func BenchmarkSegmentStream(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+				m.report(b)
 				b.ReportMetric(float64(n), "members")
 			})
 		}
 	}
+}
+
+// measure reports, next to wall time, the process's CPU time per operation
+// (getrusage: this process only, so SQLite's work but not PostgreSQL's
+// server) and the peak heap in use, sampled every 20 ms — the machine is
+// shared, so wall time alone says little.
+type measure struct {
+	cpu0 time.Duration
+	stop chan struct{}
+	done chan uint64
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func startMeasure() *measure {
+	runtime.GC()
+	m := &measure{cpu0: cpuTime(), stop: make(chan struct{}), done: make(chan uint64)}
+	go func() {
+		var peak uint64
+		var ms runtime.MemStats
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+			select {
+			case <-m.stop:
+				m.done <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return m
+}
+
+func (m *measure) report(b *testing.B) {
+	cpu := cpuTime() - m.cpu0
+	close(m.stop)
+	peak := <-m.done
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 }
