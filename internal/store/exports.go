@@ -87,6 +87,11 @@ type ExportStore interface {
 	// SetLastScheduled records when the scheduler last queued the export.
 	LastScheduled(ctx context.Context, exportID int64) (time.Time, error)
 	SetLastScheduled(ctx context.Context, exportID int64, t time.Time) error
+	// AdvanceSchedule sets the last scheduled time from prev (as read with
+	// LastScheduled) to next, unless another process changed it first: of
+	// several processes that see the same schedule due, only the one that
+	// gets true queues the run.
+	AdvanceSchedule(ctx context.Context, exportID int64, prev, next time.Time) (bool, error)
 
 	// ExportTags maps tag names to their bit in Synced.Tags, assigning bits to
 	// names not seen before. It fails with ErrInvalid when more than 64

@@ -246,3 +246,19 @@ func (db *DB) LastScheduled(ctx context.Context, exportID int64) (time.Time, err
 func (db *DB) SetLastScheduled(ctx context.Context, exportID int64, t time.Time) error {
 	return db.setExportTime(ctx, "last_scheduled_at", exportID, t)
 }
+
+// AdvanceSchedule moves last_scheduled_at from prev to next in one
+// compare-and-set, so that a schedule fires once however many processes
+// evaluate it at the same moment.
+func (db *DB) AdvanceSchedule(ctx context.Context, exportID int64, prev, next time.Time) (bool, error) {
+	res, err := db.W.ExecContext(ctx, db.Q(`UPDATE exports SET last_scheduled_at = ? WHERE id = ? AND last_scheduled_at = ?`),
+		micros(next), exportID, micros(prev))
+	if err != nil {
+		return false, fmt.Errorf("advancing the schedule of export %d: %w", exportID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("advancing the schedule of export %d: %w", exportID, err)
+	}
+	return n == 1, nil
+}
