@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,8 +81,8 @@ func (s *syncBuffer) String() string {
 }
 
 // startServe runs `segsync serve` on a free loopback port with a first admin
-// and returns its base URL.
-func startServe(t *testing.T) string {
+// and returns its base URL. extra are more flags.
+func startServe(t *testing.T, extra ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	env := map[string]string{"SEGSYNC_ADMIN_EMAIL": adminEmail, "SEGSYNC_ADMIN_PASSWORD": adminPassword}
@@ -89,7 +90,8 @@ func startServe(t *testing.T) string {
 	streams := cli.IO{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &log, Getenv: func(k string) string { return env[k] }}
 	done := make(chan int, 1)
 	go func() {
-		done <- cli.Run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir()}, streams)
+		args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir()}, extra...)
+		done <- cli.Run(ctx, args, streams)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -221,7 +223,11 @@ func TestBrowserWorkflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := startServe(t)
+	// "Authenticate with Mailchimp" needs the address Mailchimp sends the
+	// browser back to, so this server listens on a port chosen up front.
+	port := freePort(t)
+	base := startServe(t, "--listen", "127.0.0.1:"+port, "--public-url", "http://127.0.0.1:"+port,
+		"--mailchimp-client-id", "segsync-test", "--mailchimp-client-secret", "test-secret", "--mailchimp-login-url", mc.RootURL)
 	ctx := browser(t, exe)
 	shots := shooter{t: t, dir: t.TempDir()}
 
@@ -315,14 +321,33 @@ func TestBrowserWorkflow(t *testing.T) {
 		chromedp.WaitVisible(css(".flash-ok")),
 	)
 
+	// A dry run first: it shows what would change, and changes nothing.
+	exportURL := get(t, ctx, "export page", chromedp.Location())
+	run(t, ctx, "dry run",
+		chromedp.Click(css(`form[action$="/run"] input[value=true] ~ button`)),
+		chromedp.WaitVisible(css("[data-run-status]")),
+		chromedp.Poll[chromedp.Void](`["Succeeded","Partially succeeded","Failed","Cancelled"].includes(document.querySelector("[data-run-status]")?.textContent.trim())`,
+			chromedp.WithPollingTimeout(60*time.Second)),
+		chromedp.WaitVisible(css(".note")),
+		shots.shot("07-dry-run"),
+	)
+	if page := html(t, ctx, "main"); !strings.Contains(page, "New contacts") || !strings.Contains(page, "ann@shop.io") {
+		t.Errorf("the dry run shows no sample of new contacts:\n%s", page)
+	}
+	if cs, _ := mc.Contacts(listID); len(cs) != 0 {
+		t.Fatalf("the dry run wrote %d contacts to Mailchimp", len(cs))
+	}
+
 	// Run it and watch it finish.
 	run(t, ctx, "run now",
+		chromedp.Navigate(exportURL),
+		chromedp.WaitVisible(css(`form[action$="/run"] button.primary`)),
 		chromedp.Click(css(`form[action$="/run"] button.primary`)),
 		chromedp.WaitVisible(css("[data-run-status]")),
 		chromedp.Poll[chromedp.Void](`["Succeeded","Partially succeeded","Failed","Cancelled"].includes(document.querySelector("[data-run-status]")?.textContent.trim())`,
 			chromedp.WithPollingTimeout(60*time.Second)),
 		chromedp.WaitVisible(css("#rej-h")),
-		shots.shot("07-run"),
+		shots.shot("08-run"),
 	)
 	if st := text(t, ctx, "[data-run-status]"); st != "Partially succeeded" {
 		t.Fatalf("run ended %q, want Partially succeeded (one fake address)", st)
@@ -354,9 +379,23 @@ func TestBrowserWorkflow(t *testing.T) {
 	if !strings.Contains(text(t, ctx, "table"), "Partially succeeded") {
 		t.Error("the exports list does not show the last run")
 	}
-	run(t, ctx, "status", chromedp.Navigate(base+"/status"), chromedp.WaitVisible(css("table")), shots.shot("08-status"))
-	run(t, ctx, "segments", chromedp.Navigate(base+"/segments"), chromedp.WaitVisible(css("table")), shots.shot("09-segments"))
-	run(t, ctx, "connections", chromedp.Navigate(base+"/connections"), chromedp.WaitVisible(css("table")), shots.shot("10-connections"))
+	run(t, ctx, "status", chromedp.Navigate(base+"/status"), chromedp.WaitVisible(css("table")), shots.shot("09-status"))
+	run(t, ctx, "segments", chromedp.Navigate(base+"/segments"), chromedp.WaitVisible(css("table")), shots.shot("10-segments"))
+	run(t, ctx, "connections", chromedp.Navigate(base+"/connections"), chromedp.WaitVisible(css("table")), shots.shot("11-connections"))
+
+	// Add a second connection through "Authenticate with Mailchimp", for
+	// administrators only.
+	run(t, ctx, "oauth connection",
+		chromedp.Navigate(base+"/connections/new"),
+		chromedp.WaitVisible(css("#display_name")),
+		chromedp.SendKeys(css("#display_name"), "Marketing (signed in)"),
+		chromedp.Click(css("#privacy_consent")),
+		chromedp.Click(css(`button[name=method][value=oauth]`)),
+		chromedp.WaitVisible(css(".flash-ok")),
+	)
+	if page := html(t, ctx, "main"); !strings.Contains(page, "Mailchimp sign-in") || !strings.Contains(page, "Marketing (signed in)") {
+		t.Errorf("the connection made by signing in to Mailchimp:\n%s", page)
+	}
 
 	// Add a contributor, who sees no connection form and no credential.
 	run(t, ctx, "add contributor",
@@ -367,15 +406,15 @@ func TestBrowserWorkflow(t *testing.T) {
 		chromedp.SendKeys(css(`form[action="/users"] #password`), contribPass),
 		chromedp.Click(css(`form[action="/users"] button.primary`)),
 		chromedp.WaitVisible(css(".flash-ok")),
-		shots.shot("11-users"),
-		chromedp.Navigate(base+"/audit"), chromedp.WaitVisible(css("table")), shots.shot("12-audit"),
+		shots.shot("12-users"),
+		chromedp.Navigate(base+"/audit"), chromedp.WaitVisible(css("table")), shots.shot("13-audit"),
 		chromedp.Click(css(`form[action="/logout"] button`)),
 		signIn(contribEmail, contribPass),
 	)
 	for _, page := range []string{"/connections", connURL} {
 		run(t, ctx, "contributor "+page, chromedp.Navigate(page2(base, page)), chromedp.WaitVisible(css("main h1")))
 		doc := html(t, ctx, "html")
-		for _, bad := range []string{mc.Key(), `href="/connections/new"`, `name="api_key"`, "Export user", mc.URL} {
+		for _, bad := range []string{mc.Key(), `href="/connections/new"`, `name="api_key"`, "Export user", mc.URL, "Marketing (signed in)"} {
 			if strings.Contains(doc, bad) {
 				t.Errorf("a contributor sees %q on %s", bad, page)
 			}
@@ -386,6 +425,18 @@ func TestBrowserWorkflow(t *testing.T) {
 		t.Errorf("a contributor opening the connection form sees %q, want Not allowed", h)
 	}
 	run(t, ctx, "contributor sees exports", chromedp.Navigate(base+"/exports"), chromedp.WaitVisible(css("table")))
+}
+
+// freePort finds a loopback port that is free now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
 }
 
 // page2 makes a URL from a path or keeps a full URL.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/segsync/segsync/internal/store"
@@ -32,8 +33,39 @@ type runData struct {
 }
 
 type sampleGroup struct {
-	Kind     string
+	Title    string
 	Contacts []store.SampleContact
+}
+
+// sampleTitles name the kinds of change of a dry run's sample, in order.
+var sampleTitles = []struct{ kind, title string }{
+	{"create", "New contacts"}, {"update", "Contacts updated"}, {"restore", "Contacts restored"},
+	{"tag_add", "Tags added"}, {"tag_remove", "Tags removed"}, {"archive", "Contacts archived"},
+	{"unsubscribe", "Contacts unsubscribed"},
+}
+
+// samples orders a run's sample by kind of change; kinds this page does not
+// know yet come last under their own name.
+func samples(s store.RunSample) []sampleGroup {
+	var out []sampleGroup
+	known := map[string]bool{}
+	for _, k := range sampleTitles {
+		known[k.kind] = true
+		if cs := s[k.kind]; len(cs) > 0 {
+			out = append(out, sampleGroup{Title: k.title, Contacts: cs})
+		}
+	}
+	var rest []string
+	for kind, cs := range s {
+		if !known[kind] && len(cs) > 0 {
+			rest = append(rest, kind)
+		}
+	}
+	slices.Sort(rest)
+	for _, kind := range rest {
+		out = append(out, sampleGroup{Title: label(kind), Contacts: s[kind]})
+	}
+	return out
 }
 
 // runCounts lists a run's counters in the order a marketer reads them:
@@ -76,20 +108,7 @@ func (u *UI) runPage(w http.ResponseWriter, r *http.Request, p *Page) error {
 		}
 		d.Rejections = rs
 	}
-	for _, kind := range []string{"create", "created", "update", "updated", "tag", "untag", "archive", "unsubscribe", "restore", "skip"} {
-		if cs := run.Sample[kind]; len(cs) > 0 {
-			d.Samples = append(d.Samples, sampleGroup{Kind: kind, Contacts: cs})
-		}
-	}
-	for kind, cs := range run.Sample {
-		known := false
-		for _, g := range d.Samples {
-			known = known || g.Kind == kind
-		}
-		if !known && len(cs) > 0 {
-			d.Samples = append(d.Samples, sampleGroup{Kind: kind, Contacts: cs})
-		}
-	}
+	d.Samples = samples(run.Sample)
 	title := "Run " + strconv.FormatInt(run.ID, 10)
 	if run.DryRun {
 		title = "Dry run " + strconv.FormatInt(run.ID, 10)
