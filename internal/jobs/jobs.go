@@ -38,6 +38,7 @@ type Store interface {
 	ListExports(ctx context.Context) ([]store.Export, error)
 	LastScheduled(ctx context.Context, exportID int64) (time.Time, error)
 	SetLastScheduled(ctx context.Context, exportID int64, t time.Time) error
+	AdvanceSchedule(ctx context.Context, exportID int64, prev, next time.Time) (bool, error)
 	EnqueueRun(ctx context.Context, exportID int64, trigger string, dryRun bool, requestedBy string) (store.Run, bool, error)
 	GetRun(ctx context.Context, id int64) (store.Run, error)
 	ClaimRun(ctx context.Context, owner string, lease time.Duration) (store.Run, bool, error)
@@ -345,22 +346,31 @@ func (r *Runner) Tick(ctx context.Context, now time.Time) error {
 			}
 			trigger = store.TriggerSchedule
 		}
-		last, err := r.Store.LastScheduled(ctx, e.ID)
+		prev, err := r.Store.LastScheduled(ctx, e.ID)
 		if err != nil {
 			return err
 		}
+		last := prev
 		if last.IsZero() {
 			last = e.CreatedAt
 		}
 		if next := sched.Next(last.UTC()); next.After(now) {
 			continue
 		}
+		// Every process evaluates the schedules; the one that advances
+		// the export's schedule first queues the run, so it fires once.
+		won, err := r.Store.AdvanceSchedule(ctx, e.ID, prev, now)
+		if err != nil {
+			return err
+		}
+		if !won {
+			r.Log.Debug("schedule already fired in another process", "export", e.ID)
+			continue
+		}
 		if _, _, err := r.Enqueue(ctx, e.ID, trigger, false, ""); err != nil {
 			return fmt.Errorf("queueing export %d: %w", e.ID, err)
 		}
-		if err := r.Store.SetLastScheduled(ctx, e.ID, now); err != nil {
-			return err
-		}
 	}
+	r.Log.Debug("schedules checked", "exports", len(exps))
 	return nil
 }

@@ -439,3 +439,49 @@ func TestThreeProcesses(t *testing.T) {
 		}
 	}
 }
+
+// TestScheduleFiresOnce: schedules that are due while three processes start
+// (and so evaluate them at the same moment) are queued once each, not once
+// per process.
+func TestScheduleFiresOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	w := setup(t, 20, 2, 4, emulator.Options{})
+	ctx := context.Background()
+	// Due since last New Year, and not again before the next.
+	for i := range w.exports {
+		e := &w.exports[i]
+		e.Schedule = "0 0 1 1 *"
+		if err := w.db.UpdateExport(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.db.SetLastScheduled(ctx, e.ID, time.Now().AddDate(-1, -1, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	common := []string{"--database", w.url, "--log-level", "debug"}
+	procs := []*proc{
+		start(t, "serve", append([]string{"serve", "--listen", "127.0.0.1:0"}, common...)...),
+		start(t, "worker-1", append([]string{"worker"}, common...)...),
+		start(t, "worker-2", append([]string{"worker"}, common...)...),
+	}
+	// Every process has evaluated the schedules at least once.
+	for _, p := range procs {
+		p.waitLog(t, "schedules checked", 60*time.Second)
+	}
+	for _, e := range w.exports {
+		runs, err := w.db.ListRuns(ctx, e.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) != 1 || runs[0].Trigger != store.TriggerSchedule {
+			t.Errorf("%s: %d runs, want one scheduled run: %+v", e.Name, len(runs), runs)
+			continue
+		}
+		if r := w.waitRuns(t, []int64{runs[0].ID}, 60*time.Second)[0]; r.Status != store.RunSucceeded {
+			t.Errorf("%s: scheduled run %s %q", e.Name, r.Status, r.Error)
+		}
+		w.converged(t, e)
+	}
+}
