@@ -64,6 +64,10 @@ type SegmentStore interface {
 
 	// CountMatching counts the profiles that match r.
 	CountMatching(ctx context.Context, r *segment.Rule) (int64, error)
+	// CountMatchingEach counts the profiles that match each of rules in one
+	// pass over the profiles (a segment listing's member counts); the
+	// counts are in the order of rules.
+	CountMatchingEach(ctx context.Context, rules []*segment.Rule) ([]int64, error)
 	// SegmentMembers returns up to limit (≤1000; 100 when ≤0) matching
 	// profiles after cursor ("" for the first page) in customer_id order,
 	// like ListProfiles. A malformed cursor is ErrInvalid.

@@ -197,6 +197,44 @@ func (db *DB) CountMatching(ctx context.Context, r *segment.Rule) (int64, error)
 	return n, nil
 }
 
+// countEachChunk is how many rules one CountMatchingEach statement
+// evaluates; more are counted in further passes, keeping the statement's
+// parameters well below SQLite's limit.
+const countEachChunk = 32
+
+// CountMatchingEach implements store.SegmentStore: one statement counts
+// several rules with COUNT(*) FILTER (WHERE rule), so each profile's JSON is
+// read once for all of them.
+func (db *DB) CountMatchingEach(ctx context.Context, rules []*segment.Rule) ([]int64, error) {
+	out := make([]int64, 0, len(rules))
+	for start := 0; start < len(rules); start += countEachChunk {
+		chunk := rules[start:min(start+countEachChunk, len(rules))]
+		var sel strings.Builder
+		var args []any
+		for i, r := range chunk {
+			where, a, err := db.compile(r)
+			if err != nil {
+				return nil, fmt.Errorf("rule %d: %w", start+i, err)
+			}
+			if i > 0 {
+				sel.WriteString(", ")
+			}
+			sel.WriteString("COUNT(*) FILTER (WHERE " + where + ")")
+			args = append(args, a...)
+		}
+		counts := make([]int64, len(chunk))
+		dest := make([]any, len(chunk))
+		for i := range counts {
+			dest[i] = &counts[i]
+		}
+		if err := db.R.QueryRowContext(ctx, db.Q(`SELECT `+sel.String()+` FROM profiles`), args...).Scan(dest...); err != nil {
+			return nil, fmt.Errorf("counting segment members: %w", err)
+		}
+		out = append(out, counts...)
+	}
+	return out, nil
+}
+
 // SegmentMembers implements store.SegmentStore; the cursor is the one of
 // ListProfiles (the last customer_id, base64url-encoded).
 func (db *DB) SegmentMembers(ctx context.Context, r *segment.Rule, limit int, cursor string) (store.ProfilePage, error) {

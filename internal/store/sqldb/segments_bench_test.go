@@ -234,3 +234,35 @@ func (m *measure) report(b *testing.B) {
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 }
+
+// BenchmarkSegmentCountEach counts ten segments (one per country) in one
+// pass, as a segment listing does.
+func BenchmarkSegmentCountEach(b *testing.B) {
+	for _, d := range benchDialects(b) {
+		b.Run(d+"/10segments", func(b *testing.B) {
+			db := benchStore(b, d)
+			var rules []*segment.Rule
+			for _, c := range countries {
+				r, err := segment.Parse([]byte(`{"all":[{"attribute":"country","op":"eq","value":"`+c+`"},{"attribute":"age","op":"gte","value":30}]}`), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rules = append(rules, r)
+			}
+			var total int64
+			m := startMeasure()
+			for b.Loop() {
+				counts, err := db.CountMatchingEach(context.Background(), rules)
+				if err != nil {
+					b.Fatal(err)
+				}
+				total = 0
+				for _, n := range counts {
+					total += n
+				}
+			}
+			m.report(b)
+			b.ReportMetric(float64(total), "members")
+		})
+	}
+}

@@ -115,6 +115,17 @@ func (s Suite) TestSegmentRules(t *testing.T) {
 	db := s.Open(t)
 	ctx := context.Background()
 	upsert(t, db, ruleProfiles...)
+	var rules []*segment.Rule
+	var want []int64
+	for _, tc := range ruleCases {
+		if r, err := segment.Parse([]byte(tc.rule), nil); err == nil {
+			rules = append(rules, r)
+			want = append(want, int64(len(strings.Fields(tc.want))))
+		}
+	}
+	if got, err := db.CountMatchingEach(ctx, rules); err != nil || !slices.Equal(got, want) {
+		t.Errorf("CountMatchingEach = %v, %v; want %v", got, err, want)
+	}
 	for _, tc := range ruleCases {
 		r, err := segment.Parse([]byte(tc.rule), nil)
 		if err != nil {
