@@ -9,6 +9,9 @@
 // profile's attribute takes part only when its stored JSON type fits:
 //
 //   - number: numeric comparison; the attribute must be a JSON number.
+//     PostgreSQL compares exact decimals, SQLite 64-bit integers or floats,
+//     so the two can differ only on values with more than 15 significant
+//     digits. Numbers beyond float64's range are refused.
 //   - date: a string of the form YYYY-MM-DD[Thh:mm[:ss[.fff]][Z|±hh:mm]]
 //     (years 1000–9999, a real calendar day, hours 00–23, offsets up to
 //     ±15:59). The attribute must be a string of the same form, else it does
@@ -40,7 +43,8 @@
 // any rule into its exact complement, so {"not": {eq}} also matches those.
 //
 // in/not_in take 1–1000 values of one kind (dates with and without time may
-// mix); between takes [low, high], both included. A rule may nest 16 levels
+// mix); between takes [low, high], both included, and refuses bounds that
+// are visibly the wrong way round. A rule may nest 16 levels
 // and hold 1000 conditions. {"all": []} matches every profile and
 // {"any": []} none.
 //

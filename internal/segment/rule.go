@@ -294,6 +294,10 @@ func (p *parser) condition(path string, obj map[string]any) *Rule {
 		}
 		r.Values = p.values(vpath, list, Number, Date, Text)
 		ok = ok && r.Values != nil
+		if r.Values != nil && inverted(r.Values[0], r.Values[1]) {
+			p.errs.Add(vpath, "low is greater than high: nothing can match")
+			ok = false
+		}
 	case Contains, StartsWith, EndsWith:
 		s, isStr := raw.(string)
 		if !isStr || s == "" {
@@ -349,7 +353,9 @@ func (p *parser) scalar(path string, x any, allowed ...Type) (Value, bool) {
 	var v Value
 	switch t := x.(type) {
 	case json.Number:
-		if _, err := strconv.ParseFloat(string(t), 64); err != nil {
+		f, err := strconv.ParseFloat(string(t), 64)
+		if mantissa, _, _ := strings.Cut(strings.ToLower(string(t)), "e"); err != nil ||
+			(f == 0 && strings.ContainsAny(mantissa, "123456789")) {
 			p.errs.Add(path, "number out of range")
 			return v, false
 		}
@@ -385,6 +391,27 @@ func (p *parser) scalar(path string, x any, allowed ...Type) (Value, bool) {
 	}
 	p.errs.Add(path, fmt.Sprintf("a %s value does not fit this operator", v.Type))
 	return v, false
+}
+
+// inverted reports whether between's bounds are in the wrong order, where
+// that can be told from the values alone.
+func inverted(lo, hi Value) bool {
+	switch {
+	case lo.Type == Number:
+		a, _ := strconv.ParseFloat(lo.Raw, 64)
+		b, _ := strconv.ParseFloat(hi.Raw, 64)
+		return a > b
+	case lo.Type == Text:
+		return asciiLower(lo.Raw) > asciiLower(hi.Raw)
+	case lo.Type == Date && lo.HasTime == hi.HasTime:
+		ld, li, _ := DateKeys(lo.Raw)
+		hd, hi2, _ := DateKeys(hi.Raw)
+		if lo.HasTime {
+			return li > hi2
+		}
+		return ld > hd
+	}
+	return false
 }
 
 func describe(v any) string {
