@@ -53,6 +53,12 @@ type Clients interface {
 	ClientFor(ctx context.Context, connectionID int64) (*mailchimp.Client, error)
 }
 
+// refusalRecorder is implemented by Clients that can mark a connection
+// whose credential Mailchimp refused (*connection.Service).
+type refusalRecorder interface {
+	RecordRefusal(ctx context.Context, connectionID int64, msg string) error
+}
+
 // Runner executes queued runs and queues scheduled ones.
 type Runner struct {
 	Store   Store
@@ -291,18 +297,24 @@ func (r *Runner) execute(parent context.Context, run store.Run) {
 		_, _ = r.Store.HeartbeatRun(context.WithoutCancel(parent), run.ID, r.owner, -time.Second, p, c)
 		log.Info("run interrupted by shutdown; it resumes on the next start")
 	case err != nil:
+		if errors.Is(err, syncer.ErrAuth) {
+			// The connection shows the refusal, not only this run.
+			if rec, ok := r.Clients.(refusalRecorder); ok {
+				if rerr := rec.RecordRefusal(context.WithoutCancel(parent), *exp.ConnectionID, err.Error()); rerr != nil {
+					log.Warn("recording the credential refusal on the connection", "err", rerr)
+				}
+			}
+		}
 		finish(store.RunFailed, res, err.Error())
 	default:
 		finish(res.Status, res, "")
 	}
 }
 
+// heartbeat is how often a running run saves its progress, renews its lease
+// and looks for a cancel request: every second (more often for short leases).
 func (r *Runner) heartbeat() time.Duration {
-	hb := r.Lease / 4
-	if hb < 50*time.Millisecond {
-		hb = 50 * time.Millisecond
-	}
-	return hb
+	return max(min(r.Lease/4, time.Second), 50*time.Millisecond)
 }
 
 // scheduler queues exports whose schedule came due.

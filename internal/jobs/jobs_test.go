@@ -161,25 +161,50 @@ func TestRunnerSingleFlightAndCancel(t *testing.T) {
 			t.Fatalf("second run = %+v", got)
 		}
 		f.converged(t)
-
-		// A cancelled run stops and says so.
-		p := []store.ProfilePatch{}
-		for i := 0; i < 1500; i++ {
-			p = append(p, store.ProfilePatch{CustomerID: fmt.Sprintf("c%05d", i), Attrs: fmt.Sprintf(`{"first":"G%d"}`, i)})
-		}
-		if _, err := db.UpsertProfiles(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-		run, _, _ := r.Enqueue(ctx, f.exp.ID, store.TriggerManual, false, "t")
-		waitRun(t, db, run.ID, 10*time.Second, func(r store.Run) bool { return r.Status == store.RunRunning })
-		if _, err := r.Cancel(ctx, run.ID); err != nil {
-			t.Fatal(err)
-		}
-		got = waitRun(t, db, run.ID, 10*time.Second, finished)
-		if got.Status != store.RunCancelled && got.Status != store.RunSucceeded {
-			t.Fatalf("cancelled run = %+v", got)
-		}
 	})
+}
+
+// TestCancel cancels a slow run and checks that it stops within seconds,
+// keeping what was acknowledged.
+func TestCancel(t *testing.T) {
+	db := dbtest.SQLite(t)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	const n = 1500
+	f := setup(t, db, n, emulator.Options{LatencyPerMember: 2 * time.Millisecond})
+	slow := &jobs.Runner{Store: db, Engine: &syncer.Engine{Store: db, Source: db, Concurrency: 1}, Clients: clients{f.srv.URL, f.srv.Key()},
+		Lease: 4 * time.Second, Poll: 20 * time.Millisecond}
+	slowCtx, stopSlow := context.WithCancel(ctx)
+	slowDone := make(chan struct{})
+	go func() { defer close(slowDone); slow.Run(slowCtx) }()
+	run, _, _ := slow.Enqueue(ctx, f.exp.ID, store.TriggerManual, false, "t")
+	deadline := time.Now().Add(20 * time.Second)
+	for sent(t, f) < 500 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	asked := time.Now()
+	if _, err := slow.Cancel(ctx, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := waitRun(t, db, run.ID, 10*time.Second, finished)
+	took := time.Since(asked)
+	if got.Status != store.RunCancelled || got.Counts.Created < 500 || got.Counts.Created >= n {
+		t.Fatalf("cancelled run = %s %+v", got.Status, got.Counts)
+	}
+	t.Logf("stopped %v after the cancel with %d contacts created", took.Round(time.Millisecond), got.Counts.Created)
+	stopSlow()
+	<-slowDone
+
+	// The next run finishes the job from what was acknowledged.
+	fast := &jobs.Runner{Store: db, Engine: &syncer.Engine{Store: db, Source: db}, Clients: clients{f.srv.URL, f.srv.Key()},
+		Lease: 4 * time.Second, Poll: 20 * time.Millisecond}
+	go fast.Run(ctx)
+	r2, _, _ := fast.Enqueue(ctx, f.exp.ID, store.TriggerManual, false, "t")
+	done := waitRun(t, db, r2.ID, 60*time.Second, finished)
+	if done.Status != store.RunSucceeded || done.Counts.Created+got.Counts.Created != n {
+		t.Fatalf("run after cancel = %+v (cancelled run created %d)", done, got.Counts.Created)
+	}
+	f.converged(t)
 }
 
 func TestSchedulerTick(t *testing.T) {
