@@ -339,7 +339,7 @@ func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, em
 	if err := db.sortMembers(ctx, query, args, len(rules), sorter); err != nil {
 		return err
 	}
-	return sorter.each(func(r *memberRec) error {
+	return sorter.each(ctx, func(r *memberRec) error {
 		return fn(store.HashedMember{Hash: r.hash, CustomerID: r.customerID, Attrs: r.attrs,
 			UpdatedAt: time.UnixMicro(r.updated).UTC(), Segments: r.segments})
 	})

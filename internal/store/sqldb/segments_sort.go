@@ -3,6 +3,7 @@ package sqldb
 import (
 	"bufio"
 	"container/heap"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -113,9 +114,18 @@ func (s *hashSorter) spill() error {
 	return nil
 }
 
-// each calls fn for every record in order, then releases the sorter.
-func (s *hashSorter) each(fn func(*memberRec) error) error {
+// each calls fn for every record in order, then releases the sorter. It
+// stops early when ctx is done.
+func (s *hashSorter) each(ctx context.Context, fn func(*memberRec) error) error {
 	defer s.close()
+	n := 0
+	inner := fn
+	fn = func(r *memberRec) error {
+		if n++; n%4096 == 0 && ctx.Err() != nil {
+			return fmt.Errorf("streaming members: %w", ctx.Err())
+		}
+		return inner(r)
+	}
 	s.sortBatch()
 	if len(s.runs) == 0 {
 		for _, i := range s.order {

@@ -1,6 +1,7 @@
 package sqldb
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -46,7 +47,7 @@ func TestHashSorter(t *testing.T) {
 			slices.SortStableFunc(want, func(a, b memberRec) int { return a.cmp(&b) })
 			tmp := s.file
 			var got []memberRec
-			if err := s.each(func(r *memberRec) error {
+			if err := s.each(context.Background(), func(r *memberRec) error {
 				got = append(got, memberRec{r.hash, r.customerID, slices.Clone(r.attrs), r.updated, r.segments})
 				return nil
 			}); err != nil {
@@ -88,7 +89,23 @@ func TestHashSorterStops(t *testing.T) {
 	}
 	stop := errors.New("stop")
 	n := 0
-	if err := s.each(func(*memberRec) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+	if err := s.each(context.Background(), func(*memberRec) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
 		t.Fatalf("each = %v after %d records, want stop after 1", err, n)
+	}
+}
+
+func TestHashSorterCancel(t *testing.T) {
+	t.Parallel()
+	s := newHashSorter(1 << 20)
+	for i := range 10000 {
+		if err := s.add(memberRec{hash: fmt.Sprint(i), attrs: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	n := 0
+	if err := s.each(ctx, func(*memberRec) error { n++; return nil }); !errors.Is(err, context.Canceled) || n >= 10000 {
+		t.Fatalf("each on a cancelled context = %v after %d records", err, n)
 	}
 }
