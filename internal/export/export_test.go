@@ -60,7 +60,9 @@ func (fakeConns) Authorize(_ context.Context, p auth.Principal, id int64) (store
 	return store.Connection{ID: id}, nil
 }
 
-func (fakeConns) Audience(context.Context, auth.Principal, int64) (Audience, error) { return fakeAudience{}, nil }
+func (fakeConns) Audience(context.Context, auth.Principal, int64) (Audience, error) {
+	return fakeAudience{}, nil
+}
 
 func TestValidate(t *testing.T) {
 	one, two, nine := int64(1), int64(2), int64(9)
