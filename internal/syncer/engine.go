@@ -195,13 +195,9 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	if err := r.prepare(ctx); err != nil {
 		return r.result(), err
 	}
-	if !r.opt.DryRun {
-		if err := r.refreshStatuses(ctx); err != nil {
-			return r.result(), err
-		}
-	}
 	// Pass 1: plan. It counts the work (the progress total) and, for a dry
-	// run, is the whole run.
+	// run, is the whole run. A run with nothing to do ends here, without a
+	// single call beyond reading the merge fields.
 	plan := &planner{r: r, sample: store.RunSample{}}
 	if err := r.diff(ctx, plan.visit); err != nil {
 		return r.result(), err
@@ -219,6 +215,11 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	}
 	r.tr.update(func(p *store.Progress, c *store.RunCounts) { p.Total = p.Done + plan.changes })
 	if plan.changes > 0 {
+		// Pass 2: learn what changed in Mailchimp since the last refresh
+		// (statuses, archived contacts), then diff again and send.
+		if err := r.refreshStatuses(ctx); err != nil {
+			return r.result(), err
+		}
 		if err := r.send(ctx); err != nil {
 			return r.result(), err
 		}
