@@ -223,9 +223,9 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		if err := r.send(ctx); err != nil {
 			return r.result(), err
 		}
-	}
-	if err := r.Store.ReleaseUnusedTags(ctx, r.exp.ID); err != nil {
-		r.log.Warn("releasing unused tag bits", "err", err)
+		if err := r.Store.ReleaseUnusedTags(ctx, r.exp.ID); err != nil {
+			r.log.Warn("releasing unused tag bits", "err", err)
+		}
 	}
 	return r.result(), nil
 }
