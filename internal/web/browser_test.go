@@ -315,8 +315,16 @@ func TestBrowserWorkflow(t *testing.T) {
 		chromedp.SetValue(css(`select#audience_id`), listID),
 		chromedp.SetValue(css(`select[name="mapping.first_name"]`), "first_name"),
 		chromedp.SetValue(css(`select[name="mapping.last_name"]`), "last_name"),
-		chromedp.Click(css(`input[name=segment_ids]`)),
 		shots.shot("06-export-form"),
+		// Saving without a segment is refused, next to the segments.
+		chromedp.Click(css(`button[name=do][value=save].primary`)),
+		chromedp.WaitVisible(css(`#seg-h ~ fieldset .field-error`)),
+	)
+	if msg := text(t, ctx, `#seg-h ~ fieldset .field-error`); !strings.Contains(msg, "segment") {
+		t.Errorf("saving an export without segments says %q", msg)
+	}
+	run(t, ctx, "export form, completed",
+		chromedp.Click(css(`input[name=segment_ids]`)),
 		chromedp.Click(css(`button[name=do][value=save].primary`)),
 		chromedp.WaitVisible(css(".flash-ok")),
 	)
@@ -326,8 +334,7 @@ func TestBrowserWorkflow(t *testing.T) {
 	run(t, ctx, "dry run",
 		chromedp.Click(css(`form[action$="/run"] input[value=true] ~ button`)),
 		chromedp.WaitVisible(css("[data-run-status]")),
-		chromedp.Poll[chromedp.Void](`["Succeeded","Partially succeeded","Failed","Cancelled"].includes(document.querySelector("[data-run-status]")?.textContent.trim())`,
-			chromedp.WithPollingTimeout(60*time.Second)),
+		waitRunDone,
 		chromedp.WaitVisible(css(".note")),
 		shots.shot("07-dry-run"),
 	)
@@ -344,8 +351,7 @@ func TestBrowserWorkflow(t *testing.T) {
 		chromedp.WaitVisible(css(`form[action$="/run"] button.primary`)),
 		chromedp.Click(css(`form[action$="/run"] button.primary`)),
 		chromedp.WaitVisible(css("[data-run-status]")),
-		chromedp.Poll[chromedp.Void](`["Succeeded","Partially succeeded","Failed","Cancelled"].includes(document.querySelector("[data-run-status]")?.textContent.trim())`,
-			chromedp.WithPollingTimeout(60*time.Second)),
+		waitRunDone,
 		chromedp.WaitVisible(css("#rej-h")),
 		shots.shot("08-run"),
 	)
@@ -425,6 +431,32 @@ func TestBrowserWorkflow(t *testing.T) {
 		t.Errorf("a contributor opening the connection form sees %q, want Not allowed", h)
 	}
 	run(t, ctx, "contributor sees exports", chromedp.Navigate(base+"/exports"), chromedp.WaitVisible(css("table")))
+}
+
+// waitRunDone waits until the run page shows a finished run as the server
+// rendered it (live progress updates the page in between, then reloads it).
+var waitRunDone = waitFor(`document.querySelector("[data-run-poll]") === null &&
+	["Succeeded","Partially succeeded","Failed","Cancelled"].includes(document.querySelector("[data-run-status]")?.textContent.trim())`,
+	time.Minute)
+
+// waitFor evaluates a condition until it holds. Unlike chromedp.Poll it
+// survives the page reloading itself in between.
+func waitFor(expr string, limit time.Duration) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		ctx, cancel := context.WithTimeout(ctx, limit)
+		defer cancel()
+		for {
+			ok, err := chromedp.Evaluate[bool](expr)(ctx, tg)
+			if err == nil && ok {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for %s: %w (last error: %v)", expr, ctx.Err(), err)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
 }
 
 // freePort finds a loopback port that is free now.

@@ -73,11 +73,15 @@ func New(deps Deps) (*UI, error) {
 	}
 	u.routes = u.routeTable()
 	mux := http.NewServeMux()
+	// Forms are guarded against cross-origin posts (CSRF) twice: by Go's
+	// cross-origin protection here and by the session's token, which the
+	// API checks on every change a page makes.
+	cop := http.NewCrossOriginProtection()
 	for _, rt := range u.routes {
 		if !rt.Access.Valid() {
 			return nil, fmt.Errorf("web: page %s %s has no valid access decision (%q)", rt.Method, rt.Pattern, rt.Access)
 		}
-		mux.Handle(rt.Method+" "+rt.Pattern, u.page(rt))
+		mux.Handle(rt.Method+" "+rt.Pattern, cop.Handler(u.page(rt)))
 	}
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
@@ -88,10 +92,10 @@ func New(deps Deps) (*UI, error) {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		files.ServeHTTP(w, r)
 	}))
-	// Everything else (the REST API, health, metrics) is the API's.
+	// Everything else (the REST API, health, metrics) is the API's, with
+	// its own rules.
 	mux.Handle("/", deps.API)
-	cop := http.NewCrossOriginProtection()
-	u.handler = cop.Handler(mux)
+	u.handler = mux
 	return u, nil
 }
 
