@@ -288,6 +288,8 @@ func (r *Runner) execute(parent context.Context, run store.Run) {
 	switch {
 	case errors.Is(cause, errLeaseLost):
 		log.Warn("run abandoned: lease lost")
+	case err == nil: // complete, even if a cancel or shutdown came at its very end
+		finish(res.Status, res, "")
 	case errors.Is(cause, errCancelRequested):
 		finish(store.RunCancelled, res, "cancelled on request")
 	case parent.Err() != nil:
@@ -296,7 +298,7 @@ func (r *Runner) execute(parent context.Context, run store.Run) {
 		p, c := tracker.Snapshot()
 		_, _ = r.Store.HeartbeatRun(context.WithoutCancel(parent), run.ID, r.owner, -time.Second, p, c)
 		log.Info("run interrupted by shutdown; it resumes on the next start")
-	case err != nil:
+	default:
 		if errors.Is(err, syncer.ErrAuth) {
 			// The connection shows the refusal, not only this run.
 			if rec, ok := r.Clients.(refusalRecorder); ok {
@@ -306,8 +308,6 @@ func (r *Runner) execute(parent context.Context, run store.Run) {
 			}
 		}
 		finish(store.RunFailed, res, err.Error())
-	default:
-		finish(res.Status, res, "")
 	}
 }
 
