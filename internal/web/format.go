@@ -12,22 +12,13 @@ import (
 )
 
 var funcs = template.FuncMap{
-	"num":   formatNum,
-	"when":  formatTime,
-	"ago":   formatAgo,
-	"pct":   percent,
-	"label": label,
-	"json":  toJSON,
-	"has":   func(list []int64, id int64) bool { return containsID(list, id) },
-	"seq": func(n int) []int {
-		s := make([]int, n)
-		for i := range s {
-			s[i] = i
-		}
-		return s
-	},
+	"num":     formatNum,
+	"when":    formatTime,
+	"ago":     formatAgo,
+	"pct":     percent,
+	"label":   label,
+	"has":     func(list []int64, id int64) bool { return containsID(list, id) },
 	"add":     func(a, b int) int { return a + b },
-	"fieldid": func(parts ...any) string { return fieldID(parts...) },
 	"deref":   deref,
 	"list":    func(s ...string) []string { return s },
 	"trigger": triggerText,
@@ -152,11 +143,6 @@ func label(s string) string {
 	return string(r)
 }
 
-func toJSON(v any) (string, error) {
-	b, err := json.Marshal(v)
-	return string(b), err
-}
-
 func containsID(list []int64, id int64) bool {
 	for _, x := range list {
 		if x == id {
@@ -164,20 +150,6 @@ func containsID(list []int64, id int64) bool {
 		}
 	}
 	return false
-}
-
-// fieldID makes an element id from parts: fieldid "g" 1 "c" 2 → g1-c2.
-func fieldID(parts ...any) string {
-	var b strings.Builder
-	for i, p := range parts {
-		if i > 0 {
-			if _, isNum := p.(int); !isNum {
-				b.WriteByte('-')
-			}
-		}
-		fmt.Fprint(&b, p)
-	}
-	return b.String()
 }
 
 // friendly turns an API message into a sentence a marketer reads easily:

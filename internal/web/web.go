@@ -93,8 +93,18 @@ func New(deps Deps) (*UI, error) {
 		files.ServeHTTP(w, r)
 	}))
 	// Everything else (the REST API, health, metrics) is the API's, with
-	// its own rules.
-	mux.Handle("/", deps.API)
+	// its own rules; a browser asking for a page that does not exist gets
+	// a page saying so.
+	notFound := cop.Handler(u.page(Route{Access: Public, Handle: func(http.ResponseWriter, *http.Request, *Page) error {
+		return &APIError{Status: http.StatusNotFound, Title: "Not Found"}
+	}}))
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if wantsPage(r) {
+			notFound.ServeHTTP(w, r)
+			return
+		}
+		deps.API.ServeHTTP(w, r)
+	}))
 	u.handler = mux
 	return u, nil
 }
@@ -137,6 +147,18 @@ func (a Access) Valid() bool {
 		return true
 	}
 	return false
+}
+
+// wantsPage tells a browser's request for a page (which the UI answers)
+// from a call of the API, health or metrics endpoints.
+func wantsPage(r *http.Request) bool {
+	p := r.URL.Path
+	for _, api := range []string{"/api/", "/oauth/", "/healthz", "/readyz", "/metrics"} {
+		if strings.HasPrefix(p, api) {
+			return false
+		}
+	}
+	return r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // localPath keeps a redirect target on this site.

@@ -1,0 +1,107 @@
+package web_test
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/segsync/segsync/internal/mailchimp/emulator"
+)
+
+// post sends a form with the session's CSRF token and returns status and body.
+func (s *session) post(t *testing.T, u string, form url.Values) (int, string) {
+	t.Helper()
+	form.Set("csrf_token", s.csrf)
+	resp, err := s.c.PostForm(u, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// invalid reports whether the form control named name is marked invalid.
+func invalid(body, name string) bool {
+	return regexp.MustCompile(`name="` + regexp.QuoteMeta(name) + `"[^>]*aria-invalid="true"`).MatchString(body)
+}
+
+// TestFormsShowErrorsNextToFields posts forms the API refuses and checks
+// that each fault is shown at its field, in plain words, without echoing a
+// credential.
+func TestFormsShowErrorsNextToFields(t *testing.T) {
+	mc := emulator.StartTest(t, emulator.Options{})
+	if _, err := mc.CreateList(mc.Key(), "Newsletter"); err != nil {
+		t.Fatal(err)
+	}
+	base := startServe(t)
+	admin := signInHTTP(t, base, adminEmail, adminPassword)
+
+	// A connection without consent: the error is at the box, the key is gone.
+	status, body := admin.post(t, base+"/connections/new", url.Values{"display_name": {"Main"}, "api_key": {mc.Key()},
+		"api_base_url": {mc.URL}, "method": {"api_key"}})
+	if status != http.StatusBadRequest || !invalid(body, "privacy_consent") || !strings.Contains(body, "I agree") {
+		t.Errorf("connection without consent: %d, consent not marked:\n%s", status, body)
+	}
+	if strings.Contains(body, mc.Key()) {
+		t.Error("the refused connection form shows the API key")
+	}
+	status, body = admin.post(t, base+"/connections/new", url.Values{"display_name": {""}, "privacy_consent": {"on"}, "method": {"api_key"}})
+	if status != http.StatusBadRequest || !invalid(body, "display_name") || !invalid(body, "api_key") || !strings.Contains(body, "Please fill this in.") {
+		t.Errorf("connection without name and key: %d:\n%s", status, body)
+	}
+	status, _ = admin.post(t, base+"/connections/new", url.Values{"display_name": {"Main"}, "api_key": {mc.Key()},
+		"api_base_url": {mc.URL}, "privacy_consent": {"on"}, "method": {"api_key"}})
+	if status != http.StatusSeeOther {
+		t.Fatalf("saving a connection: %d", status)
+	}
+	if status, _ = admin.post(t, base+"/profiles/import", url.Values{}); status != http.StatusBadRequest {
+		t.Errorf("an import without a file: %d", status)
+	}
+
+	// A segment without a name, over an attribute nobody has.
+	status, body = admin.post(t, base+"/segments/new", url.Values{"name": {""}, "g0.match": {"all"},
+		"g0.c0.attr": {"nope"}, "g0.c0.op": {"eq"}, "g0.c0.value": {"x"}, "do": {"save"}})
+	if status != http.StatusBadRequest || !invalid(body, "name") || !invalid(body, "g0.c0.attr") {
+		t.Errorf("segment without name over an unknown attribute: %d:\n%s", status, body)
+	}
+	// A value the attribute cannot hold is caught before the API.
+	status, body = admin.post(t, base+"/segments/count", url.Values{"g0.match": {"all"},
+		"g0.c0.attr": {"nope"}, "g0.c0.op": {"between"}, "g0.c0.value": {"1"}})
+	if status != http.StatusOK || !invalid(body, "g0.c0.value") || !strings.Contains(body, "two values") {
+		t.Errorf("between with one value: %d:\n%s", status, body)
+	}
+
+	// An export without segments, to an audience that does not exist.
+	status, body = admin.post(t, base+"/exports/new", url.Values{"name": {"Weekly"}, "connection_id": {"1"},
+		"audience_id": {"other"}, "audience_id_typed": {"nosuchlist"}, "mapping.email": {"email"},
+		"status_if_new": {"subscribed"}, "on_leave": {"untag"}, "schedule_kind": {"refresh"}, "do": {"save"}})
+	if status != http.StatusBadRequest || !strings.Contains(body, "Choose at least one segment") {
+		t.Errorf("export without segments: %d:\n%s", status, body)
+	}
+	// The form keeps what was typed.
+	if !strings.Contains(body, `value="Weekly"`) {
+		t.Error("the refused export form lost its name")
+	}
+
+	// Pages that do not exist are pages for browsers and problems for the API.
+	for _, tc := range []struct{ path, accept, want string }{
+		{"/no/such/page", "text/html", "text/html"},
+		{"/api/v1/no-such-thing", "text/html", "application/problem+json"},
+		{"/no/such/page", "application/json", "application/problem+json"},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, base+tc.path, nil)
+		req.Header.Set("Accept", tc.accept)
+		resp, err := admin.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(ct, tc.want) {
+			t.Errorf("GET %s (Accept %s): %d %s, want 404 %s", tc.path, tc.accept, resp.StatusCode, ct, tc.want)
+		}
+	}
+}
