@@ -10,6 +10,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -160,7 +161,7 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 		}
 		if i == 0 {
 			sc, _ := emu.StatusCounts(listID)
-			fmt.Fprintf(out, "  the audience now holds %v\n", sc)
+			fmt.Fprintf(out, "  the audience now holds %s\n", formatCounts(sc))
 		}
 		fmt.Fprintln(out)
 	}
@@ -245,4 +246,22 @@ func demoProfiles(ctx context.Context, st *sqldb.DB, n int) error {
 		}
 	}
 	return nil
+}
+
+// formatCounts prints status counts as "61475 subscribed, 12 pending" in a
+// stable order.
+func formatCounts(counts map[string]int) string {
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d %s", counts[k], k)
+	}
+	if len(parts) == 0 {
+		return "no contacts"
+	}
+	return strings.Join(parts, ", ")
 }
