@@ -558,6 +558,24 @@ func (s *Service) Test(ctx context.Context, p auth.Principal, id int64) (TestRes
 	return res, nil
 }
 
+// RecordRefusal notes on a connection that Mailchimp refused its credential
+// outside a test (a run stopped on a 401 or 403), so that the connection
+// shows it as its last test error until a test or a new key succeeds. msg
+// is redacted like every other message about the connection.
+func (s *Service) RecordRefusal(ctx context.Context, id int64, msg string) error {
+	c, err := s.st.GetConnection(ctx, id)
+	if err != nil {
+		return err
+	}
+	secret, _ := s.vault.Open(c.Credential, credentialPurpose)
+	now := s.opt.Now()
+	c.LastTestedAt, c.LastTestError = &now, redact(errors.New(msg), string(secret)).Error()
+	if err := s.st.UpdateConnection(ctx, c); err != nil {
+		return fmt.Errorf("recording the refusal on connection %d: %w", id, err)
+	}
+	return nil
+}
+
 // Audience is one Mailchimp audience, for the export form's picker.
 type Audience struct {
 	ID          string `json:"id"`

@@ -1,0 +1,94 @@
+package reliability
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/segsync/segsync/internal/mailchimp/emulator"
+	"github.com/segsync/segsync/internal/store/dbtest"
+	"github.com/segsync/segsync/internal/store/sqldb"
+)
+
+// TestEmulatorFaults runs the standard scenario under each kind of fault
+// Mailchimp shows on a bad day. Each ends with the exact desired audience,
+// the protected contacts as they were, and no key in any output.
+func TestEmulatorFaults(t *testing.T) {
+	t.Parallel()
+	const retryAfterBody = `{"type":"https://mailchimp.com/developer/marketing/docs/errors/","title":"Too Many Requests","status":429,"detail":"You have exceeded the limit of 10 simultaneous connections.","instance":""}`
+	tests := []struct {
+		name   string
+		opts   worldOpts
+		faults func(rq *request) action
+	}{
+		{
+			// The emulator's own faults: 500, 503 and dropped connections in
+			// equal shares, half of them after the change was applied.
+			name: "ten percent of calls fail",
+			opts: worldOpts{emulator: emulator.Options{FailRate: 0.1, Seed: 7}},
+		},
+		{
+			name: "429 bursts with Retry-After",
+			faults: func(rq *request) action {
+				if rq.n%7 < 3 { // bursts of three refusals, every seventh call of a kind
+					return action{name: "429+retry-after", status: http.StatusTooManyRequests,
+						header: map[string]string{"Retry-After": "1"}, body: retryAfterBody}
+				}
+				return action{}
+			},
+		},
+		{
+			name: "429 bursts without Retry-After",
+			faults: func(rq *request) action {
+				if rq.n%5 < 3 {
+					return action{name: "429", status: http.StatusTooManyRequests, body: retryAfterBody}
+				}
+				return action{}
+			},
+		},
+		{
+			// Mailchimp's other overload signals: no JSON body at all.
+			name: "429 and 403 without a body",
+			faults: func(rq *request) action {
+				switch rq.n % 6 {
+				case 1:
+					return action{name: "429 bare", status: http.StatusTooManyRequests}
+				case 3:
+					return action{name: "403 bare", status: http.StatusForbidden, body: "<html>Forbidden</html>"}
+				}
+				return action{}
+			},
+		},
+		{
+			// Answers slower than the client's timeout; half of them after
+			// the change was made, so the engine cannot know it was.
+			name: "answers slower than the client timeout",
+			opts: worldOpts{timeout: 300 * time.Millisecond},
+			faults: func(rq *request) action {
+				if rq.n%4 == 2 {
+					return action{name: "slow", delay: 700 * time.Millisecond, after: rq.n%8 == 2}
+				}
+				return action{}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, dbtest.SQLite(t), tt.opts)
+			w.scenario(tt.faults)
+			t.Logf("injected by the gate: %v", w.gate.injected())
+		})
+	}
+}
+
+// TestBatchWithMixedMemberErrors is a first run whose batches mix new
+// contacts with every per-member error: existing contacts (adopted or
+// protected), a fake address, a forgotten one, and the same address twice.
+func TestBatchWithMixedMemberErrors(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		w := newWorld(t, db, worldOpts{people: 300})
+		w.scenario(nil)
+	})
+}
