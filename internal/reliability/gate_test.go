@@ -27,8 +27,8 @@ type gate struct {
 	seq     map[string]int           // requests seen per kind
 	sends   map[string]int           // subscriber hash -> field writes (batch subscribe, PUT, PATCH)
 	tagged  map[string]int           // subscriber hash -> static segment additions
-	revoked atomic.Bool // the key is refused (401) from now on
-	faults  map[string]int // injected faults by name, for the report
+	revoked atomic.Bool              // the key is refused (401) from now on
+	faults  map[string]int           // injected faults by name, for the report
 }
 
 // request is what the gate knows of one API request.
