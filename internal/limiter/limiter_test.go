@@ -356,3 +356,42 @@ func BenchmarkSync(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkContended is three processes on PostgreSQL (SQLite with -short)
+// whose callers all want one account's 10 slots at once: the cost of an
+// Acquire when the slots have to be shared and handed over between
+// processes.
+func BenchmarkContended(b *testing.B) {
+	var db *sqldb.DB
+	if testing.Short() {
+		db = dbtest.SQLite(b)
+	} else {
+		db = dbtest.Postgres(b)
+	}
+	const procs, callers = 3, 8
+	var ls []*limiter.Shared
+	for p := range procs {
+		l := limiter.New(db, limiter.Config{Owner: fmt.Sprintf("p%d", p)})
+		defer l.Close(context.Background())
+		ls = append(ls, l)
+	}
+	ctx := context.Background()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for i := range procs * callers {
+		l := ls[i%procs]
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				release, err := l.Acquire(ctx, "acct")
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				time.Sleep(100 * time.Microsecond) // a (very) short request
+				release()
+			}
+		})
+	}
+	wg.Wait()
+}
