@@ -129,7 +129,7 @@ func (u *UI) showTokens(w http.ResponseWriter, r *http.Request, p *Page, created
 		return err
 	}
 	d.Tokens = out.Tokens
-	p.Title, p.Section, p.Data = "API tokens", "tokens", d
+	p.Title, p.Section, p.Data = "Your account", "tokens", d
 	w.Header().Set("Cache-Control", "no-store")
 	u.render(w, r, p, "tokens", status)
 	return nil
@@ -157,6 +157,28 @@ func (u *UI) revokeToken(w http.ResponseWriter, r *http.Request, p *Page) error 
 		return err
 	}
 	return redirect(w, r, "/tokens", "Token revoked: programs using it can no longer sign in.")
+}
+
+// changePassword sets the signed-in user's password. It ends all their
+// sessions, this one too, so they sign in again with the new password.
+func (u *UI) changePassword(w http.ResponseWriter, r *http.Request, p *Page) error {
+	pw, again := p.Form.Get("password"), p.Form.Get("password_again")
+	if pw != again {
+		p.formErr("password_again", "The two passwords differ. Type the same password twice.")
+		p.Form = url.Values{}
+		return u.showTokens(w, r, p, nil, http.StatusBadRequest)
+	}
+	err := u.call(r, p, http.MethodPatch, "/api/v1/users/"+strconv.FormatInt(p.Me.ID, 10), map[string]string{"password": pw, "current_password": p.Form.Get("current_password")}, nil)
+	if err != nil {
+		if err := p.formErrors(err, nil, map[string]string{
+			"current_password": "This is not your current password.",
+		}); err != nil {
+			return err
+		}
+		p.Form = url.Values{}
+		return u.showTokens(w, r, p, nil, http.StatusBadRequest)
+	}
+	return redirect(w, r, "/login", "Your password was changed. Please sign in with the new one.")
 }
 
 type auditData struct {

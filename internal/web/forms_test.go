@@ -104,4 +104,26 @@ func TestFormsShowErrorsNextToFields(t *testing.T) {
 			t.Errorf("GET %s (Accept %s): %d %s, want 404 %s", tc.path, tc.accept, resp.StatusCode, ct, tc.want)
 		}
 	}
+
+	// Changing one's password: both entries must agree; then every session
+	// ends and the new password signs in.
+	status, body = admin.post(t, base+"/account/password", url.Values{"password": {"a new password 9"}, "password_again": {"a new password 8"}})
+	if status != http.StatusBadRequest || !invalid(body, "password_again") {
+		t.Errorf("differing passwords: %d:\n%s", status, body)
+	}
+	status, body = admin.post(t, base+"/account/password", url.Values{"current_password": {adminPassword}, "password": {"short"}, "password_again": {"short"}})
+	if status != http.StatusBadRequest || !invalid(body, "password") {
+		t.Errorf("a too short password: %d:\n%s", status, body)
+	}
+	status, body = admin.post(t, base+"/account/password", url.Values{"current_password": {"wrong one!"}, "password": {"a new password 9"}, "password_again": {"a new password 9"}})
+	if status != http.StatusBadRequest || !invalid(body, "current_password") {
+		t.Errorf("a wrong current password: %d:\n%s", status, body)
+	}
+	if status, body = admin.post(t, base+"/account/password", url.Values{"current_password": {adminPassword}, "password": {"a new password 9"}, "password_again": {"a new password 9"}}); status != http.StatusSeeOther {
+		t.Fatalf("changing the password: %d\n%s", status, body)
+	}
+	if status, _ = admin.post(t, base+"/tokens", url.Values{"name": {"after"}}); status != http.StatusSeeOther {
+		t.Errorf("the old session still works after the password change (%d)", status)
+	}
+	signInHTTP(t, base, adminEmail, "a new password 9")
 }

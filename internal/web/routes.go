@@ -46,6 +46,7 @@ func (u *UI) routeTable() []Route {
 		{get, "/tokens", Viewer, u.tokensPage},
 		{post, "/tokens", Viewer, u.createToken},
 		{post, "/tokens/{id}/revoke", Viewer, u.revokeToken},
+		{post, "/account/password", Viewer, u.changePassword},
 
 		// Admin > Connections.
 		{get, "/connections", Viewer, u.connectionsPage},
