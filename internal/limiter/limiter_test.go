@@ -395,3 +395,39 @@ func BenchmarkContended(b *testing.B) {
 	}
 	wg.Wait()
 }
+
+// TestStaleDemandForgotten: the demand of a process that died is ignored
+// once it expired and removed a while later.
+func TestStaleDemandForgotten(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		// A process that died long ago, and one that died just now.
+		if _, err := db.W.ExecContext(ctx, db.Q(`INSERT INTO limiter_demand (account, owner, want, expires_at) VALUES (?, ?, ?, ?), (?, ?, ?, ?)`),
+			"acct", "dead-long-ago", 5, time.Now().Add(-time.Hour).UnixMicro(), "acct", "dead-just-now", 5, time.Now().Add(-time.Second).UnixMicro()); err != nil {
+			t.Fatal(err)
+		}
+		st, err := db.SyncSlotLeases(ctx, store.SlotSync{Account: "acct", Owner: "alive", Want: 2, TTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !maps.Equal(st.Wants, map[string]int{"alive": 2}) {
+			t.Fatalf("wants = %v, want only the live process", st.Wants)
+		}
+		var owners []string
+		rows, err := db.R.QueryContext(ctx, `SELECT owner FROM limiter_demand ORDER BY owner`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var o string
+			if err := rows.Scan(&o); err != nil {
+				t.Fatal(err)
+			}
+			owners = append(owners, o)
+		}
+		if fmt.Sprint(owners) != "[alive dead-just-now]" {
+			t.Fatalf("demand rows %v, want [alive dead-just-now]", owners)
+		}
+	})
+}

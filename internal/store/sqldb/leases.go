@@ -39,6 +39,12 @@ func (db *DB) SyncSlotLeases(ctx context.Context, s store.SlotSync) (store.SlotS
 		if err != nil {
 			return fmt.Errorf("recording demand: %w", err)
 		}
+		// Demand left by processes that died (each start is a new owner)
+		// would otherwise pile up.
+		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM limiter_demand WHERE account = ? AND expires_at < `+now+` - ?`),
+			s.Account, time.Minute.Microseconds()); err != nil {
+			return fmt.Errorf("forgetting stale demand: %w", err)
+		}
 		// A slot of ours stays ours even if its lease lapsed, as long as
 		// nobody took it over: nobody else used it meanwhile.
 		rows, err := tx.QueryContext(ctx, db.Q(`UPDATE limiter_slots SET expires_at = `+now+` + ?
