@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -162,20 +163,52 @@ func (s Suite) TestSegmentDateKeys(t *testing.T) {
 		"2024-03-01 10:00", "2024-3-1", "24-03-01", "2024-03-01T", "2024-03-01T10", "2024-03-01T10:00:00.Z",
 		"1000-01-01T00:30:00+01:00", "2024-03-01Z", " 2024-03-01", "x",
 	}
-	q := `SELECT segsync_date(json_extract(?, '$.v')), segsync_instant(json_extract(?, '$.v'))`
-	if db.Dialect() == "postgres" {
-		q = `SELECT segsync_date(CAST(? AS jsonb) -> 'v'), segsync_instant(CAST(? AS jsonb) -> 'v')`
-	}
-	for _, v := range append(values, "") {
-		doc := `{"v":"` + v + `"}`
-		var day, instant *string
-		if err := db.R.QueryRow(db.Q(q), doc, doc).Scan(&day, &instant); err != nil {
-			t.Fatalf("date keys of %q: %v", v, err)
+	// Plus generated ones around the edges: leap days, month ends, hours,
+	// minutes, seconds and offsets just inside and outside their ranges.
+	rng := rand.New(rand.NewPCG(3, 4))
+	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
+	for range 600 {
+		v := pick("1000", "0999", "1900", "2000", "2023", "2024", "2100", "9999") + "-" +
+			pick("00", "01", "02", "04", "12", "13") + "-" + pick("00", "01", "28", "29", "30", "31", "32")
+		if rng.IntN(4) > 0 {
+			v += "T" + pick("00", "09", "23", "24") + ":" + pick("00", "59", "60")
+			if rng.IntN(2) == 0 {
+				v += ":" + pick("00", "59", "60") + pick("", "", ".5", ".999999999")
+			}
+			v += pick("", "Z", "+00:00", "-00:30", "+05:30", "-15:59", "+15:59", "+16:00", "-12:60")
 		}
+		values = append(values, v)
+	}
+	values = append(values, "")
+	list, err := json.Marshal(values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := `SELECT j.value, segsync_date(j.value), segsync_instant(j.value) FROM json_each(?) j ORDER BY j.key`
+	if db.Dialect() == "postgres" {
+		q = `SELECT j.value #>> '{}', segsync_date(j.value), segsync_instant(j.value)
+			FROM jsonb_array_elements(CAST(? AS jsonb)) WITH ORDINALITY AS j(value, n) ORDER BY j.n`
+	}
+	rows, err := db.R.Query(db.Q(q), string(list))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var v string
+		var day, instant *string
+		if err := rows.Scan(&v, &day, &instant); err != nil {
+			t.Fatal(err)
+		}
+		n++
 		wantDay, wantInstant, ok := segment.DateKeys(v)
 		if ok != (day != nil) || ok != (instant != nil) || (ok && (*day != wantDay || *instant != wantInstant)) {
 			t.Errorf("database keys of %q = %s, %s; segment.DateKeys = %q, %q, %v", v, str(day), str(instant), wantDay, wantInstant, ok)
 		}
+	}
+	if err := rows.Err(); err != nil || n != len(values) {
+		t.Fatalf("%d of %d values checked: %v", n, len(values), err)
 	}
 }
 
