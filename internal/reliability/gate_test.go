@@ -49,6 +49,8 @@ type action struct {
 	delay  time.Duration     // wait this long before answering (or before passing through)
 	drop   bool              // close the connection without an answer
 	hold   <-chan struct{}   // block the request until closed or the caller goes away
+	// answered is called once a passed-through answer was sent.
+	answered func()
 }
 
 func newGate(next http.Handler) *gate {
@@ -225,6 +227,10 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		g.next.ServeHTTP(w, r)
+		if act.answered != nil {
+			_ = http.NewResponseController(w).Flush()
+			act.answered()
+		}
 	case act.after:
 		g.next.ServeHTTP(httptest.NewRecorder(), r)
 		answer()

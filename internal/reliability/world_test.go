@@ -121,6 +121,8 @@ type world struct {
 	frozen  map[string]string // address -> status someone else gave it; it must stay
 	foreign map[string][]string
 	fake    map[string]bool
+
+	extraLogs string // output of other processes, for the leak check
 }
 
 type lockedBuffer struct {
@@ -563,6 +565,7 @@ func (w *world) assertNoSecrets() {
 	w.t.Helper()
 	var all strings.Builder
 	all.WriteString(w.logs.String())
+	all.WriteString(w.extraLogs)
 	runs, _ := w.db.ListRuns(w.ctx, w.exp.ID, 0)
 	for _, r := range runs {
 		all.WriteString(r.Error)
@@ -587,7 +590,7 @@ func (w *world) assertNoSecrets() {
 	all.Write(rec.Body.Bytes())
 	text := all.String()
 	secret, _, _ := strings.Cut(w.key, "-")
-	for _, needle := range []string{w.key, secret} {
+	for _, needle := range []string{w.key, secret, vaultKey} {
 		if strings.Contains(text, needle) {
 			i := strings.Index(text, needle)
 			w.t.Errorf("the key appears in the scenario's output: …%s…", strings.ReplaceAll(text[max(0, i-80):i], "\n", " "))
