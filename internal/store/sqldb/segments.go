@@ -393,35 +393,57 @@ func (db *DB) sortMembers(ctx context.Context, query string, args []any, nrules 
 	return nil
 }
 
-// streamQuery builds the statement of StreamMembersByHash: one membership
-// column per rule when there are several, filtered to rows in any of them.
-// It yields the e-mail value, unsorted.
+// streamQuery builds the statement of StreamMembersByHash, which yields the
+// e-mail value (when a JSON string), customer_id, attrs, updated_at and, for
+// several rules, one membership column per rule, unsorted. With several
+// rules each is evaluated once per profile in a subquery that the planner
+// may not flatten (LIMIT -1 on SQLite, OFFSET 0 on PostgreSQL), so the
+// membership columns double as the filter; attrs are converted for output
+// only for the members.
 func (db *DB) streamQuery(rules []*segment.Rule, emailAttr string) (string, []any, error) {
-	var sel, filter strings.Builder
-	var selArgs, filterArgs []any
+	email := `CASE WHEN json_type(s.attrs, ?) = 'text' THEN json_extract(s.attrs, ?) END`
+	key := any("$." + emailAttr)
+	attrs := `s.attrs`
+	if db.d == Postgres {
+		email = `CASE WHEN jsonb_typeof(s.attrs -> CAST(? AS text)) = 'string' THEN s.attrs ->> CAST(? AS text) END`
+		key = emailAttr
+		attrs = `s.attrs::text`
+	}
+	args := []any{key, key}
+	if len(rules) == 1 {
+		where, wargs, err := db.compile(rules[0])
+		if err != nil {
+			return "", nil, err
+		}
+		q := `SELECT ` + email + `, s.customer_id, ` + attrs + `, s.updated_at FROM profiles s WHERE ` + where
+		return q, append(args, wargs...), nil
+	}
+	var cols, filter strings.Builder
 	for i, r := range rules {
-		where, args, err := db.compile(r)
+		where, wargs, err := db.compile(r)
 		if err != nil {
 			return "", nil, fmt.Errorf("rule %d: %w", i, err)
 		}
+		fmt.Fprintf(&cols, ", %s AS m%d", where, i)
+		args = append(args, wargs...)
 		if i > 0 {
 			filter.WriteString(" OR ")
 		}
-		filter.WriteString(where)
-		filterArgs = append(filterArgs, args...)
-		if len(rules) > 1 {
-			fmt.Fprintf(&sel, ", %s AS m%d", where, i)
-			selArgs = append(selArgs, args...)
-		}
+		fmt.Fprintf(&filter, "s.m%d", i)
 	}
-	// The e-mail value when it is a JSON string, else NULL.
-	email := `CASE WHEN json_type(attrs, ?) = 'text' THEN json_extract(attrs, ?) END`
-	key := any("$." + emailAttr)
+	fence := ` LIMIT -1`
 	if db.d == Postgres {
-		email = `CASE WHEN jsonb_typeof(attrs -> CAST(? AS text)) = 'string' THEN attrs ->> CAST(? AS text) END`
-		key = emailAttr
+		fence = ` OFFSET 0`
 	}
-	q := `SELECT ` + email + `, customer_id, ` + db.attrsCol() + `, updated_at` + sel.String() +
-		` FROM profiles WHERE ` + filter.String()
-	return q, append(append([]any{key, key}, selArgs...), filterArgs...), nil
+	q := `SELECT ` + email + `, s.customer_id, ` + attrs + `, s.updated_at` + memberCols(len(rules)) + ` FROM (SELECT customer_id, attrs, updated_at` + cols.String() +
+		` FROM profiles` + fence + `) s WHERE ` + filter.String()
+	return q, args, nil
+}
+
+func memberCols(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, ", s.m%d", i)
+	}
+	return b.String()
 }

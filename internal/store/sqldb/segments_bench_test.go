@@ -266,3 +266,42 @@ func BenchmarkSegmentCountEach(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSegmentStreamMany streams the members of three segments at once
+// with their membership bits, as an export of several segments does.
+func BenchmarkSegmentStreamMany(b *testing.B) {
+	for _, d := range benchDialects(b) {
+		b.Run(d+"/3segments", func(b *testing.B) {
+			db := benchStore(b, d)
+			var rules []*segment.Rule
+			for _, js := range []string{
+				`{"attribute":"country","op":"in","value":["nl","be"]}`,
+				`{"all":[{"attribute":"plan","op":"eq","value":"pro"},{"attribute":"age","op":"lt","value":40}]}`,
+				`{"attribute":"vip","op":"eq","value":true}`,
+			} {
+				r, err := segment.Parse([]byte(js), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rules = append(rules, r)
+			}
+			var n int
+			m := startMeasure()
+			for b.Loop() {
+				n = 0
+				err := db.StreamMembersByHash(context.Background(), rules, "email", func(m store.HashedMember) error {
+					if m.Segments == 0 {
+						return fmt.Errorf("member %s in no segment", m.CustomerID)
+					}
+					n++
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			m.report(b)
+			b.ReportMetric(float64(n), "members")
+		})
+	}
+}
