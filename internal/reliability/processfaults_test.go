@@ -27,6 +27,9 @@ import (
 const serveEnv = "SEGSYNC_RELIABILITY_SERVE"
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(lockEnv); path != "" {
+		os.Exit(lockMain(path))
+	}
 	if args := os.Getenv(serveEnv); args != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := cli.Run(ctx, strings.Split(args, "\x1f"), cli.StdIO())

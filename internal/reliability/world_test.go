@@ -93,6 +93,8 @@ type worldOpts struct {
 	batch, concurrency int
 	// noRunner leaves running to someone else (a serve process).
 	noRunner bool
+	// patience is how long the engine retries failed store writes.
+	patience time.Duration
 }
 
 // world is one scenario: profiles, segments and an export in a store; an
@@ -209,7 +211,7 @@ func newWorld(t *testing.T, db *sqldb.DB, o worldOpts) *world {
 	w.createExport(view.ID)
 	if !o.noRunner {
 		eng := &syncer.Engine{Store: db, Source: db, Log: log, Concurrency: o.concurrency, BatchSize: o.batch,
-			Metrics: syncer.NewMetrics(w.reg)}
+			RecordPatience: o.patience, Metrics: syncer.NewMetrics(w.reg)}
 		w.runner = &jobs.Runner{Store: db, Engine: eng, Clients: w.conns, Log: log, Lease: 2 * time.Second, Poll: 20 * time.Millisecond}
 		done := make(chan struct{})
 		go func() { defer close(done); _ = w.runner.Run(ctx) }()

@@ -70,7 +70,11 @@ type Engine struct {
 	// StatusSkew is subtracted from the time of the last status listing
 	// when asking Mailchimp for members changed since (default 10 min).
 	StatusSkew time.Duration
-	Metrics    *Metrics
+	// RecordPatience is how long writes of acknowledgements are retried
+	// when the database fails (restart, lock, full disk) before the run
+	// fails (default 30 s).
+	RecordPatience time.Duration
+	Metrics        *Metrics
 }
 
 // Options of one run.

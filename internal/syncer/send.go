@@ -253,7 +253,7 @@ func (s *sender) create(ctx context.Context, ops []op) {
 		row.InAudience, row.Status, row.FieldsHash, row.RejectedHash = false, statusCreating, o.c.d.fieldsHash, ""
 		intents[i] = store.SyncedChange{Hash: o.c.hash, Set: &row}
 	}
-	if err := s.r.Store.ApplySynced(context.WithoutCancel(ctx), s.r.exp.ID, intents); err != nil {
+	if err := s.rec.retry(func() error { return s.r.Store.ApplySynced(context.WithoutCancel(ctx), s.r.exp.ID, intents) }); err != nil {
 		s.fail(err)
 		return
 	}
@@ -721,6 +721,29 @@ func (rec *recorder) close() error {
 	return rec.err
 }
 
+// retry runs a write until it succeeds or the engine's RecordPatience is
+// spent: a database restart, a lock held by another process or a moment
+// without disk space must not lose what Mailchimp acknowledged, nor fail a
+// run that can go on. Writes are idempotent (sets and bit operations), so a
+// write whose commit answer was lost may be repeated.
+func (rec *recorder) retry(write func() error) error {
+	patience := rec.r.RecordPatience
+	if patience <= 0 {
+		patience = 30 * time.Second
+	}
+	deadline := time.Now().Add(patience)
+	delay := 100 * time.Millisecond
+	for {
+		err := write()
+		if err == nil || time.Now().Add(delay).After(deadline) {
+			return err
+		}
+		rec.r.log.Warn("recording acknowledgements failed; retrying", "err", err, "in", delay)
+		time.Sleep(delay)
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
 func (rec *recorder) loop() {
 	defer close(rec.done)
 	// Writes go on even when the run is cancelled: what Mailchimp
@@ -730,13 +753,13 @@ func (rec *recorder) loop() {
 	var rejects []store.Rejection
 	flush := func() {
 		if rec.err == nil && len(changes) > 0 {
-			if err := rec.r.Store.ApplySynced(ctx, rec.r.exp.ID, changes); err != nil {
+			if err := rec.retry(func() error { return rec.r.Store.ApplySynced(ctx, rec.r.exp.ID, changes) }); err != nil {
 				rec.err = err
 				rec.fail(err)
 			}
 		}
 		if rec.err == nil && len(rejects) > 0 {
-			if err := rec.r.Store.AddRejections(ctx, rec.r.opt.RunID, rejects); err != nil {
+			if err := rec.retry(func() error { return rec.r.Store.AddRejections(ctx, rec.r.opt.RunID, rejects) }); err != nil {
 				rec.err = err
 				rec.fail(err)
 			}
