@@ -167,21 +167,25 @@ func (c *compiler) condition(r *Rule) error {
 		if r.Op == NotIn {
 			c.missing(r.Attribute)
 			c.b.WriteString(" OR NOT (")
-			if err := c.in(r.Attribute, vals); err != nil {
+			// NOT needs the type-checking accessor: it must stay NULL
+			// (no match) for a wrongly typed attribute.
+			if err := c.in(r.Attribute, vals, false); err != nil {
 				return err
 			}
 			c.b.WriteByte(')')
 			return nil
 		}
-		return c.in(r.Attribute, vals)
+		return c.in(r.Attribute, vals, true)
 	}
 	return fmt.Errorf("segment: unknown operator %q", r.Op)
 }
 
 // in writes attr IN (…), or for dates a disjunction of equalities (each
 // value at its own granularity). A wrongly typed attribute gives NULL,
-// which COALESCE turns into false even under NOT.
-func (c *compiler) in(attr string, vals []Value) error {
+// which COALESCE turns into false even under NOT; only when positive (not
+// negated by not_in) may the cheaper equality form, which gives FALSE
+// there, be used.
+func (c *compiler) in(attr string, vals []Value, positive bool) error {
 	t := vals[0].Type
 	for _, v := range vals {
 		if v.Type != t && !(v.Type == Date && t == Date) {
@@ -201,8 +205,10 @@ func (c *compiler) in(attr string, vals []Value) error {
 		c.b.WriteByte(')')
 		return nil
 	}
-	if err := c.accessor(attr, vals[0]); err != nil {
-		return err
+	if !positive || !c.equality(attr, vals[0]) {
+		if err := c.accessor(attr, vals[0]); err != nil {
+			return err
+		}
 	}
 	c.b.WriteString(" IN (")
 	for i, v := range vals {
@@ -224,11 +230,38 @@ func (c *compiler) compare(attr string, op Op, v Value) error {
 	if v.Type == Bool && op != Eq && op != Neq {
 		return fmt.Errorf("segment: %s does not apply to booleans", op)
 	}
-	if err := c.accessor(attr, v); err != nil {
-		return err
+	if op != Eq || !c.equality(attr, v) {
+		if err := c.accessor(attr, v); err != nil {
+			return err
+		}
 	}
 	c.b.WriteString(sqlOps[op])
 	return c.param(v)
+}
+
+// equality writes, where one exists, a cheaper left-hand side that is only
+// good for = and IN, and reports whether it did. On SQLite every JSON
+// function call looks the row's JSON up again, so equality on text and
+// booleans uses one call instead of a type test plus an extraction:
+//
+//   - text: json_extract(…) COLLATE NOCASE. A JSON number or boolean comes
+//     out as an INTEGER or REAL, which never equals a TEXT value (no affinity
+//     applies), and NOCASE folds exactly the ASCII letters, as lower() does.
+//   - booleans: json_type(…) is 'true' or 'false' only for booleans.
+func (c *compiler) equality(attr string, v Value) bool {
+	if c.d != SQLite {
+		return false
+	}
+	switch v.Type {
+	case Text:
+		c.add("json_extract(" + c.col + ", ?) COLLATE NOCASE")
+	case Bool:
+		c.add("json_type(" + c.col + ", ?)")
+	default:
+		return false
+	}
+	c.key(attr)
+	return true
 }
 
 // accessor writes an expression that is the attribute's comparable form for
