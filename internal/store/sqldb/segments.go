@@ -355,7 +355,7 @@ func (db *DB) sortMembers(ctx context.Context, query string, args []any, nrules 
 	defer rows.Close()
 	var (
 		rec   memberRec
-		email sql.NullString
+		email any // string when the attribute is a JSON string
 		attrs sql.RawBytes
 		flags = make([]bool, nrules)
 		dest  = []any{&email, &rec.customerID, &attrs, &rec.updated}
@@ -379,8 +379,8 @@ func (db *DB) sortMembers(ctx context.Context, query string, args []any, nrules 
 			}
 		}
 		rec.hash = ""
-		if email.Valid && segment.NormalizeEmail(email.String) != "" {
-			rec.hash = segment.SubscriberHash(email.String)
+		if e, ok := email.(string); ok && segment.NormalizeEmail(e) != "" {
+			rec.hash = segment.SubscriberHash(e)
 		}
 		rec.attrs = sorter.keep(attrs)
 		if err := sorter.add(rec); err != nil {
@@ -401,15 +401,16 @@ func (db *DB) sortMembers(ctx context.Context, query string, args []any, nrules 
 // membership columns double as the filter; attrs are converted for output
 // only for the members.
 func (db *DB) streamQuery(rules []*segment.Rule, emailAttr string) (string, []any, error) {
-	email := `CASE WHEN json_type(s.attrs, ?) = 'text' THEN json_extract(s.attrs, ?) END`
-	key := any("$." + emailAttr)
+	// SQLite gives a JSON string as TEXT and numbers and booleans as
+	// INTEGER or REAL, which sortMembers tells apart by their Go type.
+	email := `json_extract(s.attrs, ?)`
+	args := []any{"$." + emailAttr}
 	attrs := `s.attrs`
 	if db.d == Postgres {
 		email = `CASE WHEN jsonb_typeof(s.attrs -> CAST(? AS text)) = 'string' THEN s.attrs ->> CAST(? AS text) END`
-		key = emailAttr
+		args = []any{emailAttr, emailAttr}
 		attrs = `s.attrs::text`
 	}
-	args := []any{key, key}
 	if len(rules) == 1 {
 		where, wargs, err := db.compile(rules[0])
 		if err != nil {
