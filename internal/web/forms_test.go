@@ -24,6 +24,21 @@ func (s *session) post(t *testing.T, u string, form url.Values) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// get fetches a page and fails unless it is 200.
+func (s *session) get(t *testing.T, u string) string {
+	t.Helper()
+	resp, err := s.c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", u, resp.StatusCode)
+	}
+	return string(b)
+}
+
 // invalid reports whether the form control named name is marked invalid.
 func invalid(body, name string) bool {
 	return regexp.MustCompile(`name="` + regexp.QuoteMeta(name) + `"[^>]*aria-invalid="true"`).MatchString(body)
@@ -85,6 +100,40 @@ func TestFormsShowErrorsNextToFields(t *testing.T) {
 	// The form keeps what was typed.
 	if !strings.Contains(body, `value="Weekly"`) {
 		t.Error("the refused export form lost its name")
+	}
+
+	// Testing, then deleting a connection an export uses: the page asks to
+	// detach, deleting without is refused, detaching deletes.
+	listID := mc.ListIDs(mc.Key())[0]
+	for _, call := range []struct{ path, ct, body string }{
+		{"/api/v1/profiles/import", "text/csv", "customer_id,email\nc1,ann@shop.io\n"},
+		{"/api/v1/segments", "application/json", `{"name":"All","rule":{"attribute":"email","op":"is_not_empty"}}`},
+		{"/api/v1/exports", "application/json", `{"name":"Weekly","connection_id":1,"audience_id":"` + listID + `","segment_ids":[1],"mapping":{"email":"email"},"schedule":"0 6 * * 1"}`},
+	} {
+		if status, body := admin.api(t, http.MethodPost, base+call.path, call.ct, call.body); status >= 300 {
+			t.Fatalf("POST %s: %d %s", call.path, status, body)
+		}
+	}
+	if status, _ = admin.post(t, base+"/connections/1/test", url.Values{}); status != http.StatusSeeOther {
+		t.Errorf("testing the connection: %d", status)
+	}
+	if body = admin.get(t, base+"/connections/1"); !strings.Contains(body, `badge good`) {
+		t.Errorf("the tested connection does not show OK:\n%s", body)
+	}
+	if body = admin.get(t, base+"/connections/1/delete"); !strings.Contains(body, "1 export uses this connection") || !strings.Contains(body, "Detach and delete") {
+		t.Errorf("the delete page does not ask to detach:\n%s", body)
+	}
+	if status, body = admin.post(t, base+"/connections/1/delete", url.Values{"detach": {"false"}}); status != http.StatusOK || !strings.Contains(body, `class="alert"`) {
+		t.Errorf("deleting a used connection without detaching: %d\n%s", status, body)
+	}
+	if status, _ = admin.post(t, base+"/connections/1/delete", url.Values{"detach": {"true"}}); status != http.StatusSeeOther {
+		t.Errorf("detach and delete: %d", status)
+	}
+	if body = admin.get(t, base+"/exports"); !strings.Contains(body, "No connection") {
+		t.Errorf("the detached export is not shown as such:\n%s", body)
+	}
+	if body = admin.get(t, base+"/status?status=failed"); !strings.Contains(body, "No runs match") {
+		t.Errorf("the status filter shows runs that did not fail:\n%s", body)
 	}
 
 	// Pages that do not exist are pages for browsers and problems for the API.
