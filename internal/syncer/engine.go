@@ -51,6 +51,7 @@ type Store interface {
 	StreamSynced(ctx context.Context, exportID int64, fn func(store.Synced) error) error
 	ApplySynced(ctx context.Context, exportID int64, changes []store.SyncedChange) error
 	UpdateSyncedStatuses(ctx context.Context, exportID int64, statuses map[string]string) error
+	SyncedStatusCounts(ctx context.Context, exportID int64) (map[string]int64, error)
 	RecordArchived(ctx context.Context, exportID int64, emails map[string]string) error
 	AddRejections(ctx context.Context, runID int64, rs []store.Rejection) error
 }
@@ -357,18 +358,38 @@ func (r *runner) refreshStatuses(ctx context.Context) error {
 	}
 	now := time.Now()
 	if !asOf.IsZero() {
-		q := mailchimp.MemberQuery{SinceLastChanged: asOf.Add(-r.skew()), Fields: []string{"members.id", "members.status"}}
-		err := r.mc.ListMembers(ctx, r.list, q, func(ms []mailchimp.Member) error {
-			st := make(map[string]string, len(ms))
-			for _, m := range ms {
-				if m.ID != "" && m.Status != "" {
-					st[m.ID] = m.Status
-				}
-			}
-			return r.Store.UpdateSyncedStatuses(ctx, r.exp.ID, st)
-		})
+		// The export's own writes change last_changed too, so listing every
+		// member changed since would return everything the last run sent
+		// (a whole audience after a first run: 1,000 pages for 1M). What
+		// must be known is who is no longer subscribed, so the other
+		// statuses are listed one by one; the subscribed are listed only
+		// when the export knows contacts in another status that may have
+		// become subscribed.
+		statuses := []string{mailchimp.StatusUnsubscribed, mailchimp.StatusCleaned, mailchimp.StatusPending, mailchimp.StatusTransactional}
+		counts, err := r.Store.SyncedStatusCounts(ctx, r.exp.ID)
 		if err != nil {
-			return r.callErr("listing members changed since the last run", err)
+			return err
+		}
+		for st, n := range counts {
+			if st != mailchimp.StatusSubscribed && n > 0 {
+				statuses = append(statuses, mailchimp.StatusSubscribed)
+				break
+			}
+		}
+		for _, status := range statuses {
+			q := mailchimp.MemberQuery{Status: status, SinceLastChanged: asOf.Add(-r.skew()), Fields: []string{"members.id", "members.status"}}
+			err := r.mc.ListMembers(ctx, r.list, q, func(ms []mailchimp.Member) error {
+				st := make(map[string]string, len(ms))
+				for _, m := range ms {
+					if m.ID != "" && m.Status != "" {
+						st[m.ID] = m.Status
+					}
+				}
+				return r.Store.UpdateSyncedStatuses(ctx, r.exp.ID, st)
+			})
+			if err != nil {
+				return r.callErr("listing "+status+" members changed since the last run", err)
+			}
 		}
 	}
 	// Listings leave archived contacts out unless asked for. Archived

@@ -1,0 +1,132 @@
+package sqldb_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/segsync/segsync/internal/store"
+	"github.com/segsync/segsync/internal/store/dbtest"
+	"github.com/segsync/segsync/internal/store/sqldb"
+)
+
+// TestApplySyncedTagOrder checks that batched tag writes equal applying
+// the changes one by one: per contact in order, across many contacts and
+// statements.
+func TestApplySyncedTagOrder(t *testing.T) {
+	const a, b, c = 1, 2, 4
+	type step struct {
+		hash        string
+		add, remove uint64
+	}
+	tests := []struct {
+		name    string
+		initial map[string]uint64
+		steps   []step
+		want    map[string]uint64
+	}{
+		{"add then remove the same bit", map[string]uint64{"h1": 0}, []step{{"h1", a, 0}, {"h1", 0, a}}, map[string]uint64{"h1": 0}},
+		{"remove then add the same bit", map[string]uint64{"h1": a}, []step{{"h1", 0, a}, {"h1", a, 0}}, map[string]uint64{"h1": a}},
+		{"interleaved contacts", map[string]uint64{"h1": a, "h2": b},
+			[]step{{"h1", b, 0}, {"h2", 0, b}, {"h1", 0, a}, {"h2", c, 0}, {"h1", c, b}},
+			map[string]uint64{"h1": c, "h2": c}},
+		{"orders differ between contacts", map[string]uint64{"h1": 0, "h2": a},
+			[]step{{"h1", a, 0}, {"h2", 0, a}, {"h2", a, 0}, {"h1", 0, a}},
+			map[string]uint64{"h1": 0, "h2": a}},
+		{"add and remove in one change", map[string]uint64{"h1": a | b}, []step{{"h1", c, a}}, map[string]uint64{"h1": b | c}},
+		{"unknown contact is ignored", map[string]uint64{"h1": 0}, []step{{"zz", a, 0}, {"h1", b, 0}}, map[string]uint64{"h1": b}},
+	}
+	// Many contacts: more than one full statement, with a second round.
+	many := map[string]uint64{}
+	var manySteps []step
+	wantMany := map[string]uint64{}
+	for i := range 1203 {
+		h := fmt.Sprintf("m%05d", i)
+		many[h] = b
+		manySteps = append(manySteps, step{h, a, 0})
+		wantMany[h] = a | b
+		if i%3 == 0 {
+			manySteps = append(manySteps, step{h, 0, b})
+			wantMany[h] = a
+		}
+	}
+	tests = append(tests, struct {
+		name    string
+		initial map[string]uint64
+		steps   []step
+		want    map[string]uint64
+	}{"1203 contacts", many, manySteps, wantMany})
+
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				e := newExport(t, db)
+				var init []store.SyncedChange
+				for h, tags := range tt.initial {
+					init = append(init, store.SyncedChange{Hash: h, Set: &store.Synced{Email: h + "@x.io", InAudience: true, Tags: tags}})
+				}
+				if err := db.ApplySynced(ctx, e.ID, init); err != nil {
+					t.Fatal(err)
+				}
+				var changes []store.SyncedChange
+				for _, s := range tt.steps {
+					changes = append(changes, store.SyncedChange{Hash: s.hash, AddTags: s.add, RemoveTags: s.remove})
+				}
+				if err := db.ApplySynced(ctx, e.ID, changes); err != nil {
+					t.Fatal(err)
+				}
+				got := map[string]uint64{}
+				if err := db.StreamSynced(ctx, e.ID, func(s store.Synced) error { got[s.Hash] = s.Tags; return nil }); err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != len(tt.want) {
+					t.Fatalf("%d rows, want %d", len(got), len(tt.want))
+				}
+				for h, w := range tt.want {
+					if got[h] != w {
+						t.Errorf("tags of %s = %b, want %b", h, got[h], w)
+					}
+				}
+			})
+		}
+	})
+}
+
+func TestSyncedStatusCounts(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		e := newExport(t, db)
+		other := newExport(t, db)
+		rows := []struct {
+			hash, status string
+			inAudience   bool
+		}{
+			{"a1", "subscribed", true}, {"a2", "subscribed", true}, {"a3", "unsubscribed", true},
+			{"a4", "creating", false}, {"a5", "archived", true},
+		}
+		var changes []store.SyncedChange
+		for _, r := range rows {
+			changes = append(changes, store.SyncedChange{Hash: r.hash, Set: &store.Synced{Email: r.hash + "@x.io", InAudience: r.inAudience, Status: r.status}})
+		}
+		if err := db.ApplySynced(ctx, e.ID, changes); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.ApplySynced(ctx, other.ID, changes[:1]); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.SyncedStatusCounts(ctx, e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int64{"subscribed": 2, "unsubscribed": 1, "archived": 1}
+		if len(got) != len(want) {
+			t.Fatalf("counts = %v, want %v", got, want)
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("counts[%s] = %d, want %d", k, got[k], v)
+			}
+		}
+	})
+}
