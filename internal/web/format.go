@@ -22,6 +22,7 @@ var funcs = template.FuncMap{
 	"deref":   deref,
 	"list":    func(s ...string) []string { return s },
 	"trigger": triggerText,
+	"action":  actionText,
 	"initial": func(s string) string {
 		for _, r := range s {
 			return string(unicode.ToUpper(r))
@@ -208,4 +209,27 @@ func triggerText(t string) string {
 		return "System refresh"
 	}
 	return label(t)
+}
+
+// actionWords say what an audit action did.
+var actionWords = map[string]string{
+	"create": "created", "update": "changed", "delete": "deleted", "consent": "consent given",
+	"start": "started", "cancel": "cancelled", "login": "signed in", "logout": "signed out",
+	"revoke": "revoked", "test": "tested", "detach": "detached", "rotate": "key replaced",
+}
+
+// actionText turns an audit action (connection.create) into words
+// (Connection created); unknown verbs stay as they are.
+func actionText(a string) string {
+	obj, verb, ok := strings.Cut(a, ".")
+	if !ok {
+		return label(a)
+	}
+	if obj == "session" {
+		obj = "user"
+	}
+	if w, ok := actionWords[verb]; ok {
+		verb = w
+	}
+	return label(obj + " " + strings.ReplaceAll(verb, "_", " "))
 }

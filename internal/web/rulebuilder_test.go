@@ -192,6 +192,11 @@ func TestFormatting(t *testing.T) {
 			t.Errorf("friendly(%q) = %q, want %q", in, got, want)
 		}
 	}
+	for in, want := range map[string]string{"connection.create": "Connection created", "session.login": "User signed in", "run.cancel": "Run cancelled", "odd": "Odd", "export.reticulate": "Export reticulate"} {
+		if got := actionText(in); got != want {
+			t.Errorf("actionText(%q) = %q, want %q", in, got, want)
+		}
+	}
 	if p := percent(3, 4); p != 75 {
 		t.Errorf("percent(3, 4) = %d", p)
 	}
