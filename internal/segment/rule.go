@@ -134,6 +134,9 @@ func Parse(data []byte, known Known) (*Rule, error) {
 
 // ParseAt is Parse with another root path, e.g. "segments[3].rule".
 func ParseAt(path string, data []byte, known Known) (*Rule, error) {
+	if t := bytes.TrimSpace(data); len(t) == 0 || string(t) == "null" {
+		return nil, fielderr.New(path, "is required")
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any

@@ -59,6 +59,8 @@ func TestParseErrors(t *testing.T) {
 		want []string // "field: message fragment"
 	}{
 		{`nope`, []string{"rule: not valid JSON"}},
+		{``, []string{"rule: is required"}},
+		{` null `, []string{"rule: is required"}},
 		{`{} {}`, []string{"rule: not valid JSON"}},
 		{`[]`, []string{"rule: must be an object"}},
 		{`{}`, []string{"rule: must have one of"}},
