@@ -100,7 +100,13 @@ func (db *DB) GetSegment(ctx context.Context, id int64) (store.Segment, error) {
 
 // ListSegments implements store.SegmentStore.
 func (db *DB) ListSegments(ctx context.Context) ([]store.Segment, error) {
-	rows, err := db.R.QueryContext(ctx, `SELECT `+segmentCols+` FROM segments ORDER BY lower(name), id`)
+	// ASCII-lowered names in byte order on both databases (as the unique
+	// index compares them).
+	order := `lower(name)`
+	if db.d == Postgres {
+		order = `lower(name COLLATE "C")`
+	}
+	rows, err := db.R.QueryContext(ctx, `SELECT `+segmentCols+` FROM segments ORDER BY `+order+`, id`)
 	if err != nil {
 		return nil, fmt.Errorf("listing segments: %w", err)
 	}

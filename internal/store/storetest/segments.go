@@ -250,9 +250,26 @@ func (s Suite) TestSegmentCRUD(t *testing.T) {
 	if _, err := db.GetSegment(ctx, 999); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetSegment(999) = %v, want ErrNotFound", err)
 	}
+	for _, name := range []string{"émigrés", "Zeeland", "apple"} {
+		if err := db.CreateSegment(ctx, &store.Segment{Name: name, Rule: a.Rule}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	list, err := db.ListSegments(ctx)
-	if err != nil || len(list) != 2 || list[0].Name != "Dutch" || list[1].Name != "VIP" {
-		t.Fatalf("ListSegments = %+v, %v", list, err)
+	var names []string
+	for _, s := range list {
+		names = append(names, s.Name)
+	}
+	if got := strings.Join(names, ","); err != nil || got != "apple,Dutch,VIP,Zeeland,émigrés" {
+		t.Fatalf("ListSegments = %s, %v", got, err)
+	}
+	for _, s := range list[3:] {
+		if err := db.DeleteSegment(ctx, s.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.DeleteSegment(ctx, list[0].ID); err != nil {
+		t.Fatal(err)
 	}
 	b.Name, b.Description, b.Rule = "Dutch speakers", "NL+BE", rule(`{"attribute":"country","op":"eq","value":"nl"}`)
 	if err := db.UpdateSegment(ctx, &b); err != nil {
