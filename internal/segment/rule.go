@@ -17,6 +17,10 @@ const (
 	MaxDepth      = 16   // levels of nesting, the root being level 1
 	MaxConditions = 1000 // conditions in one rule
 	MaxValues     = 1000 // values of one in/not_in
+	// MaxTotalValues bounds the values of all in/not_in of one rule, so a
+	// rule's SQL stays far below the databases' parameter limits (SQLite
+	// 32766, PostgreSQL 65535).
+	MaxTotalValues = 5000
 )
 
 // Kind is the kind of a rule node.
@@ -169,6 +173,7 @@ type parser struct {
 	known      Known
 	errs       fielderr.List
 	conditions int
+	listValues int // values of every in/not_in so far
 }
 
 func (p *parser) rule(path string, v any, depth int) *Rule {
@@ -286,6 +291,10 @@ func (p *parser) condition(path string, obj map[string]any) *Rule {
 		if !isList || len(list) == 0 || len(list) > MaxValues {
 			p.errs.Add(vpath, fmt.Sprintf("%s takes an array of 1 to %d values", r.Op, MaxValues))
 			return nil
+		}
+		if p.listValues += len(list); p.listValues > MaxTotalValues && p.listValues-len(list) <= MaxTotalValues {
+			p.errs.Add(vpath, fmt.Sprintf("a rule may hold at most %d in/not_in values in all", MaxTotalValues))
+			ok = false
 		}
 		r.Values = p.values(vpath, list, Number, Date, Bool, Text)
 		ok = ok && r.Values != nil

@@ -3,6 +3,7 @@ package segment
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -136,6 +137,25 @@ func TestParseLimits(t *testing.T) {
 	_, err := Parse([]byte(`{"any":[`+strings.Join(conds, ",")+`]}`), nil)
 	if err == nil || !strings.Contains(err.Error(), "rule.any[1000]: a rule may hold at most 1000 conditions") {
 		t.Errorf("%d conditions: %v", MaxConditions+1, err)
+	}
+}
+
+func TestParseValueLimit(t *testing.T) {
+	t.Parallel()
+	list := func(n int) string {
+		vs := make([]string, n)
+		for i := range vs {
+			vs[i] = strconv.Itoa(i)
+		}
+		return `{"attribute":"a","op":"in","value":[` + strings.Join(vs, ",") + `]}`
+	}
+	five := strings.TrimSuffix(strings.Repeat(list(1000)+",", 5), ",")
+	if _, err := Parse([]byte(`{"any":[`+five+`]}`), nil); err != nil {
+		t.Errorf("%d values: %v", MaxTotalValues, err)
+	}
+	_, err := Parse([]byte(`{"any":[`+five+`,`+list(1)+`,`+list(2)+`]}`), nil)
+	if err == nil || err.Error() != "rule.any[5].value: a rule may hold at most 5000 in/not_in values in all" {
+		t.Errorf("%d values: %v", MaxTotalValues+3, err)
 	}
 }
 

@@ -203,40 +203,58 @@ func (db *DB) CountMatching(ctx context.Context, r *segment.Rule) (int64, error)
 	return n, nil
 }
 
-// countEachChunk is how many rules one CountMatchingEach statement
-// evaluates; more are counted in further passes, keeping the statement's
-// parameters well below SQLite's limit.
-const countEachChunk = 32
+// Bounds of one CountMatchingEach statement: more rules are counted in
+// further passes. maxStatementArgs keeps every statement well below
+// SQLite's 32766 and PostgreSQL's 65535 parameters.
+const (
+	countEachRules   = 32
+	maxStatementArgs = 30000
+)
 
 // CountMatchingEach implements store.SegmentStore: one statement counts
 // several rules with COUNT(*) FILTER (WHERE rule), so each profile's JSON is
 // read once for all of them.
 func (db *DB) CountMatchingEach(ctx context.Context, rules []*segment.Rule) ([]int64, error) {
 	out := make([]int64, 0, len(rules))
-	for start := 0; start < len(rules); start += countEachChunk {
-		chunk := rules[start:min(start+countEachChunk, len(rules))]
-		var sel strings.Builder
-		var args []any
-		for i, r := range chunk {
-			where, a, err := db.compile(r)
-			if err != nil {
-				return nil, fmt.Errorf("rule %d: %w", start+i, err)
-			}
-			if i > 0 {
-				sel.WriteString(", ")
-			}
-			sel.WriteString("COUNT(*) FILTER (WHERE " + where + ")")
-			args = append(args, a...)
+	var sel strings.Builder
+	var args []any
+	n := 0
+	flush := func() error {
+		if n == 0 {
+			return nil
 		}
-		counts := make([]int64, len(chunk))
-		dest := make([]any, len(chunk))
+		counts := make([]int64, n)
+		dest := make([]any, n)
 		for i := range counts {
 			dest[i] = &counts[i]
 		}
 		if err := db.R.QueryRowContext(ctx, db.Q(`SELECT `+sel.String()+` FROM profiles`), args...).Scan(dest...); err != nil {
-			return nil, fmt.Errorf("counting segment members: %w", err)
+			return fmt.Errorf("counting segment members: %w", err)
 		}
 		out = append(out, counts...)
+		sel.Reset()
+		args, n = args[:0], 0
+		return nil
+	}
+	for i, r := range rules {
+		where, a, err := db.compile(r)
+		if err != nil {
+			return nil, fmt.Errorf("rule %d: %w", i, err)
+		}
+		if n == countEachRules || len(args)+len(a) > maxStatementArgs {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+		if n > 0 {
+			sel.WriteString(", ")
+		}
+		sel.WriteString("COUNT(*) FILTER (WHERE " + where + ")")
+		args = append(args, a...)
+		n++
+	}
+	if err := flush(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -437,6 +455,10 @@ func (db *DB) streamQuery(rules []*segment.Rule, emailAttr string) (string, []an
 			filter.WriteString(" OR ")
 		}
 		fmt.Fprintf(&filter, "s.m%d", i)
+	}
+	if len(args) > maxStatementArgs {
+		return "", nil, fmt.Errorf("streaming members: the rules need %d parameters, more than one statement takes (%d): %w",
+			len(args), maxStatementArgs, store.ErrInvalid)
 	}
 	fence := ` LIMIT -1`
 	if db.d == Postgres {

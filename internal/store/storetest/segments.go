@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -474,5 +475,48 @@ func (s Suite) TestSegmentNullAttributes(t *testing.T) {
 		if n, err := db.CountMatching(ctx, r); err != nil || n != tc.want {
 			t.Errorf("CountMatching(%s) = %d, %v; want %d", tc.rule, n, err, tc.want)
 		}
+	}
+}
+
+// TestSegmentLargeRules counts rules at the size limit (5000 in-values
+// each), alone and many at once, which must be split over statements.
+func (s Suite) TestSegmentLargeRules(t *testing.T) {
+	t.Parallel()
+	db := s.Open(t)
+	ctx := context.Background()
+	upsert(t, db, ruleProfiles...)
+	var rules []*segment.Rule
+	for k := range 8 {
+		var conds []string
+		for c := range 5 {
+			vals := make([]string, segment.MaxValues)
+			for i := range vals {
+				vals[i] = fmt.Sprintf("%d", 1000*c+i+k)
+			}
+			conds = append(conds, `{"attribute":"age","op":"in","value":[`+strings.Join(vals, ",")+`]}`)
+		}
+		r, err := segment.Parse([]byte(`{"any":[`+strings.Join(conds, ",")+`]}`), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules = append(rules, r)
+	}
+	var want []int64
+	for _, r := range rules {
+		n, err := db.CountMatching(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, n)
+	}
+	// age 18, 31 (twice), 45, 1000 are in ranges [k, 4999+k].
+	if want[0] != 5 || want[1] != 5 {
+		t.Fatalf("counts %v, want 5 for k=0 and k=1", want)
+	}
+	if got, err := db.CountMatchingEach(ctx, rules); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("CountMatchingEach = %v, %v; want %v", got, err, want)
+	}
+	if err := db.StreamMembersByHash(ctx, rules, "email", func(store.HashedMember) error { return nil }); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("streaming 8 rules of 5000 values = %v, want ErrInvalid", err)
 	}
 }
