@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -32,6 +33,7 @@ type DB struct {
 	W, R       *sql.DB
 	migrations fs.FS
 	log        *slog.Logger
+	stmts      sync.Map // query → *sql.Stmt prepared on W (stmtcache.go)
 }
 
 // New wraps opened pools. migrations holds NNNN_name.sql files.
