@@ -82,7 +82,8 @@ func runServe(ctx context.Context, io IO, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
-	return serveHTTP(ctx, ln, ui.Handler(), cfg.ShutdownTimeout, log)
+	// Security headers on every answer; pages set their own policy on top.
+	return serveHTTP(ctx, ln, httpapi.SecurityHeaders(ui.Handler()), cfg.ShutdownTimeout, log)
 }
 
 // openStore opens PostgreSQL when a database URL is given, else SQLite in
