@@ -86,7 +86,13 @@ func (s *sender) fail(err error) { s.cancel(err) }
 // Top-level jobs (from the diff) also take a budget slot, which bounds the
 // work in memory; follow-ups (from acknowledgements) do not, so they can
 // never deadlock against their parents.
-func (s *sender) spawn(top bool, fn func(ctx context.Context)) {
+func (s *sender) spawn(top bool, fn func(ctx context.Context)) { s.spawnAfter(top, nil, fn) }
+
+// spawnAfter is spawn with pre run on the new goroutine before it waits for
+// a concurrency slot: work that needs no Mailchimp connection (writing
+// create intents to the database) must not hold one of the account's few
+// connections idle. fn runs only if pre returns true.
+func (s *sender) spawnAfter(top bool, pre func(ctx context.Context) bool, fn func(ctx context.Context)) {
 	if top {
 		select {
 		case s.budget <- struct{}{}:
@@ -99,6 +105,9 @@ func (s *sender) spawn(top bool, fn func(ctx context.Context)) {
 		defer s.wg.Done()
 		if top {
 			defer func() { <-s.budget }()
+		}
+		if pre != nil && (s.ctx.Err() != nil || !pre(s.ctx)) {
+			return
 		}
 		select {
 		case s.sem <- struct{}{}:
@@ -166,7 +175,8 @@ func (s *sender) flushCreates() {
 	}
 	batch := s.creates
 	s.creates = nil
-	s.spawn(true, func(ctx context.Context) { s.create(ctx, batch) })
+	s.spawnAfter(true, func(ctx context.Context) bool { return s.createIntents(ctx, batch) },
+		func(ctx context.Context) { s.create(ctx, batch) })
 }
 
 func (s *sender) flushBulks() {
@@ -230,19 +240,9 @@ func (s *sender) acked(c *change, status string) store.Synced {
 	return row
 }
 
-func (s *sender) create(ctx context.Context, ops []op) {
-	members := make([]mailchimp.BatchMember, len(ops))
-	byEmail := make(map[string]op, len(ops))
-	for i, o := range ops {
-		fields := map[string]any{}
-		for k, v := range o.c.d.fields {
-			if v != "" {
-				fields[k] = v
-			}
-		}
-		members[i] = mailchimp.BatchMember{EmailAddress: o.c.email, Status: s.r.exp.StatusIfNew, MergeFields: fields}
-		byEmail[o.c.email] = o
-	}
+// createIntents notes, before a batch of creates is sent, that the
+// contacts are being created; false when the run failed.
+func (s *sender) createIntents(ctx context.Context, ops []op) bool {
 	// Note the intent first: if the answer is lost (crash, dropped
 	// connection), the next attempt hears "contact exists" and can tell,
 	// from this mark and the contact's data, that the contact is ours.
@@ -255,7 +255,23 @@ func (s *sender) create(ctx context.Context, ops []op) {
 	}
 	if err := s.rec.retry(func() error { return s.r.Store.ApplySynced(context.WithoutCancel(ctx), s.r.exp.ID, intents) }); err != nil {
 		s.fail(err)
-		return
+		return false
+	}
+	return true
+}
+
+func (s *sender) create(ctx context.Context, ops []op) {
+	members := make([]mailchimp.BatchMember, len(ops))
+	byEmail := make(map[string]op, len(ops))
+	for i, o := range ops {
+		fields := map[string]any{}
+		for k, v := range o.c.d.fields {
+			if v != "" {
+				fields[k] = v
+			}
+		}
+		members[i] = mailchimp.BatchMember{EmailAddress: o.c.email, Status: s.r.exp.StatusIfNew, MergeFields: fields}
+		byEmail[o.c.email] = o
 	}
 	res, err := s.r.mc.BatchSubscribe(ctx, s.r.list, members, false)
 	s.r.countWrite()
