@@ -98,18 +98,18 @@ func (u *UI) page(rt Route) http.Handler {
 			}
 			http.SetCookie(w, &http.Cookie{Name: flashCookie, Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 		}
-		if r.Method == http.MethodPost && p.SignedIn() && rt.Pattern != "/login" {
-			if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "multipart/") {
-				r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
-				if err := r.ParseForm(); err != nil {
-					u.fail(w, r, p, &APIError{Status: http.StatusBadRequest, Title: "Bad Request", Detail: "the form could not be read"})
-					return
-				}
-				p.Form = r.PostForm
-				if err := u.checkCSRF(p, r.PostForm.Get("csrf_token")); err != nil {
-					u.fail(w, r, p, err)
-					return
-				}
+		if r.Method == http.MethodPost && rt.Access != Public && !rt.Upload {
+			// Every other form is small and URL-encoded; its token is
+			// checked before the handler runs.
+			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+			if err := r.ParseForm(); err != nil || strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+				u.fail(w, r, p, &APIError{Status: http.StatusBadRequest, Title: "Bad Request", Detail: "the form could not be read"})
+				return
+			}
+			p.Form = r.PostForm
+			if err := u.checkCSRF(p, r.PostForm.Get("csrf_token")); err != nil {
+				u.fail(w, r, p, err)
+				return
 			}
 		}
 		if err := rt.Handle(w, r, p); err != nil {

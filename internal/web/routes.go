@@ -9,60 +9,71 @@ import "net/http"
 func (u *UI) routeTable() []Route {
 	const get, post = http.MethodGet, http.MethodPost
 	return []Route{
-		{get, "/login", Public, u.loginPage},
-		{post, "/login", Public, u.login},
-		{post, "/logout", Viewer, u.logout},
-		{get, "/{$}", Viewer, u.home},
+		pg(get, "/login", Public, u.loginPage),
+		pg(post, "/login", Public, u.login),
+		pg(post, "/logout", Viewer, u.logout),
+		pg(get, "/{$}", Viewer, u.home),
 
 		// Data > Profiles.
-		{get, "/profiles", Viewer, u.profilesPage},
-		{post, "/profiles/import", Contributor, u.importProfiles},
+		pg(get, "/profiles", Viewer, u.profilesPage),
+		upload(pg(post, "/profiles/import", Contributor, u.importProfiles)),
 
 		// Data > Segments.
-		{get, "/segments", Viewer, u.segmentsPage},
-		{get, "/segments/new", Contributor, u.newSegment},
-		{post, "/segments/new", Contributor, u.saveSegment},
-		{post, "/segments/count", Contributor, u.countSegment},
-		{get, "/segments/{id}", Viewer, u.segmentPage},
-		{get, "/segments/{id}/edit", Contributor, u.editSegment},
-		{post, "/segments/{id}/edit", Contributor, u.saveSegment},
-		{post, "/segments/{id}/delete", Contributor, u.deleteSegment},
+		pg(get, "/segments", Viewer, u.segmentsPage),
+		pg(get, "/segments/new", Contributor, u.newSegment),
+		pg(post, "/segments/new", Contributor, u.saveSegment),
+		pg(post, "/segments/count", Contributor, u.countSegment),
+		pg(get, "/segments/{id}", Viewer, u.segmentPage),
+		pg(get, "/segments/{id}/edit", Contributor, u.editSegment),
+		pg(post, "/segments/{id}/edit", Contributor, u.saveSegment),
+		pg(post, "/segments/{id}/delete", Contributor, u.deleteSegment),
 
 		// Data > Exports and their runs.
-		{get, "/exports", Viewer, u.exportsPage},
-		{get, "/exports/new", Contributor, u.newExport},
-		{post, "/exports/new", Contributor, u.saveExport},
-		{get, "/exports/{id}", Viewer, u.exportPage},
-		{get, "/exports/{id}/edit", Contributor, u.editExport},
-		{post, "/exports/{id}/edit", Contributor, u.saveExport},
-		{post, "/exports/{id}/delete", Contributor, u.deleteExport},
-		{post, "/exports/{id}/run", Contributor, u.runExport},
-		{get, "/runs/{id}", Viewer, u.runPage},
-		{get, "/runs/{id}/rejections.csv", Viewer, u.rejectionsCSV},
-		{post, "/runs/{id}/cancel", Contributor, u.cancelRun},
+		pg(get, "/exports", Viewer, u.exportsPage),
+		pg(get, "/exports/new", Contributor, u.newExport),
+		pg(post, "/exports/new", Contributor, u.saveExport),
+		pg(get, "/exports/{id}", Viewer, u.exportPage),
+		pg(get, "/exports/{id}/edit", Contributor, u.editExport),
+		pg(post, "/exports/{id}/edit", Contributor, u.saveExport),
+		pg(post, "/exports/{id}/delete", Contributor, u.deleteExport),
+		pg(post, "/exports/{id}/run", Contributor, u.runExport),
+		pg(get, "/runs/{id}", Viewer, u.runPage),
+		pg(get, "/runs/{id}/rejections.csv", Viewer, u.rejectionsCSV),
+		pg(post, "/runs/{id}/cancel", Contributor, u.cancelRun),
 
 		// System.
-		{get, "/status", Viewer, u.statusPage},
-		{get, "/tokens", Viewer, u.tokensPage},
-		{post, "/tokens", Viewer, u.createToken},
-		{post, "/tokens/{id}/revoke", Viewer, u.revokeToken},
-		{post, "/account/password", Viewer, u.changePassword},
+		pg(get, "/status", Viewer, u.statusPage),
+		pg(get, "/tokens", Viewer, u.tokensPage),
+		pg(post, "/tokens", Viewer, u.createToken),
+		pg(post, "/tokens/{id}/revoke", Viewer, u.revokeToken),
+		pg(post, "/account/password", Viewer, u.changePassword),
 
 		// Admin > Connections.
-		{get, "/connections", Viewer, u.connectionsPage},
-		{get, "/connections/new", Admin, u.newConnection},
-		{post, "/connections/new", Admin, u.createConnection},
-		{get, "/oauth/mailchimp/callback", Admin, u.oauthCallback},
-		{get, "/connections/{id}", Viewer, u.connectionPage},
-		{post, "/connections/{id}", Admin, u.updateConnection},
-		{post, "/connections/{id}/test", Admin, u.testConnection},
-		{get, "/connections/{id}/delete", Admin, u.confirmDeleteConnection},
-		{post, "/connections/{id}/delete", Admin, u.deleteConnection},
+		pg(get, "/connections", Viewer, u.connectionsPage),
+		pg(get, "/connections/new", Admin, u.newConnection),
+		pg(post, "/connections/new", Admin, u.createConnection),
+		pg(get, "/oauth/mailchimp/callback", Admin, u.oauthCallback),
+		pg(get, "/connections/{id}", Viewer, u.connectionPage),
+		pg(post, "/connections/{id}", Admin, u.updateConnection),
+		pg(post, "/connections/{id}/test", Admin, u.testConnection),
+		pg(get, "/connections/{id}/delete", Admin, u.confirmDeleteConnection),
+		pg(post, "/connections/{id}/delete", Admin, u.deleteConnection),
 
 		// Admin > Users, Audit log.
-		{get, "/users", Admin, u.usersPage},
-		{post, "/users", Admin, u.createUser},
-		{post, "/users/{id}", Admin, u.updateUser},
-		{get, "/audit", Admin, u.auditPage},
+		pg(get, "/users", Admin, u.usersPage),
+		pg(post, "/users", Admin, u.createUser),
+		pg(post, "/users/{id}", Admin, u.updateUser),
+		pg(get, "/audit", Admin, u.auditPage),
 	}
+}
+
+// pg is one line of the page table.
+func pg(method, pattern string, access Access, h func(http.ResponseWriter, *http.Request, *Page) error) Route {
+	return Route{Method: method, Pattern: pattern, Access: access, Handle: h}
+}
+
+// upload marks a page that takes a multipart upload.
+func upload(rt Route) Route {
+	rt.Upload = true
+	return rt
 }

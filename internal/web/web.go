@@ -124,9 +124,12 @@ func (u *UI) Routes() []Route {
 type Route struct {
 	Method  string
 	Pattern string
-	// Access is the least role the page needs; "" for public pages.
+	// Access is the least role the page needs.
 	Access Access
 	Handle func(w http.ResponseWriter, r *http.Request, p *Page) error
+	// Upload marks a form posted as multipart/form-data, which the handler
+	// reads (and checks the CSRF token of) itself, as a stream.
+	Upload bool
 }
 
 // Access is the least role a page needs.
