@@ -114,6 +114,26 @@ func TestFormsShowErrorsNextToFields(t *testing.T) {
 			t.Fatalf("POST %s: %d %s", call.path, status, body)
 		}
 	}
+	// Editing loads what was saved: the rule into the builder, the export
+	// into its form; saving the edit keeps the rest.
+	if body = admin.get(t, base+"/segments/1/edit"); !regexp.MustCompile(`<option value="email" selected>`).MatchString(body) ||
+		!strings.Contains(body, `value="is_not_empty" selected`) || !strings.Contains(body, `value="All"`) {
+		t.Errorf("the segment editor did not load the rule:\n%s", body)
+	}
+	body = admin.get(t, base+"/exports/1/edit")
+	for _, want := range []string{`value="Weekly"`, `value="0 6 * * 1"`, `value="cron" checked`, `name="segment_ids" value="1" checked`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the export editor lacks %s", want)
+		}
+	}
+	if status, body = admin.post(t, base+"/exports/1/edit", url.Values{"name": {"Weekly newsletter"}, "connection_id": {"1"},
+		"audience_id": {listID}, "segment_ids": {"1"}, "mapping.email": {"email"}, "status_if_new": {"pending"},
+		"on_leave": {"untag"}, "schedule_kind": {"off"}, "do": {"save"}}); status != http.StatusSeeOther {
+		t.Errorf("saving the edited export: %d\n%s", status, body)
+	}
+	if body = admin.get(t, base+"/exports/1"); !strings.Contains(body, "Weekly newsletter") || !strings.Contains(body, "On demand only") || !strings.Contains(body, "Pending") {
+		t.Errorf("the export page does not show the edit:\n%s", body)
+	}
 	if status, _ = admin.post(t, base+"/connections/1/test", url.Values{}); status != http.StatusSeeOther {
 		t.Errorf("testing the connection: %d", status)
 	}
@@ -134,6 +154,19 @@ func TestFormsShowErrorsNextToFields(t *testing.T) {
 	}
 	if body = admin.get(t, base+"/status?status=failed"); !strings.Contains(body, "No runs match") {
 		t.Errorf("the status filter shows runs that did not fail:\n%s", body)
+	}
+	// A detached export cannot run; the page says why.
+	if status, _ = admin.post(t, base+"/exports/1/run", url.Values{"dry_run": {"false"}}); status != http.StatusSeeOther {
+		t.Errorf("running a detached export: %d", status)
+	}
+	if body = admin.get(t, base+"/exports/1"); !strings.Contains(body, "flash-error") {
+		t.Errorf("running a detached export shows no problem:\n%s", body)
+	}
+	if status, _ = admin.post(t, base+"/exports/1/delete", url.Values{}); status != http.StatusSeeOther {
+		t.Errorf("deleting the export: %d", status)
+	}
+	if body = admin.get(t, base+"/exports"); !strings.Contains(body, "No exports yet") {
+		t.Error("the deleted export is still listed")
 	}
 
 	// Pages that do not exist are pages for browsers and problems for the API.
