@@ -233,6 +233,7 @@ func TestBrowserWorkflow(t *testing.T) {
 
 	// Sign in as the admin.
 	run(t, ctx, "sign-in page", chromedp.Navigate(base+"/exports"), chromedp.WaitVisible(css("#email")), shots.shot("01-sign-in"))
+	checkA11y(t, ctx, "sign in")
 	run(t, ctx, "sign in", signIn(adminEmail, adminPassword))
 	if h := text(t, ctx, "main h1"); h != "Exports" {
 		t.Fatalf("after sign-in the page is %q, want Exports", h)
@@ -250,6 +251,7 @@ func TestBrowserWorkflow(t *testing.T) {
 		chromedp.Click(css(`button[name=method][value=api_key]`)),
 		chromedp.WaitVisible(css("fieldset.consent .field-error")),
 	)
+	checkA11y(t, ctx, "connection form")
 	if msg := text(t, ctx, "fieldset.consent .field-error"); !strings.Contains(msg, "I agree") {
 		t.Errorf("consent error %q does not mention the box", msg)
 	}
@@ -281,6 +283,7 @@ func TestBrowserWorkflow(t *testing.T) {
 		chromedp.WaitVisible(css("section.report")),
 		shots.shot("04-profiles-import"),
 	)
+	checkA11y(t, ctx, "profiles")
 	report := text(t, ctx, "section.report")
 	for _, want := range []string{"8\nrows read", "7\nnew", "1\nrejected", "customers.csv"} {
 		if !strings.Contains(report, want) {
@@ -299,6 +302,9 @@ func TestBrowserWorkflow(t *testing.T) {
 		chromedp.SendKeys(css(`input[name="g0.c0.value"]`), "3"),
 		chromedp.Poll[chromedp.Void](`document.querySelector("[data-count]").textContent === "6"`, chromedp.WithPollingTimeout(20*time.Second)),
 		shots.shot("05-segment-builder"),
+	)
+	checkA11y(t, ctx, "segment builder")
+	run(t, ctx, "save segment",
 		chromedp.Click(css(`button[name=do][value=save].primary`)),
 		chromedp.WaitVisible(css(".flash-ok")),
 	)
@@ -320,6 +326,7 @@ func TestBrowserWorkflow(t *testing.T) {
 		chromedp.Click(css(`button[name=do][value=save].primary`)),
 		chromedp.WaitVisible(css(`#seg-h ~ fieldset .field-error`)),
 	)
+	checkA11y(t, ctx, "export form")
 	if msg := text(t, ctx, `#seg-h ~ fieldset .field-error`); !strings.Contains(msg, "segment") {
 		t.Errorf("saving an export without segments says %q", msg)
 	}
@@ -382,10 +389,12 @@ func TestBrowserWorkflow(t *testing.T) {
 
 	// The other main pages.
 	run(t, ctx, "exports list", chromedp.Navigate(base+"/exports"), chromedp.WaitVisible(css("table")), shots.shot("02-exports"))
+	checkA11y(t, ctx, "exports")
 	if !strings.Contains(text(t, ctx, "table"), "Partially succeeded") {
 		t.Error("the exports list does not show the last run")
 	}
 	run(t, ctx, "status", chromedp.Navigate(base+"/status"), chromedp.WaitVisible(css("table")), shots.shot("09-status"))
+	checkA11y(t, ctx, "status")
 	run(t, ctx, "segments", chromedp.Navigate(base+"/segments"), chromedp.WaitVisible(css("table")), shots.shot("10-segments"))
 	run(t, ctx, "connections", chromedp.Navigate(base+"/connections"), chromedp.WaitVisible(css("table")), shots.shot("11-connections"))
 
@@ -413,6 +422,9 @@ func TestBrowserWorkflow(t *testing.T) {
 		chromedp.Click(css(`form[action="/users"] button.primary`)),
 		chromedp.WaitVisible(css(".flash-ok")),
 		shots.shot("12-users"),
+	)
+	checkA11y(t, ctx, "users")
+	run(t, ctx, "audit and sign out",
 		chromedp.Navigate(base+"/audit"), chromedp.WaitVisible(css("table")), shots.shot("13-audit"),
 		chromedp.Click(css(`form[action="/logout"] button`)),
 		signIn(contribEmail, contribPass),
@@ -431,6 +443,21 @@ func TestBrowserWorkflow(t *testing.T) {
 		t.Errorf("a contributor opening the connection form sees %q, want Not allowed", h)
 	}
 	run(t, ctx, "contributor sees exports", chromedp.Navigate(base+"/exports"), chromedp.WaitVisible(css("table")))
+}
+
+// checkA11y checks the page's basic accessibility: one h1, and a label for
+// every form control (a <label>, or aria-label).
+func checkA11y(t *testing.T, ctx context.Context, page string) {
+	t.Helper()
+	unlabelled := get(t, ctx, "accessibility of "+page, chromedp.Evaluate[[]string](`[...document.querySelectorAll(
+		'input:not([type=hidden]), select, textarea')].filter(el => !el.hidden && !(el.labels && el.labels.length) &&
+		!el.getAttribute('aria-label')).map(el => el.name || el.id)`))
+	if len(unlabelled) > 0 {
+		t.Errorf("%s: form controls without a label: %v", page, unlabelled)
+	}
+	if n := get(t, ctx, "headings of "+page, chromedp.Evaluate[int](`document.querySelectorAll("h1").length`)); n != 1 {
+		t.Errorf("%s has %d h1 headings, want 1", page, n)
+	}
 }
 
 // waitRunDone waits until the run page shows a finished run as the server
