@@ -300,7 +300,7 @@ func TestBrowserWorkflow(t *testing.T) {
 		chromedp.SetValue(css(`select[name="g0.c0.attr"]`), "orders"),
 		chromedp.SetValue(css(`select[name="g0.c0.op"]`), "gte"),
 		chromedp.SendKeys(css(`input[name="g0.c0.value"]`), "3"),
-		chromedp.Poll[chromedp.Void](`document.querySelector("[data-count]").textContent === "6"`, chromedp.WithPollingTimeout(20*time.Second)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("[data-count]").textContent === "6"`, chromedp.WithPollingTimeout(time.Minute)),
 		shots.shot("05-segment-builder"),
 	)
 	checkA11y(t, ctx, "segment builder")
