@@ -1,7 +1,9 @@
 package web_test
 
 import (
+	"bytes"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -75,6 +77,64 @@ func TestFormsShowErrorsNextToFields(t *testing.T) {
 	}
 	if status, _ = admin.post(t, base+"/profiles/import", url.Values{}); status != http.StatusBadRequest {
 		t.Errorf("an import without a file: %d", status)
+	}
+
+	// An NDJSON upload, streamed through the form, with its report.
+	{
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		_ = mw.WriteField("csrf_token", admin.csrf)
+		_ = mw.WriteField("key", "id")
+		_ = mw.WriteField("mode", "upsert")
+		fw, _ := mw.CreateFormFile("file", "people.ndjson")
+		_, _ = io.WriteString(fw, `{"id":"n1","email":"nia@shop.io","vip":true}`+"\n"+`{"id":"n2","email":"ned@shop.io"}`+"\n"+`not json`+"\n")
+		_ = mw.Close()
+		resp, err := admin.c.Post(base+"/profiles/import", mw.FormDataContentType(), &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		page := string(b)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Import of people.ndjson") ||
+			!regexp.MustCompile(`(?s)>2</span><span class="stat-l">new`).MatchString(page) || !strings.Contains(page, "<td>3</td>") {
+			t.Errorf("NDJSON upload: %d\n%s", resp.StatusCode, page)
+		}
+	}
+	// A form without its token is refused, upload or not.
+	{
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		fw, _ := mw.CreateFormFile("file", "people.csv")
+		_, _ = io.WriteString(fw, "customer_id\nx1\n")
+		_ = mw.Close()
+		resp, err := admin.c.Post(base+"/profiles/import", mw.FormDataContentType(), &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("an upload without the CSRF token: %d, want 403", resp.StatusCode)
+		}
+		resp, err = admin.c.PostForm(base+"/tokens", url.Values{"name": {"forged"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("a form without the CSRF token: %d, want 403", resp.StatusCode)
+		}
+		// Even with the token, a browser's post from another site is refused.
+		req, _ := http.NewRequest(http.MethodPost, base+"/tokens", strings.NewReader(url.Values{"name": {"x"}, "csrf_token": {admin.csrf}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		if resp, err = admin.c.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("a cross-site post: %d, want 403", resp.StatusCode)
+		}
 	}
 
 	// A segment without a name, over an attribute nobody has.
