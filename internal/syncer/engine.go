@@ -176,6 +176,10 @@ type runner struct {
 	segBits  []uint64
 	tagNames map[uint64]string // bit -> tag name, every bit the export has assigned
 
+	// growTotal: no plan pass counted the changes; the diff adds each
+	// change to the progress total as it finds it.
+	growTotal bool
+
 	segMu    sync.Mutex
 	segIDs   map[string]int64 // tag name -> static segment id
 	rejected atomic.Int64
@@ -199,6 +203,15 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	r.list = r.exp.AudienceID
 	if err := r.prepare(ctx); err != nil {
 		return r.result(), err
+	}
+	if !r.opt.DryRun {
+		asOf, err := r.Store.StatusAsOf(ctx, r.exp.ID)
+		if err != nil {
+			return r.result(), err
+		}
+		if asOf.IsZero() {
+			return r.firstRun(ctx)
+		}
 	}
 	// Pass 1: plan. It counts the work (the progress total) and, for a dry
 	// run, is the whole run. A run with nothing to do ends here, without a
@@ -231,6 +244,25 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		if err := r.Store.ReleaseUnusedTags(ctx, r.exp.ID); err != nil {
 			r.log.Warn("releasing unused tag bits", "err", err)
 		}
+	}
+	return r.result(), nil
+}
+
+// firstRun sends an export that never refreshed statuses, so has sent
+// nothing yet: every contact is a create, and planning would only count
+// them at the cost of a whole extra pass over the segments (about a tenth
+// of a 1M export's wall time at Mailchimp's latency). The progress total
+// grows as the diff finds the contacts.
+func (r *runner) firstRun(ctx context.Context) (Result, error) {
+	if err := r.refreshStatuses(ctx); err != nil {
+		return r.result(), err
+	}
+	r.growTotal = true
+	if err := r.send(ctx); err != nil {
+		return r.result(), err
+	}
+	if err := r.Store.ReleaseUnusedTags(ctx, r.exp.ID); err != nil {
+		r.log.Warn("releasing unused tag bits", "err", err)
 	}
 	return r.result(), nil
 }

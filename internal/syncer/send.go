@@ -126,6 +126,9 @@ func (s *sender) visit(c *change) error {
 	if err := s.ctx.Err(); err != nil {
 		return err
 	}
+	if s.r.growTotal {
+		s.r.tr.update(func(p *store.Progress, _ *store.RunCounts) { p.Total++ })
+	}
 	tk := &ticket{s: s}
 	tk.add() // held until the visit has scheduled everything
 	defer tk.done()
