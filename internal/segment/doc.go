@@ -44,9 +44,9 @@
 //
 // in/not_in take 1–1000 values of one kind (dates with and without time may
 // mix); between takes [low, high], both included, and refuses bounds that
-// are visibly the wrong way round. A rule may nest 16 levels
-// and hold 1000 conditions. {"all": []} matches every profile and
-// {"any": []} none.
+// are visibly the wrong way round. A rule may nest 16 levels, hold 1000
+// conditions and 5000 in/not_in values in all. Strings may not contain NUL.
+// {"all": []} matches every profile and {"any": []} none.
 //
 // # SQL
 //
@@ -56,11 +56,13 @@
 // SQL text: attribute names are bound as JSON paths ('$.name' on SQLite,
 // the key on PostgreSQL) and values as parameters. Dates use the functions
 // segsync_date and segsync_instant (Go functions registered with the SQLite
-// driver, plpgsql functions created by migration 0002 on PostgreSQL), whose
-// results are the same by construction: both implement DateKeys' rules.
+// driver, plpgsql functions created by migration 0002 on PostgreSQL); the
+// conformance suite checks that they agree with DateKeys. On SQLite,
+// equality on text uses COLLATE NOCASE, which folds exactly the ASCII
+// letters, as lower() does everywhere else.
 //
 // SubscriberHash is Mailchimp's subscriber hash as segsync computes it:
 // lowercase hex MD5 of the address with ASCII whitespace trimmed and ASCII
-// letters lowered. HashExpr is the same in SQL, for streaming members in
-// hash order.
+// letters lowered. HashExpr is the same in SQL (segsync_hash) for callers
+// that need it inside a query; the store's member stream hashes in Go.
 package segment
