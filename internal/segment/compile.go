@@ -188,7 +188,7 @@ func (c *compiler) condition(r *Rule) error {
 func (c *compiler) in(attr string, vals []Value, positive bool) error {
 	t := vals[0].Type
 	for _, v := range vals {
-		if v.Type != t && !(v.Type == Date && t == Date) {
+		if v.Type != t { // dates with and without time are both Date
 			return fmt.Errorf("segment: values of in on %q must be of one type", attr)
 		}
 	}
