@@ -1,4 +1,4 @@
-package sqldb_test
+package segment_test
 
 import (
 	"context"
@@ -28,9 +28,24 @@ func benchProfiles() int {
 	return 1_000_000
 }
 
+// The benchmark databases outlive the benchmark that filled them (filling
+// 1M profiles takes a while), so their cleanups are collected here and run
+// by TestMain when every benchmark is done.
 var (
-	benchOnce sync.Map // dialect -> *benchDB
+	benchOnce     sync.Map // dialect -> *benchDB
+	benchMu       sync.Mutex
+	benchCleanups []func()
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	benchMu.Lock()
+	for i := len(benchCleanups) - 1; i >= 0; i-- {
+		benchCleanups[i]()
+	}
+	benchMu.Unlock()
+	os.Exit(code)
+}
 
 type benchDB struct {
 	once sync.Once
@@ -45,13 +60,10 @@ func benchStore(b *testing.B, dialect string) *sqldb.DB {
 	v, _ := benchOnce.LoadOrStore(dialect, &benchDB{})
 	bd := v.(*benchDB)
 	bd.once.Do(func() {
-		// The database outlives the first benchmark that needs it, so it is
-		// opened under a throwaway testing.B-independent cleanup: a temp dir
-		// removed by the OS, or a schema dropped at the end of the process.
 		if dialect == "sqlite" {
-			bd.db = dbtest.SQLite(&keepTB{TB: b})
+			bd.db = dbtest.SQLite(laterTB{b})
 		} else {
-			bd.db = dbtest.Postgres(&keepTB{TB: b})
+			bd.db = dbtest.Postgres(laterTB{b})
 		}
 		bd.err = fillProfiles(bd.db, benchProfiles())
 	})
@@ -61,12 +73,24 @@ func benchStore(b *testing.B, dialect string) *sqldb.DB {
 	return bd.db
 }
 
-// keepTB runs no cleanups, so the benchmark database survives the
-// benchmark that opened it (it lives in the OS temp dir / a test schema).
-type keepTB struct{ testing.TB }
+// laterTB defers cleanups (closing the database, removing its directory or
+// dropping its schema) to TestMain.
+type laterTB struct{ testing.TB }
 
-func (k *keepTB) Cleanup(func())  {}
-func (k *keepTB) TempDir() string { d, _ := os.MkdirTemp("", "segsync-bench-"); return d }
+func (laterTB) Cleanup(f func()) {
+	benchMu.Lock()
+	benchCleanups = append(benchCleanups, f)
+	benchMu.Unlock()
+}
+
+func (l laterTB) TempDir() string {
+	d, err := os.MkdirTemp("", "segsync-bench-")
+	if err != nil {
+		l.Fatal(err)
+	}
+	l.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
 
 var (
 	countries = []string{"NL", "BE", "DE", "FR", "GB", "US", "ES", "IT", "SE", "PL"}
