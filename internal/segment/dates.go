@@ -3,6 +3,7 @@ package segment
 import (
 	"crypto/md5"
 	"encoding/hex"
+	"strings"
 	"time"
 )
 
@@ -94,10 +95,19 @@ func scanDate(s string) (p dateParts, ok bool) {
 	return p, false
 }
 
-// looksLikeDate reports whether s has the form of a date, valid or not.
+// looksLikeDate reports whether s is meant as a date, valid or not: it
+// starts with YYYY-MM-DD and ends there or goes on with a time (T, t or a
+// space, then a digit).
 func looksLikeDate(s string) bool {
-	_, ok := scanDate(s)
-	return ok
+	if len(s) < 10 || s[4] != '-' || s[7] != '-' {
+		return false
+	}
+	for _, i := range []int{0, 1, 2, 3, 5, 6, 8, 9} {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return len(s) == 10 || (len(s) > 11 && strings.ContainsRune("Tt ", rune(s[10])) && s[11] >= '0' && s[11] <= '9')
 }
 
 // DateKeys checks a date string and returns its two comparison keys: day,

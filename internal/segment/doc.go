@@ -12,17 +12,20 @@
 //     PostgreSQL compares exact decimals, SQLite 64-bit integers or floats,
 //     so the two can differ only on values with more than 15 significant
 //     digits. Numbers beyond float64's range are refused.
-//   - date: a string of the form YYYY-MM-DD[Thh:mm[:ss[.fff]][Z|±hh:mm]]
-//     (years 1000–9999, a real calendar day, hours 00–23, offsets up to
-//     ±15:59). The attribute must be a string of the same form, else it does
-//     not match. A date-only value (2024-03-01) compares calendar days, and a
-//     profile's day is the date as written, before any offset: eq
-//     "2024-03-01" matches "2024-03-01T23:30:00+05:00". A value with a time
-//     compares instants to the second: both sides are converted to UTC, a
+//   - date: a string the profile importer types as a date
+//     (attrjson.NormalizeDate: YYYY-MM-DD, optionally T or a space and
+//     hh:mm[:ss[.f]] with Z, ±hh, ±hhmm or ±hh:mm) is normalised as the
+//     importer does: a date stays YYYY-MM-DD, a date with a time becomes
+//     YYYY-MM-DDThh:mm:ssZ in UTC. Years must lie in 1000–9999; a string that
+//     starts like a date but is not a real one (2024-02-30) is refused.
+//     The attribute must be a string holding a date (see DateKeys), else it
+//     does not match. A date-only value (2024-03-01) compares calendar days,
+//     and a profile's day is the date as written, before any offset — for
+//     imported profiles, whose times are stored in UTC, the UTC day. A value
+//     with a time compares instants to the second: both sides in UTC, a
 //     profile value without time is midnight UTC, a time without offset is
 //     UTC, fractions of a second are ignored. between and in take each bound
-//     or element at its own granularity. A string that has the form of a date
-//     but is not a real one (2024-02-30) is refused as a value.
+//     or element at its own granularity.
 //   - true/false: booleans; the attribute must be a JSON boolean. Only eq,
 //     neq, in and not_in.
 //   - any other string: text. Case is ignored for the ASCII letters A–Z only

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/segsync/segsync/internal/fielderr"
+	"github.com/segsync/segsync/internal/profile/attrjson"
 )
 
 // Limits on a rule's size.
@@ -380,13 +381,19 @@ func (p *parser) scalar(path string, x any, allowed ...Type) (Value, bool) {
 			p.errs.Add(path, "must not contain the NUL character")
 			return v, false
 		}
-		if looksLikeDate(t) {
-			if _, _, ok := DateKeys(t); !ok {
-				p.errs.Add(path, fmt.Sprintf("%q is not a valid date (YYYY-MM-DD, optionally Thh:mm[:ss][Z|±hh:mm])", t))
+		switch norm, isDate := attrjson.NormalizeDate(t); {
+		case isDate:
+			// The importer's forms and normalisation, so a rule value
+			// compares with the stored profile values it was typed like.
+			if _, _, ok := DateKeys(norm); !ok {
+				p.errs.Add(path, fmt.Sprintf("%q is outside the years 1000 to 9999", t))
 				return v, false
 			}
-			v = Value{Type: Date, Raw: t, HasTime: len(t) > 10}
-		} else {
+			v = Value{Type: Date, Raw: norm, HasTime: len(norm) > 10}
+		case looksLikeDate(t):
+			p.errs.Add(path, fmt.Sprintf("%q is not a valid date (YYYY-MM-DD, optionally with a time such as T10:30:00Z)", t))
+			return v, false
+		default:
 			v = Value{Type: Text, Raw: t}
 		}
 	case nil:
