@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 )
@@ -8,8 +9,12 @@ import (
 // filterFields applies Mailchimp's fields / exclude_fields query parameters
 // (comma-separated, dot notation into nested objects and arrays) to body.
 func filterFields(body []byte, fields, exclude string) ([]byte, *apiError) {
+	// Numbers stay as written (json.Number): a float64 round trip would
+	// fail on 1E1000 and round integers beyond 2^53.
 	var doc any
-	if err := json.Unmarshal(body, &doc); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
 		return nil, &apiError{status: 500, title: "Internal Server Error", detail: err.Error()}
 	}
 	if fields != "" {
