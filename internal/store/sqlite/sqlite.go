@@ -39,7 +39,7 @@ func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, er
 		return nil, err
 	}
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "cache_size(-65536)", "temp_store(MEMORY)"} {
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "cache_size(-16384)", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + q.Encode()
@@ -49,10 +49,13 @@ func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, er
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	// Readers mostly scan (segment counts, member streams), which a page
-	// cache does not speed up; 16 MiB each instead of the writer's 64 MiB
-	// keeps a run's resident memory down (several readers are busy at once).
-	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)&_pragma=cache_size(-16384)")
+	// Page caches live outside the Go heap, one per connection, and idle
+	// connections keep theirs: with 64 MiB each they were more than half of
+	// a 1M export's resident memory (450 MB). The writer keeps 16 MiB;
+	// readers mostly scan (segment counts, member streams), which a cache
+	// does not speed up (the OS caches the file), so 4 MiB each. A 1M
+	// export then peaks at ≈225 MB with no more CPU (bench/, docs/benchmarks.md).
+	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)&_pragma=cache_size(-4096)")
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("opening %s: %w", path, err)
