@@ -29,13 +29,17 @@ type fuzzDB struct {
 	total int64
 }
 
-func openFuzzDBs(f *testing.F) []fuzzDB {
+func openFuzzDBs(f testing.TB) []fuzzDB { return openDBsWith(f, fuzzProfiles) }
+
+// openDBsWith opens SQLite, and PostgreSQL when configured, each holding
+// the given profiles (ids c0, c1, …) written directly, as they are.
+func openDBsWith(f testing.TB, profiles []string) []fuzzDB {
 	dbs := []fuzzDB{{name: "sqlite", db: dbtest.SQLite(f)}}
 	if os.Getenv("SEGSYNC_TEST_POSTGRES_URL") != "" {
 		dbs = append(dbs, fuzzDB{name: "postgres", db: dbtest.Postgres(f)})
 	}
 	for _, d := range dbs {
-		for i, attrs := range fuzzProfiles {
+		for i, attrs := range profiles {
 			if _, err := d.db.W.Exec(d.db.Q(`INSERT INTO profiles (customer_id, attrs, updated_at) VALUES (?, ?, 0)`),
 				fmt.Sprintf("c%d", i), attrs); err != nil {
 				f.Fatalf("%s: inserting fixture: %v", d.name, err)
@@ -43,7 +47,7 @@ func openFuzzDBs(f *testing.F) []fuzzDB {
 		}
 	}
 	for i := range dbs {
-		dbs[i].total = int64(len(fuzzProfiles))
+		dbs[i].total = int64(len(profiles))
 	}
 	return dbs
 }
