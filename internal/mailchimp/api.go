@@ -122,7 +122,7 @@ func (c *Client) BatchSubscribe(ctx context.Context, listID string, members []Ba
 	}, ",")}}
 	var out BatchResult
 	if err := c.do(ctx, request{op: "POST /lists/{list_id}", method: http.MethodPost, path: listPath(listID),
-		query: q, body: body, out: &out}); err != nil {
+		query: q, body: body, out: &out, replayed: &out.Replayed}); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -229,6 +229,11 @@ type request struct {
 	query  url.Values
 	body   any
 	out    any
+	// replayed, when set, is set to true once an attempt is repeated
+	// after one that may have been applied (timeout, dropped connection,
+	// 5xx): the final answer may then describe the effect of an earlier
+	// attempt (say, "contact exists" for a contact the first one created).
+	replayed *bool
 }
 
 // answer is what one attempt got back.
@@ -301,6 +306,9 @@ func (c *Client) do(ctx context.Context, r request) error {
 		}
 		if wait <= 0 {
 			wait = c.backoff(attempt)
+		}
+		if r.replayed != nil && (reason == "timeout" || reason == "network" || reason == "server_error") {
+			*r.replayed = true
 		}
 		c.metrics.ObserveRetry(r.op, reason)
 		c.log.LogAttrs(ctx, slog.LevelDebug, "mailchimp: retrying",

@@ -234,6 +234,10 @@ type BatchResult struct {
 	TotalCreated   int          `json:"total_created"`
 	TotalUpdated   int          `json:"total_updated"`
 	ErrorCount     int          `json:"error_count"`
+	// Replayed reports that the request was sent again after an attempt
+	// that may have been applied (its answer was lost): contacts reported
+	// as existing may be ones this very call created.
+	Replayed bool `json:"-"`
 }
 
 // Segment types.

@@ -315,7 +315,7 @@ func (s *sender) create(ctx context.Context, ops []op) {
 		}
 		answered[o.c.email] = true
 		if be.ErrorCode == "ERROR_CONTACT_EXISTS" {
-			s.spawn(false, func(ctx context.Context) { s.adopt(ctx, o) })
+			s.spawn(false, func(ctx context.Context) { s.adopt(ctx, o, res.Replayed) })
 			continue
 		}
 		kind, reason := mailchimp.ClassifyBatchError(be)
@@ -336,7 +336,11 @@ const statusCreating = "creating"
 // if it is exactly what this export sent in a create whose answer was lost,
 // it is ours; otherwise it is adopted: its fields are set (PATCH, only when
 // they differ) and its status is never touched. Tags follow.
-func (s *sender) adopt(ctx context.Context, o op) {
+//
+// replayed says the create was sent again after an attempt whose answer was
+// lost, within this run: the contact may have been created by that attempt,
+// which is recognised like an intent mark from an earlier attempt of the run.
+func (s *sender) adopt(ctx context.Context, o op, replayed bool) {
 	c := o.c
 	m, err := s.r.mc.GetMember(ctx, s.r.list, c.email)
 	if err != nil {
@@ -354,7 +358,8 @@ func (s *sender) adopt(ctx context.Context, o op) {
 		return
 	}
 	same := sameFields(m.MergeFields, c.d.fields)
-	ours := same && c.s != nil && c.s.Status == statusCreating && c.s.FieldsHash == c.d.fieldsHash && m.Status == s.r.exp.StatusIfNew
+	intent := replayed || (c.s != nil && c.s.Status == statusCreating && c.s.FieldsHash == c.d.fieldsHash)
+	ours := same && intent && m.Status == s.r.exp.StatusIfNew
 	status := m.Status
 	if !same {
 		pm, err := s.r.mc.PatchMember(ctx, s.r.list, c.email, mailchimp.MemberInput{MergeFields: c.d.fields})
