@@ -1,0 +1,52 @@
+package mailchimp
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestBatchReplayed: a batch subscribe repeated after an attempt that may
+// have been applied says so; one repeated after a refusal that applied
+// nothing (429) does not.
+func TestBatchReplayed(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		first int // status of the first attempt
+		want  bool
+	}{
+		{"after a 503", http.StatusServiceUnavailable, true},
+		{"after a 500", http.StatusInternalServerError, true},
+		{"after a 429", http.StatusTooManyRequests, false},
+		{"first time right", http.StatusOK, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var n atomic.Int32
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if n.Add(1) == 1 && tt.first != http.StatusOK {
+					w.WriteHeader(tt.first)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(`{"new_members":[],"updated_members":[],"errors":[{"email_address":"a@shop.io","error_code":"ERROR_CONTACT_EXISTS","error":"exists"}],"error_count":1}`))
+			}))
+			defer ts.Close()
+			c, err := New(Config{APIKey: "0123456789abcdef-us1", BaseURL: ts.URL, RetryBaseDelay: time.Millisecond, RetryMaxDelay: time.Millisecond, MaxRetryAfter: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := c.BatchSubscribe(context.Background(), "l1", []BatchMember{{EmailAddress: "a@shop.io", Status: StatusSubscribed}}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Replayed != tt.want || len(res.Errors) != 1 {
+				t.Fatalf("Replayed = %v (errors %v), want %v", res.Replayed, res.Errors, tt.want)
+			}
+		})
+	}
+}
