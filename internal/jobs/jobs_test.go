@@ -170,7 +170,7 @@ func TestCancel(t *testing.T) {
 	db := dbtest.SQLite(t)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	const n = 1500
+	const n = 3000
 	f := setup(t, db, n, emulator.Options{LatencyPerMember: 2 * time.Millisecond})
 	slow := &jobs.Runner{Store: db, Engine: &syncer.Engine{Store: db, Source: db, Concurrency: 1}, Clients: clients{f.srv.URL, f.srv.Key()},
 		Lease: 4 * time.Second, Poll: 20 * time.Millisecond}
@@ -178,10 +178,10 @@ func TestCancel(t *testing.T) {
 	slowDone := make(chan struct{})
 	go func() { defer close(slowDone); slow.Run(slowCtx) }()
 	run, _, _ := slow.Enqueue(ctx, f.exp.ID, store.TriggerManual, false, "t")
-	deadline := time.Now().Add(20 * time.Second)
-	for sent(t, f) < 500 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	// Wait for the run itself to have recorded an acknowledged batch: a batch
+	// the emulator applied but whose answer is still on its way when the
+	// cancel lands is not acknowledged, and the next run recognises it.
+	waitRun(t, db, run.ID, 20*time.Second, func(r store.Run) bool { return r.Counts.Created >= 500 })
 	asked := time.Now()
 	if _, err := slow.Cancel(ctx, run.ID); err != nil {
 		t.Fatal(err)
