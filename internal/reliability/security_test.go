@@ -19,6 +19,7 @@ import (
 	"github.com/segsync/segsync/internal/cli"
 	"github.com/segsync/segsync/internal/httpapi"
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
+	"github.com/segsync/segsync/internal/store/sqlite"
 	"github.com/segsync/segsync/internal/web"
 )
 
@@ -125,14 +126,14 @@ func signIn(t *testing.T, base string, rec *capture, jar http.CookieJar, email, 
 
 // startServeInProcess runs `segsync serve` (the real command) in this
 // process and returns its base URL and its log.
-func startServeInProcess(t *testing.T, env map[string]string) (string, *lockedBuffer) {
+func startServeInProcess(t *testing.T, dataDir string, env map[string]string) (string, *lockedBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &lockedBuffer{}
 	io := cli.IO{Stdin: strings.NewReader(""), Stdout: logs, Stderr: logs, Getenv: func(k string) string { return env[k] }}
 	done := make(chan int, 1)
 	go func() {
-		done <- cli.Run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "debug"}, io)
+		done <- cli.Run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data", dataDir, "--log-level", "debug"}, io)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	addr := regexp.MustCompile(`msg=listening addr=(http://127\.0\.0\.1:\d+)`)
@@ -173,7 +174,8 @@ func TestSecretsNeverLeakThroughServe(t *testing.T) {
 	}
 	_ = emu.AddMergeField(list, "FNAME", "First", "text")
 
-	base, logs := startServeInProcess(t, map[string]string{
+	dataDir := t.TempDir()
+	base, logs := startServeInProcess(t, dataDir, map[string]string{
 		"SEGSYNC_ADMIN_EMAIL": secAdminEmail, "SEGSYNC_ADMIN_PASSWORD": secAdminPassword, "SEGSYNC_SECRET_KEY": vaultKey})
 	rec := &capture{rt: http.DefaultTransport}
 
@@ -295,6 +297,24 @@ func TestSecretsNeverLeakThroughServe(t *testing.T) {
 	}
 	if opened < len(paths) {
 		t.Fatalf("only %d pages and routes opened with 200 (of %d per user): the leak check would be thin", opened, 3*len(paths))
+	}
+
+	// An expired session is refused: the viewer's session runs out (its
+	// expiry moved into the past in the store the server uses).
+	viewer := users[1]
+	db, err := sqlite.Open(context.Background(), dataDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.W.Exec(`UPDATE sessions SET expires_at = 1 WHERE user_id = (SELECT id FROM users WHERE email = 'vera@shop.io')`); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := viewer.do("GET", "/api/v1/me", "", "", nil); status != http.StatusUnauthorized {
+		t.Errorf("an expired session answered %d, want 401", status)
+	}
+	if status, _ := viewer.do("GET", "/segments", "", "", nil); status != http.StatusSeeOther && status != http.StatusFound {
+		t.Errorf("a page with an expired session answered %d, want the sign-in redirect", status)
 	}
 
 	// Cross-origin form posts are refused and change nothing.
