@@ -10,12 +10,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -163,17 +166,19 @@ func (p *proc) waitLog(t *testing.T, msg string, timeout time.Duration) {
 // world is a database with profiles, connections and exports, and the
 // emulator the connections point at.
 type world struct {
-	url     string
+	url     string // the database
 	db      *sqldb.DB
-	emu     *emulator.Server
+	emu     *emulator.Emulator
+	apiURL  string // the emulator's API base
 	keys    []string
 	exports []store.Export
 	n       int
 }
 
 // setup creates n profiles, a segment of all of them and, per account,
-// exportsPerAccount exports of that segment to audiences of their own.
-func setup(t *testing.T, n, accounts, exportsPerAccount int, opts emulator.Options) *world {
+// exportsPerAccount exports of that segment to audiences of their own. The
+// emulator is served behind front, when given.
+func setup(t *testing.T, n, accounts, exportsPerAccount int, opts emulator.Options, front func(http.Handler) http.Handler) *world {
 	t.Helper()
 	ctx := context.Background()
 	w := &world{url: dbtest.PostgresURL(t), n: n}
@@ -186,7 +191,14 @@ func setup(t *testing.T, n, accounts, exportsPerAccount int, opts emulator.Optio
 		w.keys = append(w.keys, emulator.GenerateKey("us1"))
 	}
 	opts.APIKeys = w.keys
-	w.emu = emulator.StartTest(t, opts)
+	w.emu = emulator.New(opts)
+	h := w.emu.Handler()
+	if front != nil {
+		h = front(h)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	w.apiURL = srv.URL + "/3.0"
 
 	var patches []store.ProfilePatch
 	for i := range n {
@@ -231,7 +243,7 @@ func setup(t *testing.T, n, accounts, exportsPerAccount int, opts emulator.Optio
 	}
 	for a, k := range w.keys {
 		c, err := conns.Create(ctx, admin, connection.CreateInput{DisplayName: fmt.Sprintf("Account %d", a), Type: "mailchimp",
-			APIKey: k, APIBaseURL: w.emu.URL, PrivacyConsent: true})
+			APIKey: k, APIBaseURL: w.apiURL, PrivacyConsent: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -338,6 +350,72 @@ func spans(t *testing.T, procs []*proc) map[int64][]span {
 	return out
 }
 
+// front stands between the processes and the emulator. It counts the
+// requests in flight per account as the processes see them, and once the
+// first batch of one audience was acknowledged it holds every further
+// request to that audience until opened: that audience's run is then
+// certainly in the middle.
+type front struct {
+	mu       sync.Mutex
+	gated    string // audience id
+	inflight map[string]int
+	peak     map[string]int // by API key
+
+	acked    atomic.Bool
+	held     chan struct{} // closed when a request is first held
+	heldOnce sync.Once
+	open     chan struct{}
+}
+
+func newFront() *front {
+	return &front{inflight: map[string]int{}, peak: map[string]int{}, held: make(chan struct{}), open: make(chan struct{})}
+}
+
+func (f *front) gate(audience string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gated = audience
+}
+
+func (f *front) maxInFlight(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.peak[key]
+}
+
+func (f *front) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, key, _ := r.BasicAuth()
+		f.mu.Lock()
+		f.inflight[key]++
+		f.peak[key] = max(f.peak[key], f.inflight[key])
+		gated := f.gated
+		f.mu.Unlock()
+		defer func() {
+			f.mu.Lock()
+			f.inflight[key]--
+			f.mu.Unlock()
+		}()
+		list := "/3.0/lists/" + gated
+		if gated == "" || (r.URL.Path != list && !strings.HasPrefix(r.URL.Path, list+"/")) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if f.acked.Load() {
+			f.heldOnce.Do(func() { close(f.held) })
+			select {
+			case <-f.open:
+			case <-r.Context().Done(): // the caller died
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+		if r.Method == http.MethodPost && r.URL.Path == list {
+			f.acked.Store(true) // a batch subscribe was answered
+		}
+	})
+}
+
 // TestThreeProcesses: one serve and two worker processes, eight exports over
 // two accounts triggered at once, one process killed in the middle of a run.
 // The connection limit holds across the processes, another process finishes
@@ -348,7 +426,9 @@ func TestThreeProcesses(t *testing.T) {
 		t.Skip("starts processes")
 	}
 	const maxConns = 3
-	w := setup(t, 1500, 2, 4, emulator.Options{LatencyPerMember: time.Millisecond, Latency: 2 * time.Millisecond})
+	f := newFront()
+	w := setup(t, 1500, 2, 4, emulator.Options{LatencyPerMember: time.Millisecond, Latency: 2 * time.Millisecond}, f.wrap)
+	f.gate(w.exports[0].AudienceID)
 	common := []string{"--database", w.url, "--max-conns", fmt.Sprint(maxConns), "--run-lease", "5s"}
 	procs := []*proc{
 		start(t, "serve", append([]string{"serve", "--listen", "127.0.0.1:0"}, common...)...),
@@ -369,39 +449,35 @@ func TestThreeProcesses(t *testing.T) {
 		ids = append(ids, r.ID)
 	}
 
-	// Kill the process of a run that has made progress but is not done.
+	// The first export's run got its first batch acknowledged and is held:
+	// kill the process executing it.
+	select {
+	case <-f.held:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the first export's run never got past its first batch")
+	}
+	run, err := w.db.GetRun(ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
 	var victim *proc
-	var victimRun int64
-	deadline := time.Now().Add(60 * time.Second)
-	for victim == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("no run in progress to interrupt")
+	for _, p := range procs {
+		if strings.Contains(run.LeaseOwner, fmt.Sprintf("/%d/", p.cmd.Process.Pid)) {
+			victim = p
 		}
-		for _, id := range ids {
-			r, err := w.db.GetRun(ctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r.Status != store.RunRunning || r.Progress.Done == 0 || r.Progress.Done >= r.Progress.Total {
-				continue
-			}
-			for _, p := range procs {
-				if strings.Contains(r.LeaseOwner, fmt.Sprintf("/%d/", p.cmd.Process.Pid)) {
-					victim, victimRun = p, id
-				}
-			}
-			if victim != nil {
-				break
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
+	}
+	if run.Status != store.RunRunning || victim == nil {
+		t.Fatalf("held run is %s, owned by %q", run.Status, run.LeaseOwner)
 	}
 	victim.kill(t)
-	t.Logf("killed %s in the middle of run %d", victim.name, victimRun)
+	close(f.open)
+	t.Logf("killed %s in the middle of run %d", victim.name, run.ID)
+
 	// Another process finishes the run within 60 s of the kill.
-	resumed := w.waitRuns(t, []int64{victimRun}, 60*time.Second)[0]
-	if resumed.Attempts < 2 || strings.Contains(resumed.LeaseOwner, fmt.Sprintf("/%d/", victim.cmd.Process.Pid)) {
-		t.Errorf("interrupted run: attempts %d, owner %q", resumed.Attempts, resumed.LeaseOwner)
+	resumed := w.waitRuns(t, []int64{run.ID}, 60*time.Second)[0]
+	t.Logf("run %d finished %v after the kill", run.ID, time.Since(victim.killed).Round(time.Millisecond))
+	if resumed.Attempts < 2 {
+		t.Errorf("interrupted run: attempts %d", resumed.Attempts)
 	}
 
 	for _, r := range w.waitRuns(t, ids, 90*time.Second) {
@@ -413,10 +489,10 @@ func TestThreeProcesses(t *testing.T) {
 		w.converged(t, e)
 	}
 	for a, k := range w.keys {
-		got := w.emu.MaxConcurrent(k)
-		t.Logf("account %d: at most %d requests in flight", a, got)
-		if got > maxConns {
-			t.Errorf("account %d: %d requests in flight at once, limit %d across processes", a, got, maxConns)
+		seen, served := f.maxInFlight(k), w.emu.MaxConcurrent(k)
+		t.Logf("account %d: at most %d requests in flight (%d reached the emulator at once)", a, seen, served)
+		if seen > maxConns || served > maxConns {
+			t.Errorf("account %d: %d requests in flight at once, limit %d across processes", a, seen, maxConns)
 		}
 	}
 
@@ -434,8 +510,8 @@ func TestThreeProcesses(t *testing.T) {
 					id, ss[i].proc, ss[i].start, ss[i-1].proc, ss[i-1].start, ss[i-1].end)
 			}
 		}
-		if id == victimRun && len(ss) < 2 {
-			t.Errorf("run %d: interrupted but executed only by %v", id, ss)
+		if id == run.ID && (len(ss) < 2 || ss[0].proc != victim.name) {
+			t.Errorf("run %d: interrupted in %s but executed by %v", id, victim.name, ss)
 		}
 	}
 }
@@ -447,7 +523,7 @@ func TestScheduleFiresOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	w := setup(t, 20, 2, 4, emulator.Options{})
+	w := setup(t, 20, 2, 4, emulator.Options{}, nil)
 	ctx := context.Background()
 	// Due since last New Year, and not again before the next.
 	for i := range w.exports {
