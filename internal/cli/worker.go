@@ -25,6 +25,13 @@ func runWorker(ctx context.Context, io IO, args []string) error {
 	// admin settings are simply not used here.
 	cfg.RegisterServer(fs)
 	workers := fs.Int("workers", 2, "runs this process executes at once (1-32)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: segsync worker --database postgres://… [flags]\n\n"+
+			"Runs exports and schedules without the web UI and REST API, beside other worker and serve\n"+
+			"processes on the same PostgreSQL database. It takes serve's flags, so that both can share\n"+
+			"one environment file; --listen and the OAuth settings are not used. See docs/deploy.md.\n\n")
+		fs.PrintDefaults()
+	}
 	if err := parseFlags(fs, args, io); err != nil {
 		return err
 	}
