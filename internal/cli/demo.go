@@ -183,8 +183,8 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 		}
 	}
 	addr := "http://" + ln.Addr().String()
-	fmt.Fprintf(out, "segsync is serving at %s (Ctrl-C to stop)\n  sign in as %s, or call the API with: Authorization: Bearer %s\n  e.g. curl -H 'Authorization: Bearer %s' %s/api/v1/exports/%d/runs\n",
-		addr, admin.Email, token, token, addr, exp.ID)
+	fmt.Fprintf(out, "segsync is serving at %s (Ctrl-C to stop)\n  sign in as %s with password %s, or call the API with: Authorization: Bearer %s\n  e.g. curl -H 'Authorization: Bearer %s' %s/api/v1/exports/%d/runs\n",
+		addr, admin.Email, cfg.AdminPassword, token, token, addr, exp.ID)
 	return serveHTTP(ctx, ln, ui.Handler(), cfg.ShutdownTimeout, log)
 }
 
