@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -134,32 +133,28 @@ func (s *Server) createSegment(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusCreated, resp)
 }
 
-// listCountWorkers bounds the member counts a segment listing runs at once;
-// each is a scan of the profiles, so a few in parallel use the read pool
-// without starving other requests.
-const listCountWorkers = 3
-
-// listSegments answers GET /api/v1/segments.
+// listSegments answers GET /api/v1/segments. Every segment's member count
+// comes from one pass over the profiles (Store.CountMatchingEach), not one
+// scan per segment.
 func (s *Server) listSegments(w http.ResponseWriter, r *http.Request) error {
 	segs, err := s.deps.Store.ListSegments(r.Context())
 	if err != nil {
 		return err
 	}
-	out := make([]segmentResponse, len(segs))
-	errs := make([]error, len(segs))
-	sem := make(chan struct{}, listCountWorkers)
-	var wg sync.WaitGroup
+	rules := make([]*segment.Rule, len(segs))
 	for i, seg := range segs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			out[i], errs[i] = s.withCount(r, seg)
-		}()
+		rules[i] = seg.Rule
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
+	counts, err := s.deps.Store.CountMatchingEach(r.Context(), rules)
+	if err != nil {
+		return fmt.Errorf("counting the members of %d segments: %w", len(segs), err)
+	}
+	if len(counts) != len(segs) {
+		return fmt.Errorf("counting the members of %d segments: got %d counts", len(segs), len(counts))
+	}
+	out := make([]segmentResponse, len(segs))
+	for i, seg := range segs {
+		out[i] = segmentResponse{Segment: seg, MemberCount: counts[i]}
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"segments": out})
 }
