@@ -48,7 +48,8 @@
 // whose answer was lost; the export engine's writes (PUT upserts, PATCH,
 // batch subscribe, segment member changes) are idempotent under replay. A
 // replayed POST /members may answer "Member Exists" (IsMemberExists), and a
-// replayed DELETE "Method Not Allowed" for an already archived contact.
+// replayed DELETE "Method Not Allowed" for an already archived contact, which
+// ArchiveMember takes as done when an earlier attempt may have archived it.
 //
 // # Per-contact rejections
 //

@@ -139,10 +139,18 @@ func (c *Client) UnsubscribeMember(ctx context.Context, listID, email string) (*
 	return c.PatchMember(ctx, listID, email, MemberInput{Status: StatusUnsubscribed})
 }
 
-// ArchiveMember archives a member (DELETE; reversible by a PUT).
+// ArchiveMember archives a member (DELETE; reversible by a PUT). A DELETE
+// repeated after an attempt whose answer was lost hears 405 ("can not
+// archive a contact that is … archived") when that attempt archived the
+// member: that counts as done.
 func (c *Client) ArchiveMember(ctx context.Context, listID, email string) error {
-	return c.do(ctx, request{op: "DELETE /lists/{list_id}/members/{hash}", method: http.MethodDelete,
-		path: memberPath(listID, email)})
+	var replayed bool
+	err := c.do(ctx, request{op: "DELETE /lists/{list_id}/members/{hash}", method: http.MethodDelete,
+		path: memberPath(listID, email), replayed: &replayed})
+	if err != nil && replayed && statusIs(err, http.StatusMethodNotAllowed) {
+		return nil
+	}
+	return err
 }
 
 // DeletePermanent erases a member and its data; the address can never be

@@ -50,3 +50,38 @@ func TestBatchReplayed(t *testing.T) {
 		})
 	}
 }
+
+// TestArchiveReplayed: a DELETE that hears 405 after a lost answer archived
+// the member itself; a 405 at the first attempt is the caller's problem.
+func TestArchiveReplayed(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name    string
+		first   int
+		wantErr bool
+	}{
+		{"405 after a 503", http.StatusServiceUnavailable, false},
+		{"405 at once", http.StatusMethodNotAllowed, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var n atomic.Int32
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if n.Add(1) == 1 && tt.first != http.StatusMethodNotAllowed {
+					w.WriteHeader(tt.first)
+					return
+				}
+				w.Header().Set("Content-Type", "application/problem+json")
+				w.WriteHeader(http.StatusMethodNotAllowed)
+				_, _ = w.Write([]byte(`{"title":"Method Not Allowed","status":405,"detail":"Can not archive a contact that is bounced, pending or archived"}`))
+			}))
+			defer ts.Close()
+			c, err := New(Config{APIKey: "0123456789abcdef-us1", BaseURL: ts.URL, RetryBaseDelay: time.Millisecond, RetryMaxDelay: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.ArchiveMember(context.Background(), "l1", "a@shop.io"); (err != nil) != tt.wantErr {
+				t.Fatalf("ArchiveMember: %v, want error %v", err, tt.wantErr)
+			}
+		})
+	}
+}

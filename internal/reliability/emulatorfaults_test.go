@@ -28,6 +28,21 @@ func TestEmulatorFaults(t *testing.T) {
 			opts: worldOpts{emulator: emulator.Options{FailRate: 0.1, Seed: 7}},
 		},
 		{
+			// Someone else uses the account too: the emulator's own limit
+			// (2 connections) is below the engine's concurrency (4).
+			name: "the account's connection limit is taken by others",
+			opts: worldOpts{emulator: emulator.Options{MaxConns: 2}},
+		},
+		{
+			// Leavers are archived (the export created them) while calls fail.
+			name: "on_leave archive under ten percent failures",
+			opts: worldOpts{onLeave: "archive", emulator: emulator.Options{FailRate: 0.1, Seed: 11}},
+		},
+		{
+			name: "on_leave unsubscribe under ten percent failures",
+			opts: worldOpts{onLeave: "unsubscribe", emulator: emulator.Options{FailRate: 0.1, Seed: 12}},
+		},
+		{
 			name: "429 bursts with Retry-After",
 			faults: func(rq *request) action {
 				if rq.n%7 < 3 { // bursts of three refusals, every seventh call of a kind

@@ -100,6 +100,8 @@ type worldOpts struct {
 	noRunner bool
 	// patience is how long the engine retries failed store writes.
 	patience time.Duration
+	// onLeave is the export's policy for contacts that leave (default untag).
+	onLeave string
 }
 
 // world is one scenario: profiles, segments and an export in a store; an
@@ -164,6 +166,9 @@ func newWorld(t *testing.T, db *sqldb.DB, o worldOpts) *world {
 	}
 	if o.concurrency == 0 {
 		o.concurrency = 4
+	}
+	if o.onLeave == "" {
+		o.onLeave = "untag"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -315,7 +320,7 @@ func (w *world) createExport(connID int64) {
 		ids = append(ids, sg.ID)
 	}
 	w.exp = store.Export{Name: "shop", ConnectionID: &connID, AudienceID: w.list, SegmentIDs: ids,
-		Mapping: store.Mapping{Email: "email", FirstName: "first"}, StatusIfNew: "subscribed", OnLeave: "untag", Schedule: "off"}
+		Mapping: store.Mapping{Email: "email", FirstName: "first"}, StatusIfNew: "subscribed", OnLeave: w.opts.onLeave, Schedule: "off"}
 	if err := w.db.CreateExport(w.ctx, &w.exp); err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +350,8 @@ func (w *world) mutate() {
 		w.t.Fatal(err)
 	}
 	w.frozen[emailOf(idxLaterOut)] = "unsubscribed"
-	mc, err := mailchimp.New(mailchimp.Config{APIKey: w.key, BaseURL: w.ts.URL + "/3.0", MaxRetries: -1})
+	// Someone else's client, with retries (the emulator's own faults apply).
+	mc, err := mailchimp.New(mailchimp.Config{APIKey: w.key, BaseURL: w.ts.URL + "/3.0", RetryBaseDelay: time.Millisecond, RetryMaxDelay: 10 * time.Millisecond})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -428,8 +434,18 @@ func (w *world) desired() map[string]want {
 		if st, ok := w.frozen[email]; ok {
 			wt.status = st
 		}
+		if _, ok := w.frozen[email]; !ok && len(g.segs) == 0 {
+			// Left every segment: on_leave decides. Every contact that
+			// leaves in these scenarios was created by the export.
+			switch w.opts.onLeave {
+			case "archive":
+				wt.status = "archived"
+			case "unsubscribe":
+				wt.status = "unsubscribed"
+			}
+		}
 		if wt.status == "archived" {
-			wt.fname, wt.tags = "", nil // someone else archived it: we do not touch it
+			wt.fname, wt.tags = "", nil // archived: fields and tags are no longer ours to check
 		}
 		out[email] = wt
 	}
