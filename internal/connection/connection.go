@@ -186,8 +186,7 @@ func checkBaseURL(errs *fielderr.List, raw string) string {
 
 const consentMessage = "must be true: agree that sending profiles to Mailchimp moves them outside segsync's compliance boundary"
 
-// Create validates an API key with Mailchimp (ping and account root) and
-// saves the connection with the caller as export user and consenting admin.
+// Create validates an API key with Mailchimp (the account root) and saves the connection with the caller as export user and consenting admin.
 func (s *Service) Create(ctx context.Context, p auth.Principal, in CreateInput) (View, error) {
 	if err := auth.Require(p, auth.ManageConnections); err != nil {
 		return View{}, err
@@ -211,7 +210,7 @@ func (s *Service) Create(ctx context.Context, p auth.Principal, in CreateInput) 
 	if err := errs.Err(); err != nil {
 		return View{}, err
 	}
-	root, err := s.verify(ctx, mailchimp.Config{APIKey: key, BaseURL: base}, "api_key", key)
+	root, err := s.verify(ctx, mailchimp.Config{APIKey: key, BaseURL: base}, "", "api_key", key)
 	if err != nil {
 		return View{}, err
 	}
@@ -245,23 +244,36 @@ func (s *Service) recordCreate(ctx context.Context, p auth.Principal, c store.Co
 	})
 }
 
-// verify builds a client, pings Mailchimp and reads the account root.
-// Refusals of the credential are reported against field.
-func (s *Service) verify(ctx context.Context, cfg mailchimp.Config, field string, secrets ...string) (*mailchimp.Root, error) {
+// verify checks a credential by reading the account root it belongs to.
+// Refusals of the credential are reported against field. accountID is the
+// account the connection already has ("" for a new one): the request is then
+// limited under that account's key, the one its runs use, so a rotation
+// while exports run cannot exceed the account's connection limit. A new
+// credential's account is named only by this answer, so its one request is
+// limited under the credential's own key.
+func (s *Service) verify(ctx context.Context, cfg mailchimp.Config, accountID, field string, secrets ...string) (*mailchimp.Root, error) {
+	cfg.Account = accountKey(accountID)
 	client, err := s.newClient(cfg)
 	if err != nil {
 		return nil, fielderr.New(field, "cannot be used: "+redact(err, secrets...).Error())
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := client.Ping(ctx); err != nil {
-		return nil, s.mailchimpFault(err, field, secrets...)
-	}
 	root, err := client.Root(ctx)
 	if err != nil {
 		return nil, s.mailchimpFault(err, field, secrets...)
 	}
 	return root, nil
+}
+
+// accountKey is the limiter key (mailchimp.Config.Account) of a Mailchimp
+// account: every client for it shares one pool of slots, whichever
+// credential it holds. It is "" for an unknown account.
+func accountKey(accountID string) string {
+	if accountID == "" {
+		return ""
+	}
+	return "mailchimp-account:" + accountID
 }
 
 func (s *Service) mailchimpFault(err error, field string, secrets ...string) error {
@@ -378,10 +390,8 @@ func (s *Service) clientFor(c store.Connection) (*mailchimp.Client, error) {
 	} else {
 		cfg.APIKey = string(secret)
 	}
-	if c.AccountID != "" {
-		// One limiter slot pool per Mailchimp account, whichever key is used.
-		cfg.Account = "mailchimp-account:" + c.AccountID
-	}
+	// One limiter slot pool per Mailchimp account, whichever key is used.
+	cfg.Account = accountKey(c.AccountID)
 	if s.opt.ClientConfig != nil {
 		s.opt.ClientConfig(&cfg)
 	}
@@ -463,7 +473,7 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, id int64, in Pat
 			}
 		}
 		cfg.BaseURL = c.APIBaseURL
-		root, err := s.verify(ctx, cfg, field, secret)
+		root, err := s.verify(ctx, cfg, c.AccountID, field, secret)
 		if err != nil {
 			return View{}, err
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -345,5 +346,96 @@ func TestOAuthFlow(t *testing.T) {
 	disabled, _ := NewService(f.db, Options{Vault: f.svc.vault})
 	if _, err := disabled.StartOAuth(ctx, f.admin, StartInput{DisplayName: "x", PrivacyConsent: true}); !errors.Is(err, ErrOAuthDisabled) {
 		t.Fatalf("unconfigured OAuth: %v", err)
+	}
+}
+
+// keyRecorder is a mailchimp.Limiter that records the account key of every
+// request and never makes one wait.
+type keyRecorder struct {
+	mu   sync.Mutex
+	keys []string
+}
+
+func (k *keyRecorder) Acquire(_ context.Context, account string) (func(), error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.keys = append(k.keys, account)
+	return func() {}, nil
+}
+
+// take returns the keys recorded since the last call.
+func (k *keyRecorder) take() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	keys := k.keys
+	k.keys = nil
+	return keys
+}
+
+// TestRequestsShareTheAccountLimit: once a connection knows its account,
+// every request made for it (rotation, a new base URL, test, audiences and
+// the runs' client) is limited under the account's key, whichever credential
+// it carries; a new key's one verifying request cannot be, as only its answer
+// names the account.
+func TestRequestsShareTheAccountLimit(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, dbtest.SQLite(t))
+	rec := &keyRecorder{}
+	f.svc.opt.ClientConfig = func(c *mailchimp.Config) { c.MaxRetries, c.Limiter = -1, rec }
+	base := f.fake.srv.URL + "/3.0"
+	v, err := f.svc.Create(ctx, f.admin, CreateInput{DisplayName: "Main", APIKey: keyA, PrivacyConsent: true, APIBaseURL: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys := rec.take(); len(keys) != 1 || keys[0] == accountKey("acc-1") {
+		t.Fatalf("create made requests under %q, want one under the key's own limiter key", keys)
+	}
+	steps := []struct {
+		name string
+		do   func() error
+	}{
+		{"rotate to another key of the account", func() error {
+			_, err := f.svc.Update(ctx, f.admin, v.ID, Patch{APIKey: ptr(keyA2)})
+			return err
+		}},
+		{"rotate to a key of another account (refused)", func() error {
+			if _, err := f.svc.Update(ctx, f.admin, v.ID, Patch{APIKey: ptr(keyB)}); fieldOf(err) != "api_key" {
+				return fmt.Errorf("rotation to another account: %v, want an api_key fault", err)
+			}
+			return nil
+		}},
+		{"change the base URL", func() error {
+			_, err := f.svc.Update(ctx, f.admin, v.ID, Patch{APIBaseURL: ptr(base + "/")})
+			return err
+		}},
+		{"test", func() error {
+			res, err := f.svc.Test(ctx, f.admin, v.ID)
+			if err == nil && !res.OK {
+				err = errors.New(res.Error)
+			}
+			return err
+		}},
+		{"audiences", func() error {
+			_, err := f.svc.Audiences(ctx, f.admin, v.ID)
+			return err
+		}},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		keys := rec.take()
+		if len(keys) == 0 {
+			t.Errorf("%s made no request", s.name)
+		}
+		for _, k := range keys {
+			if k != accountKey("acc-1") {
+				t.Errorf("%s: a request limited under %q, want %q", s.name, k, accountKey("acc-1"))
+			}
+		}
+	}
+	cl, err := f.svc.ClientFor(ctx, v.ID)
+	if err != nil || cl.Account() != accountKey("acc-1") {
+		t.Fatalf("the runs' client is limited under %q (%v), want %q", cl.Account(), err, accountKey("acc-1"))
 	}
 }

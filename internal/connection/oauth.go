@@ -139,7 +139,7 @@ func (s *Service) FinishOAuth(ctx context.Context, p auth.Principal, state, code
 	if err != nil {
 		return View{}, upstream(err, secrets...)
 	}
-	root, err := s.verify(ctx, mailchimp.Config{AccessToken: access, BaseURL: base}, "code", secrets...)
+	root, err := s.verify(ctx, mailchimp.Config{AccessToken: access, BaseURL: base}, "", "code", secrets...)
 	if err != nil {
 		return View{}, err
 	}
