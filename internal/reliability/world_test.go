@@ -130,6 +130,7 @@ type world struct {
 	frozen  map[string]string // address -> status someone else gave it; it must stay
 	foreign map[string][]string
 	fake    map[string]bool
+	leavers []string // customer ids that left every segment in mutate
 
 	extraLogs string // output of other processes, for the leak check
 }
@@ -369,6 +370,7 @@ func (w *world) mutate() {
 		switch {
 		case i >= 20 && i < 40 && len(p.segments()) > 0: // leave every segment
 			p.tier, p.active = "bronze", false
+			w.leavers = append(w.leavers, p.id)
 		case i == 1 || i == 5 || i == 7 || i == 11 || i == 13: // join
 			p.active = true
 		case i >= 40 && i < 60, i == idxSelfUnsub, i == idxCleaned, i == idxLaterOut, i == idxLaterArch, i == idxPending:
@@ -379,6 +381,27 @@ func (w *world) mutate() {
 			return false
 		}
 		return true
+	})
+}
+
+// rejoin brings the leavers back into a segment. A contact the export
+// archived is restored; one it unsubscribed stays unsubscribed (segsync
+// never re-subscribes).
+func (w *world) rejoin() {
+	w.t.Helper()
+	back := map[string]bool{}
+	for _, id := range w.leavers {
+		back[id] = true
+		if w.opts.onLeave == "unsubscribe" {
+			w.frozen[strings.ToLower(w.people[id].email)] = "unsubscribed"
+		}
+	}
+	w.update(func(i int, p *person) bool {
+		if back[p.id] {
+			p.active = true
+			return true
+		}
+		return false
 	})
 }
 
@@ -571,6 +594,9 @@ func (w *world) scenario(faults func(rq *request) action) {
 	w.mutate()
 	w.wantRunOK(w.run(90*time.Second), "change run")
 	w.verify("after the change run")
+	w.rejoin()
+	w.wantRunOK(w.run(90*time.Second), "rejoin run")
+	w.verify("after the rejoin run")
 	w.gate.setInject(nil)
 	w.settled()
 	w.assertNoSecrets()
