@@ -177,7 +177,26 @@ func TestServeKilled(t *testing.T) {
 	}
 }
 
-func testServeKilled(t *testing.T, db *sqldb.DB, srv *server, kp killPoint) {
+// TestServeKilledAnotherTakesOver: two serve processes share a PostgreSQL
+// database; the one running the export dies (a machine lost) and the other
+// resumes the run by itself, without a restart.
+func TestServeKilledAnotherTakesOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	t.Parallel()
+	url := dbtest.PostgresURL(t)
+	db, err := postgres.Open(context.Background(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	testServeKilled(t, db, newServer(t, t.TempDir(), url), killPoints[1], newServer(t, t.TempDir(), url))
+}
+
+// testServeKilled runs the export in srv, kills it at the kill point and
+// lets a restarted srv, or other when given (already running), resume.
+func testServeKilled(t *testing.T, db *sqldb.DB, srv *server, kp killPoint, other ...*server) {
 	w := newWorld(t, db, worldOpts{people: 3000, noRunner: true})
 	inject, now := kp.arm()
 	w.gate.setInject(inject)
@@ -190,6 +209,9 @@ func testServeKilled(t *testing.T, db *sqldb.DB, srv *server, kp killPoint) {
 	case <-now:
 	case <-time.After(60 * time.Second):
 		t.Fatalf("the kill point never came; serve log:\n%s", srv.log())
+	}
+	if len(other) > 0 {
+		other[0].start()
 	}
 	time.Sleep(20 * time.Millisecond) // let the last answers reach the process
 	srv.kill()
@@ -222,7 +244,11 @@ func testServeKilled(t *testing.T, db *sqldb.DB, srv *server, kp killPoint) {
 
 	w.gate.setInject(nil)
 	restarted := time.Now()
-	srv.start()
+	if len(other) > 0 {
+		srv = other[0]
+	} else {
+		srv.start()
+	}
 	got := w.waitRun(run.ID, 90*time.Second, finished)
 	t.Logf("resumed and finished %v after the restart (attempt %d): %s %+v", time.Since(restarted).Round(time.Millisecond), got.Attempts, got.Status, got.Counts)
 	if got.Attempts < 2 {
