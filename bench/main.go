@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.naiveLimit, "naive-limit", 0, "contacts the naive approach sends at most (0: all)")
 	fs.DurationVar(&o.naiveTimeout, "naive-timeout", 3*time.Minute, "time the naive approach may take; its full wall time is then projected from its rate")
 	fs.StringVar(&o.results, "results", "bench/results/results.jsonl", "file the JSON lines are appended to (empty: none)")
-	fs.StringVar(&o.plot, "plot", "bench/results/wall.svg", "SVG plot of wall time against profiles, from every result in -results with the same latency (empty: none)")
+	fs.StringVar(&o.plot, "plot", "auto", "SVG plot of wall time against profiles, from every result in -results with the same latency and connections (auto: wall.svg, or wall-LATENCY.svg, next to -results; empty: none)")
 	fs.DurationVar(&o.poll, "poll", 100*time.Millisecond, "how often a run's status is polled")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, server log)")
 	fs.StringVar(&o.note, "note", "", "free text recorded with every result (e.g. the machine)")
@@ -129,6 +129,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%d profiles: %w", n, err)
 		}
 	}
+	if o.plot == "auto" {
+		o.plot = filepath.Join(filepath.Dir(o.results), "wall.svg")
+		if o.latency > 0 {
+			o.plot = filepath.Join(filepath.Dir(o.results), "wall-"+o.latency.String()+".svg")
+		}
+	}
 	if o.plot != "" && o.results != "" {
 		if err := plotResults(o.results, o.plot, o.latency, o.maxConns); err != nil {
 			return fmt.Errorf("plot: %w", err)
@@ -152,7 +158,7 @@ type result struct {
 	Status      string           `json:"status,omitempty"`
 	Calls       map[string]int   `json:"calls,omitempty"` // by endpoint, from the emulator
 	WriteCalls  int              `json:"write_calls"`
-	MinCalls    int              `json:"min_write_calls,omitempty"`
+	MinCalls    *int             `json:"min_write_calls,omitempty"` // export runs only
 	Efficiency  *float64         `json:"efficiency,omitempty"`
 	Plan        *plan            `json:"plan,omitempty"`
 	Counts      map[string]int64 `json:"counts,omitempty"`
@@ -363,7 +369,7 @@ func benchOne(ctx context.Context, o options, bin, dir string, n int, out *recor
 		res.Status, res.Counts = r.Status, r.Counts
 		res.Calls, res.WriteCalls = emu.Calls(), emu.WriteCalls()
 		if p != nil {
-			res.Plan, res.MinCalls = p, p.MinCalls
+			res.Plan, res.MinCalls = p, &p.MinCalls
 			if o.latency > 0 && res.WallS > 0 {
 				eff := round(float64(p.MinCalls)*o.latency.Seconds()/float64(o.maxConns)/res.WallS, 3)
 				res.Efficiency = &eff
