@@ -13,6 +13,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/segsync/segsync/internal/connection"
+	"github.com/segsync/segsync/internal/export"
 	"github.com/segsync/segsync/internal/store"
 )
 
@@ -304,20 +305,6 @@ func (u *UI) editExport(w http.ResponseWriter, r *http.Request, p *Page) error {
 
 var attrActionRE = regexp.MustCompile(`^del-attr-(\d+)$`)
 
-// exportInput is the body of POST and PUT /api/v1/exports.
-type exportInput struct {
-	Name                     string        `json:"name"`
-	ConnectionID             *int64        `json:"connection_id"`
-	AudienceID               string        `json:"audience_id"`
-	SegmentIDs               []int64       `json:"segment_ids"`
-	Mapping                  store.Mapping `json:"mapping"`
-	StatusIfNew              string        `json:"status_if_new"`
-	OnLeave                  string        `json:"on_leave"`
-	TagPrefix                string        `json:"tag_prefix"`
-	CreateMissingMergeFields bool          `json:"create_missing_merge_fields"`
-	Schedule                 string        `json:"schedule"`
-}
-
 // exportMessages say what the export form's faults mean to a marketer.
 var exportMessages = map[string]string{
 	"connection_id": "Choose the Mailchimp connection to export to.",
@@ -394,7 +381,7 @@ func (u *UI) saveExport(w http.ResponseWriter, r *http.Request, p *Page) error {
 		compactAttrRows(f, i)
 		return u.exportForm(w, r, p, id, http.StatusOK)
 	}
-	in := exportInput{
+	in := export.Input{
 		Name: p.trimmed("name"), AudienceID: p.trimmed("audience_id"),
 		Mapping:     store.Mapping{Email: f.Get("mapping.email"), FirstName: f.Get("mapping.first_name"), LastName: f.Get("mapping.last_name")},
 		StatusIfNew: f.Get("status_if_new"), OnLeave: f.Get("on_leave"), TagPrefix: f.Get("tag_prefix"),
