@@ -228,7 +228,7 @@ func TestSQLiteLockedByAnotherProcess(t *testing.T) {
 func TestSQLiteDiskFull(t *testing.T) {
 	t.Parallel()
 	db := dbtest.SQLite(t)
-	w := newWorld(t, db, worldOpts{people: 3000, batch: 100, concurrency: 2, patience: 2 * time.Second})
+	w := newWorld(t, db, worldOpts{people: 3000, batch: 100, concurrency: 2, patience: 500 * time.Millisecond})
 	inject, paused, release := pauseAt(4)
 	w.gate.setInject(inject)
 	run, _, err := w.runner.Enqueue(w.ctx, w.exp.ID, store.TriggerManual, false, "reliability")

@@ -45,7 +45,7 @@ func TestEmulatorFaults(t *testing.T) {
 		{
 			name: "429 bursts with Retry-After",
 			faults: func(rq *request) action {
-				if rq.n%7 < 3 { // bursts of three refusals, every seventh call of a kind
+				if rq.n%15 < 3 { // bursts of three refusals in every fifteen calls of a kind
 					return action{name: "429+retry-after", status: http.StatusTooManyRequests,
 						header: map[string]string{"Retry-After": "1"}, body: retryAfterBody}
 				}
