@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
+	"github.com/segsync/segsync/internal/store"
 	"github.com/segsync/segsync/internal/store/dbtest"
 	"github.com/segsync/segsync/internal/store/sqldb"
 )
@@ -106,4 +107,51 @@ func TestBatchWithMixedMemberErrors(t *testing.T) {
 		w := newWorld(t, db, worldOpts{people: 300})
 		w.scenario(nil)
 	})
+}
+
+// TestEverythingAtOnce combines the faults on both databases: 10% server
+// errors and dropped connections, bodiless 429s, answers slower than the
+// timeout, with on_leave archive.
+func TestEverythingAtOnce(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		w := newWorld(t, db, worldOpts{onLeave: "archive", timeout: 300 * time.Millisecond,
+			emulator: emulator.Options{FailRate: 0.1, Seed: 21}})
+		w.scenario(func(rq *request) action {
+			switch {
+			case rq.n%11 == 3:
+				return action{name: "429 bare", status: http.StatusTooManyRequests}
+			case rq.n%13 == 5:
+				return action{name: "slow", delay: 600 * time.Millisecond, after: rq.n%2 == 1}
+			}
+			return action{}
+		})
+		t.Logf("injected by the gate: %v", w.gate.injected())
+	})
+}
+
+// TestCancelledMidRun cancels a run while batches are in flight; the run
+// says it was cancelled, and the next runs converge as if nothing happened.
+func TestCancelledMidRun(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, dbtest.SQLite(t), worldOpts{batch: 50, concurrency: 2})
+	inject, paused, release := pauseAt(3)
+	w.gate.setInject(inject)
+	run, _, err := w.runner.Enqueue(w.ctx, w.exp.ID, store.TriggerManual, false, "reliability")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, paused, "the third batch")
+	if _, err := w.runner.Cancel(w.ctx, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	// The held requests end when the run stops (a heartbeat sees the
+	// request); only then does Mailchimp answer again.
+	got := w.waitRun(run.ID, 60*time.Second, finished)
+	release()
+	if got.Status != store.RunCancelled {
+		t.Fatalf("cancelled run ended %s (%q)", got.Status, got.Error)
+	}
+	t.Logf("cancelled with %d of %d done", got.Progress.Done, got.Progress.Total)
+	w.scenario(nil)
 }

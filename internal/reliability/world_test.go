@@ -81,6 +81,7 @@ const (
 	idxDupB      = 15
 	idxLaterOut  = 16 // unsubscribes by themselves between the phases
 	idxLaterArch = 18 // archived by someone else between the phases
+	idxLaterGone = 42 // permanently deleted by someone else between the phases
 )
 
 // preexisting is how many special contacts exist in the audience, not
@@ -130,7 +131,8 @@ type world struct {
 	frozen  map[string]string // address -> status someone else gave it; it must stay
 	foreign map[string][]string
 	fake    map[string]bool
-	leavers []string // customer ids that left every segment in mutate
+	gone    map[string]bool // permanently deleted: must stay forgotten
+	leavers []string        // customer ids that left every segment in mutate
 
 	extraLogs string // output of other processes, for the leak check
 }
@@ -175,7 +177,7 @@ func newWorld(t *testing.T, db *sqldb.DB, o worldOpts) *world {
 	t.Cleanup(cancel)
 	w := &world{t: t, ctx: ctx, db: db, opts: o, logs: &lockedBuffer{}, reg: metrics.NewRegistry(),
 		people: map[string]person{}, everIn: map[string]bool{}, frozen: map[string]string{},
-		foreign: map[string][]string{}, fake: map[string]bool{}}
+		foreign: map[string][]string{}, fake: map[string]bool{}, gone: map[string]bool{emailOf(idxForgotten): true}}
 	w.emu = emulator.New(o.emulator)
 	w.key = w.emu.Keys()[0]
 	w.gate = newGate(w.emu.Handler())
@@ -361,10 +363,14 @@ func (w *world) mutate() {
 	w.gate.inject = nil
 	w.gate.mu.Unlock()
 	err = mc.ArchiveMember(w.ctx, w.list, emailOf(idxLaterArch))
+	if err == nil {
+		err = mc.DeletePermanent(w.ctx, w.list, emailOf(idxLaterGone))
+	}
 	w.gate.setInject(inject)
 	if err != nil {
 		w.t.Fatal(err)
 	}
+	w.gone[emailOf(idxLaterGone)] = true
 	w.frozen[emailOf(idxLaterArch)] = "archived"
 	w.update(func(i int, p *person) bool {
 		switch {
@@ -439,7 +445,7 @@ func (w *world) desired() map[string]want {
 	}
 	out := map[string]want{}
 	for email, g := range groups {
-		if w.fake[email] || email == emailOf(idxForgotten) {
+		if w.fake[email] || w.gone[email] {
 			continue
 		}
 		if len(g.segs) > 0 {
@@ -519,8 +525,10 @@ func (w *world) verify(phase string) {
 			bad = append(bad, fmt.Sprintf("%s: in the audience (%s) but not desired", email, c.Status))
 		}
 	}
-	if !w.emu.Forgotten(w.list, emailOf(idxForgotten)) {
-		bad = append(bad, emailOf(idxForgotten)+": no longer forgotten")
+	for email := range w.gone {
+		if !w.emu.Forgotten(w.list, email) {
+			bad = append(bad, email+": no longer forgotten")
+		}
 	}
 	sort.Strings(bad)
 	if len(bad) > 0 {
@@ -569,7 +577,7 @@ func (w *world) wantRunOK(r store.Run, what string) {
 	rej := w.rejections(r.ID)
 	for _, x := range rej {
 		e := strings.ToLower(x.Email)
-		if !w.fake[e] && e != emailOf(idxForgotten) {
+		if !w.fake[e] && !w.gone[e] {
 			w.t.Errorf("%s: unexpected rejection of %s: %s (%s)", what, x.Email, x.Reason, x.Kind)
 		}
 	}
