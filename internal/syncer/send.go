@@ -114,12 +114,26 @@ func (s *sender) spawnAfter(top bool, pre func(ctx context.Context) bool, fn fun
 		case <-s.ctx.Done():
 			return
 		}
-		defer func() { <-s.sem }()
+		var once sync.Once
+		release := func() { once.Do(func() { <-s.sem }) }
+		defer release()
 		if s.ctx.Err() != nil {
 			return
 		}
-		fn(s.ctx)
+		fn(context.WithValue(s.ctx, slotKey{}, release))
 	}()
+}
+
+type slotKey struct{}
+
+// releaseSlot gives the Mailchimp connection slot of the job running with
+// ctx back once its call has answered: handling the answer (recording the
+// acknowledgements, queueing tags) needs no connection, and may wait for
+// the database, which must not leave the account's few connections idle.
+func releaseSlot(ctx context.Context) {
+	if f, ok := ctx.Value(slotKey{}).(func()); ok {
+		f()
+	}
 }
 
 func (s *sender) visit(c *change) error {
@@ -277,6 +291,7 @@ func (s *sender) create(ctx context.Context, ops []op) {
 		byEmail[o.c.email] = o
 	}
 	res, err := s.r.mc.BatchSubscribe(ctx, s.r.list, members, false)
+	releaseSlot(ctx)
 	s.r.countWrite()
 	if err != nil {
 		s.callFailed(ops, "batch subscribe", err)
@@ -441,6 +456,7 @@ func (s *sender) bulkUpdate(ctx context.Context, ops []op) {
 		byEmail[o.c.email] = o
 	}
 	res, err := s.r.mc.BatchSubscribe(ctx, s.r.list, members, true)
+	releaseSlot(ctx)
 	s.r.countWrite()
 	if err != nil {
 		s.callFailed(ops, "batch update", err)
@@ -684,6 +700,7 @@ func (s *sender) tagCall(ctx context.Context, bit uint64, add, del []op) {
 			return out
 		}
 		res, err := s.r.mc.UpdateSegmentMembers(ctx, s.r.list, segID, emails(add), emails(del))
+		releaseSlot(ctx)
 		s.r.countWrite()
 		if err != nil {
 			s.callFailed(all, "tag "+name, err)
