@@ -9,9 +9,12 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
@@ -53,13 +56,7 @@ func PostgresURL(t testing.TB) string {
 	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
 		t.Fatalf("PostgreSQL at SEGSYNC_TEST_POSTGRES_URL is unreachable or refuses: %v", err)
 	}
-	t.Cleanup(func() {
-		a, err := sql.Open("pgx", base)
-		if err == nil {
-			_, _ = a.Exec(`DROP SCHEMA ` + schema + ` CASCADE`)
-			a.Close()
-		}
-	})
+	t.Cleanup(func() { dropSchema(t, base, schema) })
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatalf("SEGSYNC_TEST_POSTGRES_URL: %v", err)
@@ -68,6 +65,68 @@ func PostgresURL(t testing.TB) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// dropLockTimeout bounds how long dropSchema waits for the schema's locks.
+var dropLockTimeout = "60s"
+
+// dropSchema drops a test's schema. A session still inside a transaction
+// there (a leaked sql.Tx or unclosed sql.Rows) holds locks that DROP would
+// wait for without end, hanging the test binary until its timeout: after a
+// minute the test fails instead, naming the sessions and their last
+// statements, which are then ended so that the schema still goes.
+func dropSchema(t testing.TB, base, schema string) {
+	a, err := sql.Open("pgx", base)
+	if err != nil {
+		return
+	}
+	defer a.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	conn, err := a.Conn(ctx)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	drop := func() error {
+		_, err := conn.ExecContext(ctx, `SET lock_timeout = '`+dropLockTimeout+`'; DROP SCHEMA IF EXISTS `+schema+` CASCADE`)
+		return err
+	}
+	err = drop()
+	if err == nil {
+		return
+	}
+	t.Errorf("dropping test schema %s: %v; sessions holding locks in it (a leaked transaction or unclosed rows?): %s",
+		schema, err, lockHolders(ctx, conn, schema))
+	_, _ = conn.ExecContext(ctx, `SELECT pg_terminate_backend(l.pid) FROM pg_locks l
+		JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND l.granted AND l.pid <> pg_backend_pid()`, schema)
+	_ = drop()
+}
+
+// lockHolders describes the other sessions holding locks in schema.
+func lockHolders(ctx context.Context, conn *sql.Conn, schema string) string {
+	rows, err := conn.QueryContext(ctx, `SELECT DISTINCT a.pid, a.state, left(a.query, 300) FROM pg_locks l
+		JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE n.nspname = $1 AND l.granted AND l.pid <> pg_backend_pid()`, schema)
+	if err != nil {
+		return err.Error()
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var pid int
+		var state, query sql.NullString
+		if err := rows.Scan(&pid, &state, &query); err != nil {
+			return err.Error()
+		}
+		out = append(out, fmt.Sprintf("pid %d (%s): %s", pid, state.String, query.String))
+	}
+	if len(out) == 0 {
+		return "none found"
+	}
+	return strings.Join(out, "; ")
 }
 
 // Postgres opens a migrated store in a fresh schema (see PostgresURL).
