@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -79,6 +80,16 @@ func wantArgs(fs *flag.FlagSet, got []string, names ...string) error {
 	}
 	fs.Usage()
 	return errUsage
+}
+
+// positiveID parses the id of a what ("segment", "export", …) given on the
+// command line.
+func positiveID(what, arg string) (int64, error) {
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id < 1 {
+		return 0, fmt.Errorf("%s id %q is not a positive whole number", what, arg)
+	}
+	return id, nil
 }
 
 // APIError is a problem+json answer (or another non-2xx answer) of the server.

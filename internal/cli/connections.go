@@ -41,14 +41,6 @@ type connectionView struct {
 	ExportUser        string `json:"export_user,omitempty"`
 }
 
-func connectionID(arg string) (int64, error) {
-	id, err := strconv.ParseInt(arg, 10, 64)
-	if err != nil || id < 1 {
-		return 0, fmt.Errorf("connection id %q is not a positive whole number", arg)
-	}
-	return id, nil
-}
-
 // readAPIKey reads a key from the first line of stdin or from a file.
 func readAPIKey(io IO, fromStdin bool, file string) (string, error) {
 	var line string
@@ -122,7 +114,7 @@ func connectionCall(ctx context.Context, io IO, args []string, name string, setu
 	if err := wantArgs(fs, pos, "ID"); err != nil {
 		return err
 	}
-	id, err := connectionID(pos[0])
+	id, err := positiveID("connection", pos[0])
 	if err != nil {
 		return err
 	}

@@ -126,14 +126,6 @@ type apiExport struct {
 	Schedule     string  `json:"schedule"`
 }
 
-func positiveID(what, arg string) (int64, error) {
-	id, err := strconv.ParseInt(arg, 10, 64)
-	if err != nil || id < 1 {
-		return 0, fmt.Errorf("%s id %q is not a positive whole number", what, arg)
-	}
-	return id, nil
-}
-
 func exportsList(ctx context.Context, io IO, args []string) error {
 	fs := flag.NewFlagSet("exports list", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the exports as JSON")

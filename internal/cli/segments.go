@@ -109,14 +109,6 @@ func segmentsList(ctx context.Context, io IO, args []string) error {
 }
 
 // segmentID parses a positional segment id.
-func segmentID(arg string) (int64, error) {
-	id, err := strconv.ParseInt(arg, 10, 64)
-	if err != nil || id < 1 {
-		return 0, fmt.Errorf("segment id %q is not a positive whole number", arg)
-	}
-	return id, nil
-}
-
 func segmentsGet(ctx context.Context, io IO, args []string) error {
 	fs := flag.NewFlagSet("segments get", flag.ContinueOnError)
 	c, pos, err := clientCommand(fs, args, io)
@@ -126,7 +118,7 @@ func segmentsGet(ctx context.Context, io IO, args []string) error {
 	if err := wantArgs(fs, pos, "ID"); err != nil {
 		return err
 	}
-	id, err := segmentID(pos[0])
+	id, err := positiveID("segment", pos[0])
 	if err != nil {
 		return err
 	}
@@ -178,7 +170,7 @@ func segmentsUpdate(ctx context.Context, io IO, args []string) error {
 	if err := wantArgs(fs, pos, "ID"); err != nil {
 		return err
 	}
-	id, err := segmentID(pos[0])
+	id, err := positiveID("segment", pos[0])
 	if err != nil {
 		return err
 	}
@@ -218,7 +210,7 @@ func segmentsDelete(ctx context.Context, io IO, args []string) error {
 	if err := wantArgs(fs, pos, "ID"); err != nil {
 		return err
 	}
-	id, err := segmentID(pos[0])
+	id, err := positiveID("segment", pos[0])
 	if err != nil {
 		return err
 	}
@@ -279,7 +271,7 @@ func segmentsMembers(ctx context.Context, io IO, args []string) error {
 	if err := wantArgs(fs, pos, "ID"); err != nil {
 		return err
 	}
-	id, err := segmentID(pos[0])
+	id, err := positiveID("segment", pos[0])
 	if err != nil {
 		return err
 	}
