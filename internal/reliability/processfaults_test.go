@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,31 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segsync/segsync/internal/cli"
 	"github.com/segsync/segsync/internal/store"
 	"github.com/segsync/segsync/internal/store/dbtest"
 	"github.com/segsync/segsync/internal/store/postgres"
 	"github.com/segsync/segsync/internal/store/sqldb"
 	"github.com/segsync/segsync/internal/store/sqlite"
 )
-
-// serveEnv holds the command line of a `segsync serve` child process. The
-// test binary is that process when it is set: the real command, wiring and
-// all, in a process the test can SIGKILL.
-const serveEnv = "SEGSYNC_RELIABILITY_SERVE"
-
-func TestMain(m *testing.M) {
-	if path := os.Getenv(lockEnv); path != "" {
-		os.Exit(lockMain(path))
-	}
-	if args := os.Getenv(serveEnv); args != "" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := cli.Run(ctx, strings.Split(args, "\x1f"), cli.StdIO())
-		stop()
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
-}
 
 // server is a `segsync serve` child process.
 type server struct {
