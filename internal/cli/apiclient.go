@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -80,6 +81,38 @@ func wantArgs(fs *flag.FlagSet, got []string, names ...string) error {
 	}
 	fs.Usage()
 	return errUsage
+}
+
+// listCommand runs "<what> list [--json]": it reads /api/v1/<what> and
+// prints the answer as the API gave it with --json, else a table of its
+// <what> array: the header, then one tab-separated row per item.
+func listCommand[T any](ctx context.Context, io IO, args []string, what, header string, row func(T) string) error {
+	fs := flag.NewFlagSet(what+" list", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print the "+what+" as JSON")
+	c, pos, err := clientCommand(fs, args, io)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos); err != nil {
+		return err
+	}
+	var res map[string]json.RawMessage
+	if err := c.getJSON(ctx, "/api/v1/"+what, nil, &res); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(io.Stdout, res)
+	}
+	var items []T
+	if err := json.Unmarshal(res[what], &items); err != nil {
+		return fmt.Errorf("reading the %s: %w", what, err)
+	}
+	tw := tabwriter.NewWriter(io.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		fmt.Fprintln(tw, row(it))
+	}
+	return tw.Flush()
 }
 
 // positiveID parses the id of a what ("segment", "export", …) given on the

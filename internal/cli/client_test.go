@@ -147,6 +147,7 @@ func TestSegmentsCommands(t *testing.T) {
 		{[]string{"segments", "create", "--name", "bad", "--rule", `{"all":[{"attribute":"age","op":"like","value":1}]}`}, "", 1, nil, "rule.all[0].op"},
 		{[]string{"segments", "create", "--name", "x"}, "", 2, nil, "--name and --rule are required"},
 		{[]string{"segments", "list"}, "", 0, []string{"older", "all", "young", "MEMBERS"}, ""},
+		{[]string{"segments", "list", "--json"}, "", 0, []string{`"segments": [`, `"created_at": "`, `"member_count": 2`}, ""},
 		{[]string{"segments", "get", "1"}, "", 0, []string{`"member_count": 2`}, ""},
 		{[]string{"segments", "members", "1"}, "", 0, []string{"c2", "c3"}, ""},
 		{[]string{"segments", "update", "1", "--rule", `{"attribute":"age","op":"gt","value":50}`}, "", 0, []string{"updated segment 1 \"older\": 1 member\n"}, ""},

@@ -70,34 +70,14 @@ func readAPIKey(io IO, fromStdin bool, file string) (string, error) {
 }
 
 func connectionsList(ctx context.Context, io IO, args []string) error {
-	fs := flag.NewFlagSet("connections list", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print the connections as JSON")
-	c, pos, err := clientCommand(fs, args, io)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos); err != nil {
-		return err
-	}
-	var res struct {
-		Connections []connectionView `json:"connections"`
-	}
-	if err := c.getJSON(ctx, "/api/v1/connections", nil, &res); err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(io.Stdout, res)
-	}
-	tw := tabwriter.NewWriter(io.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tACCOUNT\tSHARED\tEXPORT USER")
-	for _, v := range res.Connections {
-		shared := "-"
-		if v.AllowContributors != nil {
-			shared = strconv.FormatBool(*v.AllowContributors)
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.DisplayName, v.Type, v.AccountName, shared, v.ExportUser)
-	}
-	return tw.Flush()
+	return listCommand(ctx, io, args, "connections", "ID\tNAME\tTYPE\tACCOUNT\tSHARED\tEXPORT USER",
+		func(v connectionView) string {
+			shared := "-"
+			if v.AllowContributors != nil {
+				shared = strconv.FormatBool(*v.AllowContributors)
+			}
+			return fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s", v.ID, v.DisplayName, v.Type, v.AccountName, shared, v.ExportUser)
+		})
 }
 
 // connectionCall runs a subcommand that takes one connection ID.

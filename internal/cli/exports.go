@@ -127,34 +127,14 @@ type apiExport struct {
 }
 
 func exportsList(ctx context.Context, io IO, args []string) error {
-	fs := flag.NewFlagSet("exports list", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print the exports as JSON")
-	c, pos, err := clientCommand(fs, args, io)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos); err != nil {
-		return err
-	}
-	var res struct {
-		Exports []apiExport `json:"exports"`
-	}
-	if err := c.getJSON(ctx, "/api/v1/exports", nil, &res); err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(io.Stdout, res)
-	}
-	tw := tabwriter.NewWriter(io.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tCONNECTION\tAUDIENCE\tSEGMENTS\tON LEAVE\tSCHEDULE")
-	for _, e := range res.Exports {
-		conn := "detached"
-		if e.ConnectionID != nil {
-			conn = strconv.FormatInt(*e.ConnectionID, 10)
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%v\t%s\t%s\n", e.ID, e.Name, conn, e.AudienceID, e.SegmentIDs, e.OnLeave, e.Schedule)
-	}
-	return tw.Flush()
+	return listCommand(ctx, io, args, "exports", "ID\tNAME\tCONNECTION\tAUDIENCE\tSEGMENTS\tON LEAVE\tSCHEDULE",
+		func(e apiExport) string {
+			conn := "detached"
+			if e.ConnectionID != nil {
+				conn = strconv.FormatInt(*e.ConnectionID, 10)
+			}
+			return fmt.Sprintf("%d\t%s\t%s\t%s\t%v\t%s\t%s", e.ID, e.Name, conn, e.AudienceID, e.SegmentIDs, e.OnLeave, e.Schedule)
+		})
 }
 
 func exportsGet(ctx context.Context, io IO, args []string) error {

@@ -82,30 +82,9 @@ func readAllLimited(r io.Reader) ([]byte, error) {
 }
 
 func segmentsList(ctx context.Context, io IO, args []string) error {
-	fs := flag.NewFlagSet("segments list", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print the segments as JSON")
-	c, pos, err := clientCommand(fs, args, io)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos); err != nil {
-		return err
-	}
-	var res struct {
-		Segments []segment `json:"segments"`
-	}
-	if err := c.getJSON(ctx, "/api/v1/segments", nil, &res); err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(io.Stdout, res)
-	}
-	tw := tabwriter.NewWriter(io.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tMEMBERS\tRULE")
-	for _, s := range res.Segments {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", s.ID, s.Name, s.MemberCount, truncate(string(s.Rule), 60))
-	}
-	return tw.Flush()
+	return listCommand(ctx, io, args, "segments", "ID\tNAME\tMEMBERS\tRULE", func(s segment) string {
+		return fmt.Sprintf("%d\t%s\t%d\t%s", s.ID, s.Name, s.MemberCount, truncate(string(s.Rule), 60))
+	})
 }
 
 // segmentID parses a positional segment id.
