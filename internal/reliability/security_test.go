@@ -249,6 +249,9 @@ func TestSecretsNeverLeakThroughServe(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(cv["last_test_error"]), "API Key Invalid") {
 		t.Errorf("the connection does not show the refused key: %v", cv)
 	}
+	if status, page := admin.do("GET", fmt.Sprintf("/connections/%d", conn.ID), "", "", nil); status != 200 || !strings.Contains(string(page), "API Key Invalid") {
+		t.Errorf("the connection page does not show the refused key (%d)", status)
+	}
 	admin.do("POST", fmt.Sprintf("/api/v1/connections/%d/test", conn.ID), "application/json", "{}", nil)
 
 	// Everyone opens everything they can read.
