@@ -278,3 +278,63 @@ func isSeeded(h string) bool {
 	}
 	return h == hashOf("p10@example.com")
 }
+
+// TestServeKilledDuringChanges kills `segsync serve` in the middle of a
+// change run (archives of leavers, field updates and tag removals in
+// flight, with on_leave archive), restarts it and checks the change run
+// and a rejoin run converge.
+func TestServeKilledDuringChanges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	db, err := sqlite.Open(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	srv := newServer(t, dir, "")
+	w := newWorld(t, db, worldOpts{people: 1200, noRunner: true, onLeave: "archive"})
+	runOnce := func(what string) store.Run {
+		t.Helper()
+		run, _, err := db.EnqueueRun(w.ctx, w.exp.ID, store.TriggerManual, false, "reliability")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := w.waitRun(run.ID, 90*time.Second, finished)
+		w.wantRunOK(r, what)
+		return r
+	}
+	srv.start()
+	runOnce("first run")
+	w.verify("after the first run")
+
+	w.mutate()
+	inject, now := holdAfter(func(rq *request) bool { return rq.kind == "member-write" || rq.kind == "segment-batch" })
+	w.gate.setInject(inject)
+	run, _, err := db.EnqueueRun(w.ctx, w.exp.ID, store.TriggerManual, false, "reliability")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, now, "the first change in flight")
+	time.Sleep(20 * time.Millisecond)
+	srv.kill()
+	w.gate.setInject(nil)
+	srv.start()
+	got := w.waitRun(run.ID, 90*time.Second, finished)
+	if got.Attempts < 2 {
+		t.Errorf("the change run was not resumed: attempts %d", got.Attempts)
+	}
+	w.wantRunOK(got, "resumed change run")
+	w.verify("after the resumed change run")
+	w.rejoin()
+	runOnce("rejoin run")
+	w.verify("after the rejoin run")
+	if r := runOnce("settled run"); r.Counts.WriteCalls != 0 {
+		t.Errorf("a run over unchanged data made %d write calls", r.Counts.WriteCalls)
+	}
+	srv.kill()
+	w.extraLogs = srv.log()
+	w.assertNoSecrets()
+}
