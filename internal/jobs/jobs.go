@@ -267,8 +267,13 @@ func (r *Runner) execute(parent context.Context, run store.Run) {
 				return
 			case <-t.C:
 			}
-			p, c := tracker.Snapshot()
-			cancelReq, err := r.Store.HeartbeatRun(ctx, run.ID, r.owner, r.Lease, p, c)
+			// Through the tracker: never counts older than the recorder
+			// saved with its acknowledgements.
+			var cancelReq bool
+			err := tracker.Save(func(p store.Progress, c store.RunCounts) (err error) {
+				cancelReq, err = r.Store.HeartbeatRun(ctx, run.ID, r.owner, r.Lease, p, c)
+				return err
+			})
 			switch {
 			case errors.Is(err, store.ErrConflict):
 				cancel(errLeaseLost)
@@ -281,7 +286,7 @@ func (r *Runner) execute(parent context.Context, run store.Run) {
 			}
 		}
 	}()
-	res, err := r.Engine.Execute(ctx, exp, mc, syncer.Options{RunID: run.ID, DryRun: run.DryRun, Tracker: tracker})
+	res, err := r.Engine.Execute(ctx, exp, mc, syncer.Options{RunID: run.ID, LeaseOwner: r.owner, DryRun: run.DryRun, Tracker: tracker})
 	cancel(nil)
 	<-hbDone
 	cause := context.Cause(ctx)

@@ -80,8 +80,12 @@ type Engine struct {
 
 // Options of one run.
 type Options struct {
-	RunID  int64
-	DryRun bool
+	RunID int64
+	// LeaseOwner, with RunID, is who holds the run's lease (package jobs):
+	// the counts are then saved with the acknowledgements they count, while
+	// the run is leased to it.
+	LeaseOwner string
+	DryRun     bool
 	// Tracker receives progress and counts as the run goes; may be nil.
 	Tracker *Tracker
 }
@@ -98,16 +102,51 @@ type Result struct {
 var ErrAuth = errors.New("Mailchimp refused the connection's credential")
 
 // Tracker holds a run's live progress and counts; safe for concurrent use.
+// Counts of acknowledged changes are added once the changes are recorded
+// (and, with Options.LeaseOwner, saved in the same transaction), so the
+// counts a resumed run starts from match the recorded state.
 type Tracker struct {
 	mu       sync.Mutex
 	counts   store.RunCounts
 	progress store.Progress
+	// saveMu orders the saves of the counts: a heartbeat (Save) never
+	// writes counts older than the recorder has just saved.
+	saveMu sync.Mutex
 }
 
 // NewTracker starts from the progress and counts of an earlier attempt of
 // the same run (a resumed run adds to what was acknowledged before).
 func NewTracker(p store.Progress, c store.RunCounts) *Tracker {
 	return &Tracker{progress: store.Progress{Done: p.Done}, counts: c}
+}
+
+// Save calls save with the current progress and counts, never while the
+// recorder saves counts with its changes: heartbeats save through it.
+func (t *Tracker) Save(save func(store.Progress, store.RunCounts) error) error {
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
+	p, c := t.Snapshot()
+	return save(p, c)
+}
+
+// commit hands write the counts with deltas added; once it succeeded, the
+// deltas are added to the tracker's counts.
+func (t *Tracker) commit(deltas []countDelta, write func(store.RunCounts) error) error {
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
+	_, c := t.Snapshot()
+	for _, d := range deltas {
+		d(&c)
+	}
+	if err := write(c); err != nil {
+		return err
+	}
+	t.update(func(_ *store.Progress, rc *store.RunCounts) {
+		for _, d := range deltas {
+			d(rc)
+		}
+	})
+	return nil
 }
 
 // Snapshot returns the current progress and counts.

@@ -226,13 +226,15 @@ func (s *sender) callFailed(ops []op, what string, err error) {
 // so the same data is not sent again.
 func (s *sender) reject(o op, kind mailchimp.Kind, reason string, permanentMarker bool) {
 	c := o.c
-	s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Rejected++ })
 	s.r.Metrics.contact("rejected")
 	s.rec.reject(store.Rejection{Email: c.email, CustomerID: c.customerID, Reason: reason, Kind: kind.String()})
+	count := func(rc *store.RunCounts) { rc.Rejected++ }
 	if kind == mailchimp.Permanent && permanentMarker && c.d != nil {
 		row := s.base(c)
 		row.RejectedHash = c.d.fieldsHash
-		s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row})
+		s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row}, count)
+	} else {
+		s.rec.count(count)
 	}
 	o.tk.done()
 }
@@ -306,8 +308,7 @@ func (s *sender) create(ctx context.Context, ops []op) {
 		answered[o.c.email] = true
 		row := s.acked(o.c, m.Status)
 		row.CreatedByUs = true
-		s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row})
-		s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Created++ })
+		s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row}, func(rc *store.RunCounts) { rc.Created++ })
 		s.r.Metrics.contact(KindCreate)
 		s.queueTags(o, o.c.addTags, 0)
 		o.tk.done()
@@ -367,8 +368,7 @@ func (s *sender) adopt(ctx context.Context, o op, replayed bool) {
 		// until the status refresh sees it come back.
 		row := s.base(c)
 		row.InAudience, row.InExport, row.Status = true, true, mailchimp.StatusArchived
-		s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row})
-		s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.SkippedArchived++ })
+		s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row}, func(rc *store.RunCounts) { rc.SkippedArchived++ })
 		o.tk.done()
 		return
 	}
@@ -390,12 +390,11 @@ func (s *sender) adopt(ctx context.Context, o op, replayed bool) {
 	}
 	row := s.acked(c, status)
 	row.CreatedByUs = ours
-	s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row})
 	if ours {
-		s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Created++ })
+		s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row}, func(rc *store.RunCounts) { rc.Created++ })
 		s.r.Metrics.contact(KindCreate)
 	} else {
-		s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Adopted++; rc.Updated++ })
+		s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row}, func(rc *store.RunCounts) { rc.Adopted++; rc.Updated++ })
 		s.r.Metrics.contact("adopt")
 	}
 	s.queueTags(o, c.addTags, 0)
@@ -470,8 +469,7 @@ func (s *sender) bulkUpdate(ctx context.Context, ops []op) {
 		}
 		answered[o.c.email] = true
 		row := s.acked(o.c, m.Status)
-		s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row})
-		s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Updated++ })
+		s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row}, func(rc *store.RunCounts) { rc.Updated++ })
 		s.r.Metrics.contact(KindUpdate)
 		o.tk.done()
 	}
@@ -513,8 +511,7 @@ func (s *sender) patch(ctx context.Context, o op) {
 		return
 	}
 	row := s.acked(o.c, m.Status)
-	s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row})
-	s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Updated++ })
+	s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row}, func(rc *store.RunCounts) { rc.Updated++ })
 	s.r.Metrics.contact(KindUpdate)
 	o.tk.done()
 }
@@ -532,8 +529,7 @@ func (s *sender) restore(ctx context.Context, o op) {
 	}
 	row := s.acked(c, m.Status)
 	row.ArchivedByUs = false
-	s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row})
-	s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Restored++ })
+	s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row}, func(rc *store.RunCounts) { rc.Restored++ })
 	s.r.Metrics.contact(KindRestore)
 	s.queueTags(o, c.addTags, c.removeTags)
 	o.tk.done()
@@ -553,8 +549,7 @@ func (s *sender) archive(ctx context.Context, o op) {
 	} else {
 		row.InAudience, row.Status = false, ""
 	}
-	s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row})
-	s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Archived++ })
+	s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row}, func(rc *store.RunCounts) { rc.Archived++ })
 	s.r.Metrics.contact(KindArchive)
 	o.tk.done()
 }
@@ -570,8 +565,7 @@ func (s *sender) unsubscribe(ctx context.Context, o op) {
 	}
 	row := s.base(o.c)
 	row.InExport, row.Status = false, m.Status
-	s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row})
-	s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.Unsubscribed++ })
+	s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row}, func(rc *store.RunCounts) { rc.Unsubscribed++ })
 	s.r.Metrics.contact(KindUnsubscribe)
 	o.tk.done()
 }
@@ -719,9 +713,9 @@ func (s *sender) tagCall(ctx context.Context, bit uint64, add, del []op) {
 			continue
 		}
 		ch := store.SyncedChange{Hash: o.c.hash}
+		count := func(rc *store.RunCounts) { rc.TagsAdded++ }
 		if i < len(add) {
 			ch.AddTags = bit
-			s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.TagsAdded++ })
 			s.r.Metrics.contact(KindTagAdd)
 		} else {
 			ch.RemoveTags = bit
@@ -730,10 +724,10 @@ func (s *sender) tagCall(ctx context.Context, bit uint64, add, del []op) {
 				row.InExport = false
 				ch.Set = &row
 			}
-			s.r.tr.update(func(_ *store.Progress, rc *store.RunCounts) { rc.TagsRemoved++ })
+			count = func(rc *store.RunCounts) { rc.TagsRemoved++ }
 			s.r.Metrics.contact(KindTagRemove)
 		}
-		s.rec.change(ch)
+		s.rec.change(ch, count)
 		o.tk.done()
 	}
 }
@@ -753,8 +747,25 @@ func newRecorder(r *runner, fail func(error)) *recorder {
 	return rec
 }
 
-func (rec *recorder) change(c store.SyncedChange) { rec.ch <- c }
-func (rec *recorder) reject(r store.Rejection)    { rec.ch <- r }
+// countDelta is a change of the run's counts that waits, in the recorder's
+// queue, behind the acknowledgements it counts.
+type countDelta func(*store.RunCounts)
+
+// change queues an acknowledged change and, after it, what it adds to the
+// run's counts: counts are added (and saved with the run) only once the
+// changes before them are recorded, so that a run resumed after a crash
+// neither counts a contact twice nor misses one (see Tracker).
+func (rec *recorder) change(c store.SyncedChange, count ...countDelta) {
+	rec.ch <- c
+	for _, fn := range count {
+		rec.ch <- fn
+	}
+}
+
+func (rec *recorder) reject(r store.Rejection) { rec.ch <- r }
+
+// count queues a change of the run's counts behind what is queued so far.
+func (rec *recorder) count(fn countDelta) { rec.ch <- fn }
 
 func (rec *recorder) close() error {
 	close(rec.ch)
@@ -792,20 +803,23 @@ func (rec *recorder) loop() {
 	ctx := context.Background()
 	var changes []store.SyncedChange
 	var rejects []store.Rejection
+	var counts []countDelta
 	flush := func() {
-		if rec.err == nil && len(changes) > 0 {
-			if err := rec.retry(func() error { return rec.r.Store.ApplySynced(ctx, rec.r.exp.ID, changes) }); err != nil {
-				rec.err = err
-				rec.fail(err)
-			}
-		}
+		// Rejections first: the counts saved with the changes below
+		// include them.
 		if rec.err == nil && len(rejects) > 0 {
 			if err := rec.retry(func() error { return rec.r.Store.AddRejections(ctx, rec.r.opt.RunID, rejects) }); err != nil {
 				rec.err = err
 				rec.fail(err)
 			}
 		}
-		changes, rejects = changes[:0], rejects[:0]
+		if rec.err == nil && (len(changes) > 0 || len(counts) > 0) {
+			if err := rec.retry(func() error { return rec.write(ctx, changes, counts) }); err != nil {
+				rec.err = err
+				rec.fail(err)
+			}
+		}
+		changes, rejects, counts = changes[:0], rejects[:0], counts[:0]
 	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -821,6 +835,8 @@ func (rec *recorder) loop() {
 				changes = append(changes, x)
 			case store.Rejection:
 				rejects = append(rejects, x)
+			case countDelta:
+				counts = append(counts, x)
 			}
 			if len(changes)+len(rejects) >= 1000 {
 				flush()
@@ -829,4 +845,24 @@ func (rec *recorder) loop() {
 			flush()
 		}
 	}
+}
+
+// runCountsStore is a store that saves a run's counts in the transaction of
+// the acknowledgements they count (package sqldb does).
+type runCountsStore interface {
+	ApplySyncedRun(ctx context.Context, exportID int64, changes []store.SyncedChange, runID int64, owner string, c store.RunCounts) error
+}
+
+// write records changes and adds counts to the run's counts, in one
+// transaction when the store can (a run with an id and a lease owner).
+func (rec *recorder) write(ctx context.Context, changes []store.SyncedChange, counts []countDelta) error {
+	return rec.r.tr.commit(counts, func(c store.RunCounts) error {
+		if rs, ok := rec.r.Store.(runCountsStore); ok && rec.r.opt.RunID != 0 && rec.r.opt.LeaseOwner != "" {
+			return rs.ApplySyncedRun(ctx, rec.r.exp.ID, changes, rec.r.opt.RunID, rec.r.opt.LeaseOwner, c)
+		}
+		if len(changes) == 0 {
+			return nil
+		}
+		return rec.r.Store.ApplySynced(ctx, rec.r.exp.ID, changes)
+	})
 }

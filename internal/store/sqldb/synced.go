@@ -151,7 +151,27 @@ func (db *DB) StreamSynced(ctx context.Context, exportID int64, fn func(store.Sy
 // the tag bits are applied in order; since a Set never changes the tags of
 // an existing row, this equals applying the changes one by one.
 func (db *DB) ApplySynced(ctx context.Context, exportID int64, changes []store.SyncedChange) error {
-	if len(changes) == 0 {
+	return db.applySynced(ctx, exportID, changes, nil)
+}
+
+// ApplySyncedRun is ApplySynced that also saves the counts of run runID, in
+// the same transaction, while owner holds the run's lease: a run resumed
+// after a crash starts from counts that match the recorded state exactly.
+func (db *DB) ApplySyncedRun(ctx context.Context, exportID int64, changes []store.SyncedChange, runID int64, owner string, c store.RunCounts) error {
+	return db.applySynced(ctx, exportID, changes, func(tx *sql.Tx) error {
+		// No row: the lease was lost; the acknowledgements are kept anyway.
+		if _, err := tx.ExecContext(ctx, db.Q(`UPDATE runs SET counts = ? WHERE id = ? AND lease_owner = ? AND status = ?`),
+			marshalCounts(c), runID, owner, store.RunRunning); err != nil {
+			return fmt.Errorf("saving the counts of run %d: %w", runID, err)
+		}
+		return nil
+	})
+}
+
+// applySynced writes changes and, when also is set, calls it in the same
+// transaction.
+func (db *DB) applySynced(ctx context.Context, exportID int64, changes []store.SyncedChange, also func(*sql.Tx) error) error {
+	if len(changes) == 0 && also == nil {
 		return nil
 	}
 	last := map[string]int{}
@@ -180,7 +200,13 @@ func (db *DB) ApplySynced(ctx context.Context, exportID int64, changes []store.S
 			}
 			sets = sets[n:]
 		}
-		return db.applySyncedTags(ctx, tx, exportID, changes)
+		if err := db.applySyncedTags(ctx, tx, exportID, changes); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("recording synced state of export %d: %w", exportID, err)
