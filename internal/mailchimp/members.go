@@ -154,10 +154,16 @@ func (c *Client) ArchiveMember(ctx context.Context, listID, email string) error 
 }
 
 // DeletePermanent erases a member and its data; the address can never be
-// imported again.
+// imported again. A retry after a lost answer that finds the member gone
+// (404) means the first attempt did the work.
 func (c *Client) DeletePermanent(ctx context.Context, listID, email string) error {
-	return c.do(ctx, request{op: "POST /lists/{list_id}/members/{hash}/actions/delete-permanent",
-		method: http.MethodPost, path: memberPath(listID, email) + "/actions/delete-permanent"})
+	var replayed bool
+	err := c.do(ctx, request{op: "POST /lists/{list_id}/members/{hash}/actions/delete-permanent",
+		method: http.MethodPost, path: memberPath(listID, email) + "/actions/delete-permanent", replayed: &replayed})
+	if err != nil && replayed && statusIs(err, http.StatusNotFound) {
+		return nil
+	}
+	return err
 }
 
 // UpdateMemberTags adds (Active) and removes tags of one member; tags that

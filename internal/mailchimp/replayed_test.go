@@ -85,3 +85,38 @@ func TestArchiveReplayed(t *testing.T) {
 		})
 	}
 }
+
+// TestDeletePermanentReplayed: a permanent delete that hears 404 after a lost
+// answer erased the member itself; a 404 at the first attempt is an error.
+func TestDeletePermanentReplayed(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name    string
+		first   int
+		wantErr bool
+	}{
+		{"404 after a 503", http.StatusServiceUnavailable, false},
+		{"404 at once", http.StatusNotFound, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var n atomic.Int32
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if n.Add(1) == 1 && tt.first != http.StatusNotFound {
+					w.WriteHeader(tt.first)
+					return
+				}
+				w.Header().Set("Content-Type", "application/problem+json")
+				w.WriteHeader(http.StatusNotFound)
+				_, _ = w.Write([]byte(`{"title":"Resource Not Found","status":404,"detail":"The requested resource could not be found."}`))
+			}))
+			defer ts.Close()
+			c, err := New(Config{APIKey: "0123456789abcdef-us1", BaseURL: ts.URL, RetryBaseDelay: time.Millisecond, RetryMaxDelay: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.DeletePermanent(context.Background(), "l1", "a@shop.io"); (err != nil) != tt.wantErr {
+				t.Fatalf("DeletePermanent: %v, want error %v", err, tt.wantErr)
+			}
+		})
+	}
+}
