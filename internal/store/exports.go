@@ -110,9 +110,9 @@ type ExportStore interface {
 	// UpdateSyncedStatuses sets the last known status of the given contacts
 	// (hash → status) that the export has in the audience (InAudience).
 	UpdateSyncedStatuses(ctx context.Context, exportID int64, statuses map[string]string) error
-	// SyncedStatusCounts counts the export's contacts in the audience
-	// (InAudience) by their last known status.
-	SyncedStatusCounts(ctx context.Context, exportID int64) (map[string]int64, error)
+	// SyncedOtherStatus reports whether the export has a contact in the
+	// audience (InAudience) whose last known status is not status.
+	SyncedOtherStatus(ctx context.Context, exportID int64, status string) (bool, error)
 	// RecordArchived notes contacts (hash → email) that are archived in the
 	// audience: their rows get status "archived", and contacts without a row
 	// get one (in the audience, not created by this export), so the engine

@@ -51,7 +51,7 @@ type Store interface {
 	StreamSynced(ctx context.Context, exportID int64, fn func(store.Synced) error) error
 	ApplySynced(ctx context.Context, exportID int64, changes []store.SyncedChange) error
 	UpdateSyncedStatuses(ctx context.Context, exportID int64, statuses map[string]string) error
-	SyncedStatusCounts(ctx context.Context, exportID int64) (map[string]int64, error)
+	SyncedOtherStatus(ctx context.Context, exportID int64, status string) (bool, error)
 	RecordArchived(ctx context.Context, exportID int64, emails map[string]string) error
 	AddRejections(ctx context.Context, runID int64, rs []store.Rejection) error
 }
@@ -437,15 +437,12 @@ func (r *runner) refreshStatuses(ctx context.Context) error {
 		// when the export knows contacts in another status that may have
 		// become subscribed.
 		statuses := []string{mailchimp.StatusUnsubscribed, mailchimp.StatusCleaned, mailchimp.StatusPending, mailchimp.StatusTransactional}
-		counts, err := r.Store.SyncedStatusCounts(ctx, r.exp.ID)
+		other, err := r.Store.SyncedOtherStatus(ctx, r.exp.ID, mailchimp.StatusSubscribed)
 		if err != nil {
 			return err
 		}
-		for st, n := range counts {
-			if st != mailchimp.StatusSubscribed && n > 0 {
-				statuses = append(statuses, mailchimp.StatusSubscribed)
-				break
-			}
+		if other {
+			statuses = append(statuses, mailchimp.StatusSubscribed)
 		}
 		for _, status := range statuses {
 			q := mailchimp.MemberQuery{Status: status, SinceLastChanged: asOf.Add(-r.skew()), Fields: []string{"members.id", "members.status"}}

@@ -93,40 +93,34 @@ func TestApplySyncedTagOrder(t *testing.T) {
 	})
 }
 
-func TestSyncedStatusCounts(t *testing.T) {
+func TestSyncedOtherStatus(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := context.Background()
 		e := newExport(t, db)
 		other := newExport(t, db)
-		rows := []struct {
-			hash, status string
-			inAudience   bool
-		}{
-			{"a1", "subscribed", true}, {"a2", "subscribed", true}, {"a3", "unsubscribed", true},
-			{"a4", "creating", false}, {"a5", "archived", true},
-		}
-		var changes []store.SyncedChange
-		for _, r := range rows {
-			changes = append(changes, store.SyncedChange{Hash: r.hash, Set: &store.Synced{Email: r.hash + "@x.io", InAudience: r.inAudience, Status: r.status}})
-		}
-		if err := db.ApplySynced(ctx, e.ID, changes); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.ApplySynced(ctx, other.ID, changes[:1]); err != nil {
-			t.Fatal(err)
-		}
-		got, err := db.SyncedStatusCounts(ctx, e.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := map[string]int64{"subscribed": 2, "unsubscribed": 1, "archived": 1}
-		if len(got) != len(want) {
-			t.Fatalf("counts = %v, want %v", got, want)
-		}
-		for k, v := range want {
-			if got[k] != v {
-				t.Errorf("counts[%s] = %d, want %d", k, got[k], v)
+		set := func(exportID int64, hash, status string, inAudience bool) {
+			t.Helper()
+			err := db.ApplySynced(ctx, exportID, []store.SyncedChange{{Hash: hash, Set: &store.Synced{Email: hash + "@x.io", InAudience: inAudience, Status: status}}})
+			if err != nil {
+				t.Fatal(err)
 			}
 		}
+		check := func(want bool) {
+			t.Helper()
+			got, err := db.SyncedOtherStatus(ctx, e.ID, "subscribed")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("SyncedOtherStatus = %v, want %v", got, want)
+			}
+		}
+		check(false) // no rows
+		set(e.ID, "a1", "subscribed", true)
+		set(e.ID, "a2", "creating", false) // not in the audience
+		set(other.ID, "a3", "unsubscribed", true)
+		check(false)
+		set(e.ID, "a4", "archived", true)
+		check(true)
 	})
 }
