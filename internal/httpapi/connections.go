@@ -62,7 +62,7 @@ func (s *Server) getConnection(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, err := pathID(r)
+	id, err := pathID(r, "connection")
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	id, err := pathID(r)
+	id, err := pathID(r, "connection")
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func (s *Server) deleteConnection(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	id, err := pathID(r)
+	id, err := pathID(r, "connection")
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func (s *Server) testConnection(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, err := pathID(r)
+	id, err := pathID(r, "connection")
 	if err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func (s *Server) connectionAudiences(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	id, err := pathID(r)
+	id, err := pathID(r, "connection")
 	if err != nil {
 		return err
 	}

@@ -119,3 +119,14 @@ func pageParams(r *http.Request, def, max int) (limit int, cursor string, err er
 	}
 	return limit, q.Get("cursor"), nil
 }
+
+// pathID reads the {id} of the path; an id that is not a positive number
+// names no object, so it is a 404 naming what was looked for.
+func pathID(r *http.Request, what string) (int64, error) {
+	v := r.PathValue("id")
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id < 1 {
+		return 0, problemf(http.StatusNotFound, "%s %q not found", what, v)
+	}
+	return id, nil
+}

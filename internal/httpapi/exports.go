@@ -37,16 +37,6 @@ func exportError(err error) error {
 	return err
 }
 
-// exportPathID reads the {id} of the path; an id that is not a number names nothing.
-func exportPathID(r *http.Request, what string) (int64, error) {
-	v := r.PathValue("id")
-	id, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || id < 1 {
-		return 0, problemf(http.StatusNotFound, "%s %q not found", what, v)
-	}
-	return id, nil
-}
-
 func (s *Server) listExports(w http.ResponseWriter, r *http.Request) error {
 	svc, err := s.exports()
 	if err != nil {
@@ -81,7 +71,7 @@ func (s *Server) getExport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, err := exportPathID(r, "export")
+	id, err := pathID(r, "export")
 	if err != nil {
 		return err
 	}
@@ -97,7 +87,7 @@ func (s *Server) updateExport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, err := exportPathID(r, "export")
+	id, err := pathID(r, "export")
 	if err != nil {
 		return err
 	}
@@ -117,7 +107,7 @@ func (s *Server) deleteExport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, err := exportPathID(r, "export")
+	id, err := pathID(r, "export")
 	if err != nil {
 		return err
 	}
@@ -139,7 +129,7 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, err := exportPathID(r, "export")
+	id, err := pathID(r, "export")
 	if err != nil {
 		return err
 	}
@@ -175,7 +165,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, err := exportPathID(r, "export")
+	id, err := pathID(r, "export")
 	if err != nil {
 		return err
 	}
@@ -196,7 +186,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) error {
-	id, err := exportPathID(r, "run")
+	id, err := pathID(r, "run")
 	if err != nil {
 		return err
 	}
@@ -210,7 +200,7 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) error {
 // runRejections streams a run's rejections as JSON, or as CSV (email,
 // customer_id, reason) when the client accepts text/csv.
 func (s *Server) runRejections(w http.ResponseWriter, r *http.Request) error {
-	id, err := exportPathID(r, "run")
+	id, err := pathID(r, "run")
 	if err != nil {
 		return err
 	}
@@ -256,7 +246,7 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, err := exportPathID(r, "run")
+	id, err := pathID(r, "run")
 	if err != nil {
 		return err
 	}

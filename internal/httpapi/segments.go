@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -92,17 +91,6 @@ func (s *Server) segmentFromInput(r *http.Request, in segmentInput) (store.Segme
 	return store.Segment{Name: name, Description: in.Description, Rule: rule}, nil
 }
 
-// segmentID reads the {id} of the path; an id that is not a number names
-// no segment.
-func segmentID(r *http.Request) (int64, error) {
-	v := r.PathValue("id")
-	id, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || id < 1 {
-		return 0, problemf(http.StatusNotFound, "segment %q not found", v)
-	}
-	return id, nil
-}
-
 // withCount adds the current member count to a segment.
 func (s *Server) withCount(r *http.Request, seg store.Segment) (segmentResponse, error) {
 	n, err := s.deps.Store.CountMatching(r.Context(), seg.Rule)
@@ -161,7 +149,7 @@ func (s *Server) listSegments(w http.ResponseWriter, r *http.Request) error {
 
 // getSegment answers GET /api/v1/segments/{id}.
 func (s *Server) getSegment(w http.ResponseWriter, r *http.Request) error {
-	id, err := segmentID(r)
+	id, err := pathID(r, "segment")
 	if err != nil {
 		return err
 	}
@@ -178,7 +166,7 @@ func (s *Server) getSegment(w http.ResponseWriter, r *http.Request) error {
 
 // updateSegment answers PUT /api/v1/segments/{id}.
 func (s *Server) updateSegment(w http.ResponseWriter, r *http.Request) error {
-	id, err := segmentID(r)
+	id, err := pathID(r, "segment")
 	if err != nil {
 		return err
 	}
@@ -203,7 +191,7 @@ func (s *Server) updateSegment(w http.ResponseWriter, r *http.Request) error {
 
 // deleteSegment answers DELETE /api/v1/segments/{id}.
 func (s *Server) deleteSegment(w http.ResponseWriter, r *http.Request) error {
-	id, err := segmentID(r)
+	id, err := pathID(r, "segment")
 	if err != nil {
 		return err
 	}
@@ -216,7 +204,7 @@ func (s *Server) deleteSegment(w http.ResponseWriter, r *http.Request) error {
 
 // segmentMembers answers GET /api/v1/segments/{id}/members?limit&cursor.
 func (s *Server) segmentMembers(w http.ResponseWriter, r *http.Request) error {
-	id, err := segmentID(r)
+	id, err := pathID(r, "segment")
 	if err != nil {
 		return err
 	}

@@ -93,7 +93,7 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, err := pathID(r)
+	id, err := pathID(r, "token")
 	if err != nil {
 		return err
 	}

@@ -33,15 +33,6 @@ func (s *Server) authService() (*auth.Service, error) {
 	return s.deps.Auth, nil
 }
 
-// pathID reads the {id} path value as a positive integer.
-func pathID(r *http.Request) (int64, error) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, problemf(http.StatusNotFound, "no such id %q", r.PathValue("id"))
-	}
-	return id, nil
-}
-
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.authService()
 	if err != nil {
@@ -80,7 +71,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, err := pathID(r)
+	id, err := pathID(r, "user")
 	if err != nil {
 		return err
 	}
@@ -96,7 +87,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, err := pathID(r)
+	id, err := pathID(r, "user")
 	if err != nil {
 		return err
 	}
