@@ -134,7 +134,7 @@ func (e *Emulator) getMembers(r *http.Request, a *account) (any, error) {
 		l.cache = c
 		cacheMu.Unlock()
 	}
-	page := c.idx[min(offset, len(c.idx)):min(offset+count, len(c.idx))]
+	page := pageOf(c.idx, offset, count)
 	return l.encodeMembers(r, page, len(c.idx), true), nil
 }
 
@@ -187,4 +187,9 @@ func (l *list) encodeMembers(r *http.Request, page []int32, total int, withListI
 		return projectedJSON(b)
 	}
 	return rawJSON(b)
+}
+
+// pageOf is the part of s that a listing's offset and count select.
+func pageOf[T any](s []T, offset, count int) []T {
+	return s[min(offset, len(s)):min(offset+count, len(s))]
 }

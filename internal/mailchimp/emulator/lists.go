@@ -196,7 +196,7 @@ func (e *Emulator) getLists(r *http.Request, a *account) (any, error) {
 		}
 	}
 	out := []any{}
-	for _, l := range all[min(offset, len(all)):min(offset+count, len(all))] {
+	for _, l := range pageOf(all, offset, count) {
 		l.mu.RLock()
 		out = append(out, e.listJSON(l, incTotal))
 		l.mu.RUnlock()

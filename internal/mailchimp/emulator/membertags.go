@@ -43,7 +43,7 @@ func (e *Emulator) getMemberTags(r *http.Request, a *account) (any, error) {
 	}
 	m := &l.members[i]
 	out := []tagOut{}
-	for _, r := range m.tags[min(offset, len(m.tags)):min(offset+count, len(m.tags))] {
+	for _, r := range pageOf(m.tags, offset, count) {
 		t := l.tags[r.idx]
 		out = append(out, tagOut{ID: t.id, Name: t.name, DateAdded: isoTime(int64(r.at))})
 	}

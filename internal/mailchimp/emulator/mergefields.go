@@ -85,7 +85,7 @@ func (e *Emulator) getMergeFields(r *http.Request, a *account) (any, error) {
 		}
 	}
 	out := []any{}
-	for _, f := range all[min(offset, len(all)):min(offset+count, len(all))] {
+	for _, f := range pageOf(all, offset, count) {
 		out = append(out, mergeFieldJSON(l, f))
 	}
 	return map[string]any{"merge_fields": out, "list_id": l.id, "total_items": len(all), "_links": []any{}}, nil

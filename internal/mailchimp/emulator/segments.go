@@ -58,7 +58,7 @@ func (e *Emulator) getSegments(r *http.Request, a *account) (any, error) {
 		}
 	}
 	out := []any{}
-	for _, t := range all[min(offset, len(all)):min(offset+count, len(all))] {
+	for _, t := range pageOf(all, offset, count) {
 		out = append(out, segmentJSON(l, t))
 	}
 	return map[string]any{"segments": out, "list_id": l.id, "total_items": len(all), "_links": []any{}}, nil
@@ -359,7 +359,7 @@ func (e *Emulator) getSegmentMembers(r *http.Request, a *account) (any, error) {
 			match = append(match, int32(i))
 		}
 	}
-	page := match[min(offset, len(match)):min(offset+count, len(match))]
+	page := pageOf(match, offset, count)
 	return l.encodeMembers(r, page, len(match), false), nil
 }
 
