@@ -115,6 +115,23 @@ func listCommand[T any](ctx context.Context, io IO, args []string, what, header 
 	return tw.Flush()
 }
 
+// idCommand parses the command line of a command that takes one positional
+// ID of what (a segment, an export, a run, …).
+func idCommand(fs *flag.FlagSet, args []string, io IO, what string) (*apiClient, int64, error) {
+	c, pos, err := clientCommand(fs, args, io)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := wantArgs(fs, pos, "ID"); err != nil {
+		return nil, 0, err
+	}
+	id, err := positiveID(what, pos[0])
+	if err != nil {
+		return nil, 0, err
+	}
+	return c, id, nil
+}
+
 // positiveID parses the id of a what ("segment", "export", …) given on the
 // command line.
 func positiveID(what, arg string) (int64, error) {

@@ -87,14 +87,7 @@ func connectionCall(ctx context.Context, io IO, args []string, name string, setu
 	if setup != nil {
 		setup(fs)
 	}
-	c, pos, err := clientCommand(fs, args, io)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
-	id, err := positiveID("connection", pos[0])
+	c, id, err := idCommand(fs, args, io, "connection")
 	if err != nil {
 		return err
 	}

@@ -139,14 +139,7 @@ func exportsList(ctx context.Context, io IO, args []string) error {
 
 func exportsGet(ctx context.Context, io IO, args []string) error {
 	fs := flag.NewFlagSet("exports get", flag.ContinueOnError)
-	c, pos, err := clientCommand(fs, args, io)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
-	id, err := positiveID("export", pos[0])
+	c, id, err := idCommand(fs, args, io, "export")
 	if err != nil {
 		return err
 	}
@@ -184,14 +177,7 @@ func exportsCreate(ctx context.Context, io IO, args []string) error {
 
 func exportsDelete(ctx context.Context, io IO, args []string) error {
 	fs := flag.NewFlagSet("exports delete", flag.ContinueOnError)
-	c, pos, err := clientCommand(fs, args, io)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
-	id, err := positiveID("export", pos[0])
+	c, id, err := idCommand(fs, args, io, "export")
 	if err != nil {
 		return err
 	}
@@ -206,14 +192,7 @@ func exportsRun(ctx context.Context, io IO, args []string) error {
 	fs := flag.NewFlagSet("exports run", flag.ContinueOnError)
 	dry := fs.Bool("dry-run", false, "plan only: report what would change, write nothing")
 	wait := fs.Bool("wait", false, "wait for the run to end, with a progress bar on a terminal, and print its counts")
-	c, pos, err := clientCommand(fs, args, io)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
-	id, err := positiveID("export", pos[0])
+	c, id, err := idCommand(fs, args, io, "export")
 	if err != nil {
 		return err
 	}

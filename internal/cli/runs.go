@@ -23,14 +23,7 @@ func runsShow(ctx context.Context, io IO, args []string) error {
 	fs := flag.NewFlagSet("runs show", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the run as JSON")
 	wait := fs.Bool("wait", false, "wait for the run to end")
-	c, pos, err := clientCommand(fs, args, io)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
-	id, err := positiveID("run", pos[0])
+	c, id, err := idCommand(fs, args, io, "run")
 	if err != nil {
 		return err
 	}
@@ -54,14 +47,7 @@ func runsShow(ctx context.Context, io IO, args []string) error {
 func runsRejections(ctx context.Context, io IO, args []string) error {
 	fs := flag.NewFlagSet("runs rejections", flag.ContinueOnError)
 	asCSV := fs.Bool("csv", false, "print CSV (email, customer_id, reason, kind)")
-	c, pos, err := clientCommand(fs, args, io)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
-	id, err := positiveID("run", pos[0])
+	c, id, err := idCommand(fs, args, io, "run")
 	if err != nil {
 		return err
 	}
@@ -93,14 +79,7 @@ func runsRejections(ctx context.Context, io IO, args []string) error {
 
 func runsCancel(ctx context.Context, io IO, args []string) error {
 	fs := flag.NewFlagSet("runs cancel", flag.ContinueOnError)
-	c, pos, err := clientCommand(fs, args, io)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
-	id, err := positiveID("run", pos[0])
+	c, id, err := idCommand(fs, args, io, "run")
 	if err != nil {
 		return err
 	}

@@ -87,17 +87,10 @@ func segmentsList(ctx context.Context, io IO, args []string) error {
 	})
 }
 
-// segmentID parses a positional segment id.
+// segmentsGet prints one segment.
 func segmentsGet(ctx context.Context, io IO, args []string) error {
 	fs := flag.NewFlagSet("segments get", flag.ContinueOnError)
-	c, pos, err := clientCommand(fs, args, io)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
-	id, err := positiveID("segment", pos[0])
+	c, id, err := idCommand(fs, args, io, "segment")
 	if err != nil {
 		return err
 	}
@@ -142,14 +135,7 @@ func segmentsUpdate(ctx context.Context, io IO, args []string) error {
 	name := fs.String("name", "", "new name")
 	description := fs.String("description", "", "new description")
 	ruleArg := fs.String("rule", "", "new rule: JSON, @FILE or @- (stdin)")
-	c, pos, err := clientCommand(fs, args, io)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
-	id, err := positiveID("segment", pos[0])
+	c, id, err := idCommand(fs, args, io, "segment")
 	if err != nil {
 		return err
 	}
@@ -182,14 +168,7 @@ func segmentsUpdate(ctx context.Context, io IO, args []string) error {
 
 func segmentsDelete(ctx context.Context, io IO, args []string) error {
 	fs := flag.NewFlagSet("segments delete", flag.ContinueOnError)
-	c, pos, err := clientCommand(fs, args, io)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
-	id, err := positiveID("segment", pos[0])
+	c, id, err := idCommand(fs, args, io, "segment")
 	if err != nil {
 		return err
 	}
@@ -243,14 +222,7 @@ func segmentsMembers(ctx context.Context, io IO, args []string) error {
 	cursor := fs.String("cursor", "", "continue after this cursor (next_cursor of a previous page)")
 	all := fs.Bool("all", false, "follow the cursor to the last page")
 	asJSON := fs.Bool("json", false, "print pages as JSON")
-	c, pos, err := clientCommand(fs, args, io)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(fs, pos, "ID"); err != nil {
-		return err
-	}
-	id, err := positiveID("segment", pos[0])
+	c, id, err := idCommand(fs, args, io, "segment")
 	if err != nil {
 		return err
 	}
