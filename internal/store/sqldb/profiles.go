@@ -35,16 +35,16 @@ func (db *DB) attrsCol() string {
 	return "attrs"
 }
 
-// UpsertProfiles implements store.ProfileStore. It reads the stored
-// attributes of the batch's profiles, merges in Go (see attrjson.Merger),
-// writes only the new and changed rows with multi-row upserts and applies
-// the changes to the attribute catalogue, all in one transaction.
+// UpsertProfiles implements store.ProfileStore: pushed imports are the
+// source "uploads". It reads the batch's uploads layer, merges the patches
+// into it in Go (see attrjson.Merger), and hands the changed layers to the
+// merger, which re-merges those profiles with their other sources' layers
+// and writes only what changed, all in one transaction.
 func (db *DB) UpsertProfiles(ctx context.Context, patches []store.ProfilePatch) (store.UpsertCounts, error) {
 	var counts store.UpsertCounts
 	if len(patches) == 0 {
 		return counts, nil
 	}
-	now := time.Now().UnixMicro()
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		counts = store.UpsertCounts{}
 		if db.d == Postgres {
@@ -56,71 +56,36 @@ func (db *DB) UpsertProfiles(ctx context.Context, patches []store.ProfilePatch) 
 		if err != nil {
 			return err
 		}
-		cat := newCatalogDelta()
 		var m attrjson.Merger
-		nowArg := any(now)
-		var full *sql.Stmt // the statement for a full chunk, prepared once
-		defer func() {
-			if full != nil {
-				full.Close()
-			}
-		}()
-		write := func(rows int, args []any) error {
-			if rows == profileWriteChunk {
-				if full == nil {
-					var err error
-					if full, err = tx.PrepareContext(ctx, db.writeProfilesQuery(rows)); err != nil {
-						return fmt.Errorf("preparing the profile insert: %w", err)
-					}
-				}
-				if _, err := full.ExecContext(ctx, args...); err != nil {
-					return fmt.Errorf("writing %d profiles: %w", rows, err)
-				}
-				return nil
-			}
-			if _, err := tx.ExecContext(ctx, db.writeProfilesQuery(rows), args...); err != nil {
-				return fmt.Errorf("writing %d profiles: %w", rows, err)
-			}
-			return nil
-		}
-		args := make([]any, 0, 3*min(len(patches), profileWriteChunk))
-		rows := 0
+		changes := make([]layerChange, 0, len(patches))
 		var patch []byte
 		for _, p := range patches {
-			old, found := existing[p.CustomerID]
+			old := existing[p.CustomerID]
 			patch = append(patch[:0], p.Attrs...)
-			merged, changed, err := m.Merge(old, patch, cat.change)
+			merged, changed, err := m.Merge(old, patch, nil)
 			if err != nil {
 				return fmt.Errorf("profile %q: %w", p.CustomerID, err)
 			}
-			switch {
-			case !found:
-				counts.Inserted++
-			case changed:
-				counts.Updated++
-			default:
+			if old != nil && !changed {
 				counts.Unchanged++
 				continue
 			}
-			attrs := p.Attrs
-			if string(merged) != p.Attrs {
-				attrs = string(merged)
-			}
-			args = append(args, p.CustomerID, attrs, nowArg)
-			rows++
-			if rows == profileWriteChunk {
-				if err := write(rows, args); err != nil {
-					return err
-				}
-				args, rows = args[:0], 0
-			}
+			changes = append(changes, layerChange{id: p.CustomerID, attrs: append([]byte(nil), merged...)})
 		}
-		if rows > 0 {
-			if err := write(rows, args); err != nil {
-				return err
-			}
+		if len(changes) == 0 {
+			return nil
 		}
-		return cat.apply(ctx, db, tx)
+		mg, err := db.newMerger(ctx, tx, store.UploadsSourceID)
+		if err != nil {
+			return err
+		}
+		res, err := mg.apply(changes)
+		if err != nil {
+			return err
+		}
+		counts.Inserted = int(res.created)
+		counts.Updated = len(changes) - int(res.created)
+		return mg.finish()
 	})
 	if err != nil {
 		return store.UpsertCounts{}, fmt.Errorf("upserting %d profiles: %w", len(patches), err)
@@ -128,13 +93,13 @@ func (db *DB) UpsertProfiles(ctx context.Context, patches []store.ProfilePatch) 
 	return counts, nil
 }
 
-// lookupProfileAttrs returns the stored attributes of those patches'
-// profiles that exist.
+// lookupProfileAttrs returns the uploads layer of those patches' profiles
+// that have one.
 func (db *DB) lookupProfileAttrs(ctx context.Context, tx *sql.Tx, patches []store.ProfilePatch) (map[string][]byte, error) {
 	existing := make(map[string][]byte, len(patches)/4)
 	args := make([]any, 0, profileLookupChunk)
 	query := func(n int) string {
-		return db.Q(`SELECT customer_id, ` + db.attrsCol() + ` FROM profiles WHERE customer_id IN (` + placeholders(n, 1) + `)`)
+		return db.Q(`SELECT customer_id, attrs FROM profile_layers WHERE source_id = 1 AND customer_id IN (` + placeholders(n, 1) + `)`)
 	}
 	var full *sql.Stmt // the statement for a full chunk, prepared once
 	defer func() {

@@ -1,0 +1,239 @@
+package sqldb
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/segsync/segsync/internal/profile/attrjson"
+)
+
+// layerPage is how many profiles one step of a layer change handles.
+const layerPage = 500
+
+// layer is one source's attributes of a profile.
+type layer struct {
+	source   int64
+	priority int
+	attrs    []byte
+}
+
+// byPriority orders layers as SPEC section 11 says: the lower priority
+// number first, ties the older source (the smaller id).
+func byPriority(a, b layer) int {
+	return cmp.Or(cmp.Compare(a.priority, b.priority), cmp.Compare(a.source, b.source))
+}
+
+// attributeSources names the source of each merged attribute.
+func attributeSources(ls []layer, names map[int64]string) (map[string]string, error) {
+	slices.SortFunc(ls, byPriority)
+	objs := make([][]byte, len(ls))
+	for i, l := range ls {
+		objs[i] = l.attrs
+	}
+	out := map[string]string{}
+	var mm []attrjson.Member
+	for i := len(objs) - 1; i >= 0; i-- { // lower priority first, overwritten by higher
+		var err error
+		if mm, err = attrjson.Split(mm[:0], objs[i]); err != nil {
+			return nil, err
+		}
+		for _, m := range mm {
+			if !attrjson.IsReserved(m.Name) {
+				out[string(m.Name)] = names[ls[i].source]
+			}
+		}
+	}
+	return out, nil
+}
+
+// layerChange is a new value of one profile's layer of the merger's source:
+// attrs nil removes the layer.
+type layerChange struct {
+	id    string
+	attrs []byte
+}
+
+// layerResult counts what a batch of layer changes did.
+type layerResult struct {
+	created, deleted, updated int64 // profiles
+}
+
+// merger applies layer changes of one source inside a transaction and
+// re-merges the affected profiles.
+type merger struct {
+	db       *DB
+	ctx      context.Context
+	tx       *sql.Tx
+	source   int64
+	priority map[int64]int
+	cat      *catalogDelta
+	now      int64
+}
+
+func (db *DB) newMerger(ctx context.Context, tx *sql.Tx, source int64) (*merger, error) {
+	m := &merger{db: db, ctx: ctx, tx: tx, source: source, priority: map[int64]int{}, cat: newCatalogDelta(), now: time.Now().UnixMicro()}
+	rows, err := tx.QueryContext(ctx, `SELECT id, priority FROM sources`)
+	if err != nil {
+		return nil, fmt.Errorf("reading source priorities: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var p int
+		if err := rows.Scan(&id, &p); err != nil {
+			return nil, err
+		}
+		m.priority[id] = p
+	}
+	return m, rows.Err()
+}
+
+// apply changes the source's layer of the given profiles (at most a few
+// thousand, distinct ids) and writes the re-merged profiles: a profile that
+// no layer holds any more is deleted.
+func (m *merger) apply(changes []layerChange) (layerResult, error) {
+	var res layerResult
+	for start := 0; start < len(changes); start += layerPage {
+		r, err := m.applyPage(changes[start:min(start+layerPage, len(changes))])
+		if err != nil {
+			return res, err
+		}
+		res.created += r.created
+		res.deleted += r.deleted
+		res.updated += r.updated
+	}
+	return res, nil
+}
+
+func (m *merger) applyPage(changes []layerChange) (layerResult, error) {
+	var res layerResult
+	ctx, tx, db := m.ctx, m.tx, m.db
+	args := make([]any, 0, len(changes)+1)
+	for _, c := range changes {
+		args = append(args, c.id)
+	}
+	in := placeholders(len(changes), 1)
+	others := map[string][]layer{}
+	rows, err := tx.QueryContext(ctx, db.Q(`SELECT customer_id, source_id, attrs FROM profile_layers
+		WHERE customer_id IN (`+in+`) AND source_id <> ?`), append(args, m.source)...)
+	if err != nil {
+		return res, fmt.Errorf("reading profile layers: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		var l layer
+		if err := rows.Scan(&id, &l.source, &l.attrs); err != nil {
+			rows.Close()
+			return res, fmt.Errorf("reading profile layers: %w", err)
+		}
+		l.priority = m.priority[l.source]
+		others[id] = append(others[id], l)
+	}
+	if err := rows.Close(); err != nil {
+		return res, err
+	}
+	stored := map[string][]byte{}
+	rows, err = tx.QueryContext(ctx, db.Q(`SELECT customer_id, `+db.attrsCol()+` FROM profiles WHERE customer_id IN (`+in+`)`), args...)
+	if err != nil {
+		return res, fmt.Errorf("reading profiles: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		var a []byte
+		if err := rows.Scan(&id, &a); err != nil {
+			rows.Close()
+			return res, fmt.Errorf("reading profiles: %w", err)
+		}
+		stored[id] = a
+	}
+	if err := rows.Close(); err != nil {
+		return res, err
+	}
+
+	var writes, layerWrites []any
+	var deletes, layerDeletes []any
+	nw, nl := 0, 0
+	for _, c := range changes {
+		ls := others[c.id]
+		if c.attrs != nil {
+			ls = append(ls, layer{source: m.source, priority: m.priority[m.source], attrs: c.attrs})
+			layerWrites = append(layerWrites, m.source, c.id, string(c.attrs))
+			nl++
+		} else {
+			layerDeletes = append(layerDeletes, c.id)
+		}
+		old, found := stored[c.id]
+		if len(ls) == 0 {
+			if found {
+				if err := m.cat.forget(old); err != nil {
+					return res, fmt.Errorf("profile %q: %w", c.id, err)
+				}
+				deletes = append(deletes, c.id)
+				res.deleted++
+			}
+			continue
+		}
+		slices.SortFunc(ls, byPriority)
+		objs := make([][]byte, len(ls))
+		for i, l := range ls {
+			objs[i] = l.attrs
+		}
+		merged, _, err := attrjson.MergeLayers(old, objs)
+		if err != nil {
+			return res, fmt.Errorf("profile %q: %w", c.id, err)
+		}
+		if found && string(merged) == string(old) {
+			continue
+		}
+		if found {
+			if err := m.cat.forget(old); err != nil {
+				return res, fmt.Errorf("profile %q: %w", c.id, err)
+			}
+			res.updated++
+		} else {
+			res.created++
+		}
+		if err := attrjson.Types(merged, func(name []byte, typ string) { m.cat.add(name, typ, 1) }); err != nil {
+			return res, err
+		}
+		writes = append(writes, c.id, string(merged), m.now)
+		nw++
+	}
+	if nw > 0 {
+		for s := 0; s < nw; s += profileWriteChunk {
+			e := min(s+profileWriteChunk, nw)
+			if _, err := tx.ExecContext(ctx, db.writeProfilesQuery(e-s), writes[3*s:3*e]...); err != nil {
+				return res, fmt.Errorf("writing %d profiles: %w", e-s, err)
+			}
+		}
+	}
+	if len(deletes) > 0 {
+		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM profiles WHERE customer_id IN (`+placeholders(len(deletes), 1)+`)`), deletes...); err != nil {
+			return res, fmt.Errorf("deleting %d profiles: %w", len(deletes), err)
+		}
+	}
+	if nl > 0 {
+		for s := 0; s < nl; s += profileWriteChunk {
+			e := min(s+profileWriteChunk, nl)
+			q := db.Q(`INSERT INTO profile_layers (source_id, customer_id, attrs) VALUES ` + placeholders(e-s, 3) +
+				` ON CONFLICT (source_id, customer_id) DO UPDATE SET attrs = excluded.attrs`)
+			if _, err := tx.ExecContext(ctx, q, layerWrites[3*s:3*e]...); err != nil {
+				return res, fmt.Errorf("writing %d profile layers: %w", e-s, err)
+			}
+		}
+	}
+	if len(layerDeletes) > 0 {
+		q := db.Q(`DELETE FROM profile_layers WHERE source_id = ? AND customer_id IN (` + placeholders(len(layerDeletes), 1) + `)`)
+		if _, err := tx.ExecContext(ctx, q, append([]any{m.source}, layerDeletes...)...); err != nil {
+			return res, fmt.Errorf("removing %d profile layers: %w", len(layerDeletes), err)
+		}
+	}
+	return res, nil
+}
+
+// finish writes the attribute catalogue's changes.
+func (m *merger) finish() error { return m.cat.apply(m.ctx, m.db, m.tx) }
