@@ -3,8 +3,13 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 )
+
+// ErrShrink is the shrink guard's refusal of a full pull that returned far
+// fewer rows than the last one (wrapped with the figures).
+var ErrShrink = errors.New("shrink guard")
 
 // UploadsSourceID is the source of pushed imports (/api/v1/profiles/import).
 const UploadsSourceID = 1
