@@ -72,3 +72,10 @@ func OnlyReserved(obj []byte) bool {
 	}
 	return true
 }
+
+// Object encodes members (canonical values, valid names, distinct) as a
+// canonical object; it sorts mm by name.
+func Object(mm []Member) []byte {
+	slices.SortFunc(mm, func(a, b Member) int { return bytes.Compare(a.Name, b.Name) })
+	return encode(nil, mm)
+}

@@ -110,7 +110,10 @@ func (r *pgReader) Next(ctx context.Context) (Row, bool, error) {
 	raw := r.rows.RawValues()
 	r.row = Row{Num: r.n, Fields: r.row.Fields[:0]}
 	r.buf = r.buf[:0]
-	type span struct{ name string; start, end int }
+	type span struct {
+		name       string
+		start, end int
+	}
 	var spans [64]span
 	sp := spans[:0]
 	for i, v := range raw {
