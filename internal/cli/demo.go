@@ -170,7 +170,7 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 	}
 
 	api := httpapi.New(httpapi.Deps{Store: st, Log: log, Registry: reg, Loopback: cfg.IsLoopback(),
-		Auth: sec.Auth, Connections: sec.Connections, Audit: sec.Audit, Exports: eng.Exports, Runs: eng.Runner})
+		Auth: sec.Auth, Connections: sec.Connections, Audit: sec.Audit, Exports: eng.Exports, Runs: eng.Runner, Sources: eng.Sources})
 	ui, err := web.New(web.Deps{API: api.Handler(), Log: log, CountProfiles: st.CountProfiles,
 		OAuthEnabled: sec.Connections.OAuthEnabled, RefreshSchedule: cfg.RefreshSchedule})
 	if err != nil {

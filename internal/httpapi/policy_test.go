@@ -53,6 +53,18 @@ var routePolicy = map[string]Access{
 	"PATCH /api/v1/connections/{id}":         Admin,
 	"DELETE /api/v1/connections/{id}":        Admin,
 	"POST /api/v1/connections/{id}/test":     Admin,
+	"GET /api/v1/sources":                    Admin,
+	"POST /api/v1/sources":                   Admin,
+	"POST /api/v1/sources/test":              Admin,
+	"GET /api/v1/sources/{id}":               Admin,
+	"PUT /api/v1/sources/{id}":               Admin,
+	"DELETE /api/v1/sources/{id}":            Admin,
+	"POST /api/v1/sources/{id}/test":         Admin,
+	"POST /api/v1/sources/{id}/pulls":        Admin,
+	"GET /api/v1/sources/{id}/pulls":         Admin,
+	"GET /api/v1/pulls/{id}":                 Admin,
+	"POST /api/v1/pulls/{id}/cancel":         Admin,
+	"GET /api/v1/refreshes/{id}":             Viewer,
 	"GET /api/v1/connections/{id}/audiences": Contributor, // shared ones only (service)
 
 	// Exports and runs (SPEC 3: viewers read exports, runs and reports;

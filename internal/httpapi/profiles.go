@@ -98,11 +98,19 @@ func (s *Server) listProfiles(w http.ResponseWriter, r *http.Request) error {
 
 // getProfile answers GET /api/v1/profiles/{customer_id}.
 func (s *Server) getProfile(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.deps.Store.GetProfile(r.Context(), r.PathValue("customer_id"))
+	id := r.PathValue("customer_id")
+	p, err := s.deps.Store.GetProfile(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, p)
+	srcs, err := s.deps.Store.ProfileSources(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		store.Profile
+		Sources map[string]string `json:"sources"`
+	}{p, srcs})
 }
 
 // deleteProfile answers DELETE /api/v1/profiles/{customer_id}.

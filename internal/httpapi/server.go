@@ -22,6 +22,7 @@ import (
 	"github.com/segsync/segsync/internal/jobs"
 	"github.com/segsync/segsync/internal/metrics"
 	"github.com/segsync/segsync/internal/profile"
+	"github.com/segsync/segsync/internal/source"
 	"github.com/segsync/segsync/internal/store"
 )
 
@@ -44,6 +45,8 @@ type Deps struct {
 	// Exports manages export definitions; Runs queues and cancels runs.
 	Exports *export.Service
 	Runs    *jobs.Runner
+	// Sources manages data sources, their pulls and the system refresh.
+	Sources *source.Service
 	// Loopback reports that the server listens on loopback only. Until
 	// authentication exists, anonymous requests are admitted only then.
 	Loopback bool

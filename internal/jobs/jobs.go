@@ -76,6 +76,10 @@ type Runner struct {
 	RefreshSchedule string
 	// SchedulerTick is how often schedules are evaluated (default 20 s).
 	SchedulerTick time.Duration
+	// ExternalRefresh says that the system refresh is driven elsewhere
+	// (package source: it pulls the sources, then calls Refresh), so the
+	// scheduler leaves the refresh-scheduled exports alone.
+	ExternalRefresh bool
 
 	owner string
 	wake  chan struct{}
@@ -353,6 +357,9 @@ func (r *Runner) Tick(ctx context.Context, now time.Time) error {
 	now = now.UTC()
 	for _, e := range exps {
 		if e.ConnectionID == nil || e.Schedule == ScheduleOff {
+			continue
+		}
+		if e.Schedule == ScheduleRefresh && r.ExternalRefresh {
 			continue
 		}
 		sched, trigger := refresh, store.TriggerRefresh
