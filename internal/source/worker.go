@@ -206,6 +206,8 @@ func (w *Worker) execute(parent context.Context, p store.Pull, lease store.Lease
 			cancelReq, err := w.Store.HeartbeatPull(hctx, p.ID, lease, st.snapshot())
 			hcancel()
 			switch {
+			case ctx.Err() != nil: // the pull ended meanwhile
+				return
 			case errors.Is(err, store.ErrConflict):
 				cancel(errLeaseLost)
 				return
