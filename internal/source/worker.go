@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segsync/segsync/internal/audit"
@@ -189,6 +190,7 @@ func (w *Worker) execute(parent context.Context, p store.Pull, lease store.Lease
 	if p.CancelRequested {
 		cancel(errCancelled)
 	}
+	var applying atomic.Bool
 	hbDone := make(chan struct{})
 	go func() { // heartbeats; fencing: give up at 0.8 × lease without renewal
 		defer close(hbDone)
@@ -201,6 +203,13 @@ func (w *Worker) execute(parent context.Context, p store.Pull, lease store.Lease
 			case <-ctx.Done():
 				return
 			case <-t.C:
+			}
+			if applying.Load() {
+				// The apply's transaction holds the pull's row (or the
+				// database) locked: no other worker can claim it until
+				// it commits, and the heartbeat would only wait for it.
+				renewed = time.Now()
+				continue
 			}
 			hctx, hcancel := context.WithTimeout(ctx, w.Lease/2)
 			cancelReq, err := w.Store.HeartbeatPull(hctx, p.ID, lease, st.snapshot())
@@ -253,6 +262,7 @@ func (w *Worker) execute(parent context.Context, p store.Pull, lease store.Lease
 		status = store.RunPartiallySucceeded
 	}
 	apply := store.ApplyPull{Full: src.Mode != ModeIncremental, MinRatio: src.MinRatio, AllowShrink: p.AllowShrink, HighWater: highWater}
+	applying.Store(true)
 	counts, err := w.Store.ApplyPullStage(ctx, p.ID, lease, apply, st.snapshot(), st.errs, status)
 	stop()
 	switch {

@@ -241,33 +241,34 @@ func (db *DB) StagePullRows(ctx context.Context, id int64, l store.Lease, rows [
 		if err := db.holdPull(ctx, tx, id, l); err != nil {
 			return err
 		}
-		// Keys repeated within this batch or staged by an earlier one are
-		// refused row by row; the rest go in with multi-row inserts.
+		// Keys repeated within this batch are refused here; keys staged by
+		// an earlier batch are left out by the insert and refused after.
 		seen := make(map[string]bool, len(rows))
-		keys := make([]any, 0, len(rows)+1)
-		keys = append(keys, id)
-		for _, r := range rows {
-			keys = append(keys, r.CustomerID)
-		}
-		staged, err := queryStrings(ctx, tx, db.Q(`SELECT customer_id FROM pull_stage WHERE pull_id = ? AND customer_id IN (`+
-			placeholders(len(rows), 1)+`)`), keys...)
-		if err != nil {
-			return fmt.Errorf("checking staged keys: %w", err)
-		}
-		for _, k := range staged {
-			seen[k] = true
-		}
+		var kept []int
 		args := make([]any, 0, 3*profileWriteChunk)
-		n := 0
 		flush := func() error {
+			n := len(args) / 3
 			if n == 0 {
 				return nil
 			}
-			q := db.Q(`INSERT INTO pull_stage (pull_id, customer_id, attrs) VALUES ` + placeholders(n, 3))
-			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			q := db.Q(`INSERT INTO pull_stage (pull_id, customer_id, attrs) VALUES ` + placeholders(n, 3) +
+				` ON CONFLICT (pull_id, customer_id) DO NOTHING RETURNING customer_id`)
+			ins, err := queryStrings(ctx, tx, q, args...)
+			if err != nil {
 				return fmt.Errorf("staging %d rows: %w", n, err)
 			}
-			args, n = args[:0], 0
+			if len(ins) != n { // some keys were staged by an earlier batch
+				got := make(map[string]bool, len(ins))
+				for _, k := range ins {
+					got[k] = true
+				}
+				for _, i := range kept {
+					if !got[rows[i].CustomerID] {
+						dups = append(dups, i)
+					}
+				}
+			}
+			args, kept = args[:0], kept[:0]
 			return nil
 		}
 		for i, r := range rows {
@@ -277,7 +278,8 @@ func (db *DB) StagePullRows(ctx context.Context, id int64, l store.Lease, rows [
 			}
 			seen[r.CustomerID] = true
 			args = append(args, id, r.CustomerID, r.Attrs)
-			if n++; n == profileWriteChunk {
+			kept = append(kept, i)
+			if len(args) == 3*profileWriteChunk {
 				if err := flush(); err != nil {
 					return err
 				}
@@ -410,8 +412,11 @@ func (db *DB) finishPull(ctx context.Context, tx *sql.Tx, id int64, l store.Leas
 	}
 	cb, _ := json.Marshal(c)
 	eb, _ := json.Marshal(errs)
+	// The caller checked the lease with holdPull in this transaction, whose
+	// lock on the row (PostgreSQL) or on the database (SQLite) keeps any
+	// other claim out until it commits, however long the apply takes.
 	res, err := tx.ExecContext(ctx, db.Q(`UPDATE pulls SET status = ?, finished_at = ?, counts = ?, errors = ?, error = ?,
-		lease_token = '', lease_until = 0 WHERE id = ? AND status = ? AND lease_token = ? AND lease_until >= `+db.nowMicros()),
+		lease_token = '', lease_until = 0 WHERE id = ? AND status = ? AND lease_token = ?`),
 		status, time.Now().UnixMicro(), string(cb), string(eb), msg, id, store.RunRunning, l.Token)
 	if err != nil {
 		return fmt.Errorf("finishing pull %d: %w", id, err)
@@ -427,7 +432,12 @@ func (db *DB) finishPull(ctx context.Context, tx *sql.Tx, id int64, l store.Leas
 
 // FinishPull implements store.SourceStore.
 func (db *DB) FinishPull(ctx context.Context, id int64, l store.Lease, status string, c store.PullCounts, errs []store.PullError, msg string) error {
-	return db.Tx(ctx, func(tx *sql.Tx) error { return db.finishPull(ctx, tx, id, l, status, c, errs, msg) })
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := db.holdPull(ctx, tx, id, l); err != nil {
+			return err
+		}
+		return db.finishPull(ctx, tx, id, l, status, c, errs, msg)
+	})
 }
 
 // CancelPull implements store.SourceStore.
