@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
+	"github.com/segsync/segsync/internal/mailchimp/emulator/emulatortest"
 )
 
 // needNode finds node and the installed client; under CI a missing piece
@@ -39,7 +40,7 @@ func needNode(t *testing.T) string {
 // in-process emulator and then checks the emulator's state from Go.
 func TestOfficialNodeClient(t *testing.T) {
 	node := needNode(t)
-	srv := emulator.StartTest(t, emulator.Options{})
+	srv := emulatortest.Start(t, emulator.Options{})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

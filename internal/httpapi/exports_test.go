@@ -20,6 +20,7 @@ import (
 	"github.com/segsync/segsync/internal/jobs"
 	"github.com/segsync/segsync/internal/mailchimp"
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
+	"github.com/segsync/segsync/internal/mailchimp/emulator/emulatortest"
 	"github.com/segsync/segsync/internal/source"
 	"github.com/segsync/segsync/internal/store"
 	"github.com/segsync/segsync/internal/store/dbtest"
@@ -55,7 +56,7 @@ type exportEnv struct {
 func newExportEnv(t *testing.T, db *sqldb.DB, opts emulator.Options) *exportEnv {
 	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
-	e := &exportEnv{t: t, emu: emulator.StartTest(t, opts), tokens: map[auth.Role]string{}}
+	e := &exportEnv{t: t, emu: emulatortest.Start(t, opts), tokens: map[auth.Role]string{}}
 	var err error
 	if e.list, err = e.emu.CreateList(e.emu.Key(), "Shop"); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/segsync/segsync/internal/jobs"
 	"github.com/segsync/segsync/internal/mailchimp"
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
+	"github.com/segsync/segsync/internal/mailchimp/emulator/emulatortest"
 	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store"
 	"github.com/segsync/segsync/internal/store/dbtest"
@@ -58,7 +59,7 @@ type fixture struct {
 func setup(t *testing.T, db *sqldb.DB, n int, opts emulator.Options) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	f := &fixture{srv: emulator.StartTest(t, opts), n: n}
+	f := &fixture{srv: emulatortest.Start(t, opts), n: n}
 	var err error
 	if f.list, err = f.srv.CreateList(f.srv.Key(), "Shop"); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
+	"github.com/segsync/segsync/internal/mailchimp/emulator/emulatortest"
 	"github.com/segsync/segsync/internal/store"
 	"github.com/segsync/segsync/internal/store/dbtest"
 	"github.com/segsync/segsync/internal/syncer"
@@ -21,7 +22,7 @@ func BenchmarkRun(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				db := dbtest.SQLite(b)
-				srv := emulator.StartTest(b, emulator.Options{})
+				srv := emulatortest.Start(b, emulator.Options{})
 				w := &world{db: db, srv: srv, people: map[string]person{}}
 				w.list, _ = srv.CreateList(srv.Key(), "Bench")
 				for _, f := range []string{"FNAME", "LNAME", "CITY"} {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/segsync/segsync/internal/mailchimp"
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
+	"github.com/segsync/segsync/internal/mailchimp/emulator/emulatortest"
 	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store"
 	"github.com/segsync/segsync/internal/store/dbtest"
@@ -50,7 +51,7 @@ type world struct {
 
 func newWorld(t *testing.T, db *sqldb.DB, opts emulator.Options) *world {
 	t.Helper()
-	w := &world{t: t, db: db, srv: emulator.StartTest(t, opts), people: map[string]person{}}
+	w := &world{t: t, db: db, srv: emulatortest.Start(t, opts), people: map[string]person{}}
 	var err error
 	if w.list, err = w.srv.CreateList(w.srv.Key(), "Shop"); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/segsync/segsync/internal/cli"
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
+	"github.com/segsync/segsync/internal/mailchimp/emulator/emulatortest"
 )
 
 // The browser test drives the real `segsync serve` (SQLite, run workers)
@@ -218,7 +219,7 @@ func signIn(email, password string) chromedp.Action[chromedp.Void] {
 
 func TestBrowserWorkflow(t *testing.T) {
 	exe := findChromium(t)
-	mc := emulator.StartTest(t, emulator.Options{})
+	mc := emulatortest.Start(t, emulator.Options{})
 	listID, err := mc.CreateList(mc.Key(), "Newsletter")
 	if err != nil {
 		t.Fatal(err)

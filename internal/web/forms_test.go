@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
+	"github.com/segsync/segsync/internal/mailchimp/emulator/emulatortest"
 )
 
 // post sends a form with the session's CSRF token and returns status and body.
@@ -50,7 +51,7 @@ func invalid(body, name string) bool {
 // that each fault is shown at its field, in plain words, without echoing a
 // credential.
 func TestFormsShowErrorsNextToFields(t *testing.T) {
-	mc := emulator.StartTest(t, emulator.Options{})
+	mc := emulatortest.Start(t, emulator.Options{})
 	if _, err := mc.CreateList(mc.Key(), "Newsletter"); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
+	"github.com/segsync/segsync/internal/mailchimp/emulator/emulatortest"
 )
 
 // api calls the REST API with the session cookie and CSRF header, as the
@@ -39,7 +40,7 @@ func TestBrowserLiveProgressAndCancel(t *testing.T) {
 	// Every member of a batch costs Mailchimp 5ms: a batch of 500 takes
 	// 2.5s, and with one connection to Mailchimp the batches go one by one,
 	// far slower than it takes to press Cancel.
-	mc := emulator.StartTest(t, emulator.Options{LatencyPerMember: 5 * time.Millisecond})
+	mc := emulatortest.Start(t, emulator.Options{LatencyPerMember: 5 * time.Millisecond})
 	listID, err := mc.CreateList(mc.Key(), "Newsletter")
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,7 @@
 // against Mailchimp's published behaviour (the API notes, the OpenAPI
 // document in testdata) and against the official Node client.
 //
-// Start one in a test with StartTest (or Start / Listen), point a client at
+// Start one in a test with emulatortest.Start (or Start / Listen), point a client at
 // Server.URL ("http://127.0.0.1:PORT/3.0") with one of Keys(), and inspect
 // the outcome with Contact, Contacts, Calls, WriteCalls and MaxConcurrent.
 // Seed and CreateList set up audiences and contacts in any state directly.

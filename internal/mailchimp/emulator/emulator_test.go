@@ -443,3 +443,15 @@ func TestFaultsDeterministic(t *testing.T) {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func decodeJSON(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
+// StartTest starts an emulator for a test of this package (other packages
+// use emulatortest.Start).
+func StartTest(t testing.TB, opts Options) *Server {
+	t.Helper()
+	s, err := Start(opts)
+	if err != nil {
+		t.Fatalf("starting the Mailchimp emulator: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"testing"
 	"time"
 )
 
@@ -68,14 +67,3 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Key returns the first account's API key.
 func (s *Server) Key() string { return s.Keys()[0] }
-
-// StartTest starts an emulator for a test and closes it when the test ends.
-func StartTest(t testing.TB, opts Options) *Server {
-	t.Helper()
-	s, err := Start(opts)
-	if err != nil {
-		t.Fatalf("starting the Mailchimp emulator: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
-}
