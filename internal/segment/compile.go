@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/segsync/segsync/internal/textfold"
 )
 
 // Dialect is the SQL flavour Compile writes for.
@@ -136,7 +138,7 @@ func (c *compiler) condition(r *Rule) error {
 		if err := need(1); err != nil {
 			return err
 		}
-		needle := asciiLower(vals[0].Raw)
+		needle := textfold.Fold(vals[0].Raw)
 		if needle == "" {
 			return fmt.Errorf("segment: %s on %q needs a non-empty string", r.Op, r.Attribute)
 		}
@@ -244,9 +246,8 @@ func (c *compiler) compare(attr string, op Op, v Value) error {
 // function call looks the row's JSON up again, so equality on text and
 // booleans uses one call instead of a type test plus an extraction:
 //
-//   - text: json_extract(…) COLLATE NOCASE. A JSON number or boolean comes
-//     out as an INTEGER or REAL, which never equals a TEXT value (no affinity
-//     applies), and NOCASE folds exactly the ASCII letters, as lower() does.
+//   - text: segsync_fold(json_extract(…)). A JSON number or boolean comes
+//     out as an INTEGER or REAL, for which segsync_fold gives NULL.
 //   - booleans: json_type(…) is 'true' or 'false' only for booleans.
 func (c *compiler) equality(attr string, v Value) bool {
 	if c.d != SQLite {
@@ -254,7 +255,7 @@ func (c *compiler) equality(attr string, v Value) bool {
 	}
 	switch v.Type {
 	case Text:
-		c.add("json_extract(" + c.col + ", ?) COLLATE NOCASE")
+		c.add("segsync_fold(json_extract(" + c.col + ", ?))")
 	case Bool:
 		c.add("json_type(" + c.col + ", ?)")
 	default:
@@ -279,9 +280,9 @@ func (c *compiler) accessor(attr string, v Value) error {
 		c.key(attr)
 	case Text:
 		if pg {
-			c.add("(CASE WHEN jsonb_typeof(" + c.col + " -> CAST(? AS text)) = 'string' THEN lower((" + c.col + " ->> CAST(? AS text)) COLLATE \"C\") END)")
+			c.add("(CASE WHEN jsonb_typeof(" + c.col + " -> CAST(? AS text)) = 'string' THEN segsync_fold(" + c.col + " ->> CAST(? AS text)) END)")
 		} else {
-			c.add("(CASE WHEN json_type(" + c.col + ", ?) = 'text' THEN lower(json_extract(" + c.col + ", ?)) END)")
+			c.add("(CASE WHEN json_type(" + c.col + ", ?) = 'text' THEN segsync_fold(json_extract(" + c.col + ", ?)) END)")
 		}
 		c.key(attr)
 		c.key(attr)
@@ -332,7 +333,7 @@ func (c *compiler) param(v Value) error {
 		c.args = append(c.args, f)
 	case Text:
 		c.b.WriteByte('?')
-		c.args = append(c.args, asciiLower(v.Raw))
+		c.args = append(c.args, textfold.Fold(v.Raw))
 	case Bool:
 		if v.Raw != "true" && v.Raw != "false" {
 			return fmt.Errorf("segment: boolean %q", v.Raw)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/segsync/segsync/internal/fielderr"
 	"github.com/segsync/segsync/internal/profile/attrjson"
+
+	"github.com/segsync/segsync/internal/textfold"
 )
 
 // Limits on a rule's size.
@@ -421,7 +423,7 @@ func inverted(lo, hi Value) bool {
 		b, _ := strconv.ParseFloat(hi.Raw, 64)
 		return a > b
 	case lo.Type == Text:
-		return asciiLower(lo.Raw) > asciiLower(hi.Raw)
+		return textfold.Fold(lo.Raw) > textfold.Fold(hi.Raw)
 	case lo.Type == Date && lo.HasTime == hi.HasTime:
 		ld, li, _ := DateKeys(lo.Raw)
 		hd, hi2, _ := DateKeys(hi.Raw)

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Attribute value types, as the catalogue reports them.
@@ -51,14 +53,25 @@ func ValidName(s string) bool {
 	return true
 }
 
-// AppendString appends s as a canonical JSON string: only '"', '\\' and
-// control characters are escaped (\b \f \n \r \t or \u00xx); invalid UTF-8
-// and NUL become U+FFFD.
-func AppendString(dst []byte, s string) []byte {
+// AppendString appends s as a canonical JSON string: NFC-normalised (so
+// "e"+U+0301 and "é" are stored alike), only '"', '\\' and control characters
+// escaped (\b \f \n \r \t or \u00xx); invalid UTF-8 and NUL become U+FFFD.
+func AppendString(dst []byte, s string) []byte { return appendString(dst, s, false) }
+
+// appendString is AppendString; normalised says s is NFC already.
+func appendString(dst []byte, s string, normalised bool) []byte {
+	mark := len(dst)
 	dst = append(dst, '"')
 	start := 0
+	checked := normalised
 	for i := 0; i < len(s); {
 		c := s[i]
+		if c >= utf8.RuneSelf && !checked {
+			checked = true
+			if !norm.NFC.IsNormalString(s) {
+				return appendString(dst[:mark], norm.NFC.String(s), true)
+			}
+		}
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
 				i++

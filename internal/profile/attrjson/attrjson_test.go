@@ -133,3 +133,11 @@ func TestTypeOf(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendStringNFC(t *testing.T) {
+	for in, want := range map[string]string{"E\u0301mile": `"\u00c9mile"`, "A\u030angstro\u0308m": `"\u00c5ngstr\u00f6m"`, "bad\xffé": `"bad\ufffd\u00e9"`} {
+		if got := string(AppendString(nil, in)); got != strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(want, `\u00c9`, "É"), `\u00c5`, "Å"), `\u00f6`, "ö"), `\ufffd`, "\uFFFD"), `\u00e9`, "é") {
+			t.Errorf("AppendString(%q) = %s", in, got)
+		}
+	}
+}

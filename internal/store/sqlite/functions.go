@@ -8,6 +8,7 @@ import (
 	msqlite "modernc.org/sqlite"
 
 	"github.com/segsync/segsync/internal/segment"
+	"github.com/segsync/segsync/internal/textfold"
 )
 
 var registerOnce sync.Once
@@ -21,6 +22,8 @@ var registerErr error
 //   - segsync_date(v): the calendar day of a date string, or NULL
 //   - segsync_instant(v): the UTC instant of a date string, or NULL
 //   - segsync_hash(v): the subscriber hash of an e-mail string, or NULL
+//   - segsync_fold(v): text in its comparable form (package textfold), or
+//     NULL for a number or boolean; PostgreSQL's is migration 0010
 func registerFunctions() error {
 	registerOnce.Do(func() {
 		fns := map[string]func(string) (string, bool){
@@ -32,6 +35,7 @@ func registerFunctions() error {
 				_, instant, ok := segment.DateKeys(s)
 				return instant, ok
 			},
+			"segsync_fold": func(s string) (string, bool) { return textfold.Fold(s), true },
 			"segsync_hash": func(s string) (string, bool) {
 				if segment.NormalizeEmail(s) == "" {
 					return "", false

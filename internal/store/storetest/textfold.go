@@ -1,0 +1,107 @@
+package storetest
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/segsync/segsync/internal/segment"
+	"github.com/segsync/segsync/internal/store"
+	"github.com/segsync/segsync/internal/textfold"
+)
+
+// foldProfiles are European names and places as they come: mixed case,
+// accents, NFD input, Greek, digraphs, Turkish dotted and dotless i.
+var foldProfiles = []store.ProfilePatch{
+	pp("f01", `{"n":"Émile"}`),
+	pp("f02", `{"n":"EMILE"}`),
+	pp("f03", "{\"n\":\"E\u0301MILE Zola\"}"), // NFD: É as E + combining acute
+	pp("f04", `{"n":"Özil"}`),
+	pp("f05", `{"n":"Ångström"}`),
+	pp("f06", `{"n":"Zoë"}`),
+	pp("f07", `{"n":"'s-Hertogenbosch"}`),
+	pp("f08", `{"n":"Straße"}`),
+	pp("f09", `{"n":"STRASSE"}`),
+	pp("f10", `{"n":"ΣΊΣΥΦΟΣ"}`),
+	pp("f11", `{"n":"ǅemal"}`),
+	pp("f12", `{"n":"Işık"}`),
+	pp("f13", `{"n":"İstanbul"}`),
+	pp("f14", `{"n":"istanbul"}`),
+}
+
+// foldCases must select the same profiles on every database, and what a
+// careful person expects: case and composition never matter; ß is not ss
+// and ı is not i (simple folding, as strings.EqualFold).
+var foldCases = []struct{ rule, want string }{
+	{`{"attribute":"n","op":"starts_with","value":"émi"}`, "01 03"},
+	{`{"attribute":"n","op":"eq","value":"émile"}`, "01"},
+	{`{"attribute":"n","op":"eq","value":"emile"}`, "02"},
+	{`{"attribute":"n","op":"contains","value":"ZOLA"}`, "03"},
+	{`{"attribute":"n","op":"eq","value":"ÖZIL"}`, "04"},
+	{`{"attribute":"n","op":"in","value":["ångström","zoË"]}`, "05 06"},
+	{`{"attribute":"n","op":"not_in","value":["ÅNGSTRÖM"]}`, "01 02 03 04 06 07 08 09 10 11 12 13 14"},
+	{`{"attribute":"n","op":"eq","value":"'S-HERTOGENBOSCH"}`, "07"},
+	{`{"attribute":"n","op":"eq","value":"strasse"}`, "09"},
+	{`{"attribute":"n","op":"eq","value":"STRAßE"}`, "08"},
+	{`{"attribute":"n","op":"eq","value":"σίσυφος"}`, "10"},
+	{`{"attribute":"n","op":"ends_with","value":"φος"}`, "10"},
+	{`{"attribute":"n","op":"eq","value":"ǆemal"}`, "11"},
+	{`{"attribute":"n","op":"starts_with","value":"IŞ"}`, "12"},
+	{`{"attribute":"n","op":"starts_with","value":"ıŞ"}`, ""},
+	{`{"attribute":"n","op":"starts_with","value":"işı"}`, "12"},
+	{`{"attribute":"n","op":"eq","value":"ISTANBUL"}`, "14"},
+	{`{"attribute":"n","op":"neq","value":"émile"}`, "02 03 04 05 06 07 08 09 10 11 12 13 14"},
+	{`{"attribute":"n","op":"lt","value":"EMILE"}`, "07"},
+	{`{"attribute":"n","op":"gt","value":"zz"}`, "01 03 04 05 10 11 13"},
+}
+
+// TestTextFolding runs foldCases on the database and checks the database's
+// own segsync_fold against Go's for every name.
+func (s Suite) TestTextFolding(t *testing.T) {
+	t.Parallel()
+	db := s.Open(t)
+	ctx := context.Background()
+	upsert(t, db, foldProfiles...)
+	for _, tc := range foldCases {
+		r, err := segment.Parse([]byte(tc.rule), nil)
+		if err != nil {
+			t.Errorf("Parse(%s): %v", tc.rule, err)
+			continue
+		}
+		page, err := db.SegmentMembers(ctx, r, 100, "")
+		if err != nil {
+			t.Errorf("SegmentMembers(%s): %v", tc.rule, err)
+			continue
+		}
+		if got := strings.ReplaceAll(ids(t, page.Profiles), "f", ""); got != tc.want {
+			t.Errorf("members of %s = [%s], want [%s]", tc.rule, got, tc.want)
+		}
+	}
+	// Every rune with a folding, and the names, folded by the database.
+	var sample []string
+	for _, p := range foldProfiles {
+		sample = append(sample, p.Attrs)
+	}
+	var all strings.Builder
+	for r := rune(0x20); r < 0x2000; r++ {
+		if r != 0x7f && (r < 0xd800 || r > 0xdfff) {
+			all.WriteRune(r)
+			all.WriteByte('|') // no long runs of combining marks
+		}
+	}
+	sample = append(sample, all.String(), "Ꭰꭰ𐐀𐐨ＡＺａｚ")
+	for _, in := range sample {
+		var got string
+		if err := db.W.QueryRowContext(ctx, db.Q(`SELECT segsync_fold(?)`), in).Scan(&got); err != nil {
+			t.Fatalf("segsync_fold: %v", err)
+		}
+		if want := textfold.Fold(in); got != want {
+			for i, gr := range []rune(got) {
+				if wr := []rune(want); i >= len(wr) || wr[i] != gr {
+					t.Errorf("segsync_fold differs from textfold.Fold at rune %d: %U vs %U", i, gr, []rune(want)[min(i, len([]rune(want))-1)])
+					break
+				}
+			}
+		}
+	}
+}
