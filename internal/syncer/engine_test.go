@@ -41,6 +41,7 @@ type world struct {
 	srv    *emulator.Server
 	list   string
 	mc     *mailchimp.Client
+	api    syncer.Mailchimp // what runs call; w.mc when nil
 	exp    store.Export
 	people map[string]person
 	order  []string // customer ids in upsert order (later = more recent)
@@ -130,7 +131,11 @@ func (w *world) run(dry bool) syncer.Result {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	res, err := e.Execute(context.Background(), w.exp, w.mc, syncer.Options{RunID: run.ID, DryRun: dry})
+	var mc syncer.Mailchimp = w.mc
+	if w.api != nil {
+		mc = w.api
+	}
+	res, err := e.Execute(context.Background(), w.exp, mc, syncer.Options{RunID: run.ID, DryRun: dry})
 	if err != nil {
 		w.t.Fatalf("run: %v", err)
 	}
