@@ -135,10 +135,18 @@ func TestAddressChangeCollision(t *testing.T) {
 // TestAddressChangeConsentLeak is the measured bug of issue 13: of 30
 // people who changed address, 10 had unsubscribed. All 10 must stay
 // unsubscribed under their new address, and none of the 30 old contacts
-// may stay behind.
+// may stay behind. With maxHeld 5 the plan pass cannot hold them all and
+// asks the store which addresses changed.
 func TestAddressChangeConsentLeak(t *testing.T) {
+	for _, maxHeld := range []int{0, 5} {
+		t.Run(fmt.Sprintf("maxHeld=%d", maxHeld), func(t *testing.T) { testConsentLeak(t, maxHeld) })
+	}
+}
+
+func testConsentLeak(t *testing.T, maxHeld int) {
 	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
 		w := newWorld(t, db, emulator.Options{})
+		w.maxHeld = maxHeld
 		var ps []person
 		for i := range 60 {
 			ps = append(ps, person{id: fmt.Sprintf("c%02d", i), email: fmt.Sprintf("old%02d@shop.io", i), first: "F", tier: "gold"})
@@ -157,9 +165,18 @@ func TestAddressChangeConsentLeak(t *testing.T) {
 			p.email = fmt.Sprintf("new%02d@shop.io", i)
 			moved = append(moved, p)
 		}
+		// 10 others join, 10 leave: creates and leavers that are no pairs.
+		for i := 50; i < 60; i++ {
+			p := ps[i]
+			p.tier = "silver"
+			moved = append(moved, p)
+		}
+		for i := range 10 {
+			moved = append(moved, person{id: fmt.Sprintf("n%02d", i), email: fmt.Sprintf("join%02d@shop.io", i), first: "F", tier: "gold"})
+		}
 		w.upsert(moved...)
 		res := w.run(false)
-		if res.Counts.EmailChanged != 30 || res.Counts.Created != 0 {
+		if res.Counts.EmailChanged != 30 || res.Counts.Created != 10 {
 			t.Errorf("counts: %+v", res.Counts)
 		}
 		for i := range 30 {
@@ -176,8 +193,8 @@ func TestAddressChangeConsentLeak(t *testing.T) {
 			}
 		}
 		all, _ := w.srv.Contacts(w.list)
-		if len(all) != 60 {
-			t.Errorf("%d contacts, want 60", len(all))
+		if len(all) != 70 {
+			t.Errorf("%d contacts, want 70", len(all))
 		}
 	})
 }

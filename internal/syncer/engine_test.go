@@ -47,6 +47,7 @@ type world struct {
 	order  []string // customer ids in upsert order (later = more recent)
 
 	transient int // transient rejections of the last run
+	maxHeld   int // Engine.MaxHeld
 }
 
 func newWorld(t *testing.T, db *sqldb.DB, opts emulator.Options) *world {
@@ -126,7 +127,7 @@ func (w *world) settle(res syncer.Result) syncer.Result {
 
 func (w *world) run(dry bool) syncer.Result {
 	w.t.Helper()
-	e := &syncer.Engine{Store: w.db, Source: w.db, Concurrency: 10}
+	e := &syncer.Engine{Store: w.db, Source: w.db, Concurrency: 10, MaxHeld: w.maxHeld}
 	run, _, err := w.db.EnqueueRun(context.Background(), w.exp.ID, store.TriggerManual, dry, "")
 	if err != nil {
 		w.t.Fatal(err)
