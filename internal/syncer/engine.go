@@ -228,6 +228,9 @@ type runner struct {
 	pair  *pairer
 	moves *moves
 
+	// refreshedAt is when this run's status refresh began (zero: none).
+	refreshedAt time.Time
+
 	segMu    sync.Mutex
 	segIDs   map[string]int64 // tag name -> static segment id
 	rejected atomic.Int64
@@ -249,6 +252,7 @@ func (r *runner) batchSize() int {
 
 func (r *runner) run(ctx context.Context) (Result, error) {
 	r.list = r.exp.AudienceID
+	defer r.flowStatuses(ctx)
 	if err := r.prepare(ctx); err != nil {
 		return r.result(), err
 	}
@@ -518,7 +522,31 @@ func (r *runner) refreshStatuses(ctx context.Context) error {
 	if err != nil {
 		return r.callErr("listing archived members", err)
 	}
+	r.refreshedAt = now
 	return r.Store.SetStatusAsOf(ctx, r.exp.ID, now)
+}
+
+// statusFlow is a store that writes Mailchimp statuses back on the
+// profiles (package sqldb does).
+type statusFlow interface {
+	FlowStatuses(ctx context.Context, exportID int64, audienceID string, at time.Time) (int64, error)
+}
+
+// flowStatuses writes what this run learned and acknowledged about the
+// contacts' statuses on their profiles (reserved attributes
+// mailchimp.<audience>.status and .status_changed_at), also when the run
+// ended early: what was recorded is true.
+func (r *runner) flowStatuses(ctx context.Context) {
+	f, ok := r.Store.(statusFlow)
+	if !ok || r.opt.DryRun || r.refreshedAt.IsZero() {
+		return
+	}
+	n, err := f.FlowStatuses(context.WithoutCancel(ctx), r.exp.ID, r.list, r.refreshedAt)
+	if err != nil {
+		r.log.Warn("writing Mailchimp statuses on profiles", "err", err)
+		return
+	}
+	r.log.Debug("Mailchimp statuses written on profiles", "profiles", n)
 }
 
 func (r *runner) skew() time.Duration {
