@@ -541,12 +541,13 @@ func (r *runner) flowStatuses(ctx context.Context) {
 	if !ok || r.opt.DryRun || r.refreshedAt.IsZero() {
 		return
 	}
+	start := time.Now()
 	n, err := f.FlowStatuses(context.WithoutCancel(ctx), r.exp.ID, r.list, r.refreshedAt)
 	if err != nil {
 		r.log.Warn("writing Mailchimp statuses on profiles", "err", err)
 		return
 	}
-	r.log.Debug("Mailchimp statuses written on profiles", "profiles", n)
+	r.log.Info("Mailchimp statuses written on profiles", "profiles", n, "took", time.Since(start).Round(time.Millisecond))
 }
 
 func (r *runner) skew() time.Duration {
