@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/segsync/segsync/internal/auth"
 	"github.com/segsync/segsync/internal/config"
 	"github.com/segsync/segsync/internal/connection"
+	"github.com/segsync/segsync/internal/erasure"
 	"github.com/segsync/segsync/internal/export"
 	"github.com/segsync/segsync/internal/jobs"
 	"github.com/segsync/segsync/internal/mailchimp"
@@ -26,8 +28,9 @@ import (
 // engine is the export side of a serving process: export definitions, the
 // run engine and the workers and scheduler that execute runs.
 type engine struct {
-	Exports *export.Service
-	Runner  *jobs.Runner
+	Exports  *export.Service
+	Runner   *jobs.Runner
+	Erasures *erasure.Service
 }
 
 // engineClientConfig completes every Mailchimp client the process builds:
@@ -70,7 +73,15 @@ func newEngine(cfg config.Config, st *sqldb.DB, sec *security, log *slog.Logger,
 		Exports: &export.Service{Store: st, Connections: connections{sec.Connections}, Audit: sec.Audit},
 		Runner: &jobs.Runner{Store: st, Engine: eng, Clients: sec.Connections, Log: log,
 			RefreshSchedule: cfg.RefreshSchedule, Lease: cfg.RunLease},
+		Erasures: &erasure.Service{Store: st, Clients: erasure.ConnectionClients{Of: sec.Connections}, Audit: sec.Audit,
+			Log: log, Owner: processOwner()},
 	}
+}
+
+// processOwner names this process in the leases it takes.
+func processOwner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
 }
 
 // start runs the workers and the scheduler until ctx ends or stop is
@@ -83,9 +94,15 @@ func (e *engine) start(ctx context.Context) (stop func()) {
 		defer close(done)
 		_ = e.Runner.Run(ctx)
 	}()
+	erasures := make(chan struct{})
+	go func() {
+		defer close(erasures)
+		e.Erasures.Work(ctx)
+	}()
 	return func() {
 		cancel()
 		<-done
+		<-erasures
 	}
 }
 

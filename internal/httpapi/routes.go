@@ -49,7 +49,8 @@ func (s *Server) routeTable() []Route {
 		{http.MethodGet, "/api/v1/profiles", Contributor, s.listProfiles},
 		{http.MethodGet, "/api/v1/profiles/attributes", Viewer, s.profileAttributes},
 		{http.MethodGet, "/api/v1/profiles/{customer_id}", Contributor, s.getProfile},
-		{http.MethodDelete, "/api/v1/profiles/{customer_id}", Contributor, s.deleteProfile},
+		{http.MethodDelete, "/api/v1/profiles/{customer_id}", Contributor, s.deleteProfile}, // ?erase=true: admins
+		{http.MethodGet, "/api/v1/erasures/{id}", Admin, s.getErasure},
 
 		// Segments. Members and previews list profiles: contributors.
 		{http.MethodGet, "/api/v1/segments", Viewer, s.listSegments},

@@ -10,6 +10,7 @@ package httpapi
 
 import (
 	"fmt"
+	"github.com/segsync/segsync/internal/erasure"
 	"log/slog"
 	"net/http"
 
@@ -44,6 +45,8 @@ type Deps struct {
 	// Exports manages export definitions; Runs queues and cancels runs.
 	Exports *export.Service
 	Runs    *jobs.Runner
+	// Erasures carries out right-to-erasure requests.
+	Erasures *erasure.Service
 	// Loopback reports that the server listens on loopback only. Until
 	// authentication exists, anonymous requests are admitted only then.
 	Loopback bool

@@ -17,6 +17,8 @@ const (
 	ErasureDeleted  = "deleted"
 	ErasureNotFound = "not_found"
 	ErasureFailed   = "failed"
+	// ErasurePendingTarget: not tried yet.
+	ErasurePendingTarget = "pending"
 )
 
 // Erasure is one right-to-erasure request (SPEC section 12).
@@ -40,7 +42,7 @@ type ErasureTarget struct {
 	ConnectionID int64  `json:"connection_id"`
 	AudienceID   string `json:"audience_id"`
 	Email        string `json:"-"`
-	Result       string `json:"result"` // "" while to do (shown as pending)
+	Result       string `json:"result"` // pending (not tried yet), deleted, not_found or failed
 	Error        string `json:"error,omitempty"`
 }
 

@@ -198,6 +198,9 @@ func (db *DB) GetErasure(ctx context.Context, id int64) (store.Erasure, error) {
 		if err := rows.Scan(&t.Seq, &t.ConnectionID, &t.AudienceID, &t.Email, &t.Result, &t.Error); err != nil {
 			return store.Erasure{}, err
 		}
+		if t.Result == "" {
+			t.Result = store.ErasurePendingTarget
+		}
 		e.Audiences = append(e.Audiences, t)
 	}
 	return e, rows.Err()
