@@ -175,7 +175,7 @@ func TestErasureAcrossAccounts(t *testing.T) {
 			t.Fatalf("the dying worker ended well")
 		}
 		got, _ := db.GetErasure(ctx, e.ID)
-		if got.Status != store.ErasureRunning || got.Audiences[0].Result != store.ErasureDeleted || got.Audiences[1].Result != "" {
+		if got.Status != store.ErasureRunning || got.Audiences[0].Result != store.ErasureDeleted || got.Audiences[1].Result != store.ErasurePendingTarget {
 			t.Fatalf("after the crash: %+v", got)
 		}
 		stop.Store(false)

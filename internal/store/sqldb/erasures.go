@@ -26,7 +26,7 @@ func (db *DB) CreateErasure(ctx context.Context, customerID, requestedBy string)
 			}
 		}
 		rows, err := tx.QueryContext(ctx, db.Q(`SELECT e.connection_id, e.audience_id, s.email, s.in_audience OR s.status = 'creating'
-			FROM synced s JOIN exports e ON e.id = s.export_id WHERE s.customer_id = ? ORDER BY e.connection_id, e.audience_id, s.email`), customerID)
+			FROM exports e JOIN synced s ON s.export_id = e.id WHERE s.customer_id = ? ORDER BY e.connection_id, e.audience_id, s.email`), customerID)
 		if err != nil {
 			return fmt.Errorf("reading the contacts sent: %w", err)
 		}
@@ -86,7 +86,7 @@ func (db *DB) CreateErasure(ctx context.Context, customerID, requestedBy string)
 		if err := cat.apply(ctx, db, tx); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM synced WHERE customer_id = ?`), customerID); err != nil {
+		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM synced WHERE export_id IN (SELECT id FROM exports) AND customer_id = ?`), customerID); err != nil {
 			return fmt.Errorf("deleting synced state: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM run_rejections WHERE customer_id = ?`), customerID); err != nil {

@@ -5,8 +5,10 @@
 -- after each run, the rows whose status differs are written in one
 -- statement, so the flow-back costs nothing when nothing changed.
 ALTER TABLE synced ADD COLUMN profile_status TEXT NOT NULL DEFAULT '';
--- Erasures and webhooks find a person's contacts by customer_id.
-CREATE INDEX synced_customer ON synced (customer_id);
+-- The flow-back rewrites profiles in their storage order and looks up each
+-- one's contact here (walking the contacts in hash order rewrote profile
+-- pages at random); erasures find a person's contacts by customer_id.
+CREATE INDEX synced_customer ON synced (export_id, customer_id, in_audience, status, profile_status);
 
 -- Right-to-erasure requests: a durable job queue. A worker claims a pending
 -- request with a lease and a fresh token (fencing: only the holder of the
