@@ -43,6 +43,10 @@ func (s *Server) routeTable() []Route {
 		{http.MethodGet, "/metrics", Public, s.serveMetrics},
 		{http.MethodGet, "/api/v1/openapi.json", Public, s.serveOpenAPI},
 
+		// Mailchimp webhooks: the secret in the URL is the credential.
+		{http.MethodGet, "/hooks/mailchimp/{secret}", Public, s.hookValidate},
+		{http.MethodPost, "/hooks/mailchimp/{secret}", Public, s.hookDeliver},
+
 		// Profiles. Profiles are personal data: reading them takes a
 		// contributor; the attribute catalogue is metadata for every role.
 		{http.MethodPost, "/api/v1/profiles/import", Contributor, s.importProfiles},

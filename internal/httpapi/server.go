@@ -11,6 +11,7 @@ package httpapi
 import (
 	"fmt"
 	"github.com/segsync/segsync/internal/erasure"
+	"github.com/segsync/segsync/internal/hooks"
 	"log/slog"
 	"net/http"
 
@@ -47,6 +48,8 @@ type Deps struct {
 	Runs    *jobs.Runner
 	// Erasures carries out right-to-erasure requests.
 	Erasures *erasure.Service
+	// Hooks receives Mailchimp webhooks (nil: every hook URL is 404).
+	Hooks *hooks.Receiver
 	// Loopback reports that the server listens on loopback only. Until
 	// authentication exists, anonymous requests are admitted only then.
 	Loopback bool

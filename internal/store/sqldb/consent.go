@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/segsync/segsync/internal/profile/attrjson"
+	"github.com/segsync/segsync/internal/store"
 )
 
 // flowStatus is, per synced row, the status the profile should show: the
@@ -109,4 +110,157 @@ func (db *DB) FlowStatuses(ctx context.Context, exportID int64, audienceID strin
 		return total, fmt.Errorf("noting the statuses written for export %d: %w", exportID, err)
 	}
 	return total, nil
+}
+
+// WebhookSecret returns the export's webhook secret, making one (from
+// fresh) when it has none. ErrNotFound for an unknown export.
+func (db *DB) WebhookSecret(ctx context.Context, exportID int64, fresh string) (string, error) {
+	if _, err := db.W.ExecContext(ctx, db.Q(`UPDATE exports SET webhook_secret = ? WHERE id = ? AND webhook_secret = ''`), fresh, exportID); err != nil {
+		return "", fmt.Errorf("making the webhook secret of export %d: %w", exportID, err)
+	}
+	return db.webhookSecret(ctx, exportID)
+}
+
+// WebhookTarget returns the secret ('' when none) and audience of an export.
+func (db *DB) WebhookTarget(ctx context.Context, exportID int64) (secret, audienceID string, err error) {
+	err = db.R.QueryRowContext(ctx, db.Q(`SELECT webhook_secret, audience_id FROM exports WHERE id = ?`), exportID).Scan(&secret, &audienceID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", fmt.Errorf("export %d: %w", exportID, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("reading the webhook of export %d: %w", exportID, err)
+	}
+	return secret, audienceID, nil
+}
+
+func (db *DB) webhookSecret(ctx context.Context, exportID int64) (string, error) {
+	s, _, err := db.WebhookTarget(ctx, exportID)
+	return s, err
+}
+
+// ApplyStatusEvent records a status Mailchimp reported for a contact of an
+// audience (a webhook): for every export writing to the audience with a
+// contact of that hash, the synced status, and for its profile the reserved
+// attributes, unless the profile already shows a status from at or later
+// (the newest event wins; a replayed older one changes nothing). It
+// returns how many profiles changed and whether any export knew the
+// contact.
+func (db *DB) ApplyStatusEvent(ctx context.Context, audienceID, hash, status string, at time.Time) (changed int, known bool, err error) {
+	statusAttr, atAttr := attrjson.StatusAttr(audienceID), attrjson.StatusChangedAttr(audienceID)
+	if !attrjson.ValidReserved(statusAttr) {
+		return 0, false, nil
+	}
+	when := at.UTC().Format("2006-01-02T15:04:05Z")
+	err = db.Tx(ctx, func(tx *sql.Tx) error {
+		changed, known = 0, false
+		if db.d == Postgres {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.QueryContext(ctx, db.Q(`SELECT s.export_id, s.customer_id FROM synced s JOIN exports e ON e.id = s.export_id
+			WHERE e.audience_id = ? AND s.hash = ? AND s.in_audience`), audienceID, hash)
+		if err != nil {
+			return err
+		}
+		var exports []int64
+		customers := map[string]bool{}
+		for rows.Next() {
+			var id int64
+			var c string
+			if err := rows.Scan(&id, &c); err != nil {
+				rows.Close()
+				return err
+			}
+			exports = append(exports, id)
+			if c != "" {
+				customers[c] = true
+			}
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		known = len(exports) > 0
+		for c := range customers {
+			var missingQ, updateQ string
+			var mArgs, uArgs []any
+			if db.d == Postgres {
+				missingQ = `SELECT attrs -> CAST(? AS text) IS NULL FROM profiles WHERE customer_id = ?`
+				mArgs = []any{statusAttr, c}
+				updateQ = `UPDATE profiles SET attrs = attrs || jsonb_build_object(CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS text))
+					WHERE customer_id = ? AND COALESCE(attrs ->> CAST(? AS text), '') COLLATE "C" < CAST(? AS text) COLLATE "C"`
+				uArgs = []any{statusAttr, status, atAttr, when, c, atAttr, when}
+			} else {
+				sp, ap := `$."`+statusAttr+`"`, `$."`+atAttr+`"`
+				missingQ = `SELECT json_type(attrs, ?) IS NULL FROM profiles WHERE customer_id = ?`
+				mArgs = []any{sp, c}
+				updateQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ?, ?, ?) WHERE customer_id = ? AND COALESCE(json_extract(attrs, ?), '') < ?`
+				uArgs = []any{sp, status, ap, when, c, ap, when}
+			}
+			var missing bool
+			if err := tx.QueryRowContext(ctx, db.Q(missingQ), mArgs...).Scan(&missing); errors.Is(err, sql.ErrNoRows) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, db.Q(updateQ), uArgs...)
+			if err != nil {
+				return fmt.Errorf("writing the status on profile: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				continue // the profile already shows a newer status
+			}
+			changed++
+			if _, err := tx.ExecContext(ctx, db.Q(`UPDATE synced SET status = ?, profile_status = ? WHERE hash = ? AND customer_id = ? AND in_audience
+				AND export_id IN (SELECT id FROM exports WHERE audience_id = ?)`), status, status, hash, c, audienceID); err != nil {
+				return fmt.Errorf("recording the status: %w", err)
+			}
+			if missing {
+				if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO profile_attributes (name, type, profile_count) VALUES (?, ?, 1), (?, ?, 1)
+					ON CONFLICT (name, type) DO UPDATE SET profile_count = profile_attributes.profile_count + excluded.profile_count`),
+					statusAttr, attrjson.TypeString, atAttr, attrjson.TypeDate); err != nil {
+					return fmt.Errorf("updating the attribute catalogue: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("recording a status event of audience %s: %w", audienceID, err)
+	}
+	return changed, known, nil
+}
+
+// ApplyEmailChange records that Mailchimp changed a contact's address
+// (upemail): every export of the audience that has the old address moves
+// its row to the new one, so no run treats the old address as gone and
+// creates it anew. The profile keeps its address (it is the customer's
+// data); see docs/privacy.md for what the next run does. It reports
+// whether any export knew the old address.
+func (db *DB) ApplyEmailChange(ctx context.Context, audienceID, oldHash, newHash, newEmail string) (bool, error) {
+	known := false
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM synced WHERE hash = ? AND export_id IN (SELECT id FROM exports WHERE audience_id = ?)`),
+			oldHash, audienceID).Scan(&n); err != nil {
+			return err
+		}
+		known = n > 0
+		if !known {
+			return nil
+		}
+		// A row of the new address (stale, not in the audience) gives way.
+		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM synced WHERE hash = ? AND export_id IN
+			(SELECT export_id FROM synced WHERE hash = ? AND export_id IN (SELECT id FROM exports WHERE audience_id = ?))`),
+			newHash, oldHash, audienceID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, db.Q(`UPDATE synced SET hash = ?, email = ? WHERE hash = ? AND export_id IN (SELECT id FROM exports WHERE audience_id = ?)`),
+			newHash, newEmail, oldHash, audienceID)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("recording an address change in audience %s: %w", audienceID, err)
+	}
+	return known, nil
 }

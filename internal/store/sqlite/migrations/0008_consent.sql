@@ -43,3 +43,7 @@ CREATE TABLE erasure_targets (
     error         TEXT    NOT NULL DEFAULT '',
     PRIMARY KEY (erasure_id, seq)
 );
+
+-- The secret of an export's Mailchimp webhook URL (/hooks/mailchimp/<id>.<secret>),
+-- made on first use; '' = none yet.
+ALTER TABLE exports ADD COLUMN webhook_secret TEXT NOT NULL DEFAULT '';
