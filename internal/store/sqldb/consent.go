@@ -121,7 +121,7 @@ func (db *DB) WebhookSecret(ctx context.Context, exportID int64, fresh string) (
 	return db.webhookSecret(ctx, exportID)
 }
 
-// WebhookTarget returns the secret ('' when none) and audience of an export.
+// WebhookTarget returns the secret (” when none) and audience of an export.
 func (db *DB) WebhookTarget(ctx context.Context, exportID int64) (secret, audienceID string, err error) {
 	err = db.R.QueryRowContext(ctx, db.Q(`SELECT webhook_secret, audience_id FROM exports WHERE id = ?`), exportID).Scan(&secret, &audienceID)
 	if errors.Is(err, sql.ErrNoRows) {
