@@ -72,6 +72,7 @@ func runServe(ctx context.Context, io IO, args []string) error {
 		Runs:        eng.Runner,
 		Erasures:    eng.Erasures,
 		Hooks:       &hooks.Receiver{Store: st, Log: log, Metrics: hooks.NewMetrics(reg)},
+		PublicURL:   publicURL(cfg),
 	})
 
 	// The web UI serves its pages and hands every other path to the API.

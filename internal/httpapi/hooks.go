@@ -51,3 +51,26 @@ func (s *Server) hookDeliver(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
+
+// exportWebhook answers GET /api/v1/exports/{id}/webhook (admins): the URL
+// to register with Mailchimp for the export's audience (made on first ask).
+func (s *Server) exportWebhook(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "export")
+	if err != nil {
+		return err
+	}
+	if s.deps.Hooks == nil {
+		return problemf(http.StatusServiceUnavailable, "webhooks are not available in this process")
+	}
+	if _, _, err := s.deps.Hooks.Store.WebhookTarget(r.Context(), id); err != nil {
+		return err
+	}
+	u, err := s.deps.Hooks.URLFor(r.Context(), s.deps.PublicURL, id)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusOK, map[string]any{"url": u,
+		"events":  []string{"subscribe", "unsubscribe", "profile", "cleaned", "upemail"},
+		"sources": []string{"user", "admin", "api"}})
+}

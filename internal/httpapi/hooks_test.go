@@ -49,6 +49,9 @@ func TestMailchimpWebhooks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if resp, err := http.Get(ts.URL + "/api/v1/exports/999/webhook"); err != nil || resp.StatusCode != 404 {
+			t.Errorf("webhook of an unknown export: %v %v", resp, err)
+		}
 		post := func(u string, form url.Values) int {
 			resp, err := http.PostForm(u, form)
 			if err != nil {

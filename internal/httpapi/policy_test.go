@@ -29,6 +29,7 @@ var routePolicy = map[string]Access{
 	"DELETE /api/v1/profiles/{customer_id}":  Contributor, // ?erase=true: admins (auth.EraseProfiles)
 	"GET /api/v1/erasures/{id}":              Admin,
 	"GET /hooks/mailchimp/{secret}":          Public,
+	"GET /api/v1/exports/{id}/webhook":       Admin,
 	"POST /hooks/mailchimp/{secret}":         Public,
 	"GET /api/v1/segments":                   Viewer,
 	"POST /api/v1/segments":                  Contributor,

@@ -98,6 +98,7 @@ func (s *Server) routeTable() []Route {
 		{http.MethodGet, "/api/v1/exports", Viewer, s.listExports},
 		{http.MethodPost, "/api/v1/exports", Contributor, s.createExport},
 		{http.MethodGet, "/api/v1/exports/{id}", Viewer, s.getExport},
+		{http.MethodGet, "/api/v1/exports/{id}/webhook", Admin, s.exportWebhook},
 		{http.MethodPut, "/api/v1/exports/{id}", Contributor, s.updateExport},
 		{http.MethodDelete, "/api/v1/exports/{id}", Contributor, s.deleteExport},
 		{http.MethodPost, "/api/v1/exports/{id}/runs", Contributor, s.startRun},

@@ -48,8 +48,10 @@ type Deps struct {
 	Runs    *jobs.Runner
 	// Erasures carries out right-to-erasure requests.
 	Erasures *erasure.Service
-	// Hooks receives Mailchimp webhooks (nil: every hook URL is 404).
-	Hooks *hooks.Receiver
+	// Hooks receives Mailchimp webhooks (nil: every hook URL is 404);
+	// PublicURL is the base of the webhook URLs handed out.
+	Hooks     *hooks.Receiver
+	PublicURL string
 	// Loopback reports that the server listens on loopback only. Until
 	// authentication exists, anonymous requests are admitted only then.
 	Loopback bool
