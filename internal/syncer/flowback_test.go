@@ -29,8 +29,16 @@ func (w *world) profileAttrs(id string) map[string]any {
 
 // TestStatusFlowBack: every profile sent to an audience carries its
 // Mailchimp status there (reserved attributes), refreshed by runs; segment
-// rules can use them on both dialects; updated_at does not move.
+// rules can use them on both dialects; updated_at does not move. With 200
+// profiles outside the export, the statuses are written contact by
+// contact; without, by a pass over the profiles.
 func TestStatusFlowBack(t *testing.T) {
+	for _, others := range []int{0, 200} {
+		t.Run(fmt.Sprintf("others=%d", others), func(t *testing.T) { testStatusFlowBack(t, others) })
+	}
+}
+
+func testStatusFlowBack(t *testing.T, others int) {
 	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := context.Background()
 		w := newWorld(t, db, emulator.Options{})
@@ -38,11 +46,14 @@ func TestStatusFlowBack(t *testing.T) {
 		for i := range 6 {
 			ps = append(ps, person{id: fmt.Sprintf("c%d", i), email: fmt.Sprintf("a%d@shop.io", i), first: "F", tier: "gold"})
 		}
+		for i := range others {
+			ps = append(ps, person{id: fmt.Sprintf("o%03d", i), email: fmt.Sprintf("o%d@shop.io", i), first: "F", tier: "silver"})
+		}
 		w.upsert(ps...)
 		w.goldExport("untag")
 		w.run(false)
 		statusAttr, atAttr := attrjson.StatusAttr(w.list), attrjson.StatusChangedAttr(w.list)
-		for _, p := range ps {
+		for _, p := range ps[:6] {
 			if got := w.profileAttrs(p.id)[statusAttr]; got != "subscribed" {
 				t.Errorf("%s after the first run: %v", p.id, got)
 			}

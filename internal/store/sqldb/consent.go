@@ -29,29 +29,42 @@ const flowRange = 50_000
 // every contact of the export whose status differs from what its profile
 // last showed (synced.profile_status), the reserved attributes
 // mailchimp.<audience>.status and .status_changed_at (= at) are set, and
-// then profile_status notes it. Set-based: the profiles are rewritten in
-// their storage order, flowRange ids per transaction, each looking up its
-// contact through the covering index synced_customer (walking the contacts
-// in hash order rewrote profile pages at random: 58-74 s and GBs of WAL
-// for 1M first-run contacts on SQLite). A run without status changes costs
-// one pass over the export's synced rows. profiles.updated_at is left
-// alone: the attributes are not sent to Mailchimp, and updated_at decides
-// which profile's fields win for a shared address and what counts as new
-// data.
+// then profile_status notes it. A few changes (a usual run: fewer than one
+// profile in 20) are written contact by contact in short transactions
+// (flowByContacts); many (a first run) by one ordered pass over the
+// profiles (flowByProfiles): walking a million contacts in hash order
+// rewrote profile pages at random (74 s and GBs of WAL on SQLite). A run
+// without status changes costs one pass over the export's synced rows.
+// profiles.updated_at is left alone: the attributes are not sent to
+// Mailchimp, and updated_at decides which profile's fields win for a
+// shared address and what counts as new data.
 func (db *DB) FlowStatuses(ctx context.Context, exportID int64, audienceID string, at time.Time) (int64, error) {
 	statusAttr, atAttr := attrjson.StatusAttr(audienceID), attrjson.StatusChangedAttr(audienceID)
 	if !attrjson.ValidReserved(statusAttr) {
 		return 0, fmt.Errorf("audience id %q cannot name an attribute", audienceID)
 	}
 	when := at.UTC().Format("2006-01-02T15:04:05Z")
-	var one int
-	err := db.R.QueryRowContext(ctx, db.Q(`SELECT 1 FROM synced WHERE `+flowWhere+` LIMIT 1`), exportID).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	if err != nil {
+	var due, profiles int64
+	if err := db.R.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM synced WHERE `+flowWhere), exportID).Scan(&due); err != nil {
 		return 0, fmt.Errorf("reading statuses of export %d: %w", exportID, err)
 	}
+	if due == 0 {
+		return 0, nil
+	}
+	if err := db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM profiles`).Scan(&profiles); err != nil {
+		return 0, fmt.Errorf("reading profiles: %w", err)
+	}
+	if due*20 < profiles {
+		return db.flowByContacts(ctx, exportID, statusAttr, atAttr, when)
+	}
+	return db.flowByProfiles(ctx, exportID, statusAttr, atAttr, when)
+}
+
+// flowByProfiles rewrites the profiles in their storage order, flowRange ids
+// per transaction, each looking up its contact through synced_customer:
+// for many changes (a first run), where walking the contacts would rewrite
+// profile pages at random.
+func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, atAttr, when string) (int64, error) {
 	var maxID int64
 	if err := db.R.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM profiles`).Scan(&maxID); err != nil {
 		return 0, fmt.Errorf("reading profiles: %w", err)
@@ -110,6 +123,102 @@ func (db *DB) FlowStatuses(ctx context.Context, exportID int64, audienceID strin
 		return total, fmt.Errorf("noting the statuses written for export %d: %w", exportID, err)
 	}
 	return total, nil
+}
+
+// flowChunk is how many contacts flowByContacts writes per transaction.
+const flowChunk = 2000
+
+// flowByContacts walks the contacts whose status is due in hash order,
+// flowChunk per transaction, with one UPDATE … WHERE customer_id IN (…) per
+// status and 500 profiles.
+func (db *DB) flowByContacts(ctx context.Context, exportID int64, statusAttr, atAttr, when string) (int64, error) {
+	var total int64
+	after := ""
+	for {
+		rows, err := db.R.QueryContext(ctx, db.Q(`SELECT hash, customer_id, `+flowStatus+` FROM synced
+			WHERE `+flowWhere+` AND hash > ? ORDER BY hash LIMIT `+fmt.Sprint(flowChunk)), exportID, after)
+		if err != nil {
+			return total, fmt.Errorf("reading statuses of export %d: %w", exportID, err)
+		}
+		ids, hashes := map[string][]any{}, map[string][]any{} // by status
+		n := 0
+		for rows.Next() {
+			var h, id, st string
+			if err := rows.Scan(&h, &id, &st); err != nil {
+				rows.Close()
+				return total, err
+			}
+			ids[st], hashes[st] = append(ids[st], id), append(hashes[st], h)
+			after = h
+			n++
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return total, fmt.Errorf("reading statuses of export %d: %w", exportID, err)
+		}
+		if n == 0 {
+			return total, nil
+		}
+		err = db.Tx(ctx, func(tx *sql.Tx) error {
+			var missingQ, updateQ string
+			var statusKey, atKey any = statusAttr, atAttr
+			if db.d == Postgres {
+				if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
+					return err
+				}
+				missingQ = `SELECT COUNT(*) FROM profiles WHERE attrs -> CAST(? AS text) IS NULL AND customer_id IN (%s)`
+				updateQ = `UPDATE profiles SET attrs = attrs || jsonb_build_object(CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS text)) WHERE customer_id IN (%s)`
+			} else {
+				statusKey, atKey = `$."`+statusAttr+`"`, `$."`+atAttr+`"`
+				missingQ = `SELECT COUNT(*) FROM profiles WHERE json_type(attrs, ?) IS NULL AND customer_id IN (%s)`
+				updateQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ?, ?, ?) WHERE customer_id IN (%s)`
+			}
+			var missing int64
+			for st, list := range ids {
+				hs := hashes[st]
+				for len(list) > 0 {
+					k := min(len(list), 500)
+					in := placeholders(k, 1)
+					var m int64
+					if err := tx.QueryRowContext(ctx, db.Q(fmt.Sprintf(missingQ, in)), append([]any{statusKey}, list[:k]...)...).Scan(&m); err != nil {
+						return fmt.Errorf("counting new status attributes: %w", err)
+					}
+					missing += m
+					res, err := tx.ExecContext(ctx, db.Q(fmt.Sprintf(updateQ, in)), append([]any{statusKey, st, atKey, when}, list[:k]...)...)
+					if err != nil {
+						return fmt.Errorf("writing statuses on profiles: %w", err)
+					}
+					c, _ := res.RowsAffected()
+					total += c
+					if _, err := tx.ExecContext(ctx, db.Q(`UPDATE synced SET profile_status = ? WHERE export_id = ? AND hash IN (`+in+`)`),
+						append([]any{st, exportID}, hs[:k]...)...); err != nil {
+						return fmt.Errorf("noting the statuses written: %w", err)
+					}
+					list, hs = list[k:], hs[k:]
+				}
+			}
+			return db.countStatusAttrs(ctx, tx, statusAttr, atAttr, missing)
+		})
+		if err != nil {
+			return total, fmt.Errorf("writing statuses of export %d on profiles: %w", exportID, err)
+		}
+		if n < flowChunk {
+			return total, nil
+		}
+	}
+}
+
+// countStatusAttrs adds n profiles holding the status attributes to the
+// attribute catalogue.
+func (db *DB) countStatusAttrs(ctx context.Context, tx *sql.Tx, statusAttr, atAttr string, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO profile_attributes (name, type, profile_count) VALUES (?, ?, ?), (?, ?, ?)
+		ON CONFLICT (name, type) DO UPDATE SET profile_count = profile_attributes.profile_count + excluded.profile_count`),
+		statusAttr, attrjson.TypeString, n, atAttr, attrjson.TypeDate, n); err != nil {
+		return fmt.Errorf("updating the attribute catalogue: %w", err)
+	}
+	return nil
 }
 
 // WebhookSecret returns the export's webhook secret, making one (from

@@ -8,7 +8,7 @@ ALTER TABLE synced ADD COLUMN profile_status TEXT NOT NULL DEFAULT '';
 -- The flow-back rewrites profiles in their storage order and looks up each
 -- one's contact here (walking the contacts in hash order rewrote profile
 -- pages at random); erasures find a person's contacts by customer_id.
-CREATE INDEX synced_customer ON synced (export_id, customer_id, in_audience, status, profile_status);
+CREATE INDEX synced_customer ON synced (export_id, customer_id);
 
 -- Right-to-erasure requests: a durable job queue. A worker claims a pending
 -- request with a lease and a fresh token (fencing: only the holder of the
