@@ -17,6 +17,8 @@ func (u *UI) routeTable() []Route {
 		// Data > Profiles.
 		pg(get, "/profiles", Viewer, u.profilesPage),
 		upload(pg(post, "/profiles/import", Contributor, u.importProfiles)),
+		pg(get, "/profiles/{customer_id}", Contributor, u.profilePage),
+		pg(post, "/profiles/{customer_id}/erase", Admin, u.eraseProfile),
 
 		// Data > Segments.
 		pg(get, "/segments", Viewer, u.segmentsPage),
