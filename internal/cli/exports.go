@@ -297,7 +297,8 @@ func printRunSummary(io IO, r store.Run, took time.Duration) {
 	}{
 		{"profiles", k.Profiles}, {"skipped (invalid e-mail)", k.SkippedInvalidEmail}, {"duplicates merged", k.Duplicates},
 		{"contacts", k.Contacts}, {"unchanged", k.Unchanged}, {"created", k.Created}, {"adopted", k.Adopted},
-		{"updated", k.Updated}, {"restored", k.Restored}, {"tags added", k.TagsAdded}, {"tags removed", k.TagsRemoved},
+		{"updated", k.Updated}, {"addresses changed (contact kept)", k.EmailChanged},
+		{"address changes to an existing contact", k.EmailChangeCollisions}, {"restored", k.Restored}, {"tags added", k.TagsAdded}, {"tags removed", k.TagsRemoved},
 		{"archived", k.Archived}, {"unsubscribed", k.Unsubscribed}, {"rejected", k.Rejected},
 		{"left alone (archived by others)", k.SkippedArchived}, {"not retried (rejected before)", k.SkippedRejected},
 		{"Mailchimp write calls", k.WriteCalls},
