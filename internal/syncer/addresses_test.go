@@ -26,7 +26,6 @@ func (w *world) setStatus(email, status string) {
 
 func (w *world) goldExport(onLeave string) {
 	w.t.Helper()
-	w.api = stubChanger{Client: w.mc, srv: w.srv} // TEMPORARY: see changeemail_stub_test.go
 	gold := w.segment("Gold", `{"attribute":"tier","op":"eq","value":"gold"}`)
 	conn := int64(1)
 	w.exp = store.Export{Name: "x", ConnectionID: &conn, AudienceID: w.list, SegmentIDs: []int64{gold}, TagPrefix: "seg:",

@@ -45,6 +45,12 @@ type addressChangeFinder interface {
 	SyncedAddressChanges(ctx context.Context, exportID int64, emailAttr string) (map[string]bool, error)
 }
 
+// syncedReader reads one synced row (package sqldb can): the old contact
+// as it is now, after the status refresh that follows the plan pass.
+type syncedReader interface {
+	SyncedByHash(ctx context.Context, exportID int64, hash string) (store.Synced, bool, error)
+}
+
 // moves are the address changes a plan pass found.
 type moves struct {
 	byNew map[string]*store.Synced // new hash -> old synced row
@@ -147,7 +153,22 @@ func (p *pairer) finish(visit func(*change) error) (*moves, error) {
 // handled as a leaver and the new address as a create (or, when it exists,
 // adopted as any existing contact, its status untouched).
 func (s *sender) emailChange(ctx context.Context, o op) {
-	c, old := o.c, o.c.old
+	c := o.c
+	if rd, ok := s.r.Store.(syncedReader); ok {
+		// The plan pass saw the old contact before the status refresh.
+		fresh, found, err := rd.SyncedByHash(ctx, s.r.exp.ID, c.old.Hash)
+		switch {
+		case err != nil:
+			s.memberCallFailed(o, "reading the old contact", err)
+			return
+		case !found || !fresh.InAudience:
+			c.old = &fresh
+			s.unpair(ctx, o, false, true) // gone meanwhile: a plain create
+			return
+		}
+		c.old = &fresh
+	}
+	old := c.old
 	ec, ok := s.r.mc.(emailChanger)
 	if !ok {
 		s.unpair(ctx, o, false, false)
@@ -160,7 +181,7 @@ func (s *sender) emailChange(ctx context.Context, o op) {
 		switch {
 		case mailchimp.IsAuth(err) || s.ctx.Err() != nil:
 			s.callFailed([]op{o}, "changing a contact's address", err)
-		case isEmailExists(err):
+		case mailchimp.IsEmailExists(err):
 			s.r.log.Warn("address change refused: the new address already is a contact; the old one is left as on_leave says",
 				"customer_id", c.customerID)
 			s.rec.count(func(rc *store.RunCounts) { rc.EmailChangeCollisions++ })
@@ -185,11 +206,31 @@ func (s *sender) emailChange(ctx context.Context, o op) {
 	if m.Status != "" {
 		row.Status = m.Status
 	}
+	restored := false
+	if old.Status == mailchimp.StatusArchived && row.Status != mailchimp.StatusArchived {
+		// Changing an archived contact's address restores it (to its
+		// status before archiving: consent kept). Archived by someone
+		// else: archive it again, as it was. Archived by this export: it
+		// is wanted again, so restored it stays.
+		if old.ArchivedByUs {
+			row.ArchivedByUs, restored = false, true
+		} else if err := s.r.mc.ArchiveMember(ctx, s.r.list, c.email); err != nil {
+			s.r.log.Warn("archiving a contact again after its address change", "customer_id", c.customerID, "err", err)
+		} else {
+			row.Status = mailchimp.StatusArchived
+		}
+		s.r.countWrite()
+	}
 	// The old row goes, the new one carries its history: tags exactly as
 	// acknowledged on the old row (also over a stale row of the new hash).
 	s.rec.change(store.SyncedChange{Hash: old.Hash, Delete: true})
 	s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row, AddTags: old.Tags, RemoveTags: ^old.Tags},
-		func(rc *store.RunCounts) { rc.EmailChanged++ })
+		func(rc *store.RunCounts) {
+			rc.EmailChanged++
+			if restored {
+				rc.Restored++
+			}
+		})
 	s.r.Metrics.contact(KindEmailChange)
 	c.s = &row
 	switch {

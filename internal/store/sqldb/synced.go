@@ -466,3 +466,20 @@ func (db *DB) SyncedAddressChanges(ctx context.Context, exportID int64, emailAtt
 	}
 	return out, nil
 }
+
+// SyncedByHash reads one synced row of the export; ok is false when there
+// is none.
+func (db *DB) SyncedByHash(ctx context.Context, exportID int64, hash string) (s store.Synced, ok bool, err error) {
+	var tags int64
+	err = db.R.QueryRowContext(ctx, db.Q(`SELECT `+syncedColumns+` FROM synced WHERE export_id = ? AND hash = ?`), exportID, hash).Scan(
+		&s.Hash, &s.Email, &s.CustomerID, &s.InAudience, &s.InExport, &s.FieldsHash, &tags,
+		&s.CreatedByUs, &s.ArchivedByUs, &s.Status, &s.RejectedHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Synced{}, false, nil
+	}
+	if err != nil {
+		return store.Synced{}, false, fmt.Errorf("reading a synced contact of export %d: %w", exportID, err)
+	}
+	s.Tags = uint64(tags)
+	return s, true, nil
+}
