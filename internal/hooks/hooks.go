@@ -124,7 +124,10 @@ func (rc *Receiver) Check(ctx context.Context, urlSecret string) (audienceID str
 
 // Deliver applies one event received for audienceID (the export's).
 func (rc *Receiver) Deliver(ctx context.Context, audienceID string, form url.Values) error {
-	ev, err := parseEvent(form)
+	ev, err := mailchimp.ParseWebhook(form)
+	if err == nil && ev.Type != mailchimp.EventCampaign {
+		err = checkAddresses(ev)
+	}
 	if err != nil {
 		rc.Metrics.count(form.Get("type"), "bad_request")
 		rc.logger().Debug("webhook event refused", "err", err)
@@ -135,9 +138,10 @@ func (rc *Receiver) Deliver(ctx context.Context, audienceID string, form url.Val
 		return nil // another audience's event sent to this URL: not ours
 	}
 	switch ev.Type {
-	case "subscribe", "unsubscribe", "cleaned", "profile":
-		status := map[string]string{"subscribe": mailchimp.StatusSubscribed, "unsubscribe": mailchimp.StatusUnsubscribed,
-			"cleaned": mailchimp.StatusCleaned, "profile": mailchimp.StatusSubscribed}[ev.Type]
+	case mailchimp.EventSubscribe, mailchimp.EventUnsubscribe, mailchimp.EventCleaned, mailchimp.EventProfile:
+		// A profile event is only sent for subscribed members.
+		status := map[string]string{mailchimp.EventSubscribe: mailchimp.StatusSubscribed, mailchimp.EventUnsubscribe: mailchimp.StatusUnsubscribed,
+			mailchimp.EventCleaned: mailchimp.StatusCleaned, mailchimp.EventProfile: mailchimp.StatusSubscribed}[ev.Type]
 		changed, known, err := rc.Store.ApplyStatusEvent(ctx, audienceID, mailchimp.SubscriberHash(ev.Email), status, ev.FiredAt)
 		if err != nil {
 			return err
@@ -150,7 +154,7 @@ func (rc *Receiver) Deliver(ctx context.Context, audienceID string, form url.Val
 		default:
 			rc.Metrics.count(ev.Type, "applied")
 		}
-	case "upemail":
+	case mailchimp.EventUpemail:
 		known, err := rc.Store.ApplyEmailChange(ctx, audienceID, mailchimp.SubscriberHash(ev.OldEmail),
 			mailchimp.SubscriberHash(ev.NewEmail), mailchimp.NormalizeEmail(ev.NewEmail))
 		if err != nil {
@@ -176,3 +180,17 @@ func (rc *Receiver) logger() *slog.Logger {
 
 // Events is the counter behind the metrics (for tests and dashboards).
 func (m *Metrics) Events() *prometheus.CounterVec { return m.events }
+
+// checkAddresses refuses an event whose addresses are not addresses.
+func checkAddresses(ev mailchimp.WebhookEvent) error {
+	if ev.Type == mailchimp.EventUpemail {
+		if !mailchimp.PlausibleEmail(strings.TrimSpace(ev.OldEmail)) || !mailchimp.PlausibleEmail(strings.TrimSpace(ev.NewEmail)) {
+			return errors.New("upemail: data[old_email] and data[new_email] must be addresses")
+		}
+		return nil
+	}
+	if !mailchimp.PlausibleEmail(strings.TrimSpace(ev.Email)) {
+		return errors.New("data[email] is not an address")
+	}
+	return nil
+}
