@@ -8,16 +8,20 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/segsync/segsync/internal/hooks"
 	"github.com/segsync/segsync/internal/mailchimp"
+	"github.com/segsync/segsync/internal/mailchimp/emulator"
 	"github.com/segsync/segsync/internal/profile/attrjson"
+	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store"
 	"github.com/segsync/segsync/internal/store/dbtest"
 	"github.com/segsync/segsync/internal/store/sqldb"
+	"github.com/segsync/segsync/internal/syncer"
 )
 
 // TestMailchimpWebhooks: the receiver at the edges: GET validation, a
@@ -135,4 +139,75 @@ func counterValue(c prometheus.Counter) float64 {
 	var m dto.Metric
 	_ = c.Write(&m)
 	return m.GetCounter().GetValue()
+}
+
+// TestWebhookFromEmulator: end to end, offline: a run sends a contact, the
+// export's webhook is registered on the emulator's audience, the person
+// unsubscribes in "Mailchimp", and the emulator's delivery shows on the
+// profile within seconds.
+func TestWebhookFromEmulator(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		srv := emulator.StartTest(t, emulator.Options{WebhookRetryDelay: 10 * time.Millisecond})
+		list, err := srv.CreateList(srv.Key(), "Newsletter")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mc, err := mailchimp.New(mailchimp.Config{APIKey: srv.Key(), BaseURL: srv.URL, Limiter: mailchimp.NewLocalLimiter(10)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.UpsertProfiles(ctx, []store.ProfilePatch{{CustomerID: "c1", Attrs: `{"email":"ann@shop.io","tier":"gold"}`}}); err != nil {
+			t.Fatal(err)
+		}
+		rule, err := segment.Parse([]byte(`{"attribute":"tier","op":"eq","value":"gold"}`), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seg := store.Segment{Name: "Gold", Rule: rule}
+		if err := db.CreateSegment(ctx, &seg); err != nil {
+			t.Fatal(err)
+		}
+		conn := int64(1)
+		exp := store.Export{Name: "x", ConnectionID: &conn, AudienceID: list, SegmentIDs: []int64{seg.ID}, Mapping: store.Mapping{Email: "email"},
+			StatusIfNew: "subscribed", OnLeave: "untag", Schedule: "off"}
+		if err := db.CreateExport(ctx, &exp); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := (&syncer.Engine{Store: db, Source: db}).Execute(ctx, exp, mc, syncer.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		status := func() string {
+			p, _ := db.GetProfile(ctx, "c1")
+			var attrs map[string]any
+			_ = json.Unmarshal(p.Attrs, &attrs)
+			s, _ := attrs[attrjson.StatusAttr(list)].(string)
+			return s
+		}
+		if s := status(); s != "subscribed" {
+			t.Fatalf("after the run: %q", s)
+		}
+		rc := &hooks.Receiver{Store: db}
+		ts := httptest.NewServer(New(Deps{Store: db, Loopback: true, Hooks: rc}).Handler())
+		t.Cleanup(ts.Close)
+		u, err := rc.URLFor(ctx, ts.URL, exp.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mc.CreateWebhook(ctx, list, mailchimp.Webhook{URL: u,
+			Events:  mailchimp.WebhookEvents{Subscribe: true, Unsubscribe: true, Profile: true, Cleaned: true, Upemail: true},
+			Sources: mailchimp.WebhookSources{User: true, Admin: true, API: true}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Unsubscribe(list, "ann@shop.io"); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for status() != "unsubscribed" && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if s := status(); s != "unsubscribed" {
+			t.Errorf("the unsubscribe did not reach the profile: %q; deliveries %+v", s, srv.Deliveries())
+		}
+	})
 }

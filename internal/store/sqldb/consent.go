@@ -250,7 +250,7 @@ func (db *DB) webhookSecret(ctx context.Context, exportID int64) (string, error)
 // ApplyStatusEvent records a status Mailchimp reported for a contact of an
 // audience (a webhook): for every export writing to the audience with a
 // contact of that hash, the synced status, and for its profile the reserved
-// attributes, unless the profile already shows a status from at or later
+// attributes, unless the profile already shows a status from after at
 // (the newest event wins; a replayed older one changes nothing). It
 // returns how many profiles changed and whether any export knew the
 // contact.
@@ -297,13 +297,13 @@ func (db *DB) ApplyStatusEvent(ctx context.Context, audienceID, hash, status str
 				missingQ = `SELECT attrs -> CAST(? AS text) IS NULL FROM profiles WHERE customer_id = ?`
 				mArgs = []any{statusAttr, c}
 				updateQ = `UPDATE profiles SET attrs = attrs || jsonb_build_object(CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS text))
-					WHERE customer_id = ? AND COALESCE(attrs ->> CAST(? AS text), '') COLLATE "C" < CAST(? AS text) COLLATE "C"`
+					WHERE customer_id = ? AND COALESCE(attrs ->> CAST(? AS text), '') COLLATE "C" <= CAST(? AS text) COLLATE "C"`
 				uArgs = []any{statusAttr, status, atAttr, when, c, atAttr, when}
 			} else {
 				sp, ap := `$."`+statusAttr+`"`, `$."`+atAttr+`"`
 				missingQ = `SELECT json_type(attrs, ?) IS NULL FROM profiles WHERE customer_id = ?`
 				mArgs = []any{sp, c}
-				updateQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ?, ?, ?) WHERE customer_id = ? AND COALESCE(json_extract(attrs, ?), '') < ?`
+				updateQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ?, ?, ?) WHERE customer_id = ? AND COALESCE(json_extract(attrs, ?), '') <= ?`
 				uArgs = []any{sp, status, ap, when, c, ap, when}
 			}
 			var missing bool
