@@ -109,6 +109,9 @@ const (
 	ManageUsers Action = "users.manage"
 	// ReadAudit: the audit log.
 	ReadAudit Action = "audit.read"
+	// EraseProfiles: right-to-erasure requests (the person is deleted from
+	// segsync and from every Mailchimp audience it reached) and their state.
+	EraseProfiles Action = "profiles.erase"
 	// Self: read oneself, manage one's own tokens, sign out.
 	Self Action = "self"
 )
@@ -123,6 +126,7 @@ var policy = map[Action]Role{
 	ManageConnections: Admin,
 	ManageUsers:       Admin,
 	ReadAudit:         Admin,
+	EraseProfiles:     Admin,
 }
 
 // MinRole is the least role allowed to do a; unknown actions need more than admin.

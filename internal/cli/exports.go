@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
 	"text/tabwriter"
@@ -16,6 +17,7 @@ import (
 	"github.com/segsync/segsync/internal/auth"
 	"github.com/segsync/segsync/internal/config"
 	"github.com/segsync/segsync/internal/connection"
+	"github.com/segsync/segsync/internal/erasure"
 	"github.com/segsync/segsync/internal/export"
 	"github.com/segsync/segsync/internal/jobs"
 	"github.com/segsync/segsync/internal/mailchimp"
@@ -28,8 +30,9 @@ import (
 // engine is the export side of a serving process: export definitions, the
 // run engine and the workers and scheduler that execute runs.
 type engine struct {
-	Exports *export.Service
-	Runner  *jobs.Runner
+	Exports  *export.Service
+	Runner   *jobs.Runner
+	Erasures *erasure.Service
 	// Sources manages data sources; SourceWorker pulls them and drives the
 	// system refresh (pulls, then the refresh-scheduled exports).
 	Sources      *source.Service
@@ -85,7 +88,15 @@ func newEngine(cfg config.Config, st *sqldb.DB, sec *security, log *slog.Logger,
 		Runner:       runner,
 		Sources:      srcs,
 		SourceWorker: &source.Worker{Service: srcs, Store: st, Log: log, Metrics: sm, Runs: runner, Lease: cfg.RunLease, RefreshSchedule: cfg.RefreshSchedule},
+		Erasures: &erasure.Service{Store: st, Clients: erasure.ConnectionClients{Of: sec.Connections}, Audit: sec.Audit,
+			Log: log, Owner: processOwner()},
 	}
+}
+
+// processOwner names this process in the leases it takes.
+func processOwner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
 }
 
 // start runs the workers and the scheduler until ctx ends or stop is
@@ -101,9 +112,15 @@ func (e *engine) start(ctx context.Context) (stop func()) {
 		_ = e.Runner.Run(ctx)
 		wg.Wait()
 	}()
+	erasures := make(chan struct{})
+	go func() {
+		defer close(erasures)
+		e.Erasures.Work(ctx)
+	}()
 	return func() {
 		cancel()
 		<-done
+		<-erasures
 	}
 }
 
@@ -298,7 +315,8 @@ func printRunSummary(io IO, r store.Run, took time.Duration) {
 	}{
 		{"profiles", k.Profiles}, {"skipped (invalid e-mail)", k.SkippedInvalidEmail}, {"duplicates merged", k.Duplicates},
 		{"contacts", k.Contacts}, {"unchanged", k.Unchanged}, {"created", k.Created}, {"adopted", k.Adopted},
-		{"updated", k.Updated}, {"restored", k.Restored}, {"tags added", k.TagsAdded}, {"tags removed", k.TagsRemoved},
+		{"updated", k.Updated}, {"addresses changed (contact kept)", k.EmailChanged},
+		{"address changes to an existing contact", k.EmailChangeCollisions}, {"restored", k.Restored}, {"tags added", k.TagsAdded}, {"tags removed", k.TagsRemoved},
 		{"archived", k.Archived}, {"unsubscribed", k.Unsubscribed}, {"rejected", k.Rejected},
 		{"left alone (archived by others)", k.SkippedArchived}, {"not retried (rejected before)", k.SkippedRejected},
 		{"Mailchimp write calls", k.WriteCalls},

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // runProfiles imports and inspects profiles through the REST API.
@@ -21,6 +22,7 @@ func runProfiles(ctx context.Context, io IO, args []string) error {
 		"list":       {"[--limit N] [--cursor C] [--all] [--json]", profilesList},
 		"get":        {"CUSTOMER_ID", profilesGet},
 		"delete":     {"CUSTOMER_ID", profilesDelete},
+		"erase":      {"[--wait] [--json] CUSTOMER_ID", profilesErase},
 		"attributes": {"[--json]", profilesAttributes},
 	})
 }
@@ -219,6 +221,60 @@ func profilesDelete(ctx context.Context, io IO, args []string) error {
 		return err
 	}
 	fmt.Fprintf(io.Stdout, "deleted profile %s\n", pos[0])
+	return nil
+}
+
+// erasureAnswer is an erasure as the API answers it.
+type erasureAnswer struct {
+	ID        int64  `json:"id"`
+	Status    string `json:"status"`
+	Audiences []struct {
+		ConnectionID int64  `json:"connection_id"`
+		AudienceID   string `json:"audience_id"`
+		Result       string `json:"result"`
+		Error        string `json:"error"`
+	} `json:"audiences"`
+}
+
+// profilesErase is a right-to-erasure request (admins): the profile goes at
+// once, the contact is permanently deleted from every audience it reached.
+func profilesErase(ctx context.Context, io IO, args []string) error {
+	fs := flag.NewFlagSet("profiles erase", flag.ContinueOnError)
+	wait := fs.Bool("wait", false, "wait until every audience answered (or 2 minutes passed)")
+	asJSON := fs.Bool("json", false, "print the erasure as JSON")
+	c, pos, err := clientCommand(fs, args, io)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, "CUSTOMER_ID"); err != nil {
+		return err
+	}
+	var e erasureAnswer
+	if err := c.do(ctx, request{method: http.MethodDelete, path: pathf("/api/v1/profiles/%s", pos[0]),
+		query: url.Values{"erase": {"true"}}}, &e); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(2 * time.Minute); *wait && e.Status != "succeeded" && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+		if err := c.getJSON(ctx, fmt.Sprintf("/api/v1/erasures/%d", e.ID), nil, &e); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		return json.NewEncoder(io.Stdout).Encode(e)
+	}
+	fmt.Fprintf(io.Stdout, "erasure %d of profile %s: %s\n", e.ID, pos[0], e.Status)
+	for _, a := range e.Audiences {
+		line := fmt.Sprintf("  connection %d, audience %s: %s", a.ConnectionID, a.AudienceID, a.Result)
+		if a.Error != "" {
+			line += " (" + a.Error + ")"
+		}
+		fmt.Fprintln(io.Stdout, line)
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/segsync/segsync/internal/hooks"
 	"log/slog"
 	"net"
 	"net/http"
@@ -70,6 +71,9 @@ func runServe(ctx context.Context, io IO, args []string) error {
 		Exports:     eng.Exports,
 		Runs:        eng.Runner,
 		Sources:     eng.Sources,
+		Erasures:    eng.Erasures,
+		Hooks:       &hooks.Receiver{Store: st, Log: log, Metrics: hooks.NewMetrics(reg)},
+		PublicURL:   publicURL(cfg),
 	})
 
 	// The web UI serves its pages and hands every other path to the API.

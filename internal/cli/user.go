@@ -226,10 +226,7 @@ func newSecurity(ctx context.Context, cfg config.Config, st *sqldb.DB, log *slog
 	if err != nil {
 		return nil, err
 	}
-	public := strings.TrimRight(cfg.PublicURL, "/")
-	if public == "" {
-		public = "http://" + cfg.Listen
-	}
+	public := publicURL(cfg)
 	sec.Connections, err = connection.NewService(st, connection.Options{
 		Vault: vault, Audit: sec.Audit, Log: log, ClientConfig: clientConfig,
 		OAuth: connection.OAuthSettings{
@@ -257,4 +254,12 @@ func newSecurity(ctx context.Context, cfg config.Config, st *sqldb.DB, log *slog
 		}
 	}()
 	return sec, nil
+}
+
+// publicURL is the base URL users (and Mailchimp) reach segsync at.
+func publicURL(cfg config.Config) string {
+	if public := strings.TrimRight(cfg.PublicURL, "/"); public != "" {
+		return public
+	}
+	return "http://" + cfg.Listen
 }

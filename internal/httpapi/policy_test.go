@@ -26,7 +26,11 @@ var routePolicy = map[string]Access{
 	"GET /api/v1/profiles":                   Contributor,
 	"GET /api/v1/profiles/attributes":        Viewer,
 	"GET /api/v1/profiles/{customer_id}":     Contributor,
-	"DELETE /api/v1/profiles/{customer_id}":  Contributor,
+	"DELETE /api/v1/profiles/{customer_id}":  Contributor, // ?erase=true: admins (auth.EraseProfiles)
+	"GET /api/v1/erasures/{id}":              Admin,
+	"GET /hooks/mailchimp/{secret}":          Public,
+	"GET /api/v1/exports/{id}/webhook":       Admin,
+	"POST /hooks/mailchimp/{secret}":         Public,
 	"GET /api/v1/segments":                   Viewer,
 	"POST /api/v1/segments":                  Contributor,
 	"POST /api/v1/segments/preview":          Contributor,

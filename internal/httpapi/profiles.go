@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segsync/segsync/internal/auth"
 	"github.com/segsync/segsync/internal/fielderr"
 	"github.com/segsync/segsync/internal/profile"
 	"github.com/segsync/segsync/internal/profile/attrjson"
@@ -113,13 +114,57 @@ func (s *Server) getProfile(w http.ResponseWriter, r *http.Request) error {
 	}{p, srcs})
 }
 
-// deleteProfile answers DELETE /api/v1/profiles/{customer_id}.
+// deleteProfile answers DELETE /api/v1/profiles/{customer_id}; with
+// ?erase=true (admins) it is a right-to-erasure request: 202 with the
+// erasure, carried out in the background (package erasure).
 func (s *Server) deleteProfile(w http.ResponseWriter, r *http.Request) error {
+	erase := false
+	switch v := r.URL.Query().Get("erase"); v {
+	case "", "false":
+	case "true":
+		erase = true
+	default:
+		return fielderr.New("erase", "must be true or false")
+	}
+	if erase {
+		p := principal(r)
+		if s.deps.Auth != nil {
+			if err := auth.Require(p, auth.EraseProfiles); err != nil {
+				return err
+			}
+		}
+		if s.deps.Erasures == nil {
+			return problemf(http.StatusServiceUnavailable, "erasures are not available in this process")
+		}
+		e, err := s.deps.Erasures.Request(r.Context(), p.Actor(), r.PathValue("customer_id"))
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Location", fmt.Sprintf("/api/v1/erasures/%d", e.ID))
+		return writeJSON(w, http.StatusAccepted, e)
+	}
 	if err := s.deps.Store.DeleteProfile(r.Context(), r.PathValue("customer_id")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// getErasure answers GET /api/v1/erasures/{id}.
+func (s *Server) getErasure(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "erasure")
+	if err != nil {
+		return err
+	}
+	st, ok := s.deps.Store.(store.ErasureStore)
+	if !ok {
+		return problemf(http.StatusServiceUnavailable, "erasures are not available in this process")
+	}
+	e, err := st.GetErasure(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, e)
 }
 
 // profileAttributes answers GET /api/v1/profiles/attributes.

@@ -43,13 +43,18 @@ func (s *Server) routeTable() []Route {
 		{http.MethodGet, "/metrics", Public, s.serveMetrics},
 		{http.MethodGet, "/api/v1/openapi.json", Public, s.serveOpenAPI},
 
+		// Mailchimp webhooks: the secret in the URL is the credential.
+		{http.MethodGet, "/hooks/mailchimp/{secret}", Public, s.hookValidate},
+		{http.MethodPost, "/hooks/mailchimp/{secret}", Public, s.hookDeliver},
+
 		// Profiles. Profiles are personal data: reading them takes a
 		// contributor; the attribute catalogue is metadata for every role.
 		{http.MethodPost, "/api/v1/profiles/import", Contributor, s.importProfiles},
 		{http.MethodGet, "/api/v1/profiles", Contributor, s.listProfiles},
 		{http.MethodGet, "/api/v1/profiles/attributes", Viewer, s.profileAttributes},
 		{http.MethodGet, "/api/v1/profiles/{customer_id}", Contributor, s.getProfile},
-		{http.MethodDelete, "/api/v1/profiles/{customer_id}", Contributor, s.deleteProfile},
+		{http.MethodDelete, "/api/v1/profiles/{customer_id}", Contributor, s.deleteProfile}, // ?erase=true: admins
+		{http.MethodGet, "/api/v1/erasures/{id}", Admin, s.getErasure},
 
 		// Segments. Members and previews list profiles: contributors.
 		{http.MethodGet, "/api/v1/segments", Viewer, s.listSegments},
@@ -93,6 +98,7 @@ func (s *Server) routeTable() []Route {
 		{http.MethodGet, "/api/v1/exports", Viewer, s.listExports},
 		{http.MethodPost, "/api/v1/exports", Contributor, s.createExport},
 		{http.MethodGet, "/api/v1/exports/{id}", Viewer, s.getExport},
+		{http.MethodGet, "/api/v1/exports/{id}/webhook", Admin, s.exportWebhook},
 		{http.MethodPut, "/api/v1/exports/{id}", Contributor, s.updateExport},
 		{http.MethodDelete, "/api/v1/exports/{id}", Contributor, s.deleteExport},
 		{http.MethodPost, "/api/v1/exports/{id}/runs", Contributor, s.startRun},

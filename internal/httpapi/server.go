@@ -10,6 +10,8 @@ package httpapi
 
 import (
 	"fmt"
+	"github.com/segsync/segsync/internal/erasure"
+	"github.com/segsync/segsync/internal/hooks"
 	"log/slog"
 	"net/http"
 
@@ -47,6 +49,12 @@ type Deps struct {
 	Runs    *jobs.Runner
 	// Sources manages data sources, their pulls and the system refresh.
 	Sources *source.Service
+	// Erasures carries out right-to-erasure requests.
+	Erasures *erasure.Service
+	// Hooks receives Mailchimp webhooks (nil: every hook URL is 404);
+	// PublicURL is the base of the webhook URLs handed out.
+	Hooks     *hooks.Receiver
+	PublicURL string
 	// Loopback reports that the server listens on loopback only. Until
 	// authentication exists, anonymous requests are admitted only then.
 	Loopback bool

@@ -82,6 +82,7 @@ func startEmulator(t *testing.T, opts emulator.Options) (*emulator.Emulator, *pe
 		opts.APIKeys = []string{emuKey}
 	}
 	em := emulator.New(opts)
+	t.Cleanup(em.Close)
 	ph := &peakHandler{next: em.Handler()}
 	srv := httptest.NewServer(ph)
 	t.Cleanup(srv.Close)

@@ -211,7 +211,7 @@ func Classify(err error) (Kind, string) {
 		return Permanent, ReasonComplianceState + ": " + words
 	case IsForgotten(e) || strings.Contains(lower, "permanently deleted"):
 		return Permanent, ReasonForgotten + ": " + words
-	case IsMemberExists(e):
+	case IsMemberExists(e) || IsEmailExists(e):
 		return Permanent, ReasonContactExists + ": " + words
 	case strings.Contains(lower, "signed up to a lot of lists"):
 		return Transient, ReasonSignupThrottled + ": " + words

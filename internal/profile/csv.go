@@ -91,6 +91,8 @@ func newCSVReader(r io.Reader, key string) (*csvReader, error) {
 		switch {
 		case name == "":
 			return nil, fmt.Errorf("%w: CSV header (line %d): column %d has no name", store.ErrInvalid, line, i+1)
+		case attrjson.Reserved(name):
+			return nil, fmt.Errorf("%w: CSV header (line %d): column %d: the name %q is reserved (%s… attributes are written by segsync from Mailchimp)", store.ErrInvalid, line, i+1, name, attrjson.ReservedPrefix)
 		case !attrjson.ValidName(name):
 			return nil, fmt.Errorf("%w: CSV header (line %d): invalid attribute name %q in column %d (names match %s)", store.ErrInvalid, line, name, i+1, attrjson.NamePattern)
 		case seen[name]:

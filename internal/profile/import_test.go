@@ -163,6 +163,7 @@ func TestImportCSVHeaderFaults(t *testing.T) {
 		{"no key column", "id,name\n1,a\n", `no column named "customer_id"`},
 		{"invalid name", "customer_id,first name\n", `invalid attribute name "first name"`},
 		{"duplicate column", "customer_id,a,a\n", `column "a" appears twice`},
+		{"reserved name", "customer_id,mailchimp.abc.status\n", `the name "mailchimp.abc.status" is reserved`},
 		{"unnamed column", "customer_id,,a\n", "column 2 has no name"},
 	}
 	db := dbtest.SQLite(t)
@@ -189,7 +190,8 @@ func TestImportNDJSON(t *testing.T) {
 		`{"customer_id":true}` + "\n" +
 		`{"customer_id":"c6","a":1,"a":2}` + "\n" +
 		`{"customer_id":7,"n":null,"s":"x"}` + "\n" +
-		`{"customer_id":"c1","age":32}` + "\n"
+		`{"customer_id":"c1","age":32}` + "\n" +
+		`{"customer_id":"c8","mailchimp.abc.status":"subscribed"}` + "\n"
 	rep := run(t, db, Options{Format: NDJSON}, body)
 	checkErrors(t, rep.Errors, []wantErr{
 		{2, `attribute "tags": nested objects and arrays are not supported`},
@@ -201,8 +203,9 @@ func TestImportNDJSON(t *testing.T) {
 		{9, "the key must be a string or a number"},
 		{10, `attribute "a" appears twice`},
 		{12, `duplicate key "c1": an earlier row`},
+		{13, `attribute "mailchimp.abc.status": the name is reserved`},
 	})
-	if rep.Received != 11 || rep.Imported != 2 || rep.Rejected != 9 {
+	if rep.Received != 12 || rep.Imported != 2 || rep.Rejected != 10 {
 		t.Errorf("report = %+v", rep)
 	}
 	if got, want := attrs(t, db, "c1"), `{"age":31,"born":"1990-02-03","customer_id":"c1","name":"Ann é","price":15,"vip":false}`; got != want {

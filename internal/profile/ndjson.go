@@ -86,6 +86,10 @@ func (n *ndjsonReader) parse(rec *record, line []byte) {
 	for i := range n.mems {
 		m := &n.mems[i]
 		name, ok := memberName(m.Name)
+		if ok && attrjson.Reserved(name) {
+			rec.reason = fmt.Sprintf("attribute %q: the name is reserved (%s… attributes are written by segsync from Mailchimp)", name, attrjson.ReservedPrefix)
+			return
+		}
 		if !ok || !attrjson.ValidName(name) {
 			rec.reason = fmt.Sprintf("invalid attribute name %q (names match %s)", name, attrjson.NamePattern)
 			return

@@ -47,7 +47,7 @@ func HashExpr(d Dialect, column, attribute string) (expr string, args []any, err
 	}
 	switch d {
 	case SQLite:
-		return "segsync_hash(json_extract(" + column + ", ?))", []any{"$." + attribute}, nil
+		return "segsync_hash(json_extract(" + column + ", ?))", []any{sqlitePath(attribute)}, nil
 	case Postgres:
 		return "segsync_hash(" + column + " -> CAST(? AS text))", []any{attribute}, nil
 	}
@@ -414,6 +414,16 @@ func (c *compiler) key(attr string) {
 	if c.d == Postgres {
 		c.args = append(c.args, attr)
 	} else {
-		c.args = append(c.args, "$."+attr)
+		c.args = append(c.args, sqlitePath(attr))
 	}
+}
+
+// sqlitePath is the JSON path of an attribute on SQLite. Reserved names
+// hold dots (which a path would read as nesting) and are quoted; valid
+// names hold no quote or backslash (attrjson.NamePattern, ReservedPattern).
+func sqlitePath(attr string) string {
+	if strings.ContainsRune(attr, '.') {
+		return `$."` + attr + `"`
+	}
+	return "$." + attr
 }

@@ -129,8 +129,12 @@ func KnownSet(names ...string) Known {
 
 var attrName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
-// ValidAttributeName reports whether name is a well-formed attribute name.
-func ValidAttributeName(name string) bool { return attrName.MatchString(name) }
+// ValidAttributeName reports whether name is a well-formed attribute name:
+// attrjson.NamePattern, or one of the reserved names segsync writes
+// (attrjson.ReservedPattern, e.g. mailchimp.<audience>.status).
+func ValidAttributeName(name string) bool {
+	return attrName.MatchString(name) || attrjson.ValidReserved(name)
+}
 
 // Parse decodes and validates a rule. Faults are returned together as a
 // fielderr.List whose paths start with "rule". known checks attribute names
@@ -263,7 +267,7 @@ func (p *parser) condition(path string, obj map[string]any) *Rule {
 		p.errs.Add(path+".attribute", "is required")
 		ok = false
 	case !isStr || !ValidAttributeName(name):
-		p.errs.Add(path+".attribute", "must be an attribute name: a letter or _, then up to 63 letters, digits or _")
+		p.errs.Add(path+".attribute", "must be an attribute name: a letter or _, then up to 63 letters, digits or _ (or mailchimp.<audience id>.status / .status_changed_at)")
 		ok = false
 	case p.known != nil && !p.known(name):
 		p.errs.Add(path+".attribute", fmt.Sprintf("unknown attribute %q", name))

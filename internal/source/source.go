@@ -165,7 +165,7 @@ func (in *Input) validate() (connector.Config, error) {
 
 // checkAttrName says why a name cannot be an attribute ("" when it can).
 func checkAttrName(name string) string {
-	if attrjson.IsReserved([]byte(name)) {
+	if attrjson.Reserved(name) {
 		return "the name is reserved for Mailchimp's statuses (" + attrjson.ReservedPrefix + "…)"
 	}
 	if !attrjson.ValidName(name) {

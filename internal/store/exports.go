@@ -59,9 +59,13 @@ type Synced struct {
 // the row or replaces everything but its tags (tags of an existing row change
 // only through AddTags and RemoveTags, so concurrent acknowledgements of
 // fields and tags never undo each other); then the tag bits are applied.
+// Delete removes the row (the contact no longer exists under this address:
+// its address was changed, or it was erased); of a Set and a Delete of one
+// contact in a batch, the last wins.
 type SyncedChange struct {
 	Hash       string
 	Set        *Synced
+	Delete     bool
 	AddTags    uint64
 	RemoveTags uint64
 }

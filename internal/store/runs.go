@@ -69,6 +69,12 @@ type RunCounts struct {
 	SkippedRejected int64 `json:"skipped_rejected"` // permanently rejected earlier, data unchanged
 	SkippedArchived int64 `json:"skipped_archived"` // archived by someone else: left alone
 	WriteCalls      int64 `json:"write_calls"`      // Mailchimp calls that may change data
+	// EmailChanged counts contacts whose address was changed in place (a
+	// profile's new address replaced the old one: status, tags and history
+	// stay); EmailChangeCollisions those whose new address already was a
+	// contact, handled as a leaver plus an existing contact instead.
+	EmailChanged          int64 `json:"email_changed"`
+	EmailChangeCollisions int64 `json:"email_change_collisions"`
 }
 
 // RunSample lists a few contacts per kind of change (dry runs).

@@ -17,7 +17,9 @@ type change struct {
 	s                       *store.Synced   // nil: never synced
 	fields                  string          // "", KindCreate, KindRestore, "bulk" or "patch"
 	addTags, removeTags     uint64
-	leave                   string // "", KindArchive or KindUnsubscribe
+	leave                   string        // "", KindArchive or KindUnsubscribe
+	old                     *store.Synced // KindEmailChange: the contact whose address changes
+	createStatus            string        // KindCreate: status instead of status_if_new
 }
 
 func (c *change) empty() bool {
@@ -165,11 +167,22 @@ func (r *runner) diff(ctx context.Context, visit func(*change) error) error {
 			}
 			lastSynced = s.Hash
 		}
-		if !c.empty() {
+		skip := r.applyMoves(&c)
+		if !skip && r.pair != nil && r.pair.hold(&c) {
+			skip = true
+		}
+		if !skip && !c.empty() {
 			if err := visit(&c); err != nil {
 				return err
 			}
 		}
+	}
+	if r.pair != nil {
+		mv, err := r.pair.finish(visit)
+		if err != nil {
+			return err
+		}
+		r.moves = mv
 	}
 	r.tr.update(func(_ *store.Progress, rc *store.RunCounts) {
 		rc.Profiles, rc.SkippedInvalidEmail, rc.Duplicates, rc.Contacts = cnt.profiles, cnt.invalid, cnt.duplicates, cnt.contacts
@@ -197,6 +210,16 @@ func (p *planner) visit(c *change) error {
 	case KindCreate:
 		p.counts.Created++
 		add(KindCreate, "", nil)
+	case KindEmailChange:
+		p.counts.EmailChanged++
+		add(KindEmailChange, "from "+c.old.Email+" (status "+c.old.Status+")", nil)
+		switch {
+		case c.old.Status == mailchimp.StatusArchived && !c.old.ArchivedByUs:
+		case c.old.Status == mailchimp.StatusArchived:
+			p.counts.Restored++
+		case c.old.FieldsHash != c.d.fieldsHash:
+			p.counts.Updated++
+		}
 	case KindRestore:
 		p.counts.Restored++
 		add(KindRestore, "", nil)

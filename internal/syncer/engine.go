@@ -75,7 +75,10 @@ type Engine struct {
 	// when the database fails (restart, lock, full disk) before the run
 	// fails (default 30 s).
 	RecordPatience time.Duration
-	Metrics        *Metrics
+	// MaxHeld bounds the creates and the leavers a plan pass holds back to
+	// pair address changes (default 100,000 each; see moves.go).
+	MaxHeld int
+	Metrics *Metrics
 }
 
 // Options of one run.
@@ -176,6 +179,7 @@ const (
 	KindTagRemove   = "tag_remove"
 	KindArchive     = "archive"
 	KindUnsubscribe = "unsubscribe"
+	// KindEmailChange (moves.go): an address changed in place.
 )
 
 // Execute runs export exp once against mc (bound to the export's account).
@@ -219,6 +223,14 @@ type runner struct {
 	// change to the progress total as it finds it.
 	growTotal bool
 
+	// pair holds creates and leavers back during the plan pass; moves are
+	// the address changes it found, applied by the send pass.
+	pair  *pairer
+	moves *moves
+
+	// refreshedAt is when this run's status refresh began (zero: none).
+	refreshedAt time.Time
+
 	segMu    sync.Mutex
 	segIDs   map[string]int64 // tag name -> static segment id
 	rejected atomic.Int64
@@ -240,6 +252,7 @@ func (r *runner) batchSize() int {
 
 func (r *runner) run(ctx context.Context) (Result, error) {
 	r.list = r.exp.AudienceID
+	defer r.flowStatuses(ctx)
 	if err := r.prepare(ctx); err != nil {
 		return r.result(), err
 	}
@@ -255,15 +268,15 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	// Pass 1: plan. It counts the work (the progress total) and, for a dry
 	// run, is the whole run. A run with nothing to do ends here, without a
 	// single call beyond reading the merge fields.
-	plan := &planner{r: r, sample: store.RunSample{}}
-	if err := r.diff(ctx, plan.visit); err != nil {
+	plan, err := r.plan(ctx)
+	if err != nil {
 		return r.result(), err
 	}
 	if r.opt.DryRun {
 		pc := plan.counts
 		r.tr.update(func(p *store.Progress, c *store.RunCounts) {
 			c.Created, c.Restored, c.Updated, c.TagsAdded, c.TagsRemoved = pc.Created, pc.Restored, pc.Updated, pc.TagsAdded, pc.TagsRemoved
-			c.Archived, c.Unsubscribed = pc.Archived, pc.Unsubscribed
+			c.Archived, c.Unsubscribed, c.EmailChanged = pc.Archived, pc.Unsubscribed, pc.EmailChanged
 			p.Total, p.Done = p.Done+plan.changes, p.Done+plan.changes
 		})
 		res := r.result()
@@ -285,6 +298,36 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		}
 	}
 	return r.result(), nil
+}
+
+// plan runs the plan pass, pairing address changes (moves.go). When more
+// creates or leavers than MaxHeld turn up, the store names the customers
+// whose address changed and the pass is repeated holding only those.
+func (r *runner) plan(ctx context.Context) (*planner, error) {
+	plan := &planner{r: r, sample: store.RunSample{}}
+	r.pair, r.moves = newPairer(r.MaxHeld, nil), nil
+	defer func() { r.pair = nil }()
+	if err := r.diff(ctx, plan.visit); err != nil {
+		return nil, err
+	}
+	if !r.pair.overflow {
+		return plan, nil
+	}
+	f, ok := r.Store.(addressChangeFinder)
+	if !ok {
+		r.log.Warn("too many creates and leavers to pair address changes", "max", r.pair.max)
+		return plan, nil
+	}
+	only, err := f.SyncedAddressChanges(ctx, r.exp.ID, r.exp.Mapping.Email)
+	if err != nil {
+		return nil, err
+	}
+	plan = &planner{r: r, sample: store.RunSample{}}
+	r.pair, r.moves = newPairer(0, only), nil
+	if err := r.diff(ctx, plan.visit); err != nil {
+		return nil, err
+	}
+	return plan, nil
 }
 
 // firstRun sends an export that never refreshed statuses, so has sent
@@ -479,7 +522,32 @@ func (r *runner) refreshStatuses(ctx context.Context) error {
 	if err != nil {
 		return r.callErr("listing archived members", err)
 	}
+	r.refreshedAt = now
 	return r.Store.SetStatusAsOf(ctx, r.exp.ID, now)
+}
+
+// statusFlow is a store that writes Mailchimp statuses back on the
+// profiles (package sqldb does).
+type statusFlow interface {
+	FlowStatuses(ctx context.Context, exportID int64, audienceID string, at time.Time) (int64, error)
+}
+
+// flowStatuses writes what this run learned and acknowledged about the
+// contacts' statuses on their profiles (reserved attributes
+// mailchimp.<audience>.status and .status_changed_at), also when the run
+// ended early: what was recorded is true.
+func (r *runner) flowStatuses(ctx context.Context) {
+	f, ok := r.Store.(statusFlow)
+	if !ok || r.opt.DryRun || r.refreshedAt.IsZero() {
+		return
+	}
+	start := time.Now()
+	n, err := f.FlowStatuses(context.WithoutCancel(ctx), r.exp.ID, r.list, r.refreshedAt)
+	if err != nil {
+		r.log.Warn("writing Mailchimp statuses on profiles", "err", err)
+		return
+	}
+	r.log.Info("Mailchimp statuses written on profiles", "profiles", n, "took", time.Since(start).Round(time.Millisecond))
 }
 
 func (r *runner) skew() time.Duration {

@@ -42,11 +42,13 @@ type world struct {
 	srv    *emulator.Server
 	list   string
 	mc     *mailchimp.Client
+	api    syncer.Mailchimp // what runs call; w.mc when nil
 	exp    store.Export
 	people map[string]person
 	order  []string // customer ids in upsert order (later = more recent)
 
 	transient int // transient rejections of the last run
+	maxHeld   int // Engine.MaxHeld
 }
 
 func newWorld(t *testing.T, db *sqldb.DB, opts emulator.Options) *world {
@@ -126,12 +128,16 @@ func (w *world) settle(res syncer.Result) syncer.Result {
 
 func (w *world) run(dry bool) syncer.Result {
 	w.t.Helper()
-	e := &syncer.Engine{Store: w.db, Source: w.db, Concurrency: 10}
+	e := &syncer.Engine{Store: w.db, Source: w.db, Concurrency: 10, MaxHeld: w.maxHeld}
 	run, _, err := w.db.EnqueueRun(context.Background(), w.exp.ID, store.TriggerManual, dry, "")
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	res, err := e.Execute(context.Background(), w.exp, w.mc, syncer.Options{RunID: run.ID, DryRun: dry})
+	var mc syncer.Mailchimp = w.mc
+	if w.api != nil {
+		mc = w.api
+	}
+	res, err := e.Execute(context.Background(), w.exp, mc, syncer.Options{RunID: run.ID, DryRun: dry})
 	if err != nil {
 		w.t.Fatalf("run: %v", err)
 	}

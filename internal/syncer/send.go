@@ -159,6 +159,10 @@ func (s *sender) visit(c *change) error {
 		tk.add()
 		s.spawn(true, func(ctx context.Context) { s.restore(ctx, o) })
 		return nil // tags follow the acknowledgement
+	case KindEmailChange:
+		tk.add()
+		s.spawn(true, func(ctx context.Context) { s.emailChange(ctx, o) })
+		return nil // tags follow the acknowledgement
 	case fieldsBulk:
 		tk.add()
 		s.bulks = append(s.bulks, o)
@@ -289,7 +293,11 @@ func (s *sender) create(ctx context.Context, ops []op) {
 				fields[k] = v
 			}
 		}
-		members[i] = mailchimp.BatchMember{EmailAddress: o.c.email, Status: s.r.exp.StatusIfNew, MergeFields: fields}
+		status := s.r.exp.StatusIfNew
+		if o.c.createStatus != "" {
+			status = o.c.createStatus
+		}
+		members[i] = mailchimp.BatchMember{EmailAddress: o.c.email, Status: status, MergeFields: fields}
 		byEmail[o.c.email] = o
 	}
 	res, err := s.r.mc.BatchSubscribe(ctx, s.r.list, members, false)

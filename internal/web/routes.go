@@ -17,6 +17,8 @@ func (u *UI) routeTable() []Route {
 		// Data > Profiles.
 		pg(get, "/profiles", Viewer, u.profilesPage),
 		upload(pg(post, "/profiles/import", Contributor, u.importProfiles)),
+		pg(get, "/profiles/{customer_id}", Contributor, u.profilePage),
+		pg(post, "/profiles/{customer_id}/erase", Admin, u.eraseProfile),
 
 		// Data > Sources (admins) and the system refresh.
 		pg(get, "/sources", Admin, u.sourcesPage),

@@ -39,7 +39,8 @@ type sampleGroup struct {
 
 // sampleTitles name the kinds of change of a dry run's sample, in order.
 var sampleTitles = []struct{ kind, title string }{
-	{"create", "New contacts"}, {"update", "Contacts updated"}, {"restore", "Contacts restored"},
+	{"create", "New contacts"}, {"email_change", "Address changes (the contact keeps its status and tags)"},
+	{"update", "Contacts updated"}, {"restore", "Contacts restored"},
 	{"tag_add", "Tags added"}, {"tag_remove", "Tags removed"}, {"archive", "Contacts archived"},
 	{"unsubscribe", "Contacts unsubscribed"},
 }
@@ -75,6 +76,7 @@ func runCounts(c store.RunCounts) (main, minor []countRow) {
 		{"profiles", "profiles in the segments", c.Profiles, false},
 		{"created", "new contacts", c.Created, false},
 		{"updated", "contacts updated", c.Updated, false},
+		{"email_changed", "addresses changed (contact kept)", c.EmailChanged, false},
 		{"unchanged", "unchanged", c.Unchanged, false},
 		{"tags_added", "tags added", c.TagsAdded, false},
 		{"rejected", "rejected by Mailchimp", c.Rejected, c.Rejected > 0},
@@ -83,6 +85,7 @@ func runCounts(c store.RunCounts) (main, minor []countRow) {
 		{"tags_removed", "tags removed", c.TagsRemoved, false},
 		{"archived", "archived", c.Archived, false},
 		{"unsubscribed", "unsubscribed", c.Unsubscribed, false},
+		{"email_change_collisions", "address changes to an existing contact (old one left)", c.EmailChangeCollisions, c.EmailChangeCollisions > 0},
 		{"duplicates", "duplicate addresses merged", c.Duplicates, false},
 		{"skipped_invalid_email", "skipped: no valid email", c.SkippedInvalidEmail, c.SkippedInvalidEmail > 0},
 	}

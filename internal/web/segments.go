@@ -87,7 +87,7 @@ func (u *UI) segmentPage(w http.ResponseWriter, r *http.Request, p *Page) error 
 type builderData struct {
 	ID         int64 // 0 for a new segment
 	Rule       ruleForm
-	Attributes []store.AttributeInfo
+	Attributes []attrChoice
 	Ops        []opChoice
 	Preview    *previewData
 }
@@ -112,7 +112,7 @@ func (u *UI) segmentForm(w http.ResponseWriter, r *http.Request, p *Page, d buil
 	if err != nil {
 		return err
 	}
-	d.Attributes, d.Ops = attrs, ops
+	d.Attributes, d.Ops = u.attrChoices(r, p, attrs), ops
 	p.Section, p.Data = "segments", d
 	p.Title = "New segment"
 	if d.ID != 0 {

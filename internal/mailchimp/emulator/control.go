@@ -2,6 +2,8 @@ package emulator
 
 import (
 	"net/http"
+
+	"github.com/segsync/segsync/internal/mailchimp"
 )
 
 // The control endpoints (outside the Mailchimp API, same auth) play what a
@@ -59,4 +61,11 @@ func (e *Emulator) recipientAction(l *list, m *member, act controlAction) {
 	m.flags |= flagCompliance
 	m.lastChanged = now
 	l.touch()
+	if act == ctlBounce {
+		e.emit(l, "cleaned", sourceUser, mailchimp.WebhookEvent{Email: m.email, Reason: "hard"})
+		return
+	}
+	ev := l.memberEvent(m)
+	ev.Action, ev.Reason = "unsub", "manual"
+	e.emit(l, "unsubscribe", sourceUser, ev)
 }

@@ -40,6 +40,18 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+
+	// WebhookClient makes the webhook URL validations (GET) and deliveries
+	// (POST); a client with a 10 s timeout when nil. Tests may override it.
+	WebhookClient *http.Client
+	// WebhookRetries is the number of retries of a failed delivery
+	// (default 3, as Mailchimp; <0: none). WebhookRetryDelay is the wait
+	// before the first retry, doubling after each (default 1 s; Mailchimp
+	// spreads its retries over 75 minutes). WebhookTimeout bounds one
+	// attempt (default 10 s, as Mailchimp).
+	WebhookRetries    int
+	WebhookRetryDelay time.Duration
+	WebhookTimeout    time.Duration
 }
 
 // Emulator is an in-memory Mailchimp Marketing API v3. It is safe for
@@ -66,6 +78,9 @@ type Emulator struct {
 	calls  map[string]int
 
 	routeList []string // API routes, "METHOD /path/{template}"
+
+	hooks             deliverer // webhook delivery queue, worker and log
+	defaultHookClient *http.Client
 }
 
 // account is one Mailchimp account (one API key).
@@ -104,6 +119,7 @@ func New(opts Options) *Emulator {
 		rng:      mrand.New(mrand.NewPCG(uint64(opts.Seed), 0x5e95_c0de)),
 		calls:    map[string]int{},
 	}
+	e.defaultHookClient = &http.Client{Timeout: DefaultWebhookTimeout}
 	e.nextID.Store(1000)
 	for i, k := range opts.APIKeys {
 		dc := "us1"
@@ -411,6 +427,12 @@ func (e *Emulator) routes() http.Handler {
 	e.api(mux, "POST /lists/{list_id}/segments/{segment_id}/members", e.postSegmentMember)
 	e.api(mux, "DELETE /lists/{list_id}/segments/{segment_id}/members/{subscriber_hash}", e.deleteSegmentMember)
 	e.api(mux, "GET /lists/{list_id}/tag-search", e.tagSearch)
+
+	e.api(mux, "GET /lists/{list_id}/webhooks", e.getWebhooks)
+	e.api(mux, "POST /lists/{list_id}/webhooks", e.postWebhook)
+	e.api(mux, "GET /lists/{list_id}/webhooks/{webhook_id}", e.getWebhook)
+	e.api(mux, "PATCH /lists/{list_id}/webhooks/{webhook_id}", e.patchWebhook)
+	e.api(mux, "DELETE /lists/{list_id}/webhooks/{webhook_id}", e.deleteWebhook)
 
 	mux.HandleFunc("/3.0/", func(w http.ResponseWriter, r *http.Request) {
 		e.count(r.Method + " (unknown)")

@@ -70,6 +70,14 @@ func appendKey(b []byte, k string) []byte {
 	return append(b, '"', ':')
 }
 
+// uniqueEmailID is the unique_email_id of the address with hash h (the
+// data[id] of webhook events).
+func (l *list) uniqueEmailID(h [16]byte) string {
+	id := hashHex(h)
+	sum := md5.Sum([]byte(l.id + id))
+	return hex.EncodeToString(sum[:5])
+}
+
 // appendMember encodes m as Mailchimp's member object.
 func (l *list) appendMember(b []byte, m *member, h [16]byte) []byte {
 	return l.appendMemberP(b, m, h, nil)
@@ -79,10 +87,18 @@ func (l *list) appendMember(b []byte, m *member, h [16]byte) []byte {
 func (l *list) appendMemberP(b []byte, m *member, h [16]byte, p *projection) []byte {
 	var id [32]byte
 	hex.Encode(id[:], h[:])
-	var cidHex [32]byte
+	var cidHex, uidHex [32]byte
 	var cid [16]byte
 	if p.wants("unique_email_id") || p.wants("contact_id") || p.wants("web_id") {
 		cid = md5.Sum(append([]byte(l.id), id[:]...))
+		hex.Encode(uidHex[:], cid[:])
+		if m.ext != nil && m.ext.moved {
+			// contact_id and web_id stay those of the contact's first
+			// address; unique_email_id follows the address.
+			var first [32]byte
+			hex.Encode(first[:], m.ext.firstHash[:])
+			cid = md5.Sum(append([]byte(l.id), first[:]...))
+		}
 		hex.Encode(cidHex[:], cid[:])
 	}
 	var ext memberExt
@@ -112,7 +128,7 @@ func (l *list) appendMemberP(b []byte, m *member, h [16]byte, p *projection) []b
 	}
 	if key("unique_email_id") {
 		b = append(b, '"')
-		b = append(b, cidHex[:10]...)
+		b = append(b, uidHex[:10]...)
 		b = append(b, '"')
 	}
 	if key("contact_id") {

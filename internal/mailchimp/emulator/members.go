@@ -2,11 +2,14 @@ package emulator
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/segsync/segsync/internal/mailchimp"
 )
 
 // memberBody is the union of the member write bodies (POST, PUT, PATCH and
@@ -121,10 +124,17 @@ func (e *Emulator) upsert(l *list, h [16]byte, c change, ex existing) (int32, bo
 			}
 		}
 		l.touch()
+		e.memberChanged(l, nil, &l.members[i], sourceAPI)
 		return i, true, nil
 	}
 
 	m := &l.members[i]
+	var before *member
+	if len(l.hooks) > 0 {
+		b := *m
+		b.merge = slices.Clone(m.merge)
+		before = &b
+	}
 	target := m.status
 	switch {
 	case m.status == stArchived && c.hasSet:
@@ -176,6 +186,9 @@ func (e *Emulator) upsert(l *list, h [16]byte, c change, ex existing) (int32, bo
 	}
 	m.lastChanged = now
 	l.touch()
+	if before != nil {
+		e.memberChanged(l, before, m, sourceAPI)
+	}
 	return i, false, nil
 }
 
@@ -368,9 +381,9 @@ func (e *Emulator) writeMember(r *http.Request, a *account, put bool) (any, erro
 			return nil, errField("status_if_new", "This value should not be blank.")
 		}
 	}
-	if b.EmailAddress != nil && subscriberHash(*b.EmailAddress) != h {
-		return nil, errField("email_address", "The email address does not match the subscriber hash of the request.")
-	}
+	// An email_address that does not hash to the path's member changes
+	// that member's address (see changeEmail); checked under the lock.
+	moving := b.EmailAddress != nil && subscriberHash(*b.EmailAddress) != h
 	st, hasSet, perr := statusField(b.Status, "status")
 	if perr != nil {
 		return nil, perr
@@ -396,16 +409,65 @@ func (e *Emulator) writeMember(r *http.Request, a *account, put bool) (any, erro
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !put {
-		if _, ok := l.lookup(h); !ok {
-			return nil, errNotFound()
-		}
+	_, found := l.lookup(h)
+	switch {
+	case !found && !put:
+		return nil, errNotFound()
+	case !found && moving:
+		return nil, errField("email_address", "The email address does not match the subscriber hash of the request.")
+	case moving:
+		return e.changeEmail(l, h, c)
 	}
 	i, _, perr := e.upsert(l, h, c, existingUpdate)
 	if perr != nil {
 		return nil, perr
 	}
 	return rawJSON(l.appendMember(nil, &l.members[i], h)), nil
+}
+
+// changeEmail applies a PUT or PATCH whose email_address is another
+// address than that of the member at h: the rest of the body is applied as
+// usual, then the member moves to the new address (its id becomes the new
+// subscriber hash; the old one answers 404). An address that already is a
+// contact of the audience (archived included) is refused as Mailchimp
+// does, a permanently deleted one with "Forgotten Email Not Subscribed";
+// both change nothing. The caller holds l.mu.
+func (e *Emulator) changeEmail(l *list, h [16]byte, c change) (any, error) {
+	newH := subscriberHash(c.email)
+	if j, taken := l.lookup(newH); taken {
+		return nil, errInvalid("", fieldError{Field: "email_address",
+			Message: fmt.Sprintf("%q is already in this list with a status of %q.", c.email, l.members[j].status.String())})
+	}
+	if _, gone := l.forgotten[newH]; gone {
+		return nil, errForgotten(c.email)
+	}
+	if perr := checkEmail(c.email); perr != nil {
+		return nil, perr
+	}
+	if _, tomb := l.index[newH]; tomb {
+		// A tombstone without the forgotten mark (cannot happen today);
+		// refuse rather than overwrite it.
+		return nil, errForgotten(c.email)
+	}
+	i, _, perr := e.upsert(l, h, c, existingUpdate)
+	if perr != nil {
+		return nil, perr
+	}
+	m := &l.members[i]
+	old := m.email
+	if m.ext == nil {
+		m.ext = &memberExt{}
+	}
+	if !m.ext.moved {
+		m.ext.firstHash, m.ext.moved = h, true
+	}
+	m.email = c.email
+	delete(l.index, h)
+	l.index[newH] = i
+	m.lastChanged = e.now().Unix()
+	l.touch()
+	e.emit(l, "upemail", sourceAPI, mailchimp.WebhookEvent{OldEmail: old, NewEmail: m.email, NewID: l.uniqueEmailID(newH)})
+	return rawJSON(l.appendMember(nil, m, newH)), nil
 }
 
 // archiveMember is DELETE: Mailchimp archives the contact.
@@ -451,6 +513,11 @@ func (e *Emulator) deletePermanent(r *http.Request, a *account) (any, error) {
 	i, ok := l.lookup(h)
 	if !ok {
 		return nil, errNotFound()
+	}
+	if len(l.hooks) > 0 {
+		ev := l.memberEvent(&l.members[i])
+		ev.Action, ev.Reason = "delete", "manual"
+		e.emit(l, "unsubscribe", sourceAPI, ev)
 	}
 	l.erase(i, h)
 	return nil, nil

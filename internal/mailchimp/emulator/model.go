@@ -65,6 +65,10 @@ type memberExt struct {
 	language string
 	ipSignup string
 	ipOpt    string
+	// firstHash is the subscriber hash of the contact's first address,
+	// kept once the address was changed (moved) for a stable contact_id.
+	firstHash [16]byte
+	moved     bool
 }
 
 // tagRef is a tag on a member: the list-local tag index and when it was added.
@@ -143,7 +147,8 @@ type list struct {
 
 	lastSub   int64
 	lastUnsub int64
-	version   uint64 // bumped on every change to members; invalidates the listing cache
+	hooks     []*webhook // registered webhooks, creation order
+	version   uint64     // bumped on every change to members; invalidates the listing cache
 	cache     *listingCache
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"slices"
@@ -266,6 +267,21 @@ func TestOpenAPIConformance(t *testing.T) {
 	call("DELETE", sp+"/members/"+hashHex(subscriberHash("cy@acme.io")), nil, 204)
 	call("GET", lp+"/tag-search?name=pay", nil, 200)
 	call("DELETE", sp, nil, 204)
+
+	// Webhooks (the URL answers the validation GET) and an address change.
+	hooks := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer hooks.Close()
+	wh := call("POST", lp+"/webhooks", map[string]any{"url": hooks.URL + "/hook",
+		"events": map[string]any{"subscribe": true, "upemail": true}, "sources": map[string]any{"api": true}}, 200)
+	wp := lp + "/webhooks/" + fmt.Sprint(wh["id"])
+	call("GET", lp+"/webhooks", nil, 200)
+	call("GET", wp, nil, 200)
+	call("PATCH", wp, map[string]any{"events": map[string]any{"profile": false}, "sources": map[string]any{"user": false}}, 200)
+	call("PATCH", lp+"/members/"+hashHex(subscriberHash("cy@acme.io")), map[string]any{"email_address": "cy.new@acme.io"}, 200)
+	call("PATCH", lp+"/members/"+hashHex(subscriberHash("cy.new@acme.io")), map[string]any{"email_address": "bob@acme.io"}, 400)
+	call("PUT", lp+"/members/"+hashHex(subscriberHash("cy.new@acme.io")), map[string]any{"email_address": "cy@acme.io", "status_if_new": "subscribed"}, 200)
+	call("POST", lp+"/webhooks", map[string]any{"url": hooks.URL + "/hook"}, 400)
+	call("DELETE", wp, nil, 204)
 
 	call("DELETE", lp+"/members/"+hash, nil, 204)
 	call("POST", lp+"/members/"+hashHex(subscriberHash("ann@acme.io"))+"/actions/delete-permanent", nil, 204)

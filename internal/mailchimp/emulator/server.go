@@ -49,10 +49,12 @@ func Listen(addr string, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Close stops the server at once, dropping open connections.
+// Close stops the server at once, dropping open connections, and stops
+// webhook delivery.
 func (s *Server) Close() error {
 	err := s.srv.Close()
 	<-s.done
+	s.Emulator.Close()
 	return err
 }
 
@@ -62,6 +64,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err == nil {
 		err = <-s.done
 	}
+	s.Emulator.Close()
 	return err
 }
 

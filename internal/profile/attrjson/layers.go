@@ -6,13 +6,8 @@ import (
 	"slices"
 )
 
-// ReservedPrefix starts the names of attributes that segsync itself keeps
-// on profiles (Mailchimp's statuses, SPEC section 12): no source or import
-// sets them, and merging sources keeps them as they are.
-const ReservedPrefix = "mailchimp."
-
-// IsReserved reports whether an attribute name is reserved for segsync.
-func IsReserved(name []byte) bool { return bytes.HasPrefix(name, []byte(ReservedPrefix)) }
+// isReserved is Reserved for a raw member name.
+func isReserved(name []byte) bool { return bytes.HasPrefix(name, []byte(ReservedPrefix)) }
 
 // MergeLayers merges canonical attribute objects, highest priority first:
 // each attribute comes from the first layer that has it. The reserved
@@ -33,7 +28,7 @@ func MergeLayers(keep []byte, layers [][]byte) (merged []byte, from []int, err e
 			return nil, nil, fmt.Errorf("layer %d: %w", i, err)
 		}
 		for _, m := range mm {
-			if IsReserved(m.Name) || seen[string(m.Name)] {
+			if isReserved(m.Name) || seen[string(m.Name)] {
 				continue
 			}
 			seen[string(m.Name)] = true
@@ -45,7 +40,7 @@ func MergeLayers(keep []byte, layers [][]byte) (merged []byte, from []int, err e
 			return nil, nil, fmt.Errorf("stored attributes: %w", err)
 		}
 		for _, m := range mm {
-			if IsReserved(m.Name) {
+			if isReserved(m.Name) {
 				all = append(all, member{m, -1})
 			}
 		}
@@ -66,7 +61,7 @@ func OnlyReserved(obj []byte) bool {
 		return false
 	}
 	for _, m := range mm {
-		if !IsReserved(m.Name) {
+		if !isReserved(m.Name) {
 			return false
 		}
 	}

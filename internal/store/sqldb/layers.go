@@ -42,7 +42,7 @@ func attributeSources(ls []layer, names map[int64]string) (map[string]string, er
 			return nil, err
 		}
 		for _, m := range mm {
-			if !attrjson.IsReserved(m.Name) {
+			if !attrjson.Reserved(string(m.Name)) {
 				out[string(m.Name)] = names[ls[i].source]
 			}
 		}

@@ -3,11 +3,13 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
 
+	"github.com/segsync/segsync/internal/profile/attrjson"
 	"github.com/segsync/segsync/internal/store"
 )
 
@@ -177,14 +179,20 @@ func (db *DB) applySynced(ctx context.Context, exportID int64, changes []store.S
 	}
 	last := map[string]int{}
 	for i, c := range changes {
-		if c.Set != nil {
+		if c.Set != nil || c.Delete {
 			last[c.Hash] = i
 		}
 	}
 	sets := make([]store.SyncedChange, 0, len(last))
+	var deletes []any
 	for i, c := range changes {
-		if c.Set != nil && last[c.Hash] == i {
+		if last[c.Hash] != i {
+			continue
+		}
+		if c.Set != nil {
 			sets = append(sets, c)
+		} else if c.Delete {
+			deletes = append(deletes, c.Hash)
 		}
 	}
 	if len(sets) >= syncedUpsertRows {
@@ -194,6 +202,15 @@ func (db *DB) applySynced(ctx context.Context, exportID int64, changes []store.S
 		}
 	}
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		for len(deletes) > 0 {
+			n := min(len(deletes), 500)
+			args := append([]any{exportID}, deletes[:n]...)
+			if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM synced WHERE export_id = ? AND hash IN (`+
+				strings.TrimSuffix(strings.Repeat("?,", n), ",")+`)`), args...); err != nil {
+				return fmt.Errorf("deleting %d contacts: %w", n, err)
+			}
+			deletes = deletes[n:]
+		}
 		for len(sets) > 0 {
 			n := min(len(sets), syncedUpsertRows)
 			if err := db.upsertSynced(ctx, tx, exportID, sets[:n]); err != nil {
@@ -403,4 +420,66 @@ func (db *DB) RecordArchived(ctx context.Context, exportID int64, emails map[str
 		return fmt.Errorf("recording archived contacts of export %d: %w", exportID, err)
 	}
 	return nil
+}
+
+// SyncedAddressChanges lists the customers (customer_id → true) that have a
+// contact of the export in the audience under another address than their
+// profile's current one (attribute emailAttr): the candidates of address
+// changes. It streams the export's rows; memory grows only with the
+// candidates.
+func (db *DB) SyncedAddressChanges(ctx context.Context, exportID int64, emailAttr string) (map[string]bool, error) {
+	rows, err := db.R.QueryContext(ctx, db.Q(`SELECT s.customer_id, s.email, p.`+db.attrsCol()+`
+		FROM synced s JOIN profiles p ON p.customer_id = s.customer_id
+		WHERE s.export_id = ? AND s.in_audience AND s.customer_id <> ''`), exportID)
+	if err != nil {
+		return nil, fmt.Errorf("reading address changes of export %d: %w", exportID, err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	var scratch []attrjson.Member
+	for rows.Next() {
+		var id, email string
+		var attrs []byte
+		if err := rows.Scan(&id, &email, &attrs); err != nil {
+			return nil, fmt.Errorf("reading address changes of export %d: %w", exportID, err)
+		}
+		scratch, err = attrjson.Split(scratch[:0], attrs)
+		if err != nil {
+			continue // not an object: no address to compare
+		}
+		current := ""
+		for _, m := range scratch {
+			if string(m.Name) == emailAttr {
+				var v string
+				if json.Unmarshal(m.Value, &v) == nil {
+					current = strings.ToLower(strings.TrimSpace(v))
+				}
+				break
+			}
+		}
+		if current != email {
+			out[id] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading address changes of export %d: %w", exportID, err)
+	}
+	return out, nil
+}
+
+// SyncedByHash reads one synced row of the export; ok is false when there
+// is none.
+func (db *DB) SyncedByHash(ctx context.Context, exportID int64, hash string) (s store.Synced, ok bool, err error) {
+	var tags int64
+	err = db.R.QueryRowContext(ctx, db.Q(`SELECT `+syncedColumns+` FROM synced WHERE export_id = ? AND hash = ?`), exportID, hash).Scan(
+		&s.Hash, &s.Email, &s.CustomerID, &s.InAudience, &s.InExport, &s.FieldsHash, &tags,
+		&s.CreatedByUs, &s.ArchivedByUs, &s.Status, &s.RejectedHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Synced{}, false, nil
+	}
+	if err != nil {
+		return store.Synced{}, false, fmt.Errorf("reading a synced contact of export %d: %w", exportID, err)
+	}
+	s.Tags = uint64(tags)
+	return s, true, nil
 }

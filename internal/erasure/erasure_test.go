@@ -1,0 +1,236 @@
+package erasure_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segsync/segsync/internal/audit"
+	"github.com/segsync/segsync/internal/erasure"
+	"github.com/segsync/segsync/internal/mailchimp"
+	"github.com/segsync/segsync/internal/mailchimp/emulator"
+	"github.com/segsync/segsync/internal/mailchimp/emulator/emulatortest"
+	"github.com/segsync/segsync/internal/segment"
+	"github.com/segsync/segsync/internal/store"
+	"github.com/segsync/segsync/internal/store/dbtest"
+	"github.com/segsync/segsync/internal/store/sqldb"
+	"github.com/segsync/segsync/internal/syncer"
+)
+
+// clients hands out one emulator client per connection; the deleter of a
+// connection may be wrapped to fail or to stop the worker.
+type clients struct {
+	mc   map[int64]*mailchimp.Client
+	wrap func(conn int64, d erasure.Deleter) erasure.Deleter
+}
+
+func (c clients) DeleterFor(_ context.Context, id int64) (erasure.Deleter, error) {
+	mc, ok := c.mc[id]
+	if !ok {
+		return nil, errors.New("no such connection")
+	}
+	if c.wrap != nil {
+		return c.wrap(id, mc), nil
+	}
+	return mc, nil
+}
+
+type deleterFunc func(ctx context.Context, listID, email string) error
+
+func (f deleterFunc) DeletePermanent(ctx context.Context, listID, email string) error {
+	return f(ctx, listID, email)
+}
+
+func newClient(t *testing.T, srv *emulator.Server, key string) *mailchimp.Client {
+	mc, err := mailchimp.New(mailchimp.Config{APIKey: key, BaseURL: srv.URL, Limiter: mailchimp.NewLocalLimiter(10),
+		RetryBaseDelay: time.Millisecond, RetryMaxDelay: 5 * time.Millisecond, MaxRetries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mc
+}
+
+// TestErasureAcrossAccounts: one person sent by two exports to two
+// audiences on two Mailchimp accounts is erased: removed from segsync at
+// once; the first worker dies after the first audience; the job resumes
+// under a new claim (the dead worker is fenced out), a failing audience is
+// retried, and in the end the contact is permanently deleted everywhere.
+// A later run with the same address re-imported never re-creates it.
+func TestErasureAcrossAccounts(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		srv := emulatortest.Start(t, emulator.Options{APIKeys: []string{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-us1", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-us1"}})
+		keys := srv.Keys()
+		listA, err := srv.CreateList(keys[0], "A")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listB, err := srv.CreateList(keys[1], "B")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mcs := map[int64]*mailchimp.Client{1: newClient(t, srv, keys[0]), 2: newClient(t, srv, keys[1])}
+		if _, err := db.UpsertProfiles(ctx, []store.ProfilePatch{
+			{CustomerID: "c1", Attrs: `{"email":"ann@shop.io","tier":"gold"}`},
+			{CustomerID: "c2", Attrs: `{"email":"bob@shop.io","tier":"gold"}`},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := segment.Parse([]byte(`{"attribute":"tier","op":"eq","value":"gold"}`), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seg := store.Segment{Name: "Gold", Rule: r}
+		if err := db.CreateSegment(ctx, &seg); err != nil {
+			t.Fatal(err)
+		}
+		var exps []store.Export
+		for i, list := range []string{listA, listB} {
+			conn := int64(i + 1)
+			e := store.Export{Name: list, ConnectionID: &conn, AudienceID: list, SegmentIDs: []int64{seg.ID},
+				Mapping: store.Mapping{Email: "email"}, StatusIfNew: "subscribed", OnLeave: "untag", Schedule: "off"}
+			if err := db.CreateExport(ctx, &e); err != nil {
+				t.Fatal(err)
+			}
+			exps = append(exps, e)
+		}
+		engine := &syncer.Engine{Store: db, Source: db}
+		runAll := func(dry bool) {
+			for i, e := range exps {
+				run, _, err := db.EnqueueRun(ctx, e.ID, store.TriggerManual, dry, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := engine.Execute(ctx, e, mcs[int64(i+1)], syncer.Options{RunID: run.ID, DryRun: dry})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if dry {
+					if err := db.FinishRun(ctx, run.ID, "", store.RunSucceeded, res.Progress, res.Counts, res.Sample, ""); err != nil {
+						t.Logf("saving the dry run's sample: %v", err)
+					}
+				}
+			}
+		}
+		runAll(false)
+		for _, l := range []string{listA, listB} {
+			if _, err := srv.Contact(l, "ann@shop.io"); err != nil {
+				t.Fatalf("ann not sent to %s: %v", l, err)
+			}
+		}
+		if err := db.AddRejections(ctx, 1, []store.Rejection{{Email: "ann@shop.io", CustomerID: "c1", Reason: "x", Kind: "transient"}}); err != nil {
+			t.Fatal(err)
+		}
+
+		log := audit.New(db, nil)
+		var stop atomic.Bool
+		wctx, kill := context.WithCancel(ctx)
+		failB := 1 // the first attempt at audience B fails
+		cl := clients{mc: mcs, wrap: func(conn int64, d erasure.Deleter) erasure.Deleter {
+			return deleterFunc(func(ctx context.Context, list, email string) error {
+				if stop.Load() {
+					kill() // the worker dies after its first deletion
+					return context.Canceled
+				}
+				if conn == 2 && failB > 0 && !stop.Load() {
+					failB--
+					return &mailchimp.Error{Status: 503, Title: "Service Unavailable"}
+				}
+				err := d.DeletePermanent(ctx, list, email)
+				stop.Store(conn == 1 && failB > 0)
+				return err
+			})
+		}}
+		first := &erasure.Service{Store: db, Clients: cl, Audit: log, Owner: "w1", Lease: 50 * time.Millisecond,
+			Backoff: func(int) time.Duration { return 0 }}
+		e, err := first.Request(ctx, audit.Actor{ID: 1, Email: "admin@shop.io"}, "c1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(e.Audiences) != 2 || e.Status != store.ErasurePending {
+			t.Fatalf("erasure: %+v", e)
+		}
+		// Removed from segsync at once.
+		if _, err := db.GetProfile(ctx, "c1"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("profile after the request: %v", err)
+		}
+		for _, ex := range exps {
+			_ = db.StreamSynced(ctx, ex.ID, func(s store.Synced) error {
+				if s.CustomerID == "c1" || s.Email == "ann@shop.io" {
+					t.Errorf("synced row left: %+v", s)
+				}
+				return nil
+			})
+		}
+		_ = db.StreamRejections(ctx, 1, func(r store.Rejection) error {
+			t.Errorf("rejection left: %+v", r)
+			return nil
+		})
+
+		// The first worker dies after deleting from audience A.
+		if _, err := first.RunOnce(wctx); err == nil {
+			t.Fatalf("the dying worker ended well")
+		}
+		got, _ := db.GetErasure(ctx, e.ID)
+		if got.Status != store.ErasureRunning || got.Audiences[0].Result != store.ErasureDeleted || got.Audiences[1].Result != store.ErasurePendingTarget {
+			t.Fatalf("after the crash: %+v", got)
+		}
+		stop.Store(false)
+		time.Sleep(60 * time.Millisecond) // the dead worker's lease runs out
+		second := &erasure.Service{Store: db, Clients: cl, Audit: log, Owner: "w2", Lease: time.Minute,
+			Backoff: func(int) time.Duration { return 0 }}
+		for i := 0; i < 3; i++ {
+			if _, err := second.RunOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.RecordErasureTarget(ctx, e.ID, got.Token, 1, store.ErasureFailed, "late"); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("the dead worker's token still counts: %v", err)
+		}
+		got, _ = db.GetErasure(ctx, e.ID)
+		if got.Status != store.ErasureSucceeded || got.Audiences[0].Result != store.ErasureDeleted || got.Audiences[1].Result != store.ErasureDeleted {
+			t.Fatalf("after resuming: %+v", got)
+		}
+		for _, l := range []string{listA, listB} {
+			if _, err := srv.Contact(l, "ann@shop.io"); err == nil || !srv.Forgotten(l, "ann@shop.io") {
+				t.Errorf("ann still in %s (or not permanently deleted): %v", l, err)
+			}
+			if _, err := srv.Contact(l, "bob@shop.io"); err != nil {
+				t.Errorf("bob lost from %s: %v", l, err)
+			}
+		}
+		evs, err := db.ListAuditEvents(ctx, store.AuditFilter{ObjectType: "erasure"})
+		if err != nil || len(evs) != 2 {
+			t.Fatalf("audit: %d events, %v", len(evs), err)
+		}
+		b, _ := json.Marshal(evs)
+		if strings.Contains(string(b), "ann@") || !strings.Contains(string(b), listB) {
+			t.Errorf("audit events: %s", b)
+		}
+
+		// The same address imported again is a new profile; Mailchimp
+		// refuses to bring back a permanently deleted contact.
+		if _, err := db.UpsertProfiles(ctx, []store.ProfilePatch{{CustomerID: "c1", Attrs: `{"email":"ann@shop.io","tier":"gold"}`}}); err != nil {
+			t.Fatal(err)
+		}
+		runAll(false)
+		for _, l := range []string{listA, listB} {
+			if _, err := srv.Contact(l, "ann@shop.io"); err == nil {
+				t.Errorf("ann re-created in %s", l)
+			}
+		}
+	})
+}
+
+// TestErasureUnknown: nothing known of the customer is ErrNotFound.
+func TestErasureUnknown(t *testing.T) {
+	db := dbtest.SQLite(t)
+	s := &erasure.Service{Store: db}
+	if _, err := s.Request(context.Background(), audit.System, "nobody"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("err = %v, want ErrNotFound", err)
+	}
+}

@@ -1,0 +1,375 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/segsync/segsync/internal/profile/attrjson"
+	"github.com/segsync/segsync/internal/store"
+)
+
+// flowStatus is, per synced row, the status the profile should show: the
+// contact's status, or "deleted" once it left the audience (after it had
+// been shown). Rows whose status is unknown or in flight are left out.
+const flowStatus = `CASE WHEN in_audience THEN status ELSE 'deleted' END`
+
+const flowWhere = `export_id = ? AND customer_id <> '' AND status <> 'creating'
+	AND ((in_audience AND status <> '') OR (NOT in_audience AND profile_status <> ''))
+	AND ` + flowStatus + ` <> profile_status`
+
+// flowRange is how many profile ids FlowStatuses rewrites per transaction
+// (short transactions: runs recording acknowledgements meanwhile wait
+// little for SQLite's single writer).
+const flowRange = 50_000
+
+// FlowStatuses writes Mailchimp's word back on the profiles (SPEC 12): for
+// every contact of the export whose status differs from what its profile
+// last showed (synced.profile_status), the reserved attributes
+// mailchimp.<audience>.status and .status_changed_at (= at) are set, and
+// then profile_status notes it. A few changes (a usual run: fewer than one
+// profile in 20) are written contact by contact in short transactions
+// (flowByContacts); many (a first run) by one ordered pass over the
+// profiles (flowByProfiles): walking a million contacts in hash order
+// rewrote profile pages at random (74 s and GBs of WAL on SQLite). A run
+// without status changes costs one pass over the export's synced rows.
+// profiles.updated_at is left alone: the attributes are not sent to
+// Mailchimp, and updated_at decides which profile's fields win for a
+// shared address and what counts as new data.
+func (db *DB) FlowStatuses(ctx context.Context, exportID int64, audienceID string, at time.Time) (int64, error) {
+	statusAttr, atAttr := attrjson.StatusAttr(audienceID), attrjson.StatusChangedAttr(audienceID)
+	if !attrjson.ValidReserved(statusAttr) {
+		return 0, fmt.Errorf("audience id %q cannot name an attribute", audienceID)
+	}
+	when := at.UTC().Format("2006-01-02T15:04:05Z")
+	var due, profiles int64
+	if err := db.R.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM synced WHERE `+flowWhere), exportID).Scan(&due); err != nil {
+		return 0, fmt.Errorf("reading statuses of export %d: %w", exportID, err)
+	}
+	if due == 0 {
+		return 0, nil
+	}
+	if err := db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM profiles`).Scan(&profiles); err != nil {
+		return 0, fmt.Errorf("reading profiles: %w", err)
+	}
+	if due*20 < profiles {
+		return db.flowByContacts(ctx, exportID, statusAttr, atAttr, when)
+	}
+	return db.flowByProfiles(ctx, exportID, statusAttr, atAttr, when)
+}
+
+// flowByProfiles rewrites the profiles in their storage order, flowRange ids
+// per transaction, each looking up its contact through synced_customer:
+// for many changes (a first run), where walking the contacts would rewrite
+// profile pages at random.
+func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, atAttr, when string) (int64, error) {
+	var maxID int64
+	if err := db.R.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM profiles`).Scan(&maxID); err != nil {
+		return 0, fmt.Errorf("reading profiles: %w", err)
+	}
+	// The contact of a profile: of several of one customer in the export
+	// (rare: left-over addresses), the one in the audience.
+	status := `(SELECT ` + flowStatus + ` FROM synced x WHERE x.export_id = ? AND x.customer_id = profiles.customer_id
+		ORDER BY x.in_audience DESC LIMIT 1)`
+	due := `EXISTS (SELECT 1 FROM synced WHERE ` + flowWhere + ` AND synced.customer_id = profiles.customer_id)`
+	var missingQ, updateQ string
+	var statusKey, atKey any = statusAttr, atAttr
+	if db.d == Postgres {
+		missingQ = `SELECT COUNT(*) FROM profiles WHERE id > ? AND id <= ? AND attrs -> CAST(? AS text) IS NULL AND ` + due
+		updateQ = `UPDATE profiles SET attrs = attrs || jsonb_build_object(CAST(? AS text), ` + status + `, CAST(? AS text), CAST(? AS text))
+			WHERE id > ? AND id <= ? AND ` + due
+	} else {
+		statusKey, atKey = `$."`+statusAttr+`"`, `$."`+atAttr+`"`
+		missingQ = `SELECT COUNT(*) FROM profiles WHERE id > ? AND id <= ? AND json_type(attrs, ?) IS NULL AND ` + due
+		updateQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ` + status + `, ?, ?) WHERE id > ? AND id <= ? AND ` + due
+	}
+	var total int64
+	for lo := int64(0); lo < maxID; lo += flowRange {
+		hi := lo + flowRange
+		err := db.Tx(ctx, func(tx *sql.Tx) error {
+			if db.d == Postgres {
+				if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
+					return err
+				}
+			}
+			var missing int64
+			if err := tx.QueryRowContext(ctx, db.Q(missingQ), lo, hi, statusKey, exportID).Scan(&missing); err != nil {
+				return fmt.Errorf("counting new status attributes: %w", err)
+			}
+			res, err := tx.ExecContext(ctx, db.Q(updateQ), statusKey, exportID, atKey, when, lo, hi, exportID)
+			if err != nil {
+				return fmt.Errorf("writing statuses on profiles: %w", err)
+			}
+			n, _ := res.RowsAffected()
+			total += n
+			if missing > 0 {
+				if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO profile_attributes (name, type, profile_count) VALUES (?, ?, ?), (?, ?, ?)
+					ON CONFLICT (name, type) DO UPDATE SET profile_count = profile_attributes.profile_count + excluded.profile_count`),
+					statusAttr, attrjson.TypeString, missing, atAttr, attrjson.TypeDate, missing); err != nil {
+					return fmt.Errorf("updating the attribute catalogue: %w", err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("writing statuses of export %d on profiles: %w", exportID, err)
+		}
+	}
+	// Webhooks write both the profile and profile_status themselves, and
+	// nothing else changes this export's statuses while its run is here.
+	if _, err := db.W.ExecContext(ctx, db.Q(`UPDATE synced SET profile_status = `+flowStatus+` WHERE `+flowWhere), exportID); err != nil {
+		return total, fmt.Errorf("noting the statuses written for export %d: %w", exportID, err)
+	}
+	return total, nil
+}
+
+// flowChunk is how many contacts flowByContacts writes per transaction.
+const flowChunk = 2000
+
+// flowByContacts walks the contacts whose status is due in hash order,
+// flowChunk per transaction, with one UPDATE … WHERE customer_id IN (…) per
+// status and 500 profiles.
+func (db *DB) flowByContacts(ctx context.Context, exportID int64, statusAttr, atAttr, when string) (int64, error) {
+	var total int64
+	after := ""
+	for {
+		rows, err := db.R.QueryContext(ctx, db.Q(`SELECT hash, customer_id, `+flowStatus+` FROM synced
+			WHERE `+flowWhere+` AND hash > ? ORDER BY hash LIMIT `+fmt.Sprint(flowChunk)), exportID, after)
+		if err != nil {
+			return total, fmt.Errorf("reading statuses of export %d: %w", exportID, err)
+		}
+		ids, hashes := map[string][]any{}, map[string][]any{} // by status
+		n := 0
+		for rows.Next() {
+			var h, id, st string
+			if err := rows.Scan(&h, &id, &st); err != nil {
+				rows.Close()
+				return total, err
+			}
+			ids[st], hashes[st] = append(ids[st], id), append(hashes[st], h)
+			after = h
+			n++
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return total, fmt.Errorf("reading statuses of export %d: %w", exportID, err)
+		}
+		if n == 0 {
+			return total, nil
+		}
+		err = db.Tx(ctx, func(tx *sql.Tx) error {
+			var missingQ, updateQ string
+			var statusKey, atKey any = statusAttr, atAttr
+			if db.d == Postgres {
+				if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
+					return err
+				}
+				missingQ = `SELECT COUNT(*) FROM profiles WHERE attrs -> CAST(? AS text) IS NULL AND customer_id IN (%s)`
+				updateQ = `UPDATE profiles SET attrs = attrs || jsonb_build_object(CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS text)) WHERE customer_id IN (%s)`
+			} else {
+				statusKey, atKey = `$."`+statusAttr+`"`, `$."`+atAttr+`"`
+				missingQ = `SELECT COUNT(*) FROM profiles WHERE json_type(attrs, ?) IS NULL AND customer_id IN (%s)`
+				updateQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ?, ?, ?) WHERE customer_id IN (%s)`
+			}
+			var missing int64
+			for st, list := range ids {
+				hs := hashes[st]
+				for len(list) > 0 {
+					k := min(len(list), 500)
+					in := placeholders(k, 1)
+					var m int64
+					if err := tx.QueryRowContext(ctx, db.Q(fmt.Sprintf(missingQ, in)), append([]any{statusKey}, list[:k]...)...).Scan(&m); err != nil {
+						return fmt.Errorf("counting new status attributes: %w", err)
+					}
+					missing += m
+					res, err := tx.ExecContext(ctx, db.Q(fmt.Sprintf(updateQ, in)), append([]any{statusKey, st, atKey, when}, list[:k]...)...)
+					if err != nil {
+						return fmt.Errorf("writing statuses on profiles: %w", err)
+					}
+					c, _ := res.RowsAffected()
+					total += c
+					if _, err := tx.ExecContext(ctx, db.Q(`UPDATE synced SET profile_status = ? WHERE export_id = ? AND hash IN (`+in+`)`),
+						append([]any{st, exportID}, hs[:k]...)...); err != nil {
+						return fmt.Errorf("noting the statuses written: %w", err)
+					}
+					list, hs = list[k:], hs[k:]
+				}
+			}
+			return db.countStatusAttrs(ctx, tx, statusAttr, atAttr, missing)
+		})
+		if err != nil {
+			return total, fmt.Errorf("writing statuses of export %d on profiles: %w", exportID, err)
+		}
+		if n < flowChunk {
+			return total, nil
+		}
+	}
+}
+
+// countStatusAttrs adds n profiles holding the status attributes to the
+// attribute catalogue.
+func (db *DB) countStatusAttrs(ctx context.Context, tx *sql.Tx, statusAttr, atAttr string, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO profile_attributes (name, type, profile_count) VALUES (?, ?, ?), (?, ?, ?)
+		ON CONFLICT (name, type) DO UPDATE SET profile_count = profile_attributes.profile_count + excluded.profile_count`),
+		statusAttr, attrjson.TypeString, n, atAttr, attrjson.TypeDate, n); err != nil {
+		return fmt.Errorf("updating the attribute catalogue: %w", err)
+	}
+	return nil
+}
+
+// WebhookSecret returns the export's webhook secret, making one (from
+// fresh) when it has none. ErrNotFound for an unknown export.
+func (db *DB) WebhookSecret(ctx context.Context, exportID int64, fresh string) (string, error) {
+	if _, err := db.W.ExecContext(ctx, db.Q(`UPDATE exports SET webhook_secret = ? WHERE id = ? AND webhook_secret = ''`), fresh, exportID); err != nil {
+		return "", fmt.Errorf("making the webhook secret of export %d: %w", exportID, err)
+	}
+	return db.webhookSecret(ctx, exportID)
+}
+
+// WebhookTarget returns the secret (” when none) and audience of an export.
+func (db *DB) WebhookTarget(ctx context.Context, exportID int64) (secret, audienceID string, err error) {
+	err = db.R.QueryRowContext(ctx, db.Q(`SELECT webhook_secret, audience_id FROM exports WHERE id = ?`), exportID).Scan(&secret, &audienceID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", fmt.Errorf("export %d: %w", exportID, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("reading the webhook of export %d: %w", exportID, err)
+	}
+	return secret, audienceID, nil
+}
+
+func (db *DB) webhookSecret(ctx context.Context, exportID int64) (string, error) {
+	s, _, err := db.WebhookTarget(ctx, exportID)
+	return s, err
+}
+
+// ApplyStatusEvent records a status Mailchimp reported for a contact of an
+// audience (a webhook): for every export writing to the audience with a
+// contact of that hash, the synced status, and for its profile the reserved
+// attributes, unless the profile already shows a status from after at
+// (the newest event wins; a replayed older one changes nothing). It
+// returns how many profiles changed and whether any export knew the
+// contact.
+func (db *DB) ApplyStatusEvent(ctx context.Context, audienceID, hash, status string, at time.Time) (changed int, known bool, err error) {
+	statusAttr, atAttr := attrjson.StatusAttr(audienceID), attrjson.StatusChangedAttr(audienceID)
+	if !attrjson.ValidReserved(statusAttr) {
+		return 0, false, nil
+	}
+	when := at.UTC().Format("2006-01-02T15:04:05Z")
+	err = db.Tx(ctx, func(tx *sql.Tx) error {
+		changed, known = 0, false
+		if db.d == Postgres {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.QueryContext(ctx, db.Q(`SELECT s.export_id, s.customer_id FROM synced s JOIN exports e ON e.id = s.export_id
+			WHERE e.audience_id = ? AND s.hash = ? AND s.in_audience`), audienceID, hash)
+		if err != nil {
+			return err
+		}
+		var exports []int64
+		customers := map[string]bool{}
+		for rows.Next() {
+			var id int64
+			var c string
+			if err := rows.Scan(&id, &c); err != nil {
+				rows.Close()
+				return err
+			}
+			exports = append(exports, id)
+			if c != "" {
+				customers[c] = true
+			}
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		known = len(exports) > 0
+		for c := range customers {
+			var missingQ, updateQ string
+			var mArgs, uArgs []any
+			if db.d == Postgres {
+				missingQ = `SELECT attrs -> CAST(? AS text) IS NULL FROM profiles WHERE customer_id = ?`
+				mArgs = []any{statusAttr, c}
+				updateQ = `UPDATE profiles SET attrs = attrs || jsonb_build_object(CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS text))
+					WHERE customer_id = ? AND COALESCE(attrs ->> CAST(? AS text), '') COLLATE "C" <= CAST(? AS text) COLLATE "C"`
+				uArgs = []any{statusAttr, status, atAttr, when, c, atAttr, when}
+			} else {
+				sp, ap := `$."`+statusAttr+`"`, `$."`+atAttr+`"`
+				missingQ = `SELECT json_type(attrs, ?) IS NULL FROM profiles WHERE customer_id = ?`
+				mArgs = []any{sp, c}
+				updateQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ?, ?, ?) WHERE customer_id = ? AND COALESCE(json_extract(attrs, ?), '') <= ?`
+				uArgs = []any{sp, status, ap, when, c, ap, when}
+			}
+			var missing bool
+			if err := tx.QueryRowContext(ctx, db.Q(missingQ), mArgs...).Scan(&missing); errors.Is(err, sql.ErrNoRows) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, db.Q(updateQ), uArgs...)
+			if err != nil {
+				return fmt.Errorf("writing the status on profile: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				continue // the profile already shows a newer status
+			}
+			changed++
+			if _, err := tx.ExecContext(ctx, db.Q(`UPDATE synced SET status = ?, profile_status = ? WHERE hash = ? AND customer_id = ? AND in_audience
+				AND export_id IN (SELECT id FROM exports WHERE audience_id = ?)`), status, status, hash, c, audienceID); err != nil {
+				return fmt.Errorf("recording the status: %w", err)
+			}
+			if missing {
+				if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO profile_attributes (name, type, profile_count) VALUES (?, ?, 1), (?, ?, 1)
+					ON CONFLICT (name, type) DO UPDATE SET profile_count = profile_attributes.profile_count + excluded.profile_count`),
+					statusAttr, attrjson.TypeString, atAttr, attrjson.TypeDate); err != nil {
+					return fmt.Errorf("updating the attribute catalogue: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("recording a status event of audience %s: %w", audienceID, err)
+	}
+	return changed, known, nil
+}
+
+// ApplyEmailChange records that Mailchimp changed a contact's address
+// (upemail): every export of the audience that has the old address moves
+// its row to the new one, so no run treats the old address as gone and
+// creates it anew. The profile keeps its address (it is the customer's
+// data); see docs/privacy.md for what the next run does. It reports
+// whether any export knew the old address.
+func (db *DB) ApplyEmailChange(ctx context.Context, audienceID, oldHash, newHash, newEmail string) (bool, error) {
+	known := false
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM synced WHERE hash = ? AND export_id IN (SELECT id FROM exports WHERE audience_id = ?)`),
+			oldHash, audienceID).Scan(&n); err != nil {
+			return err
+		}
+		known = n > 0
+		if !known {
+			return nil
+		}
+		// A row of the new address (stale, not in the audience) gives way.
+		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM synced WHERE hash = ? AND export_id IN
+			(SELECT export_id FROM synced WHERE hash = ? AND export_id IN (SELECT id FROM exports WHERE audience_id = ?))`),
+			newHash, oldHash, audienceID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, db.Q(`UPDATE synced SET hash = ?, email = ? WHERE hash = ? AND export_id IN (SELECT id FROM exports WHERE audience_id = ?)`),
+			newHash, newEmail, oldHash, audienceID)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("recording an address change in audience %s: %w", audienceID, err)
+	}
+	return known, nil
+}

@@ -1,0 +1,110 @@
+package syncer_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/segsync/segsync/internal/mailchimp/emulator"
+	"github.com/segsync/segsync/internal/profile/attrjson"
+	"github.com/segsync/segsync/internal/segment"
+	"github.com/segsync/segsync/internal/store/dbtest"
+	"github.com/segsync/segsync/internal/store/sqldb"
+)
+
+func (w *world) profileAttrs(id string) map[string]any {
+	w.t.Helper()
+	p, err := w.db.GetProfile(context.Background(), id)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(p.Attrs, &m); err != nil {
+		w.t.Fatal(err)
+	}
+	return m
+}
+
+// TestStatusFlowBack: every profile sent to an audience carries its
+// Mailchimp status there (reserved attributes), refreshed by runs; segment
+// rules can use them on both dialects; updated_at does not move. With 200
+// profiles outside the export, the statuses are written contact by
+// contact; without, by a pass over the profiles.
+func TestStatusFlowBack(t *testing.T) {
+	for _, others := range []int{0, 200} {
+		t.Run(fmt.Sprintf("others=%d", others), func(t *testing.T) { testStatusFlowBack(t, others) })
+	}
+}
+
+func testStatusFlowBack(t *testing.T, others int) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		w := newWorld(t, db, emulator.Options{})
+		var ps []person
+		for i := range 6 {
+			ps = append(ps, person{id: fmt.Sprintf("c%d", i), email: fmt.Sprintf("a%d@shop.io", i), first: "F", tier: "gold"})
+		}
+		for i := range others {
+			ps = append(ps, person{id: fmt.Sprintf("o%03d", i), email: fmt.Sprintf("o%d@shop.io", i), first: "F", tier: "silver"})
+		}
+		w.upsert(ps...)
+		w.goldExport("untag")
+		w.run(false)
+		statusAttr, atAttr := attrjson.StatusAttr(w.list), attrjson.StatusChangedAttr(w.list)
+		for _, p := range ps[:6] {
+			if got := w.profileAttrs(p.id)[statusAttr]; got != "subscribed" {
+				t.Errorf("%s after the first run: %v", p.id, got)
+			}
+		}
+		before, _ := db.GetProfile(ctx, "c1")
+		if err := w.srv.Unsubscribe(w.list, "a1@shop.io"); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.srv.Bounce(w.list, "a2@shop.io"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1100 * time.Millisecond) // a later status_changed_at
+		changed := ps[5]
+		changed.first = "G" // something to send, so the run refreshes statuses
+		w.upsert(changed)
+		w.run(false)
+		a1 := w.profileAttrs("c1")
+		if a1[statusAttr] != "unsubscribed" || w.profileAttrs("c2")[statusAttr] != "cleaned" || w.profileAttrs("c0")[statusAttr] != "subscribed" {
+			t.Errorf("statuses after the refresh: c1 %v, c2 %v, c0 %v", a1[statusAttr], w.profileAttrs("c2")[statusAttr], w.profileAttrs("c0")[statusAttr])
+		}
+		if at, _ := a1[atAttr].(string); at <= w.profileAttrs("c0")[atAttr].(string) {
+			t.Errorf("status_changed_at of c1 %v not after c0's %v", a1[atAttr], w.profileAttrs("c0")[atAttr])
+		}
+		after, _ := db.GetProfile(ctx, "c1")
+		if !after.UpdatedAt.Equal(before.UpdatedAt) {
+			t.Errorf("updated_at moved: %v -> %v", before.UpdatedAt, after.UpdatedAt)
+		}
+		rule, err := segment.Parse([]byte(`{"attribute":"`+statusAttr+`","op":"in","value":["unsubscribed","cleaned"]}`), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := db.CountMatching(ctx, rule); err != nil || n != 2 {
+			t.Errorf("segment on the status: %d, %v; want 2", n, err)
+		}
+		rule, err = segment.Parse([]byte(`{"attribute":"`+atAttr+`","op":"gt","value":"2000-01-01"}`), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := db.CountMatching(ctx, rule); err != nil || n != 6 {
+			t.Errorf("segment on status_changed_at: %d, %v; want 6", n, err)
+		}
+		cat, err := db.ProfileAttributes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := map[string]int64{}
+		for _, a := range cat {
+			found[a.Name+"/"+a.Type] = a.Count
+		}
+		if found[statusAttr+"/string"] != 6 || found[atAttr+"/date"] != 6 {
+			t.Errorf("catalogue: %v", found)
+		}
+	})
+}
