@@ -148,7 +148,7 @@ type list struct {
 	lastSub   int64
 	lastUnsub int64
 	hooks     []*webhook // registered webhooks, creation order
-	version   uint64 // bumped on every change to members; invalidates the listing cache
+	version   uint64     // bumped on every change to members; invalidates the listing cache
 	cache     *listingCache
 }
 
