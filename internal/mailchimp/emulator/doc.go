@@ -89,8 +89,8 @@
 //     tags (so static segment membership), VIP and contact_id stay;
 //     unique_email_id follows the address. Refused, changing nothing: an
 //     address that already is a contact, archived included (400 "Invalid
-//     Resource", errors[email_address] "\"a@b.io\" is already in this
-//     list with a status of \"subscribed\"." as on Mailchimp); a permanently
+//     Resource", errors[email_address]: «"a@b.io" is already in this
+//     list with a status of "subscribed".» as on Mailchimp); a permanently
 //     deleted address (400 "Forgotten Email Not Subscribed"; undocumented);
 //     a fake or invalid one. PUT to an unknown hash with an address that
 //     does not hash to it is 400 (it would be neither an update nor a
