@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/segsync/segsync/internal/profile/attrjson"
 	"github.com/segsync/segsync/internal/store"
@@ -35,98 +36,46 @@ func (db *DB) attrsCol() string {
 	return "attrs"
 }
 
-// UpsertProfiles implements store.ProfileStore. It reads the stored
-// attributes of the batch's profiles, merges in Go (see attrjson.Merger),
-// writes only the new and changed rows with multi-row upserts and applies
-// the changes to the attribute catalogue, all in one transaction.
+// UpsertProfiles implements store.ProfileStore: the patches are what the
+// uploads source now says about those profiles (see layers.go); the merged
+// profiles are written only where they changed, with the catalogue, in one
+// transaction.
 func (db *DB) UpsertProfiles(ctx context.Context, patches []store.ProfilePatch) (store.UpsertCounts, error) {
 	var counts store.UpsertCounts
 	if len(patches) == 0 {
 		return counts, nil
 	}
 	now := time.Now().UnixMicro()
+	ops := make([]layerOp, len(patches))
+	for i, p := range patches {
+		ops[i] = layerOp{id: p.CustomerID, attrs: unsafeBytes(p.Attrs), patch: true}
+	}
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
-		counts = store.UpsertCounts{}
-		if db.d == Postgres {
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
-				return fmt.Errorf("locking profiles: %w", err)
-			}
+		if err := db.lockProfiles(ctx, tx); err != nil {
+			return err
 		}
-		existing, err := db.lookupProfileAttrs(ctx, tx, patches)
+		src, err := db.uploadsSourceID(ctx, tx)
 		if err != nil {
 			return err
 		}
-		cat := newCatalogDelta()
-		var m attrjson.Merger
-		nowArg := any(now)
-		var full *sql.Stmt // the statement for a full chunk, prepared once
-		defer func() {
-			if full != nil {
-				full.Close()
-			}
-		}()
-		write := func(rows int, args []any) error {
-			if rows == profileWriteChunk {
-				if full == nil {
-					var err error
-					if full, err = tx.PrepareContext(ctx, db.writeProfilesQuery(rows)); err != nil {
-						return fmt.Errorf("preparing the profile insert: %w", err)
-					}
-				}
-				if _, err := full.ExecContext(ctx, args...); err != nil {
-					return fmt.Errorf("writing %d profiles: %w", rows, err)
-				}
-				return nil
-			}
-			if _, err := tx.ExecContext(ctx, db.writeProfilesQuery(rows), args...); err != nil {
-				return fmt.Errorf("writing %d profiles: %w", rows, err)
-			}
-			return nil
+		st, err := db.newLayerState(ctx, tx, now)
+		if err != nil {
+			return err
 		}
-		args := make([]any, 0, 3*min(len(patches), profileWriteChunk))
-		rows := 0
-		var patch []byte
-		for _, p := range patches {
-			old, found := existing[p.CustomerID]
-			patch = append(patch[:0], p.Attrs...)
-			merged, changed, err := m.Merge(old, patch, cat.change)
-			if err != nil {
-				return fmt.Errorf("profile %q: %w", p.CustomerID, err)
-			}
-			switch {
-			case !found:
-				counts.Inserted++
-			case changed:
-				counts.Updated++
-			default:
-				counts.Unchanged++
-				continue
-			}
-			attrs := p.Attrs
-			if string(merged) != p.Attrs {
-				attrs = string(merged)
-			}
-			args = append(args, p.CustomerID, attrs, nowArg)
-			rows++
-			if rows == profileWriteChunk {
-				if err := write(rows, args); err != nil {
-					return err
-				}
-				args, rows = args[:0], 0
-			}
+		if err := db.applyLayer(ctx, tx, src, ops, st); err != nil {
+			return err
 		}
-		if rows > 0 {
-			if err := write(rows, args); err != nil {
-				return err
-			}
-		}
-		return cat.apply(ctx, db, tx)
+		counts = store.UpsertCounts{Inserted: int(st.counts.inserted), Updated: int(st.counts.updated), Unchanged: int(st.counts.unchanged)}
+		return st.cat.apply(ctx, db, tx)
 	})
 	if err != nil {
 		return store.UpsertCounts{}, fmt.Errorf("upserting %d profiles: %w", len(patches), err)
 	}
 	return counts, nil
 }
+
+// unsafeBytes views s as bytes without copying; the bytes are only read.
+func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // lookupProfileAttrs returns the stored attributes of those patches'
 // profiles that exist.
@@ -286,25 +235,23 @@ func (c *catalogDelta) forget(attrs []byte) error {
 	return attrjson.Types(attrs, func(name []byte, typ string) { c.add(name, typ, -1) })
 }
 
-// DeleteProfilesExcept implements store.ProfileStore. It walks the profiles
-// in customer_id order a page at a time (no long-lived read), deleting each
-// page's rejects in one transaction.
+// DeleteProfilesExcept implements store.ProfileStore for replace-mode
+// imports: the uploads source stops holding every profile for which keep is
+// false; profiles that no other source holds are deleted. It walks the
+// uploads rows a page at a time, each page in one transaction.
 func (db *DB) DeleteProfilesExcept(ctx context.Context, keep func(customerID string) bool) (int64, error) {
+	src, err := db.uploadsSourceID(ctx, db.R)
+	if err != nil {
+		return 0, err
+	}
 	var deleted int64
-	after, first := "", true
+	after := ""
 	for {
-		var rows *sql.Rows
-		var err error
-		if first {
-			rows, err = db.R.QueryContext(ctx, db.Q(`SELECT customer_id FROM profiles ORDER BY customer_id LIMIT ?`), profileDeleteBatch)
-		} else {
-			rows, err = db.R.QueryContext(ctx, db.Q(`SELECT customer_id FROM profiles WHERE customer_id > ? ORDER BY customer_id LIMIT ?`), after, profileDeleteBatch)
-		}
+		rows, err := db.R.QueryContext(ctx, db.Q(`SELECT customer_id FROM source_rows WHERE source_id = ? AND customer_id > ? ORDER BY customer_id LIMIT ?`), src, after, profileDeleteBatch)
 		if err != nil {
 			return deleted, fmt.Errorf("listing profiles to delete: %w", err)
 		}
-		first = false
-		var drop []any
+		var drop []layerOp
 		n := 0
 		for rows.Next() {
 			var id string
@@ -315,17 +262,29 @@ func (db *DB) DeleteProfilesExcept(ctx context.Context, keep func(customerID str
 			n++
 			after = id
 			if !keep(id) {
-				drop = append(drop, id)
+				drop = append(drop, layerOp{id: id, remove: true})
 			}
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return deleted, fmt.Errorf("listing profiles to delete: %w", err)
 		}
 		if len(drop) > 0 {
-			d, err := db.deleteProfiles(ctx, drop)
-			deleted += d
+			err := db.Tx(ctx, func(tx *sql.Tx) error {
+				if err := db.lockProfiles(ctx, tx); err != nil {
+					return err
+				}
+				st, err := db.newLayerState(ctx, tx, time.Now().UnixMicro())
+				if err != nil {
+					return err
+				}
+				if err := db.applyLayer(ctx, tx, src, drop, st); err != nil {
+					return err
+				}
+				deleted += st.counts.deleted
+				return st.cat.apply(ctx, db, tx)
+			})
 			if err != nil {
-				return deleted, err
+				return deleted, fmt.Errorf("removing uploaded profiles: %w", err)
 			}
 		}
 		if n < profileDeleteBatch {
@@ -334,19 +293,21 @@ func (db *DB) DeleteProfilesExcept(ctx context.Context, keep func(customerID str
 	}
 }
 
-// deleteProfiles deletes the given customer ids in one transaction.
+// deleteProfiles deletes the given customer ids, and what every source
+// holds of them, in one transaction.
 func (db *DB) deleteProfiles(ctx context.Context, ids []any) (int64, error) {
 	var deleted int64
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		deleted = 0
-		if db.d == Postgres {
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
-				return fmt.Errorf("locking profiles: %w", err)
-			}
+		if err := db.lockProfiles(ctx, tx); err != nil {
+			return err
 		}
 		cat := newCatalogDelta()
 		for start := 0; start < len(ids); start += profileLookupChunk {
 			chunk := ids[start:min(start+profileLookupChunk, len(ids))]
+			if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM source_rows WHERE customer_id IN (`+placeholders(len(chunk), 1)+`)`), chunk...); err != nil {
+				return fmt.Errorf("deleting source rows: %w", err)
+			}
 			rows, err := tx.QueryContext(ctx, db.Q(`DELETE FROM profiles WHERE customer_id IN (`+placeholders(len(chunk), 1)+`) RETURNING `+db.attrsCol()), chunk...)
 			if err != nil {
 				return fmt.Errorf("deleting profiles: %w", err)
