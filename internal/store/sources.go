@@ -42,9 +42,11 @@ type SourceRecord struct {
 	HeaderNames   []string
 	HighWater     string
 	LastFullRows  int64 // -1: no successful full pull yet
-	CreatedBy     string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// LastScheduledAt is the last cron due time that queued a pull.
+	LastScheduledAt time.Time
+	CreatedBy       string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }
 
 // Pull statuses are the run statuses (RunQueued … RunCancelled).
@@ -75,7 +77,6 @@ type PullError struct {
 type Pull struct {
 	ID              int64       `json:"id"`
 	SourceID        int64       `json:"source_id"`
-	RefreshID       *int64      `json:"refresh_id,omitempty"`
 	Status          string      `json:"status"`
 	Trigger         string      `json:"trigger"`
 	AllowShrink     bool        `json:"allow_shrink"`
@@ -138,7 +139,7 @@ type SourceStore interface {
 
 	// EnqueuePull queues a pull of the source unless one is queued or
 	// running, which is returned instead with created false.
-	EnqueuePull(ctx context.Context, sourceID int64, trigger string, refreshID *int64, allowShrink bool, by string) (p Pull, created bool, err error)
+	EnqueuePull(ctx context.Context, sourceID int64, trigger string, allowShrink bool, by string) (p Pull, created bool, err error)
 	GetPull(ctx context.Context, id int64) (Pull, error)
 	// ListPulls lists a source's pulls, newest first (limit ≤ 0: 100).
 	ListPulls(ctx context.Context, sourceID int64, limit int) ([]Pull, error)
@@ -171,8 +172,10 @@ type SourceStore interface {
 	AdvanceSourceSchedule(ctx context.Context, sourceID int64, prev, next time.Time) (bool, error)
 
 	// CreateRefresh records a refresh and queues a pull of each given
-	// source, in one transaction.
-	CreateRefresh(ctx context.Context, trigger, by string, sourceIDs []int64) (Refresh, error)
+	// source (or joins the one queued or running), in one transaction.
+	// scheduledFor, when not nil, is the cron due time: a second refresh
+	// for it (another process) is not created, and created is false.
+	CreateRefresh(ctx context.Context, trigger, by string, scheduledFor *time.Time, sourceIDs []int64) (r Refresh, created bool, err error)
 	GetRefresh(ctx context.Context, id int64) (Refresh, error)
 	// AdvanceRefreshes moves every refresh whose pulls all ended to its
 	// exports (queueing a run of each given export, exactly once across

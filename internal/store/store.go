@@ -25,6 +25,7 @@ type Store interface {
 	ProfileStore
 	SegmentStore
 	LeaseStore
+	SourceStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Ready checks that the database answers and every migration is applied.

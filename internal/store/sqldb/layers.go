@@ -30,6 +30,9 @@ type layerOp struct {
 	attrs  []byte // the new row, or the patch when patch is set
 	patch  bool   // attrs is an attrjson patch for the stored row (imports)
 	remove bool   // the source no longer holds the profile
+	// remerge keeps the row and merges the profile again (a priority
+	// changed).
+	remerge bool
 }
 
 // layerCounts tell what applyLayer did to profiles and source rows.
@@ -144,6 +147,7 @@ func (db *DB) applyLayerChunk(ctx context.Context, tx *sql.Tx, src int64, ops []
 		i := slices.IndexFunc(rows, func(r srcRow) bool { return r.src == src })
 		var newRow []byte
 		switch {
+		case op.remerge:
 		case op.remove:
 			if i < 0 {
 				continue

@@ -51,9 +51,16 @@ CREATE TABLE refreshes (
     trigger_kind TEXT    NOT NULL,
     requested_by TEXT    NOT NULL DEFAULT '',
     created_at   BIGINT  NOT NULL,
-    finished_at  BIGINT  NOT NULL DEFAULT 0
+    finished_at  BIGINT NOT NULL DEFAULT 0,
+    scheduled_for BIGINT -- the cron refresh's due time: it fires once across processes
 );
+CREATE UNIQUE INDEX refreshes_scheduled ON refreshes (scheduled_for);
 CREATE INDEX refreshes_stage ON refreshes (stage, id);
+CREATE TABLE refresh_pulls (
+    refresh_id BIGINT NOT NULL REFERENCES refreshes (id) ON DELETE CASCADE,
+    pull_id    BIGINT NOT NULL,
+    PRIMARY KEY (refresh_id, pull_id)
+);
 CREATE TABLE refresh_runs (
     refresh_id BIGINT  NOT NULL REFERENCES refreshes (id) ON DELETE CASCADE,
     run_id     BIGINT  NOT NULL,
@@ -63,7 +70,6 @@ CREATE TABLE refresh_runs (
 CREATE TABLE pulls (
     id               BIGSERIAL PRIMARY KEY,
     source_id        BIGINT  NOT NULL REFERENCES sources (id) ON DELETE CASCADE,
-    refresh_id       BIGINT,
     status           TEXT    NOT NULL, -- queued running succeeded partially_succeeded failed cancelled
     trigger_kind     TEXT    NOT NULL, -- manual schedule refresh
     allow_shrink     BOOLEAN NOT NULL DEFAULT FALSE,
@@ -84,7 +90,6 @@ CREATE TABLE pulls (
 CREATE UNIQUE INDEX pulls_one_active ON pulls (source_id) WHERE status IN ('queued', 'running');
 CREATE INDEX pulls_source ON pulls (source_id, id);
 CREATE INDEX pulls_status ON pulls (status, id);
-CREATE INDEX pulls_refresh ON pulls (refresh_id);
 
 -- Rows of a pull in progress; attrs NULL marks a rejected row whose key is
 -- kept (a full pull does not remove that profile over a bad value).
