@@ -278,11 +278,19 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) error {
 // refresh answers POST /api/v1/refresh: queue every export that runs with
 // the system refresh, now.
 func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
+	p := principal(r)
+	if s.deps.Refresher != nil {
+		// Pull the refresh-scheduled sources, then run the exports.
+		ref, _, err := s.deps.Refresher.Start(r.Context(), store.TriggerRefresh, p.Email, nil)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusAccepted, ref)
+	}
 	rn, err := s.runner()
 	if err != nil {
 		return err
 	}
-	p := principal(r)
 	runs, err := rn.Refresh(r.Context(), store.TriggerRefresh, p.Email)
 	if err != nil {
 		return err

@@ -57,6 +57,19 @@ var routePolicy = map[string]Access{
 
 	// Exports and runs (SPEC 3: viewers read exports, runs and reports;
 	// contributors manage and run exports).
+	// Data sources and pulls: admins (SPEC 11); refreshes are read by all.
+	"GET /api/v1/sources":              Admin,
+	"POST /api/v1/sources":             Admin,
+	"POST /api/v1/sources/test":        Admin,
+	"GET /api/v1/sources/{id}":         Admin,
+	"PUT /api/v1/sources/{id}":         Admin,
+	"DELETE /api/v1/sources/{id}":      Admin,
+	"POST /api/v1/sources/{id}/test":   Admin,
+	"POST /api/v1/sources/{id}/pulls":  Admin,
+	"GET /api/v1/sources/{id}/pulls":   Admin,
+	"GET /api/v1/pulls/{id}":           Admin,
+	"POST /api/v1/pulls/{id}/cancel":   Admin,
+	"GET /api/v1/refreshes/{id}":       Viewer,
 	"GET /api/v1/exports":              Viewer,
 	"POST /api/v1/exports":             Contributor,
 	"GET /api/v1/exports/{id}":         Viewer,

@@ -102,7 +102,15 @@ func (s *Server) getProfile(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, p)
+	// Which source each attribute came from (SPEC section 11).
+	srcs, err := s.deps.Store.ProfileSources(r.Context(), p.CustomerID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		store.Profile
+		Sources map[string]string `json:"sources"`
+	}{p, srcs})
 }
 
 // deleteProfile answers DELETE /api/v1/profiles/{customer_id}.

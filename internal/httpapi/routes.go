@@ -101,5 +101,20 @@ func (s *Server) routeTable() []Route {
 		{http.MethodGet, "/api/v1/runs/{id}/rejections", Viewer, s.runRejections},
 		{http.MethodPost, "/api/v1/runs/{id}/cancel", Contributor, s.cancelRun},
 		{http.MethodPost, "/api/v1/refresh", Contributor, s.refresh},
+		{http.MethodGet, "/api/v1/refreshes/{id}", Viewer, s.getRefresh},
+
+		// Data sources and their pulls: admins only (they hold database
+		// credentials and decide what profiles hold).
+		{http.MethodGet, "/api/v1/sources", Admin, s.listSources},
+		{http.MethodPost, "/api/v1/sources", Admin, s.createSource},
+		{http.MethodPost, "/api/v1/sources/test", Admin, s.testSourceInput},
+		{http.MethodGet, "/api/v1/sources/{id}", Admin, s.getSource},
+		{http.MethodPut, "/api/v1/sources/{id}", Admin, s.updateSource},
+		{http.MethodDelete, "/api/v1/sources/{id}", Admin, s.deleteSource},
+		{http.MethodPost, "/api/v1/sources/{id}/test", Admin, s.testSource},
+		{http.MethodPost, "/api/v1/sources/{id}/pulls", Admin, s.startPull},
+		{http.MethodGet, "/api/v1/sources/{id}/pulls", Admin, s.listPulls},
+		{http.MethodGet, "/api/v1/pulls/{id}", Admin, s.getPull},
+		{http.MethodPost, "/api/v1/pulls/{id}/cancel", Admin, s.cancelPull},
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/segsync/segsync/internal/jobs"
 	"github.com/segsync/segsync/internal/metrics"
 	"github.com/segsync/segsync/internal/profile"
+	"github.com/segsync/segsync/internal/source"
 	"github.com/segsync/segsync/internal/store"
 )
 
@@ -44,6 +45,11 @@ type Deps struct {
 	// Exports manages export definitions; Runs queues and cancels runs.
 	Exports *export.Service
 	Runs    *jobs.Runner
+	// Sources manages data sources, Pulls queues pulls, Refresher runs
+	// the system refresh (package source).
+	Sources   *source.Service
+	Pulls     *source.Puller
+	Refresher *source.Refresher
 	// Loopback reports that the server listens on loopback only. Until
 	// authentication exists, anonymous requests are admitted only then.
 	Loopback bool

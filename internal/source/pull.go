@@ -366,9 +366,9 @@ func markOf(incremental bool, r Reader) string {
 
 // rowPlan turns a source's rows into profile attributes.
 type rowPlan struct {
-	key   string
-	cols  []planCol // attribute columns sorted by attribute name
-	last  int       // start of the latest row's attributes in the buffer
+	key  string
+	cols []planCol // attribute columns sorted by attribute name
+	last int       // start of the latest row's attributes in the buffer
 }
 
 type planCol struct {
