@@ -105,9 +105,6 @@ const (
 	UseConnection Action = "connections.use"
 	// ManageConnections: create, edit, test and delete connections.
 	ManageConnections Action = "connections.manage"
-	// ManageSources: data sources and their pulls (they hold database
-	// credentials and decide what every profile holds).
-	ManageSources Action = "sources.manage"
 	// ManageUsers: users and everyone's tokens.
 	ManageUsers Action = "users.manage"
 	// ReadAudit: the audit log.
@@ -124,7 +121,6 @@ var policy = map[Action]Role{
 	RunExports:        Contributor,
 	UseConnection:     Contributor,
 	ManageConnections: Admin,
-	ManageSources:     Admin,
 	ManageUsers:       Admin,
 	ReadAudit:         Admin,
 }

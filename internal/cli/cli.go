@@ -48,6 +48,8 @@ func commands() map[string]command {
 		"connections": {"manage connections through the REST API", runConnections},
 		"exports":     {"manage and run exports through the REST API", runExports},
 		"runs":        {"inspect runs through the REST API", runRuns},
+		"sources":     {"manage and pull data sources through the REST API", runSources},
+		"refresh":     {"start a system refresh (pull the sources, then run the exports)", runRefresh},
 	}
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -22,6 +24,7 @@ import (
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
 	"github.com/segsync/segsync/internal/metrics"
 	segrule "github.com/segsync/segsync/internal/segment"
+	"github.com/segsync/segsync/internal/source"
 	"github.com/segsync/segsync/internal/store"
 	"github.com/segsync/segsync/internal/store/sqldb"
 	"github.com/segsync/segsync/internal/store/sqlite"
@@ -104,6 +107,22 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 	eng.Runner.RefreshSchedule = "0 2 * * *"
 	defer eng.start(ctx)()
 
+	// A data source: the demo serves a loyalty system's CSV export on its
+	// own listener, and the system refresh pulls it before the export runs.
+	loyaltyURL, stopLoyalty, err := serveLoyaltyCSV(*n)
+	if err != nil {
+		return err
+	}
+	defer stopLoyalty()
+	prio := 10
+	src, err := eng.Sources.Create(ctx, admin.Actor(), source.Input{Name: "Loyalty system (CSV over http)", Kind: "http",
+		Key: "customer_id", URL: loyaltyURL, Headers: map[string]string{"Authorization": "Bearer demo-loyalty-token"},
+		Schedule: "refresh", Priority: &prio})
+	if err != nil {
+		return fmt.Errorf("creating the demo source: %w", err)
+	}
+	fmt.Fprintf(out, "source %d: %s, pulled with every refresh\n", src.ID, src.Name)
+
 	conn, err := sec.Connections.Create(ctx, admin, connection.CreateInput{DisplayName: "Demo Mailchimp (emulated)",
 		Type: "mailchimp", APIKey: emu.Key(), APIBaseURL: emu.URL, AllowContributors: true, PrivacyConsent: true})
 	if err != nil {
@@ -114,8 +133,9 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 		{"Big spenders", `{"attribute":"spend","op":"gte","value":500}`},
 		{"Amsterdam", `{"attribute":"city","op":"eq","value":"Amsterdam"}`},
 		{"Joined 2024", `{"attribute":"joined","op":"between","value":["2024-01-01","2024-12-31"]}`},
+		{"Gold members", `{"attribute":"tier","op":"eq","value":"gold"}`},
 	} {
-		rule, err := segrule.Parse([]byte(s.rule), segrule.KnownSet("spend", "city", "joined"))
+		rule, err := segrule.Parse([]byte(s.rule), segrule.KnownSet("spend", "city", "joined", "tier"))
 		if err != nil {
 			return err
 		}
@@ -126,18 +146,22 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 		segIDs = append(segIDs, seg.ID)
 	}
 	exp, err := eng.Exports.Create(ctx, admin, export.Input{Name: "Demo customers to Mailchimp", ConnectionID: &conn.ID,
-		AudienceID: listID, SegmentIDs: segIDs, TagPrefix: "segsync: ", CreateMissingMergeFields: true, Schedule: "off",
+		AudienceID: listID, SegmentIDs: segIDs, TagPrefix: "segsync: ", CreateMissingMergeFields: true, Schedule: "refresh",
 		Mapping: store.Mapping{Email: "email", FirstName: "first_name", LastName: "last_name",
 			Attributes: []store.AttributeMap{{Attribute: "city", MergeTag: "CITY"}}}})
 	if err != nil {
 		return fmt.Errorf("creating the export: %w", err)
 	}
-	fmt.Fprintf(out, "export %d: segments Big spenders, Amsterdam, Joined 2024 -> audience %s (FNAME, LNAME, CITY; tags per segment)\n\n", exp.ID, listID)
+	fmt.Fprintf(out, "export %d: segments Big spenders, Amsterdam, Joined 2024, Gold members -> audience %s (FNAME, LNAME, CITY; tags per segment)\n\n", exp.ID, listID)
 
-	for i, title := range []string{"first run: everything is new", "second run: nothing changed, so nothing is sent"} {
+	for i, title := range []string{"refresh: pull the loyalty source, then run the export (everything is new)", "second run: nothing changed, so nothing is sent"} {
 		fmt.Fprintf(out, "%s\n", title)
-		run, _, err := eng.Runner.Enqueue(ctx, exp.ID, store.TriggerManual, false, admin.Email)
-		if err != nil {
+		var run store.Run
+		if i == 0 {
+			if run, err = demoRefresh(ctx, io, eng.Sources, admin); err != nil {
+				return err
+			}
+		} else if run, _, err = eng.Runner.Enqueue(ctx, exp.ID, store.TriggerManual, false, admin.Email); err != nil {
 			return err
 		}
 		t0 := time.Now()
@@ -170,7 +194,7 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 	}
 
 	api := httpapi.New(httpapi.Deps{Store: st, Log: log, Registry: reg, Loopback: cfg.IsLoopback(),
-		Auth: sec.Auth, Connections: sec.Connections, Audit: sec.Audit, Exports: eng.Exports, Runs: eng.Runner})
+		Auth: sec.Auth, Connections: sec.Connections, Audit: sec.Audit, Exports: eng.Exports, Runs: eng.Runner, Sources: eng.Sources})
 	ui, err := web.New(web.Deps{API: api.Handler(), Log: log, CountProfiles: st.CountProfiles,
 		OAuthEnabled: sec.Connections.OAuthEnabled, RefreshSchedule: cfg.RefreshSchedule})
 	if err != nil {
@@ -189,6 +213,59 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 }
 
 const demoEmail = "demo@segsync.local"
+
+// serveLoyaltyCSV serves a CSV of loyalty points and tiers for the demo's
+// n customers on a loopback listener, behind a bearer token, and returns
+// its URL.
+func serveLoyaltyCSV(n int) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("listening for the demo source: %w", err)
+	}
+	tiers := []string{"bronze", "bronze", "bronze", "silver", "silver", "gold"}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer demo-loyalty-token" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "text/csv")
+		bw := bufio.NewWriterSize(w, 64<<10)
+		fmt.Fprintln(bw, "customer_id,loyalty_points,tier")
+		rng := mrand.New(mrand.NewPCG(7, 42))
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(bw, "C%07d,%d,%s\n", i, rng.IntN(5000), tiers[rng.IntN(len(tiers))])
+		}
+		_ = bw.Flush()
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String() + "/loyalty.csv", func() { srv.Close() }, nil
+}
+
+// demoRefresh starts a system refresh, prints its pull, and returns the
+// export run it queued once the pull ended.
+func demoRefresh(ctx context.Context, io IO, srcs *source.Service, admin auth.Principal) (store.Run, error) {
+	f, err := srcs.StartRefresh(ctx, admin.Actor(), store.TriggerManual)
+	if err != nil {
+		return store.Run{}, err
+	}
+	for f.Status == store.RefreshPulling {
+		select {
+		case <-ctx.Done():
+			return store.Run{}, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if f, err = srcs.GetRefresh(ctx, f.ID); err != nil {
+			return store.Run{}, err
+		}
+	}
+	for _, p := range f.Pulls {
+		printPull(io, p)
+	}
+	if len(f.Runs) == 0 {
+		return store.Run{}, fmt.Errorf("refresh %d queued no export run: %s", f.ID, f.Error)
+	}
+	return f.Runs[0], nil
+}
 
 // demoAdmin finds the demo's admin user (created from the config) and
 // creates an API token for it.

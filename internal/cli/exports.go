@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/segsync/segsync/internal/export"
 	"github.com/segsync/segsync/internal/jobs"
 	"github.com/segsync/segsync/internal/mailchimp"
+	"github.com/segsync/segsync/internal/source"
 	"github.com/segsync/segsync/internal/store"
 	"github.com/segsync/segsync/internal/store/sqldb"
 	"github.com/segsync/segsync/internal/syncer"
@@ -28,6 +30,10 @@ import (
 type engine struct {
 	Exports *export.Service
 	Runner  *jobs.Runner
+	// Sources manages data sources; SourceWorker pulls them and drives the
+	// system refresh (pulls, then the refresh-scheduled exports).
+	Sources      *source.Service
+	SourceWorker *source.Worker
 }
 
 // engineClientConfig completes every Mailchimp client the process builds:
@@ -66,10 +72,19 @@ func newEngine(cfg config.Config, st *sqldb.DB, sec *security, log *slog.Logger,
 	if reg != nil {
 		eng.Metrics = syncer.NewMetrics(reg)
 	}
+	runner := &jobs.Runner{Store: st, Engine: eng, Clients: sec.Connections, Log: log,
+		RefreshSchedule: cfg.RefreshSchedule, Lease: cfg.RunLease, ExternalRefresh: true}
+	srcs := source.NewService(st, sec.Vault, sec.Audit, log)
+	srcs.SetRunQueuer(runner)
+	var sm *source.Metrics
+	if reg != nil {
+		sm = source.NewMetrics(reg)
+	}
 	return &engine{
-		Exports: &export.Service{Store: st, Connections: connections{sec.Connections}, Audit: sec.Audit},
-		Runner: &jobs.Runner{Store: st, Engine: eng, Clients: sec.Connections, Log: log,
-			RefreshSchedule: cfg.RefreshSchedule, Lease: cfg.RunLease},
+		Exports:      &export.Service{Store: st, Connections: connections{sec.Connections}, Audit: sec.Audit},
+		Runner:       runner,
+		Sources:      srcs,
+		SourceWorker: &source.Worker{Service: srcs, Store: st, Log: log, Metrics: sm, Runs: runner, Lease: cfg.RunLease, RefreshSchedule: cfg.RefreshSchedule},
 	}
 }
 
@@ -81,7 +96,10 @@ func (e *engine) start(ctx context.Context) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = e.SourceWorker.Run(ctx) })
 		_ = e.Runner.Run(ctx)
+		wg.Wait()
 	}()
 	return func() {
 		cancel()

@@ -69,6 +69,7 @@ func runServe(ctx context.Context, io IO, args []string) error {
 		Audit:       sec.Audit,
 		Exports:     eng.Exports,
 		Runs:        eng.Runner,
+		Sources:     eng.Sources,
 	})
 
 	// The web UI serves its pages and hands every other path to the API.

@@ -183,6 +183,7 @@ type security struct {
 	Audit       *audit.Log
 	Auth        *auth.Service
 	Connections *connection.Service
+	Vault       *connection.Vault
 }
 
 // newSecurity builds the audit log, the user service (creating the first
@@ -221,6 +222,7 @@ func newSecurity(ctx context.Context, cfg config.Config, st *sqldb.DB, log *slog
 		return nil, err
 	}
 	vault, err := connection.NewVault(key)
+	sec.Vault = vault
 	if err != nil {
 		return nil, err
 	}

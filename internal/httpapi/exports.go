@@ -274,29 +274,3 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) error {
 	}
 	return writeJSON(w, http.StatusAccepted, run)
 }
-
-// refresh answers POST /api/v1/refresh: queue every export that runs with
-// the system refresh, now.
-func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
-	p := principal(r)
-	if s.deps.Refresher != nil {
-		// Pull the refresh-scheduled sources, then run the exports.
-		ref, _, err := s.deps.Refresher.Start(r.Context(), store.TriggerRefresh, p.Email, nil)
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusAccepted, ref)
-	}
-	rn, err := s.runner()
-	if err != nil {
-		return err
-	}
-	runs, err := rn.Refresh(r.Context(), store.TriggerRefresh, p.Email)
-	if err != nil {
-		return err
-	}
-	if runs == nil {
-		runs = []store.Run{}
-	}
-	return writeJSON(w, http.StatusAccepted, map[string]any{"runs": runs})
-}

@@ -20,6 +20,7 @@ import (
 	"github.com/segsync/segsync/internal/jobs"
 	"github.com/segsync/segsync/internal/mailchimp"
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
+	"github.com/segsync/segsync/internal/source"
 	"github.com/segsync/segsync/internal/store"
 	"github.com/segsync/segsync/internal/store/dbtest"
 	"github.com/segsync/segsync/internal/store/sqldb"
@@ -80,8 +81,10 @@ func newExportEnv(t *testing.T, db *sqldb.DB, opts emulator.Options) *exportEnv 
 	done := make(chan struct{})
 	go func() { defer close(done); _ = runner.Run(ctx) }()
 	t.Cleanup(func() { stop(); <-done })
+	srcs := source.NewService(db, vault, auditLog, nil)
+	srcs.SetRunQueuer(runner)
 	srv := New(Deps{Store: db, Auth: users, Connections: conns, Audit: auditLog,
-		Exports: &export.Service{Store: db, Connections: exportConns{conns}, Audit: auditLog}, Runs: runner})
+		Exports: &export.Service{Store: db, Connections: exportConns{conns}, Audit: auditLog}, Runs: runner, Sources: srcs})
 	e.ts = httptest.NewServer(srv.Handler())
 	t.Cleanup(e.ts.Close)
 	for _, r := range []auth.Role{auth.Admin, auth.Contributor, auth.Viewer} {

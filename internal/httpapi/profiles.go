@@ -98,12 +98,12 @@ func (s *Server) listProfiles(w http.ResponseWriter, r *http.Request) error {
 
 // getProfile answers GET /api/v1/profiles/{customer_id}.
 func (s *Server) getProfile(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.deps.Store.GetProfile(r.Context(), r.PathValue("customer_id"))
+	id := r.PathValue("customer_id")
+	p, err := s.deps.Store.GetProfile(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	// Which source each attribute came from (SPEC section 11).
-	srcs, err := s.deps.Store.ProfileSources(r.Context(), p.CustomerID)
+	srcs, err := s.deps.Store.ProfileSources(r.Context(), id)
 	if err != nil {
 		return err
 	}

@@ -100,14 +100,12 @@ func (s *Server) routeTable() []Route {
 		{http.MethodGet, "/api/v1/runs/{id}", Viewer, s.getRun},
 		{http.MethodGet, "/api/v1/runs/{id}/rejections", Viewer, s.runRejections},
 		{http.MethodPost, "/api/v1/runs/{id}/cancel", Contributor, s.cancelRun},
-		{http.MethodPost, "/api/v1/refresh", Contributor, s.refresh},
-		{http.MethodGet, "/api/v1/refreshes/{id}", Viewer, s.getRefresh},
 
-		// Data sources and their pulls: admins only (they hold database
-		// credentials and decide what profiles hold).
+		// Data sources (admins) and the system refresh (contributors start
+		// it, as they run exports; viewers follow it).
 		{http.MethodGet, "/api/v1/sources", Admin, s.listSources},
 		{http.MethodPost, "/api/v1/sources", Admin, s.createSource},
-		{http.MethodPost, "/api/v1/sources/test", Admin, s.testSourceInput},
+		{http.MethodPost, "/api/v1/sources/test", Admin, s.testNewSource},
 		{http.MethodGet, "/api/v1/sources/{id}", Admin, s.getSource},
 		{http.MethodPut, "/api/v1/sources/{id}", Admin, s.updateSource},
 		{http.MethodDelete, "/api/v1/sources/{id}", Admin, s.deleteSource},
@@ -116,5 +114,7 @@ func (s *Server) routeTable() []Route {
 		{http.MethodGet, "/api/v1/sources/{id}/pulls", Admin, s.listPulls},
 		{http.MethodGet, "/api/v1/pulls/{id}", Admin, s.getPull},
 		{http.MethodPost, "/api/v1/pulls/{id}/cancel", Admin, s.cancelPull},
+		{http.MethodPost, "/api/v1/refresh", Contributor, s.refresh},
+		{http.MethodGet, "/api/v1/refreshes/{id}", Viewer, s.getRefresh},
 	}
 }

@@ -45,11 +45,8 @@ type Deps struct {
 	// Exports manages export definitions; Runs queues and cancels runs.
 	Exports *export.Service
 	Runs    *jobs.Runner
-	// Sources manages data sources, Pulls queues pulls, Refresher runs
-	// the system refresh (package source).
-	Sources   *source.Service
-	Pulls     *source.Puller
-	Refresher *source.Refresher
+	// Sources manages data sources, their pulls and the system refresh.
+	Sources *source.Service
 	// Loopback reports that the server listens on loopback only. Until
 	// authentication exists, anonymous requests are admitted only then.
 	Loopback bool

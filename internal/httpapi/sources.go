@@ -4,13 +4,10 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/segsync/segsync/internal/connection"
-	"github.com/segsync/segsync/internal/fielderr"
 	"github.com/segsync/segsync/internal/source"
+	"github.com/segsync/segsync/internal/source/connector"
 	"github.com/segsync/segsync/internal/store"
 )
-
-// Data sources, pulls and the system refresh (SPEC section 11).
 
 func (s *Server) sources() (*source.Service, error) {
 	if s.deps.Sources == nil {
@@ -19,27 +16,27 @@ func (s *Server) sources() (*source.Service, error) {
 	return s.deps.Sources, nil
 }
 
-func (s *Server) puller() (*source.Puller, error) {
-	if s.deps.Pulls == nil {
-		return nil, problemf(http.StatusServiceUnavailable, "pulls are not configured on this server")
+// sourceError maps a source's own failures: a source that cannot be read
+// (unreachable, refused, a bad query) is the upstream's fault.
+func sourceError(err error) error {
+	if errors.Is(err, connector.ErrSource) {
+		return problemf(http.StatusBadGateway, "%s", err.Error())
 	}
-	return s.deps.Pulls, nil
+	return err
 }
 
-// listSources answers GET /api/v1/sources.
 func (s *Server) listSources(w http.ResponseWriter, r *http.Request) error {
 	svc, err := s.sources()
 	if err != nil {
 		return err
 	}
-	list, err := svc.List(r.Context())
+	vs, err := svc.List(r.Context())
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"sources": list})
+	return writeJSON(w, http.StatusOK, map[string]any{"sources": vs})
 }
 
-// createSource answers POST /api/v1/sources.
 func (s *Server) createSource(w http.ResponseWriter, r *http.Request) error {
 	svc, err := s.sources()
 	if err != nil {
@@ -49,14 +46,13 @@ func (s *Server) createSource(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	src, err := svc.Create(r.Context(), principal(r).Actor(), in)
+	v, err := svc.Create(r.Context(), principal(r).Actor(), in)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, src)
+	return writeJSON(w, http.StatusCreated, v)
 }
 
-// getSource answers GET /api/v1/sources/{id}.
 func (s *Server) getSource(w http.ResponseWriter, r *http.Request) error {
 	svc, err := s.sources()
 	if err != nil {
@@ -66,14 +62,13 @@ func (s *Server) getSource(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	src, err := svc.Get(r.Context(), id)
+	v, err := svc.Get(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, src)
+	return writeJSON(w, http.StatusOK, v)
 }
 
-// updateSource answers PUT /api/v1/sources/{id}; absent secrets are kept.
 func (s *Server) updateSource(w http.ResponseWriter, r *http.Request) error {
 	svc, err := s.sources()
 	if err != nil {
@@ -87,14 +82,13 @@ func (s *Server) updateSource(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	src, err := svc.Update(r.Context(), principal(r).Actor(), id, in)
+	v, err := svc.Update(r.Context(), principal(r).Actor(), id, in)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, src)
+	return writeJSON(w, http.StatusOK, v)
 }
 
-// deleteSource answers DELETE /api/v1/sources/{id}.
 func (s *Server) deleteSource(w http.ResponseWriter, r *http.Request) error {
 	svc, err := s.sources()
 	if err != nil {
@@ -104,24 +98,16 @@ func (s *Server) deleteSource(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := svc.Delete(r.Context(), principal(r).Actor(), id); err != nil {
+	n, err := svc.Delete(r.Context(), principal(r).Actor(), id)
+	if err != nil {
 		return err
 	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return writeJSON(w, http.StatusOK, map[string]any{"deleted": true, "profiles_deleted": n})
 }
 
-// testError turns a failed connection to a source into 422: the request
-// was fine, the source answered with an error (never the DSN).
-func testError(err error) error {
-	var fields fielderr.List
-	if errors.As(err, &fields) || errors.Is(err, store.ErrNotFound) || errors.Is(err, connection.ErrSealed) {
-		return err
-	}
-	return problemf(http.StatusUnprocessableEntity, "testing the source: %v", err)
-}
-
-// testSource answers POST /api/v1/sources/{id}/test.
+// testSource answers POST /api/v1/sources/{id}/test: with an empty body the
+// stored source is read; with a body, that edited definition (empty secrets
+// taken from the stored ones).
 func (s *Server) testSource(w http.ResponseWriter, r *http.Request) error {
 	svc, err := s.sources()
 	if err != nil {
@@ -131,15 +117,24 @@ func (s *Server) testSource(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	sample, err := svc.Test(r.Context(), id)
-	if err != nil {
-		return testError(err)
+	var smp connector.Sample
+	if r.ContentLength > 0 {
+		var in source.Input
+		if err := decodeJSON(w, r, &in); err != nil {
+			return err
+		}
+		smp, err = svc.TestInput(r.Context(), id, in)
+	} else {
+		smp, err = svc.Test(r.Context(), id)
 	}
-	return writeJSON(w, http.StatusOK, sample)
+	if err != nil {
+		return sourceError(err)
+	}
+	return writeJSON(w, http.StatusOK, smp)
 }
 
-// testSourceInput answers POST /api/v1/sources/test: an unsaved source.
-func (s *Server) testSourceInput(w http.ResponseWriter, r *http.Request) error {
+// testNewSource answers POST /api/v1/sources/test: an unsaved definition.
+func (s *Server) testNewSource(w http.ResponseWriter, r *http.Request) error {
 	svc, err := s.sources()
 	if err != nil {
 		return err
@@ -148,17 +143,15 @@ func (s *Server) testSourceInput(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	sample, err := svc.TestInput(r.Context(), in)
+	smp, err := svc.TestInput(r.Context(), 0, in)
 	if err != nil {
-		return testError(err)
+		return sourceError(err)
 	}
-	return writeJSON(w, http.StatusOK, sample)
+	return writeJSON(w, http.StatusOK, smp)
 }
 
-// startPull answers POST /api/v1/sources/{id}/pulls ({"allow_shrink"?}):
-// 202 with the queued pull, or 200 with the one already queued or running.
 func (s *Server) startPull(w http.ResponseWriter, r *http.Request) error {
-	pl, err := s.puller()
+	svc, err := s.sources()
 	if err != nil {
 		return err
 	}
@@ -166,76 +159,94 @@ func (s *Server) startPull(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var body struct {
+	var in struct {
 		AllowShrink bool `json:"allow_shrink"`
 	}
 	if r.ContentLength != 0 {
-		if err := decodeJSON(w, r, &body); err != nil {
+		if err := decodeJSON(w, r, &in); err != nil {
 			return err
 		}
 	}
-	p, created, err := pl.Enqueue(r.Context(), id, store.TriggerManual, body.AllowShrink, principal(r).Email)
+	p, err := svc.Pull(r.Context(), principal(r).Actor(), id, in.AllowShrink)
 	if err != nil {
 		return err
 	}
-	status := http.StatusAccepted
-	if !created {
-		status = http.StatusOK
-	}
-	return writeJSON(w, status, p)
+	return writeJSON(w, http.StatusAccepted, p)
 }
 
-// listPulls answers GET /api/v1/sources/{id}/pulls.
 func (s *Server) listPulls(w http.ResponseWriter, r *http.Request) error {
+	svc, err := s.sources()
+	if err != nil {
+		return err
+	}
 	id, err := pathID(r, "source")
 	if err != nil {
 		return err
 	}
-	if _, err := s.deps.Store.GetSource(r.Context(), id); err != nil {
-		return err
-	}
-	ps, err := s.deps.Store.ListPulls(r.Context(), id, 100)
+	ps, err := svc.ListPulls(r.Context(), id)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"pulls": ps})
 }
 
-// getPull answers GET /api/v1/pulls/{id}.
 func (s *Server) getPull(w http.ResponseWriter, r *http.Request) error {
+	svc, err := s.sources()
+	if err != nil {
+		return err
+	}
 	id, err := pathID(r, "pull")
 	if err != nil {
 		return err
 	}
-	p, err := s.deps.Store.GetPull(r.Context(), id)
+	p, err := svc.GetPull(r.Context(), id)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, p)
 }
 
-// cancelPull answers POST /api/v1/pulls/{id}/cancel.
 func (s *Server) cancelPull(w http.ResponseWriter, r *http.Request) error {
+	svc, err := s.sources()
+	if err != nil {
+		return err
+	}
 	id, err := pathID(r, "pull")
 	if err != nil {
 		return err
 	}
-	p, err := s.deps.Store.CancelPull(r.Context(), id)
+	p, err := svc.CancelPull(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, p)
+	return writeJSON(w, http.StatusAccepted, p)
 }
 
-// getRefresh answers GET /api/v1/refreshes/{id}.
+// refresh answers POST /api/v1/refresh: a system refresh now (SPEC 11).
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
+	svc, err := s.sources()
+	if err != nil {
+		return err
+	}
+	f, err := svc.StartRefresh(r.Context(), principal(r).Actor(), store.TriggerManual)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusAccepted, f)
+}
+
 func (s *Server) getRefresh(w http.ResponseWriter, r *http.Request) error {
+	svc, err := s.sources()
+	if err != nil {
+		return err
+	}
 	id, err := pathID(r, "refresh")
 	if err != nil {
 		return err
 	}
-	ref, err := s.deps.Store.GetRefresh(r.Context(), id)
+	f, err := svc.GetRefresh(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, ref)
+	return writeJSON(w, http.StatusOK, f)
 }

@@ -47,16 +47,6 @@ type Store interface {
 	CancelRun(ctx context.Context, id int64) (store.Run, error)
 }
 
-// Refresher is the system refresh as the scheduler drives it.
-type Refresher interface {
-	// StartScheduled starts the refresh due at due, once across processes.
-	StartScheduled(ctx context.Context, due time.Time) error
-	// Tick queues cron-scheduled source pulls and advances refreshes.
-	Tick(ctx context.Context, now time.Time) error
-	// Advance moves refreshes whose pulls or runs ended.
-	Advance(ctx context.Context) error
-}
-
 // Clients gives the Mailchimp client of a connection; *connection.Service
 // implements it.
 type Clients interface {
@@ -86,13 +76,10 @@ type Runner struct {
 	RefreshSchedule string
 	// SchedulerTick is how often schedules are evaluated (default 20 s).
 	SchedulerTick time.Duration
-	// Refresher, when set, runs the system refresh (package source): the
-	// refresh cron starts a refresh through it instead of queueing the
-	// refresh-scheduled exports directly, and every tick and finished run
-	// lets it move refreshes along.
-	Refresher Refresher
-
-	refreshNoted time.Time // the refresh cron's latest due time seen
+	// ExternalRefresh says that the system refresh is driven elsewhere
+	// (package source: it pulls the sources, then calls Refresh), so the
+	// scheduler leaves the refresh-scheduled exports alone.
+	ExternalRefresh bool
 
 	owner string
 	wake  chan struct{}
@@ -215,11 +202,6 @@ func (r *Runner) Run(ctx context.Context) error {
 				defer wg.Done()
 				defer func() { <-slots }()
 				r.execute(ctx, run)
-				if r.Refresher != nil {
-					if err := r.Refresher.Advance(ctx); err != nil && ctx.Err() == nil {
-						r.Log.Warn("advancing refreshes", "err", err)
-					}
-				}
 				select { // a slot is free: look for more work now
 				case r.wake <- struct{}{}:
 				default:
@@ -373,17 +355,12 @@ func (r *Runner) Tick(ctx context.Context, now time.Time) error {
 		return err
 	}
 	now = now.UTC()
-	if r.Refresher != nil {
-		if err := r.tickRefresh(ctx, refresh, now); err != nil {
-			return err
-		}
-	}
 	for _, e := range exps {
 		if e.ConnectionID == nil || e.Schedule == ScheduleOff {
 			continue
 		}
-		if r.Refresher != nil && e.Schedule == ScheduleRefresh {
-			continue // the refresh queues it after its pulls
+		if e.Schedule == ScheduleRefresh && r.ExternalRefresh {
+			continue
 		}
 		sched, trigger := refresh, store.TriggerRefresh
 		if e.Schedule != ScheduleRefresh {
@@ -420,31 +397,4 @@ func (r *Runner) Tick(ctx context.Context, now time.Time) error {
 	}
 	r.Log.Debug("schedules checked", "exports", len(exps))
 	return nil
-}
-
-// tickRefresh starts the system refresh when its cron came due since the
-// last tick (the first tick only notes the latest due time). Every process
-// computes the same due time; the store creates one refresh per due time,
-// so the refresh fires once across processes.
-func (r *Runner) tickRefresh(ctx context.Context, sched cron.Schedule, now time.Time) error {
-	due := latestDue(sched, now)
-	if r.refreshNoted.IsZero() {
-		r.refreshNoted = due
-	} else if due.After(r.refreshNoted) {
-		if err := r.Refresher.StartScheduled(ctx, due); err != nil {
-			return fmt.Errorf("starting the scheduled refresh: %w", err)
-		}
-		r.refreshNoted = due
-	}
-	return r.Refresher.Tick(ctx, now)
-}
-
-// latestDue is the schedule's latest due time at or before now (looking
-// back at most eight days), or the zero time.
-func latestDue(sched cron.Schedule, now time.Time) time.Time {
-	var last time.Time
-	for t := sched.Next(now.Add(-8 * 24 * time.Hour)); !t.After(now); t = sched.Next(t) {
-		last = t
-	}
-	return last
 }

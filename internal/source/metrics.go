@@ -4,8 +4,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/segsync/segsync/internal/metrics"
 )
 
 // Metrics are the pulls' Prometheus metrics. A nil *Metrics records nothing.
@@ -15,34 +13,33 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 }
 
-// NewMetrics registers the pull metrics on reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	var m Metrics
-	var err error
-	if m.pulls, err = metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "segsync_pulls_total", Help: "Pulls of data sources that ended, by source and status.",
-	}, []string{"source", "status"})); err != nil {
-		return nil, err
+// NewMetrics creates the metrics and registers them with reg (if not nil).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		pulls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "segsync_pulls_total", Help: "Finished source pulls by source and final status.",
+		}, []string{"source", "status"}),
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "segsync_pull_rows_total", Help: "Rows of source pulls by outcome (received, new, updated, unchanged, removed, rejected).",
+		}, []string{"source", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "segsync_pull_duration_seconds", Help: "Duration of source pulls.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 2, 16),
+		}, []string{"source"}),
 	}
-	if m.rows, err = metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "segsync_pull_rows_total", Help: "Rows read from data sources, by source.",
-	}, []string{"source"})); err != nil {
-		return nil, err
+	if reg != nil {
+		reg.MustRegister(m.pulls, m.rows, m.duration)
 	}
-	if m.duration, err = metrics.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "segsync_pull_duration_seconds", Help: "How long pulls took, by source.",
-		Buckets: prometheus.ExponentialBuckets(0.1, 2.5, 10),
-	}, []string{"source"})); err != nil {
-		return nil, err
-	}
-	return &m, nil
+	return m
 }
 
-func (m *Metrics) observe(source, status string, rows int64, d time.Duration) {
+func (m *Metrics) finished(source, status string, c map[string]int64, d time.Duration) {
 	if m == nil {
 		return
 	}
 	m.pulls.WithLabelValues(source, status).Inc()
-	m.rows.WithLabelValues(source).Add(float64(rows))
+	for k, v := range c {
+		m.rows.WithLabelValues(source, k).Add(float64(v))
+	}
 	m.duration.WithLabelValues(source).Observe(d.Seconds())
 }

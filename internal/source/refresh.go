@@ -3,118 +3,227 @@ package source
 import (
 	"context"
 	"fmt"
-	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/segsync/segsync/internal/audit"
+	"github.com/segsync/segsync/internal/jobs"
 	"github.com/segsync/segsync/internal/store"
 )
 
-// Refresher runs the system refresh: pulls of every source scheduled
-// "refresh", then, once they all ended (failed ones included), runs of every
-// export scheduled "refresh". The progression lives in the database
-// (refreshes, refresh_pulls, refresh_runs) and is moved by Advance, which
-// the scheduler tick and every finished pull call; a restart loses nothing.
-type Refresher struct {
-	Store  store.Store
-	Puller *Puller
-	Log    *slog.Logger
-	// Exports lists the ids of the exports a refresh runs (schedule
-	// "refresh", attached to a connection).
-	Exports func(ctx context.Context) ([]int64, error)
-	// WakeRuns, when set, makes the run workers look for work.
-	WakeRuns func()
+// RunQueuer queues the exports whose schedule is "refresh" (*jobs.Runner).
+type RunQueuer interface {
+	Refresh(ctx context.Context, trigger, by string) ([]store.Run, error)
 }
 
-// Start records a refresh and queues its pulls. scheduledFor is the cron due
-// time (nil for a manual refresh): every process may call Start for it,
-// only one refresh is created.
-func (r *Refresher) Start(ctx context.Context, trigger, by string, scheduledFor *time.Time) (store.Refresh, bool, error) {
-	srcs, err := r.Store.ListSources(ctx)
-	if err != nil {
-		return store.Refresh{}, false, err
+// refreshSchedule names the system refresh's cron in the scheduler state.
+const refreshSchedule = "system-refresh"
+
+// Refresh statuses once it ended.
+const (
+	RefreshSucceeded          = store.RunSucceeded
+	RefreshPartiallySucceeded = store.RunPartiallySucceeded
+)
+
+// RefreshView is a refresh with its pulls and (once the pulls ended) runs.
+type RefreshView struct {
+	store.Refresh
+	Pulls []store.Pull `json:"pulls"`
+	Runs  []store.Run  `json:"runs"`
+}
+
+// SetRunQueuer gives the service the runner that queues exports.
+func (s *Service) SetRunQueuer(q RunQueuer) { s.runs = q }
+
+// StartRefresh starts a system refresh: a pull of every source whose
+// schedule is "refresh"; the exports run once all those pulls ended.
+func (s *Service) StartRefresh(ctx context.Context, actor audit.Actor, trigger string) (RefreshView, error) {
+	if s.runs == nil {
+		return RefreshView{}, fmt.Errorf("this process runs no exports")
 	}
-	var ids []int64
-	for _, s := range srcs {
-		if s.Kind != store.SourceKindPush && s.Schedule == ScheduleRefresh {
-			ids = append(ids, s.ID)
+	f, err := s.store.CreateRefresh(ctx, trigger, actor.Email)
+	if err != nil {
+		return RefreshView{}, err
+	}
+	srcs, err := s.store.ListSources(ctx)
+	if err != nil {
+		return RefreshView{}, err
+	}
+	for _, src := range srcs {
+		if src.Kind == "upload" || src.Schedule != jobs.ScheduleRefresh {
+			continue
+		}
+		if _, _, err := s.store.EnqueuePull(ctx, src.ID, &f.ID, store.TriggerRefresh, false, actor.Email); err != nil {
+			return RefreshView{}, fmt.Errorf("queueing a pull of source %q: %w", src.Name, err)
 		}
 	}
-	ref, created, err := r.Store.CreateRefresh(ctx, trigger, by, scheduledFor, ids)
-	if err != nil {
-		return ref, false, err
+	s.wake()
+	if err := s.Advance(ctx); err != nil { // no pulls: the runs start now
+		return RefreshView{}, err
 	}
-	if r.Puller != nil {
-		r.Puller.Wake()
-	}
-	// A refresh without sources goes straight to its exports.
-	if err := r.Advance(ctx); err != nil {
-		return ref, created, err
-	}
-	ref, err = r.Store.GetRefresh(ctx, ref.ID)
-	return ref, created, err
+	return s.GetRefresh(ctx, f.ID)
 }
 
-// Advance moves every refresh whose pulls ended to its exports, and every
-// refresh whose runs ended to done.
-func (r *Refresher) Advance(ctx context.Context) error {
-	ids, err := r.Exports(ctx)
+// GetRefresh returns a refresh with its pulls and runs.
+func (s *Service) GetRefresh(ctx context.Context, id int64) (RefreshView, error) {
+	f, err := s.store.GetRefresh(ctx, id)
 	if err != nil {
-		return fmt.Errorf("listing the refresh's exports: %w", err)
+		return RefreshView{}, err
 	}
-	if err := r.Store.AdvanceRefreshes(ctx, ids); err != nil {
+	v := RefreshView{Refresh: f, Runs: []store.Run{}}
+	if v.Pulls, err = s.store.RefreshPulls(ctx, id); err != nil {
+		return v, err
+	}
+	for _, rid := range f.RunIDs {
+		run, err := s.store.GetRun(ctx, rid)
+		if err != nil {
+			continue // the export and its runs were deleted since
+		}
+		v.Runs = append(v.Runs, run)
+	}
+	return v, nil
+}
+
+func ended(status string) bool { return status != store.RunQueued && status != store.RunRunning }
+
+// Advance moves every refresh on: once its pulls ended, it queues the
+// refresh-scheduled exports (a failed pull does not stop them: they run on
+// the data as it was, and the refresh says which pull failed); once those
+// runs ended, it ends. It is derived from the database alone, so any
+// process may drive it and a restart loses nothing.
+func (s *Service) Advance(ctx context.Context) error {
+	pulling, err := s.store.ListRefreshes(ctx, store.RefreshPulling)
+	if err != nil {
 		return err
 	}
-	if r.WakeRuns != nil {
-		r.WakeRuns()
+	for _, f := range pulling {
+		pulls, err := s.store.RefreshPulls(ctx, f.ID)
+		if err != nil {
+			return err
+		}
+		var failed []string
+		done := true
+		for _, p := range pulls {
+			done = done && ended(p.Status)
+			if p.Status == store.RunFailed || p.Status == store.RunCancelled {
+				name := fmt.Sprint("source ", p.SourceID)
+				if src, err := s.store.GetSource(ctx, p.SourceID); err == nil {
+					name = src.Name
+				}
+				failed = append(failed, fmt.Sprintf("pull %d of %q %s: %s", p.ID, name, p.Status, p.Error))
+			}
+		}
+		if !done {
+			continue
+		}
+		runs, err := s.runs.Refresh(ctx, store.TriggerRefresh, f.RequestedBy)
+		if err != nil {
+			return fmt.Errorf("refresh %d: queueing the exports: %w", f.ID, err)
+		}
+		ids := make([]int64, len(runs))
+		for i, r := range runs {
+			ids[i] = r.ID
+		}
+		msg := ""
+		if len(failed) > 0 {
+			msg = strings.Join(failed, "; ") + " (the exports ran on the data as it was)"
+		}
+		if _, err := s.store.SetRefreshState(ctx, f.ID, store.RefreshPulling, store.RefreshRunning, ids, msg); err != nil {
+			return err
+		}
+	}
+	running, err := s.store.ListRefreshes(ctx, store.RefreshRunning)
+	if err != nil {
+		return err
+	}
+	for _, f := range running {
+		status := RefreshSucceeded
+		if f.Error != "" {
+			status = RefreshPartiallySucceeded
+		}
+		done := true
+		for _, rid := range f.RunIDs {
+			run, err := s.store.GetRun(ctx, rid)
+			if err != nil {
+				continue
+			}
+			done = done && ended(run.Status)
+			if run.Status != store.RunSucceeded {
+				status = RefreshPartiallySucceeded
+			}
+		}
+		if done {
+			if _, err := s.store.SetRefreshState(ctx, f.ID, store.RefreshRunning, status, f.RunIDs, f.Error); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
-// Tick queues the pulls of sources whose cron schedule came due (the first
-// time a schedule is seen it is only noted), exactly once across processes
-// (compare-and-set on the source's last scheduled time), and advances the
-// refreshes.
-func (r *Refresher) Tick(ctx context.Context, now time.Time) error {
-	srcs, err := r.Store.ListSources(ctx)
-	if err != nil {
-		return err
-	}
+// Tick fires the schedules that came due: the system refresh's cron
+// (exactly once across processes) and each cron-scheduled source; then it
+// moves the refreshes on.
+func (w *Worker) Tick(ctx context.Context, now time.Time) error {
+	w.init()
 	now = now.UTC()
-	for _, s := range srcs {
-		if s.Kind == store.SourceKindPush || s.Schedule == ScheduleRefresh || s.Schedule == ScheduleOff {
-			continue
-		}
-		sched, err := cron.ParseStandard(s.Schedule)
+	if w.RefreshSchedule != "" && w.Service.runs != nil {
+		sched, err := cron.ParseStandard(w.RefreshSchedule)
 		if err != nil {
-			continue
+			return fmt.Errorf("the refresh schedule %q: %w", w.RefreshSchedule, err)
 		}
-		last := s.LastScheduledAt
-		if last.IsZero() {
-			last = s.CreatedAt
-		}
-		if sched.Next(last.UTC()).After(now) {
-			continue
-		}
-		won, err := r.Store.AdvanceSourceSchedule(ctx, s.ID, s.LastScheduledAt, now)
+		last, err := w.Store.NamedScheduleLast(ctx, refreshSchedule)
 		if err != nil {
 			return err
 		}
-		if won && r.Puller != nil {
-			if _, _, err := r.Puller.Enqueue(ctx, s.ID, store.TriggerSchedule, false, ""); err != nil {
-				return fmt.Errorf("queueing a pull of source %d: %w", s.ID, err)
+		switch {
+		case last.IsZero(): // first start: note the time, fire from then on
+			if _, err := w.Store.AdvanceNamedSchedule(ctx, refreshSchedule, time.Time{}, now); err != nil {
+				return err
+			}
+		case !sched.Next(last).After(now):
+			won, err := w.Store.AdvanceNamedSchedule(ctx, refreshSchedule, last, now)
+			if err != nil {
+				return err
+			}
+			if won {
+				if _, err := w.Service.StartRefresh(ctx, audit.System, store.TriggerSchedule); err != nil {
+					return fmt.Errorf("starting the scheduled refresh: %w", err)
+				}
 			}
 		}
 	}
-	return r.Advance(ctx)
-}
-
-// StartScheduled starts the cron refresh due at due (jobs.Refresher).
-func (r *Refresher) StartScheduled(ctx context.Context, due time.Time) error {
-	ref, created, err := r.Start(ctx, store.TriggerSchedule, "", &due)
-	if err == nil && created && r.Log != nil {
-		r.Log.Info("scheduled refresh started", "refresh", ref.ID, "due", due, "pulls", len(ref.Pulls))
+	srcs, err := w.Store.ListSources(ctx)
+	if err != nil {
+		return err
 	}
-	return err
+	for _, src := range srcs {
+		if src.Kind == "upload" || src.Schedule == jobs.ScheduleRefresh || src.Schedule == jobs.ScheduleOff {
+			continue
+		}
+		sched, err := cron.ParseStandard(src.Schedule)
+		if err != nil {
+			continue
+		}
+		last := src.LastScheduledAt
+		if last.IsZero() {
+			last = src.CreatedAt
+		}
+		if sched.Next(last).After(now) {
+			continue
+		}
+		won, err := w.Store.AdvanceSourceSchedule(ctx, src.ID, src.LastScheduledAt, now)
+		if err != nil {
+			return err
+		}
+		if won {
+			if _, _, err := w.Store.EnqueuePull(ctx, src.ID, nil, store.TriggerSchedule, false, ""); err != nil {
+				return err
+			}
+			w.Wake()
+		}
+	}
+	return w.Service.Advance(ctx)
 }

@@ -39,6 +39,9 @@ type Page struct {
 	Problem string
 	Form    url.Values
 	Data    any
+	// Reload, when positive, reloads the page after that many seconds
+	// (pages that follow a pull or a refresh without script).
+	Reload int
 
 	formCSRF string
 }

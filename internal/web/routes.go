@@ -18,6 +18,19 @@ func (u *UI) routeTable() []Route {
 		pg(get, "/profiles", Viewer, u.profilesPage),
 		upload(pg(post, "/profiles/import", Contributor, u.importProfiles)),
 
+		// Data > Sources (admins) and the system refresh.
+		pg(get, "/sources", Admin, u.sourcesPage),
+		pg(get, "/sources/new", Admin, u.newSource),
+		pg(post, "/sources/new", Admin, u.saveSource),
+		pg(get, "/sources/{id}", Admin, u.sourcePage),
+		pg(get, "/sources/{id}/edit", Admin, u.editSource),
+		pg(post, "/sources/{id}/edit", Admin, u.saveSource),
+		pg(post, "/sources/{id}/pull", Admin, u.pullSource),
+		pg(post, "/sources/{id}/delete", Admin, u.deleteSource),
+		pg(post, "/pulls/{id}/cancel", Admin, u.cancelPull),
+		pg(post, "/refresh", Contributor, u.startRefresh),
+		pg(get, "/refreshes/{id}", Viewer, u.refreshPage),
+
 		// Data > Segments.
 		pg(get, "/segments", Viewer, u.segmentsPage),
 		pg(get, "/segments/new", Contributor, u.newSegment),

@@ -1,431 +1,239 @@
 package sqldb
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
-	"strings"
+	"time"
 
 	"github.com/segsync/segsync/internal/profile/attrjson"
-	"github.com/segsync/segsync/internal/store"
 )
 
-// Several sources, one profile (SPEC section 11). Each source's attributes
-// of a profile are kept in source_rows; profiles.attrs, which segment rules
-// and the engine read, is their merge: per attribute, the source with the
-// lowest priority number wins, ties go to the older source (lower id).
-// Attributes named mailchimp.* are written by the consent flow, never by a
-// source: the merge keeps them from the stored profile as they are, and they
-// do not keep a profile alive. A profile no source holds is deleted. Every
-// write to source_rows goes through applyLayer, so profiles.attrs is always
-// the merge of its rows, and a profile is rewritten (new updated_at) only
-// when the merge changed.
+// layerPage is how many profiles one step of a layer change handles.
+const layerPage = 500
 
-// layerOp changes one source's row of one profile.
-type layerOp struct {
-	id     string
-	attrs  []byte // the new row, or the patch when patch is set
-	patch  bool   // attrs is an attrjson patch for the stored row (imports)
-	remove bool   // the source no longer holds the profile
-	// remerge keeps the row and merges the profile again (a priority
-	// changed).
-	remerge bool
+// layer is one source's attributes of a profile.
+type layer struct {
+	source   int64
+	priority int
+	attrs    []byte
 }
 
-// layerCounts tell what applyLayer did to profiles and source rows.
-type layerCounts struct {
-	inserted, updated, unchanged, deleted int64
-	rowsNew, rowsChanged, rowsRemoved     int64
+// byPriority orders layers as SPEC section 11 says: the lower priority
+// number first, ties the older source (the smaller id).
+func byPriority(a, b layer) int {
+	return cmp.Or(cmp.Compare(a.priority, b.priority), cmp.Compare(a.source, b.source))
 }
 
-type srcRow struct {
-	src   int64
+// attributeSources names the source of each merged attribute.
+func attributeSources(ls []layer, names map[int64]string) (map[string]string, error) {
+	slices.SortFunc(ls, byPriority)
+	objs := make([][]byte, len(ls))
+	for i, l := range ls {
+		objs[i] = l.attrs
+	}
+	out := map[string]string{}
+	var mm []attrjson.Member
+	for i := len(objs) - 1; i >= 0; i-- { // lower priority first, overwritten by higher
+		var err error
+		if mm, err = attrjson.Split(mm[:0], objs[i]); err != nil {
+			return nil, err
+		}
+		for _, m := range mm {
+			if !attrjson.IsReserved(m.Name) {
+				out[string(m.Name)] = names[ls[i].source]
+			}
+		}
+	}
+	return out, nil
+}
+
+// layerChange is a new value of one profile's layer of the merger's source:
+// attrs nil removes the layer.
+type layerChange struct {
+	id    string
 	attrs []byte
 }
 
-// layerState is what applyLayer needs across chunks of one transaction.
-type layerState struct {
-	now    int64
-	rank   map[int64][2]int64 // source id -> (priority, id)
-	cat    *catalogDelta
-	counts layerCounts
-	m, mo  attrjson.Merger
-	mm     []mergeMember
+// layerResult counts what a batch of layer changes did.
+type layerResult struct {
+	created, deleted, updated int64 // profiles
 }
 
-type mergeMember struct {
-	name, value []byte
-	rank        [2]int64
+// merger applies layer changes of one source inside a transaction and
+// re-merges the affected profiles.
+type merger struct {
+	db       *DB
+	ctx      context.Context
+	tx       *sql.Tx
+	source   int64
+	priority map[int64]int
+	cat      *catalogDelta
+	now      int64
 }
 
-func (db *DB) newLayerState(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, now int64) (*layerState, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, priority FROM sources`)
+func (db *DB) newMerger(ctx context.Context, tx *sql.Tx, source int64) (*merger, error) {
+	m := &merger{db: db, ctx: ctx, tx: tx, source: source, priority: map[int64]int{}, cat: newCatalogDelta(), now: time.Now().UnixMicro()}
+	rows, err := tx.QueryContext(ctx, `SELECT id, priority FROM sources`)
 	if err != nil {
 		return nil, fmt.Errorf("reading source priorities: %w", err)
 	}
 	defer rows.Close()
-	st := &layerState{now: now, rank: map[int64][2]int64{}, cat: newCatalogDelta()}
 	for rows.Next() {
-		var id, prio int64
-		if err := rows.Scan(&id, &prio); err != nil {
-			return nil, fmt.Errorf("reading source priorities: %w", err)
+		var id int64
+		var p int
+		if err := rows.Scan(&id, &p); err != nil {
+			return nil, err
 		}
-		st.rank[id] = [2]int64{prio, id}
+		m.priority[id] = p
 	}
-	return st, rows.Err()
+	return m, rows.Err()
 }
 
-func (db *DB) lockProfiles(ctx context.Context, tx *sql.Tx) error {
-	if db.d == Postgres {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
-			return fmt.Errorf("locking profiles: %w", err)
+// apply changes the source's layer of the given profiles (at most a few
+// thousand, distinct ids) and writes the re-merged profiles: a profile that
+// no layer holds any more is deleted.
+func (m *merger) apply(changes []layerChange) (layerResult, error) {
+	var res layerResult
+	for start := 0; start < len(changes); start += layerPage {
+		r, err := m.applyPage(changes[start:min(start+layerPage, len(changes))])
+		if err != nil {
+			return res, err
 		}
+		res.created += r.created
+		res.deleted += r.deleted
+		res.updated += r.updated
 	}
-	return nil
+	return res, nil
 }
 
-func (db *DB) uploadsSourceID(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}) (int64, error) {
-	var id int64
-	err := q.QueryRowContext(ctx, db.Q(`SELECT id FROM sources WHERE name = ?`), store.UploadsSource).Scan(&id)
+func (m *merger) applyPage(changes []layerChange) (layerResult, error) {
+	var res layerResult
+	ctx, tx, db := m.ctx, m.tx, m.db
+	args := make([]any, 0, len(changes)+1)
+	for _, c := range changes {
+		args = append(args, c.id)
+	}
+	in := placeholders(len(changes), 1)
+	others := map[string][]layer{}
+	rows, err := tx.QueryContext(ctx, db.Q(`SELECT customer_id, source_id, attrs FROM profile_layers
+		WHERE customer_id IN (`+in+`) AND source_id <> ?`), append(args, m.source)...)
 	if err != nil {
-		return 0, fmt.Errorf("finding the uploads source: %w", err)
+		return res, fmt.Errorf("reading profile layers: %w", err)
 	}
-	return id, nil
-}
-
-// applyLayer applies ops (distinct ids) of source src in tx.
-func (db *DB) applyLayer(ctx context.Context, tx *sql.Tx, src int64, ops []layerOp, st *layerState) error {
-	for start := 0; start < len(ops); start += profileLookupChunk {
-		if err := db.applyLayerChunk(ctx, tx, src, ops[start:min(start+profileLookupChunk, len(ops))], st); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (db *DB) applyLayerChunk(ctx context.Context, tx *sql.Tx, src int64, ops []layerOp, st *layerState) error {
-	args := make([]any, len(ops))
-	for i, op := range ops {
-		args[i] = op.id
-	}
-	in := `(` + placeholders(len(ops), 1) + `)`
-	held := make(map[string][]srcRow, len(ops))
-	if err := scanEach(ctx, tx, db.Q(`SELECT customer_id, source_id, attrs FROM source_rows WHERE customer_id IN `+in), args, func(r *sql.Rows) error {
+	for rows.Next() {
 		var id string
-		var sr srcRow
-		if err := r.Scan(&id, &sr.src, &sr.attrs); err != nil {
-			return err
+		var l layer
+		if err := rows.Scan(&id, &l.source, &l.attrs); err != nil {
+			rows.Close()
+			return res, fmt.Errorf("reading profile layers: %w", err)
 		}
-		held[id] = append(held[id], sr)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("reading source rows: %w", err)
+		l.priority = m.priority[l.source]
+		others[id] = append(others[id], l)
 	}
-	stored := make(map[string][]byte, len(ops))
-	if err := scanEach(ctx, tx, db.Q(`SELECT customer_id, `+db.attrsCol()+` FROM profiles WHERE customer_id IN `+in), args, func(r *sql.Rows) error {
+	if err := rows.Close(); err != nil {
+		return res, err
+	}
+	stored := map[string][]byte{}
+	rows, err = tx.QueryContext(ctx, db.Q(`SELECT customer_id, `+db.attrsCol()+` FROM profiles WHERE customer_id IN (`+in+`)`), args...)
+	if err != nil {
+		return res, fmt.Errorf("reading profiles: %w", err)
+	}
+	for rows.Next() {
 		var id string
 		var a []byte
-		if err := r.Scan(&id, &a); err != nil {
-			return err
+		if err := rows.Scan(&id, &a); err != nil {
+			rows.Close()
+			return res, fmt.Errorf("reading profiles: %w", err)
 		}
 		stored[id] = a
-		return nil
-	}); err != nil {
-		return fmt.Errorf("reading stored profiles: %w", err)
+	}
+	if err := rows.Close(); err != nil {
+		return res, err
 	}
 
-	var rowPut, rowDel, profPut, profDel []any
-	for _, op := range ops {
-		rows := held[op.id]
-		i := slices.IndexFunc(rows, func(r srcRow) bool { return r.src == src })
-		var newRow []byte
-		switch {
-		case op.remerge:
-		case op.remove:
-			if i < 0 {
-				continue
-			}
-			rows = slices.Delete(rows, i, i+1)
-			rowDel = append(rowDel, op.id)
-			st.counts.rowsRemoved++
-		case op.patch:
-			var old []byte
-			if i >= 0 {
-				old = rows[i].attrs
-			}
-			merged, changed, err := st.m.Merge(old, op.attrs, nil)
-			if err != nil {
-				return fmt.Errorf("profile %q: %w", op.id, err)
-			}
-			if i >= 0 && !changed {
-				// The source's row is as it was: so is the profile.
-				st.counts.unchanged++
-				continue
-			}
-			newRow = bytes.Clone(merged)
-		default:
-			newRow = op.attrs
-			if i >= 0 && bytes.Equal(rows[i].attrs, newRow) {
-				st.counts.unchanged++
-				continue
-			}
+	var writes, layerWrites []any
+	var deletes, layerDeletes []any
+	nw, nl := 0, 0
+	for _, c := range changes {
+		ls := others[c.id]
+		if c.attrs != nil {
+			ls = append(ls, layer{source: m.source, priority: m.priority[m.source], attrs: c.attrs})
+			layerWrites = append(layerWrites, m.source, c.id, string(c.attrs))
+			nl++
+		} else {
+			layerDeletes = append(layerDeletes, c.id)
 		}
-		if newRow != nil {
-			if i >= 0 {
-				rows[i].attrs = newRow
-				st.counts.rowsChanged++
-			} else {
-				rows = append(rows, srcRow{src: src, attrs: newRow})
-				st.counts.rowsNew++
-			}
-			rowPut = append(rowPut, src, op.id, string(newRow))
-		}
-		old, exists := stored[op.id]
-		if len(rows) == 0 {
-			if exists {
-				profDel = append(profDel, op.id)
-				st.counts.deleted++
-				if err := st.cat.forget(old); err != nil {
-					return fmt.Errorf("profile %q: %w", op.id, err)
+		old, found := stored[c.id]
+		if len(ls) == 0 {
+			if found {
+				if err := m.cat.forget(old); err != nil {
+					return res, fmt.Errorf("profile %q: %w", c.id, err)
 				}
+				deletes = append(deletes, c.id)
+				res.deleted++
 			}
 			continue
 		}
-		merged, changed, err := st.merge(rows, old, exists)
-		if err != nil {
-			return fmt.Errorf("profile %q: %w", op.id, err)
+		slices.SortFunc(ls, byPriority)
+		objs := make([][]byte, len(ls))
+		for i, l := range ls {
+			objs[i] = l.attrs
 		}
-		switch {
-		case !exists:
-			st.counts.inserted++
-		case changed:
-			st.counts.updated++
-		default:
-			st.counts.unchanged++
+		merged, _, err := attrjson.MergeLayers(old, objs)
+		if err != nil {
+			return res, fmt.Errorf("profile %q: %w", c.id, err)
+		}
+		if found && string(merged) == string(old) {
 			continue
 		}
-		profPut = append(profPut, op.id, string(merged), st.now)
+		if found {
+			if err := m.cat.forget(old); err != nil {
+				return res, fmt.Errorf("profile %q: %w", c.id, err)
+			}
+			res.updated++
+		} else {
+			res.created++
+		}
+		if err := attrjson.Types(merged, func(name []byte, typ string) { m.cat.add(name, typ, 1) }); err != nil {
+			return res, err
+		}
+		writes = append(writes, c.id, string(merged), m.now)
+		nw++
 	}
-	if err := db.execChunks(ctx, tx, rowPut, 3, func(n int) string {
-		return `INSERT INTO source_rows (source_id, customer_id, attrs) VALUES ` + placeholders(n, 3) +
-			` ON CONFLICT (source_id, customer_id) DO UPDATE SET attrs = excluded.attrs`
-	}); err != nil {
-		return fmt.Errorf("writing source rows: %w", err)
-	}
-	if len(rowDel) > 0 {
-		q := db.Q(`DELETE FROM source_rows WHERE source_id = ? AND customer_id IN (` + placeholders(len(rowDel), 1) + `)`)
-		if _, err := tx.ExecContext(ctx, q, append([]any{src}, rowDel...)...); err != nil {
-			return fmt.Errorf("removing source rows: %w", err)
+	if nw > 0 {
+		for s := 0; s < nw; s += profileWriteChunk {
+			e := min(s+profileWriteChunk, nw)
+			if _, err := tx.ExecContext(ctx, db.writeProfilesQuery(e-s), writes[3*s:3*e]...); err != nil {
+				return res, fmt.Errorf("writing %d profiles: %w", e-s, err)
+			}
 		}
 	}
-	if err := db.execChunks(ctx, tx, profPut, 3, func(n int) string {
-		return `INSERT INTO profiles (customer_id, attrs, updated_at) VALUES ` + placeholders(n, 3) +
-			` ON CONFLICT (customer_id) DO UPDATE SET attrs = excluded.attrs, updated_at = excluded.updated_at`
-	}); err != nil {
-		return fmt.Errorf("writing profiles: %w", err)
-	}
-	if len(profDel) > 0 {
-		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM profiles WHERE customer_id IN (`+placeholders(len(profDel), 1)+`)`), profDel...); err != nil {
-			return fmt.Errorf("deleting profiles: %w", err)
+	if len(deletes) > 0 {
+		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM profiles WHERE customer_id IN (`+placeholders(len(deletes), 1)+`)`), deletes...); err != nil {
+			return res, fmt.Errorf("deleting %d profiles: %w", len(deletes), err)
 		}
 	}
-	return nil
+	if nl > 0 {
+		for s := 0; s < nl; s += profileWriteChunk {
+			e := min(s+profileWriteChunk, nl)
+			q := db.Q(`INSERT INTO profile_layers (source_id, customer_id, attrs) VALUES ` + placeholders(e-s, 3) +
+				` ON CONFLICT (source_id, customer_id) DO UPDATE SET attrs = excluded.attrs`)
+			if _, err := tx.ExecContext(ctx, q, layerWrites[3*s:3*e]...); err != nil {
+				return res, fmt.Errorf("writing %d profile layers: %w", e-s, err)
+			}
+		}
+	}
+	if len(layerDeletes) > 0 {
+		q := db.Q(`DELETE FROM profile_layers WHERE source_id = ? AND customer_id IN (` + placeholders(len(layerDeletes), 1) + `)`)
+		if _, err := tx.ExecContext(ctx, q, append([]any{m.source}, layerDeletes...)...); err != nil {
+			return res, fmt.Errorf("removing %d profile layers: %w", len(layerDeletes), err)
+		}
+	}
+	return res, nil
 }
 
-// execChunks runs a multi-row statement over args, width per row, in
-// chunks of profileWriteChunk rows.
-func (db *DB) execChunks(ctx context.Context, tx *sql.Tx, args []any, width int, query func(rows int) string) error {
-	per := profileWriteChunk * width
-	for start := 0; start < len(args); start += per {
-		chunk := args[start:min(start+per, len(args))]
-		if _, err := tx.ExecContext(ctx, db.Q(query(len(chunk)/width)), chunk...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func scanEach(ctx context.Context, tx *sql.Tx, query string, args []any, fn func(*sql.Rows) error) error {
-	rows, err := tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		if err := fn(rows); err != nil {
-			rows.Close()
-			return err
-		}
-	}
-	return errors.Join(rows.Err(), rows.Close())
-}
-
-func isReserved(name []byte) bool { return bytes.HasPrefix(name, []byte(store.ReservedAttrPrefix)) }
-
-// merge computes a profile's attributes from the rows that hold it and the
-// reserved attributes of its stored form, and whether they differ from
-// stored. The result is canonical and valid until the next call; on change
-// the catalogue delta is updated.
-func (st *layerState) merge(rows []srcRow, stored []byte, exists bool) ([]byte, bool, error) {
-	var oldCanon []byte
-	if exists {
-		c, err := st.mo.Canonical(stored)
-		if err != nil {
-			return nil, false, fmt.Errorf("stored attributes: %w", err)
-		}
-		oldCanon = c
-	}
-	var merged []byte
-	if len(rows) == 1 && !bytes.Contains(oldCanon, []byte(`"`+store.ReservedAttrPrefix)) && !bytes.Contains(rows[0].attrs, []byte(`"`+store.ReservedAttrPrefix)) {
-		merged = rows[0].attrs
-	} else {
-		st.mm = st.mm[:0]
-		var members []attrjson.Member
-		for _, r := range rows {
-			var err error
-			members, err = attrjson.Split(members[:0], r.attrs)
-			if err != nil {
-				return nil, false, fmt.Errorf("source %d attributes: %w", r.src, err)
-			}
-			rk, ok := st.rank[r.src]
-			if !ok {
-				rk = [2]int64{1 << 62, r.src}
-			}
-			for _, x := range members {
-				if !isReserved(x.Name) {
-					st.mm = append(st.mm, mergeMember{x.Name, x.Value, rk})
-				}
-			}
-		}
-		if exists {
-			members, _ = attrjson.Split(members[:0], oldCanon)
-			for _, x := range members {
-				if isReserved(x.Name) {
-					st.mm = append(st.mm, mergeMember{x.Name, x.Value, [2]int64{-1 << 62, 0}})
-				}
-			}
-		}
-		slices.SortStableFunc(st.mm, func(a, b mergeMember) int {
-			if c := bytes.Compare(a.name, b.name); c != 0 {
-				return c
-			}
-			if a.rank[0] != b.rank[0] {
-				return cmpInt(a.rank[0], b.rank[0])
-			}
-			return cmpInt(a.rank[1], b.rank[1])
-		})
-		buf := []byte{'{'}
-		for i, x := range st.mm {
-			if i > 0 && bytes.Equal(st.mm[i-1].name, x.name) {
-				continue
-			}
-			if len(buf) > 1 {
-				buf = append(buf, ',')
-			}
-			buf = append(buf, '"')
-			buf = append(buf, x.name...)
-			buf = append(buf, '"', ':')
-			buf = append(buf, x.value...)
-		}
-		merged = append(buf, '}')
-	}
-	canon, err := st.m.Canonical(merged)
-	if err != nil {
-		return nil, false, fmt.Errorf("merged attributes: %w", err)
-	}
-	if exists && bytes.Equal(canon, oldCanon) {
-		return canon, false, nil
-	}
-	if err := diffTypes(oldCanon, canon, st.cat.change); err != nil {
-		return nil, false, err
-	}
-	return canon, true, nil
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// diffTypes reports the type changes between two canonical objects.
-func diffTypes(old, nw []byte, fn func(attrjson.Change)) error {
-	var a, b []attrjson.Member
-	var err error
-	if len(old) > 0 {
-		if a, err = attrjson.Split(nil, old); err != nil {
-			return err
-		}
-	}
-	if b, err = attrjson.Split(nil, nw); err != nil {
-		return err
-	}
-	i, j := 0, 0
-	for i < len(a) || j < len(b) {
-		c := 0
-		switch {
-		case i == len(a):
-			c = 1
-		case j == len(b):
-			c = -1
-		default:
-			c = bytes.Compare(a[i].Name, b[j].Name)
-		}
-		switch {
-		case c < 0:
-			fn(attrjson.Change{Name: a[i].Name, Old: attrjson.TypeOf(a[i].Value)})
-			i++
-		case c > 0:
-			fn(attrjson.Change{Name: b[j].Name, New: attrjson.TypeOf(b[j].Value)})
-			j++
-		default:
-			if ot, nt := attrjson.TypeOf(a[i].Value), attrjson.TypeOf(b[j].Value); ot != nt {
-				fn(attrjson.Change{Name: b[j].Name, Old: ot, New: nt})
-			}
-			i++
-			j++
-		}
-	}
-	return nil
-}
-
-// profileSources computes which source each attribute of a profile came
-// from, by the same rule as the merge.
-func (db *DB) ProfileSources(ctx context.Context, customerID string) (map[string]string, error) {
-	rows, err := db.R.QueryContext(ctx, db.Q(`SELECT s.name, s.priority, s.id, r.attrs FROM source_rows r
-		JOIN sources s ON s.id = r.source_id WHERE r.customer_id = ? ORDER BY s.priority, s.id`), customerID)
-	if err != nil {
-		return nil, fmt.Errorf("reading the sources of profile %q: %w", customerID, err)
-	}
-	defer rows.Close()
-	out := map[string]string{}
-	var members []attrjson.Member
-	for rows.Next() {
-		var name string
-		var prio, id int64
-		var attrs []byte
-		if err := rows.Scan(&name, &prio, &id, &attrs); err != nil {
-			return nil, fmt.Errorf("reading the sources of profile %q: %w", customerID, err)
-		}
-		if members, err = attrjson.Split(members[:0], attrs); err != nil {
-			return nil, fmt.Errorf("profile %q, source %s: %w", customerID, name, err)
-		}
-		for _, m := range members {
-			k := string(m.Name)
-			if _, ok := out[k]; !ok && !strings.HasPrefix(k, store.ReservedAttrPrefix) {
-				out[k] = name
-			}
-		}
-	}
-	return out, rows.Err()
-}
+// finish writes the attribute catalogue's changes.
+func (m *merger) finish() error { return m.cat.apply(m.ctx, m.db, m.tx) }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/segsync/segsync/internal/profile/attrjson"
 	"github.com/segsync/segsync/internal/store"
@@ -36,37 +35,57 @@ func (db *DB) attrsCol() string {
 	return "attrs"
 }
 
-// UpsertProfiles implements store.ProfileStore: the patches are what the
-// uploads source now says about those profiles (see layers.go); the merged
-// profiles are written only where they changed, with the catalogue, in one
-// transaction.
+// UpsertProfiles implements store.ProfileStore: pushed imports are the
+// source "uploads". It reads the batch's uploads layer, merges the patches
+// into it in Go (see attrjson.Merger), and hands the changed layers to the
+// merger, which re-merges those profiles with their other sources' layers
+// and writes only what changed, all in one transaction.
 func (db *DB) UpsertProfiles(ctx context.Context, patches []store.ProfilePatch) (store.UpsertCounts, error) {
 	var counts store.UpsertCounts
 	if len(patches) == 0 {
 		return counts, nil
 	}
-	now := time.Now().UnixMicro()
-	ops := make([]layerOp, len(patches))
-	for i, p := range patches {
-		ops[i] = layerOp{id: p.CustomerID, attrs: unsafeBytes(p.Attrs), patch: true}
-	}
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
-		if err := db.lockProfiles(ctx, tx); err != nil {
-			return err
+		counts = store.UpsertCounts{}
+		if db.d == Postgres {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
+				return fmt.Errorf("locking profiles: %w", err)
+			}
 		}
-		src, err := db.uploadsSourceID(ctx, tx)
+		existing, err := db.lookupProfileAttrs(ctx, tx, patches)
 		if err != nil {
 			return err
 		}
-		st, err := db.newLayerState(ctx, tx, now)
+		var m attrjson.Merger
+		changes := make([]layerChange, 0, len(patches))
+		var patch []byte
+		for _, p := range patches {
+			old := existing[p.CustomerID]
+			patch = append(patch[:0], p.Attrs...)
+			merged, changed, err := m.Merge(old, patch, nil)
+			if err != nil {
+				return fmt.Errorf("profile %q: %w", p.CustomerID, err)
+			}
+			if old != nil && !changed {
+				counts.Unchanged++
+				continue
+			}
+			changes = append(changes, layerChange{id: p.CustomerID, attrs: append([]byte(nil), merged...)})
+		}
+		if len(changes) == 0 {
+			return nil
+		}
+		mg, err := db.newMerger(ctx, tx, store.UploadsSourceID)
 		if err != nil {
 			return err
 		}
-		if err := db.applyLayer(ctx, tx, src, ops, st); err != nil {
+		res, err := mg.apply(changes)
+		if err != nil {
 			return err
 		}
-		counts = store.UpsertCounts{Inserted: int(st.counts.inserted), Updated: int(st.counts.updated), Unchanged: int(st.counts.unchanged)}
-		return st.cat.apply(ctx, db, tx)
+		counts.Inserted = int(res.created)
+		counts.Updated = len(changes) - int(res.created)
+		return mg.finish()
 	})
 	if err != nil {
 		return store.UpsertCounts{}, fmt.Errorf("upserting %d profiles: %w", len(patches), err)
@@ -74,16 +93,13 @@ func (db *DB) UpsertProfiles(ctx context.Context, patches []store.ProfilePatch) 
 	return counts, nil
 }
 
-// unsafeBytes views s as bytes without copying; the bytes are only read.
-func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
-
-// lookupProfileAttrs returns the stored attributes of those patches'
-// profiles that exist.
+// lookupProfileAttrs returns the uploads layer of those patches' profiles
+// that have one.
 func (db *DB) lookupProfileAttrs(ctx context.Context, tx *sql.Tx, patches []store.ProfilePatch) (map[string][]byte, error) {
 	existing := make(map[string][]byte, len(patches)/4)
 	args := make([]any, 0, profileLookupChunk)
 	query := func(n int) string {
-		return db.Q(`SELECT customer_id, ` + db.attrsCol() + ` FROM profiles WHERE customer_id IN (` + placeholders(n, 1) + `)`)
+		return db.Q(`SELECT customer_id, attrs FROM profile_layers WHERE source_id = 1 AND customer_id IN (` + placeholders(n, 1) + `)`)
 	}
 	var full *sql.Stmt // the statement for a full chunk, prepared once
 	defer func() {
@@ -235,23 +251,25 @@ func (c *catalogDelta) forget(attrs []byte) error {
 	return attrjson.Types(attrs, func(name []byte, typ string) { c.add(name, typ, -1) })
 }
 
-// DeleteProfilesExcept implements store.ProfileStore for replace-mode
-// imports: the uploads source stops holding every profile for which keep is
-// false; profiles that no other source holds are deleted. It walks the
-// uploads rows a page at a time, each page in one transaction.
+// DeleteProfilesExcept implements store.ProfileStore. It walks the profiles
+// in customer_id order a page at a time (no long-lived read), deleting each
+// page's rejects in one transaction.
 func (db *DB) DeleteProfilesExcept(ctx context.Context, keep func(customerID string) bool) (int64, error) {
-	src, err := db.uploadsSourceID(ctx, db.R)
-	if err != nil {
-		return 0, err
-	}
 	var deleted int64
-	after := ""
+	after, first := "", true
 	for {
-		rows, err := db.R.QueryContext(ctx, db.Q(`SELECT customer_id FROM source_rows WHERE source_id = ? AND customer_id > ? ORDER BY customer_id LIMIT ?`), src, after, profileDeleteBatch)
+		var rows *sql.Rows
+		var err error
+		if first {
+			rows, err = db.R.QueryContext(ctx, db.Q(`SELECT customer_id FROM profiles ORDER BY customer_id LIMIT ?`), profileDeleteBatch)
+		} else {
+			rows, err = db.R.QueryContext(ctx, db.Q(`SELECT customer_id FROM profiles WHERE customer_id > ? ORDER BY customer_id LIMIT ?`), after, profileDeleteBatch)
+		}
 		if err != nil {
 			return deleted, fmt.Errorf("listing profiles to delete: %w", err)
 		}
-		var drop []layerOp
+		first = false
+		var drop []any
 		n := 0
 		for rows.Next() {
 			var id string
@@ -262,29 +280,17 @@ func (db *DB) DeleteProfilesExcept(ctx context.Context, keep func(customerID str
 			n++
 			after = id
 			if !keep(id) {
-				drop = append(drop, layerOp{id: id, remove: true})
+				drop = append(drop, id)
 			}
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return deleted, fmt.Errorf("listing profiles to delete: %w", err)
 		}
 		if len(drop) > 0 {
-			err := db.Tx(ctx, func(tx *sql.Tx) error {
-				if err := db.lockProfiles(ctx, tx); err != nil {
-					return err
-				}
-				st, err := db.newLayerState(ctx, tx, time.Now().UnixMicro())
-				if err != nil {
-					return err
-				}
-				if err := db.applyLayer(ctx, tx, src, drop, st); err != nil {
-					return err
-				}
-				deleted += st.counts.deleted
-				return st.cat.apply(ctx, db, tx)
-			})
+			d, err := db.deleteProfiles(ctx, drop)
+			deleted += d
 			if err != nil {
-				return deleted, fmt.Errorf("removing uploaded profiles: %w", err)
+				return deleted, err
 			}
 		}
 		if n < profileDeleteBatch {
@@ -293,21 +299,19 @@ func (db *DB) DeleteProfilesExcept(ctx context.Context, keep func(customerID str
 	}
 }
 
-// deleteProfiles deletes the given customer ids, and what every source
-// holds of them, in one transaction.
+// deleteProfiles deletes the given customer ids in one transaction.
 func (db *DB) deleteProfiles(ctx context.Context, ids []any) (int64, error) {
 	var deleted int64
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		deleted = 0
-		if err := db.lockProfiles(ctx, tx); err != nil {
-			return err
+		if db.d == Postgres {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
+				return fmt.Errorf("locking profiles: %w", err)
+			}
 		}
 		cat := newCatalogDelta()
 		for start := 0; start < len(ids); start += profileLookupChunk {
 			chunk := ids[start:min(start+profileLookupChunk, len(ids))]
-			if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM source_rows WHERE customer_id IN (`+placeholders(len(chunk), 1)+`)`), chunk...); err != nil {
-				return fmt.Errorf("deleting source rows: %w", err)
-			}
 			rows, err := tx.QueryContext(ctx, db.Q(`DELETE FROM profiles WHERE customer_id IN (`+placeholders(len(chunk), 1)+`) RETURNING `+db.attrsCol()), chunk...)
 			if err != nil {
 				return fmt.Errorf("deleting profiles: %w", err)

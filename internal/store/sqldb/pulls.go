@@ -2,9 +2,7 @@ package sqldb
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,24 +12,22 @@ import (
 	"github.com/segsync/segsync/internal/store"
 )
 
-// Pulls: the pulls table is the durable queue (like runs). Every claim gets
-// a fresh random lease token; staging, heartbeats and the apply are fenced
-// by "lease_token = ? AND lease_until > <database now>", so a worker that
-// lost its lease (paused, partitioned) can change nothing.
-
-const pullColumns = `id, source_id, status, trigger_kind, allow_shrink, requested_by, created_at, started_at, finished_at,
-	counts, errors, error, cancel_requested, attempts, lease_token`
-
-// pullApplyPage is how many staged rows the apply reads per query.
-const pullApplyPage = 2000
+const pullColumns = `id, source_id, refresh_id, status, trigger_kind, allow_shrink, requested_by, created_at, started_at,
+	finished_at, counts, errors, error, cancel_requested, attempts`
 
 func scanPull(r rowScanner) (store.Pull, error) {
-	var p store.Pull
-	var cat, sat, fat int64
-	var counts, errs string
-	if err := r.Scan(&p.ID, &p.SourceID, &p.Status, &p.Trigger, &p.AllowShrink, &p.RequestedBy, &cat, &sat, &fat,
-		&counts, &errs, &p.Error, &p.CancelRequested, &p.Attempts, &p.LeaseToken); err != nil {
+	var (
+		p             store.Pull
+		refresh       sql.NullInt64
+		cat, sat, fat int64
+		counts, errs  string
+	)
+	if err := r.Scan(&p.ID, &p.SourceID, &refresh, &p.Status, &p.Trigger, &p.AllowShrink, &p.RequestedBy, &cat, &sat, &fat,
+		&counts, &errs, &p.Error, &p.CancelRequested, &p.Attempts); err != nil {
 		return p, err
+	}
+	if refresh.Valid {
+		p.RefreshID = &refresh.Int64
 	}
 	p.CreatedAt = fromMicros(cat)
 	if sat != 0 {
@@ -54,78 +50,54 @@ func scanPull(r rowScanner) (store.Pull, error) {
 	return p, nil
 }
 
-func newLeaseToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// fence is the condition under which the holder of token may act.
-func (db *DB) fence() string {
-	return `status = 'running' AND lease_token = ? AND lease_until > ` + db.nowMicros()
-}
-
-// holdFence checks the fence inside tx and, on PostgreSQL, locks the pull
-// row so that no claim can take it over before tx ends.
-func (db *DB) holdFence(ctx context.Context, tx *sql.Tx, id int64, token string) error {
-	q := `SELECT id FROM pulls WHERE id = ? AND ` + db.fence()
-	if db.d == Postgres {
-		q += ` FOR UPDATE`
-	}
-	var got int64
-	err := tx.QueryRowContext(ctx, db.Q(q), id, token).Scan(&got)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("pull %d: the lease is lost: %w", id, store.ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("pull %d: checking the lease: %w", id, err)
-	}
-	return nil
-}
-
 // EnqueuePull implements store.SourceStore.
-func (db *DB) EnqueuePull(ctx context.Context, sourceID int64, trigger string, allowShrink bool, by string) (store.Pull, bool, error) {
-	var p store.Pull
-	var created bool
-	err := db.Tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		p, created, err = db.enqueuePullTx(ctx, tx, sourceID, trigger, allowShrink, by)
-		return err
-	})
-	return p, created, err
-}
-
-func (db *DB) enqueuePullTx(ctx context.Context, tx *sql.Tx, sourceID int64, trigger string, allowShrink bool, by string) (store.Pull, bool, error) {
-	var id int64
-	err := tx.QueryRowContext(ctx, db.Q(`INSERT INTO pulls (source_id, status, trigger_kind, allow_shrink, requested_by, created_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`),
-		sourceID, store.RunQueued, trigger, allowShrink, by, time.Now().UnixMicro()).Scan(&id)
-	created := true
-	if errors.Is(err, sql.ErrNoRows) {
-		created = false
-		err = tx.QueryRowContext(ctx, db.Q(`SELECT id FROM pulls WHERE source_id = ? AND status IN ('queued', 'running')`), sourceID).Scan(&id)
+func (db *DB) EnqueuePull(ctx context.Context, sourceID int64, refreshID *int64, trigger string, allowShrink bool, by string) (store.Pull, bool, error) {
+	var ref any
+	if refreshID != nil {
+		ref = *refreshID
 	}
-	if err != nil {
-		if isForeignKey(err) {
-			return store.Pull{}, false, fmt.Errorf("source %d: %w", sourceID, store.ErrNotFound)
+	p, err := scanPull(db.W.QueryRowContext(ctx, db.Q(`INSERT INTO pulls (source_id, refresh_id, status, trigger_kind, allow_shrink,
+		requested_by, created_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING `+pullColumns),
+		sourceID, ref, store.RunQueued, trigger, allowShrink, by, time.Now().UnixMicro()))
+	if err == nil {
+		return p, true, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		if fkViolation(err) {
+			return p, false, fmt.Errorf("source %d: %w", sourceID, store.ErrNotFound)
 		}
-		return store.Pull{}, false, fmt.Errorf("queueing a pull of source %d: %w", sourceID, err)
+		return p, false, fmt.Errorf("queueing a pull of source %d: %w", sourceID, err)
 	}
-	p, err := scanPull(tx.QueryRowContext(ctx, db.Q(`SELECT `+pullColumns+` FROM pulls WHERE id = ?`), id))
+	// One is queued already (pulls_one_queued): that one stands for this
+	// request too; a refresh adopts it when it has none.
+	p, err = scanPull(db.W.QueryRowContext(ctx, db.Q(`SELECT `+pullColumns+` FROM pulls WHERE source_id = ? AND status = ?`),
+		sourceID, store.RunQueued))
 	if err != nil {
-		return p, false, fmt.Errorf("reading pull %d: %w", id, err)
+		return p, false, fmt.Errorf("reading the queued pull of source %d: %w", sourceID, err)
 	}
-	return p, created, nil
+	if refreshID != nil && p.RefreshID == nil {
+		if _, err := db.W.ExecContext(ctx, db.Q(`UPDATE pulls SET refresh_id = ? WHERE id = ? AND refresh_id IS NULL`), *refreshID, p.ID); err != nil {
+			return p, false, fmt.Errorf("attaching pull %d to refresh %d: %w", p.ID, *refreshID, err)
+		}
+		p.RefreshID = refreshID
+	}
+	if allowShrink && !p.AllowShrink {
+		if _, err := db.W.ExecContext(ctx, db.Q(`UPDATE pulls SET allow_shrink = ? WHERE id = ?`), true, p.ID); err != nil {
+			return p, false, err
+		}
+		p.AllowShrink = true
+	}
+	return p, false, nil
 }
 
-func isForeignKey(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "FOREIGN KEY") || strings.Contains(s, "foreign key")
+func fkViolation(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "FOREIGN KEY constraint failed") || strings.Contains(msg, "SQLSTATE 23503")
 }
 
 // GetPull implements store.SourceStore.
 func (db *DB) GetPull(ctx context.Context, id int64) (store.Pull, error) {
-	p, err := scanPull(db.R.QueryRowContext(ctx, db.Q(`SELECT `+pullColumns+` FROM pulls WHERE id = ?`), id))
+	p, err := scanPull(db.W.QueryRowContext(ctx, db.Q(`SELECT `+pullColumns+` FROM pulls WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, fmt.Errorf("pull %d: %w", id, store.ErrNotFound)
 	}
@@ -135,18 +107,8 @@ func (db *DB) GetPull(ctx context.Context, id int64) (store.Pull, error) {
 	return p, nil
 }
 
-// ListPulls implements store.SourceStore.
-func (db *DB) ListPulls(ctx context.Context, sourceID int64, limit int) ([]store.Pull, error) {
-	if limit <= 0 {
-		limit = 100
-	}
-	return db.queryPulls(ctx, db.R, `SELECT `+pullColumns+` FROM pulls WHERE source_id = ? ORDER BY id DESC LIMIT ?`, sourceID, limit)
-}
-
-func (db *DB) queryPulls(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, query string, args ...any) ([]store.Pull, error) {
-	rows, err := q.QueryContext(ctx, db.Q(query), args...)
+func (db *DB) listPulls(ctx context.Context, where string, args ...any) ([]store.Pull, error) {
+	rows, err := db.W.QueryContext(ctx, db.Q(`SELECT `+pullColumns+` FROM pulls WHERE `+where), args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing pulls: %w", err)
 	}
@@ -155,47 +117,56 @@ func (db *DB) queryPulls(ctx context.Context, q interface {
 	for rows.Next() {
 		p, err := scanPull(rows)
 		if err != nil {
-			return nil, fmt.Errorf("listing pulls: %w", err)
+			return nil, err
 		}
 		out = append(out, p)
 	}
 	return out, rows.Err()
 }
 
-// LastPull implements store.SourceStore.
-func (db *DB) LastPull(ctx context.Context, sourceID int64) (store.Pull, error) {
-	ps, err := db.ListPulls(ctx, sourceID, 1)
-	if err != nil {
-		return store.Pull{}, err
+// ListPulls implements store.SourceStore: newest first.
+func (db *DB) ListPulls(ctx context.Context, sourceID int64, limit int) ([]store.Pull, error) {
+	if limit <= 0 {
+		limit = 100
 	}
-	if len(ps) == 0 {
-		return store.Pull{}, fmt.Errorf("pull of source %d: %w", sourceID, store.ErrNotFound)
-	}
-	return ps[0], nil
+	return db.listPulls(ctx, `source_id = ? ORDER BY id DESC LIMIT ?`, sourceID, limit)
 }
 
-// ClaimPull implements store.SourceStore.
-func (db *DB) ClaimPull(ctx context.Context, owner string, lease time.Duration) (store.Pull, bool, error) {
+// LastPull implements store.SourceStore.
+func (db *DB) LastPull(ctx context.Context, sourceID int64) (store.Pull, bool, error) {
+	ps, err := db.ListPulls(ctx, sourceID, 1)
+	if err != nil || len(ps) == 0 {
+		return store.Pull{}, false, err
+	}
+	return ps[0], true, nil
+}
+
+// RefreshPulls implements store.SourceStore.
+func (db *DB) RefreshPulls(ctx context.Context, refreshID int64) ([]store.Pull, error) {
+	return db.listPulls(ctx, `refresh_id = ? ORDER BY id`, refreshID)
+}
+
+// ClaimPull implements store.SourceStore. Lease times are the database's.
+func (db *DB) ClaimPull(ctx context.Context, l store.Lease) (store.Pull, bool, error) {
 	now := db.nowMicros()
-	token := newLeaseToken()
 	var claimed int64
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		claimed = 0
-		// A running pull whose lease expired was left by a dead or stalled
-		// worker: it starts again from scratch (its staged rows go).
+		// A running pull whose lease expired was left by a dead or frozen
+		// process: it starts again from scratch under a new token.
 		var id int64
-		err := tx.QueryRowContext(ctx, db.Q(`SELECT id FROM pulls WHERE status = 'running' AND lease_until <= `+now+` ORDER BY id LIMIT 1`)).Scan(&id)
+		err := tx.QueryRowContext(ctx, db.Q(`SELECT id FROM pulls WHERE status = ? AND lease_until < `+now+` ORDER BY id LIMIT 1`),
+			store.RunRunning).Scan(&id)
 		switch {
 		case err == nil:
-			res, err := tx.ExecContext(ctx, db.Q(`UPDATE pulls SET lease_owner = ?, lease_token = ?, lease_until = `+now+` + ?,
-				attempts = attempts + 1, counts = '{}', errors = '[]' WHERE id = ? AND status = 'running' AND lease_until <= `+now),
-				owner, token, lease.Microseconds(), id)
+			res, err := tx.ExecContext(ctx, db.Q(`UPDATE pulls SET lease_token = ?, lease_until = `+now+` + ?, attempts = attempts + 1,
+				counts = '{}', errors = '[]' WHERE id = ? AND status = ? AND lease_until < `+now), l.Token, l.TTL.Microseconds(), id, store.RunRunning)
 			if err != nil {
 				return fmt.Errorf("claiming pull %d: %w", id, err)
 			}
 			if n, _ := res.RowsAffected(); n == 1 {
-				if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM pull_rows WHERE pull_id = ?`), id); err != nil {
-					return fmt.Errorf("dropping the staged rows of pull %d: %w", id, err)
+				if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM pull_stage WHERE pull_id = ?`), id); err != nil {
+					return fmt.Errorf("dropping the stage of pull %d: %w", id, err)
 				}
 				claimed = id
 				return nil
@@ -203,16 +174,17 @@ func (db *DB) ClaimPull(ctx context.Context, owner string, lease time.Duration) 
 		case !errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("looking for abandoned pulls: %w", err)
 		}
-		err = tx.QueryRowContext(ctx, `SELECT id FROM pulls WHERE status = 'queued' ORDER BY id LIMIT 1`).Scan(&id)
+		err = tx.QueryRowContext(ctx, db.Q(`SELECT id FROM pulls q WHERE status = ? AND NOT EXISTS
+			(SELECT 1 FROM pulls r WHERE r.source_id = q.source_id AND r.status = ?) ORDER BY id LIMIT 1`),
+			store.RunQueued, store.RunRunning).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("looking for queued pulls: %w", err)
 		}
-		res, err := tx.ExecContext(ctx, db.Q(`UPDATE pulls SET status = 'running', started_at = ?, lease_owner = ?, lease_token = ?,
-			lease_until = `+now+` + ?, attempts = attempts + 1 WHERE id = ? AND status = 'queued'`),
-			time.Now().UnixMicro(), owner, token, lease.Microseconds(), id)
+		res, err := tx.ExecContext(ctx, db.Q(`UPDATE pulls SET status = ?, started_at = `+now+`, lease_token = ?, lease_until = `+now+` + ?,
+			attempts = attempts + 1 WHERE id = ? AND status = ?`), store.RunRunning, l.Token, l.TTL.Microseconds(), id, store.RunQueued)
 		if err != nil {
 			return fmt.Errorf("claiming pull %d: %w", id, err)
 		}
@@ -222,20 +194,38 @@ func (db *DB) ClaimPull(ctx context.Context, owner string, lease time.Duration) 
 		return nil
 	})
 	if err != nil || claimed == 0 {
+		if err != nil && uniqueViolation(err) {
+			return store.Pull{}, false, nil // another process started this source's pull first
+		}
 		return store.Pull{}, false, err
 	}
 	p, err := db.GetPull(ctx, claimed)
 	return p, err == nil, err
 }
 
+// holdPull checks, inside tx, that the lease is still ours and live by the
+// database's clock; every write of the holder goes through it.
+func (db *DB) holdPull(ctx context.Context, tx *sql.Tx, id int64, l store.Lease) error {
+	res, err := tx.ExecContext(ctx, db.Q(`UPDATE pulls SET lease_until = `+db.nowMicros()+` + ? WHERE id = ? AND status = ?
+		AND lease_token = ? AND lease_until >= `+db.nowMicros()), l.TTL.Microseconds(), id, store.RunRunning, l.Token)
+	if err != nil {
+		return fmt.Errorf("renewing the lease of pull %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("pull %d: the lease was lost: %w", id, store.ErrConflict)
+	}
+	return nil
+}
+
 // HeartbeatPull implements store.SourceStore.
-func (db *DB) HeartbeatPull(ctx context.Context, id int64, token string, lease time.Duration, c store.PullCounts) (bool, error) {
-	counts, _ := json.Marshal(c)
+func (db *DB) HeartbeatPull(ctx context.Context, id int64, l store.Lease, c store.PullCounts) (bool, error) {
+	b, _ := json.Marshal(c)
 	var cancel bool
-	err := db.W.QueryRowContext(ctx, db.Q(`UPDATE pulls SET lease_until = `+db.nowMicros()+` + ?, counts = ?
-		WHERE id = ? AND `+db.fence()+` RETURNING cancel_requested`), lease.Microseconds(), string(counts), id, token).Scan(&cancel)
+	err := db.W.QueryRowContext(ctx, db.Q(`UPDATE pulls SET lease_until = `+db.nowMicros()+` + ?, counts = ? WHERE id = ? AND status = ?
+		AND lease_token = ? AND lease_until >= `+db.nowMicros()+` RETURNING cancel_requested`),
+		l.TTL.Microseconds(), string(b), id, store.RunRunning, l.Token).Scan(&cancel)
 	if errors.Is(err, sql.ErrNoRows) {
-		return false, fmt.Errorf("pull %d: the lease is lost: %w", id, store.ErrConflict)
+		return false, fmt.Errorf("pull %d: the lease was lost: %w", id, store.ErrConflict)
 	}
 	if err != nil {
 		return false, fmt.Errorf("heartbeat of pull %d: %w", id, err)
@@ -244,161 +234,169 @@ func (db *DB) HeartbeatPull(ctx context.Context, id int64, token string, lease t
 }
 
 // StagePullRows implements store.SourceStore.
-func (db *DB) StagePullRows(ctx context.Context, id int64, token string, rows []store.StagedRow) ([]int64, error) {
-	var dups []int64
+func (db *DB) StagePullRows(ctx context.Context, id int64, l store.Lease, rows []store.StagedRow) ([]int, error) {
+	var dups []int
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		dups = dups[:0]
-		if err := db.holdFence(ctx, tx, id, token); err != nil {
+		if err := db.holdPull(ctx, tx, id, l); err != nil {
 			return err
 		}
-		first := make(map[string]int, len(rows))
-		args := make([]any, 0, 3*len(rows))
+		// Keys repeated within this batch or staged by an earlier one are
+		// refused row by row; the rest go in with multi-row inserts.
+		seen := make(map[string]bool, len(rows))
+		keys := make([]any, 0, len(rows)+1)
+		keys = append(keys, id)
+		for _, r := range rows {
+			keys = append(keys, r.CustomerID)
+		}
+		staged, err := queryStrings(ctx, tx, db.Q(`SELECT customer_id FROM pull_stage WHERE pull_id = ? AND customer_id IN (`+
+			placeholders(len(rows), 1)+`)`), keys...)
+		if err != nil {
+			return fmt.Errorf("checking staged keys: %w", err)
+		}
+		for _, k := range staged {
+			seen[k] = true
+		}
+		args := make([]any, 0, 3*profileWriteChunk)
+		n := 0
+		flush := func() error {
+			if n == 0 {
+				return nil
+			}
+			q := db.Q(`INSERT INTO pull_stage (pull_id, customer_id, attrs) VALUES ` + placeholders(n, 3))
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return fmt.Errorf("staging %d rows: %w", n, err)
+			}
+			args, n = args[:0], 0
+			return nil
+		}
 		for i, r := range rows {
-			if _, ok := first[r.CustomerID]; ok {
-				dups = append(dups, r.Num)
+			if seen[r.CustomerID] {
+				dups = append(dups, i)
 				continue
 			}
-			first[r.CustomerID] = i
-			var a any
-			if r.Attrs != nil {
-				a = string(r.Attrs)
-			}
-			args = append(args, id, r.CustomerID, a)
-		}
-		inserted := make(map[string]bool, len(first))
-		per := 3 * profileWriteChunk
-		for start := 0; start < len(args); start += per {
-			chunk := args[start:min(start+per, len(args))]
-			q := db.Q(`INSERT INTO pull_rows (pull_id, customer_id, attrs) VALUES ` + placeholders(len(chunk)/3, 3) +
-				` ON CONFLICT (pull_id, customer_id) DO NOTHING RETURNING customer_id`)
-			if err := scanEach(ctx, tx, q, chunk, func(r *sql.Rows) error {
-				var k string
-				if err := r.Scan(&k); err != nil {
+			seen[r.CustomerID] = true
+			args = append(args, id, r.CustomerID, r.Attrs)
+			if n++; n == profileWriteChunk {
+				if err := flush(); err != nil {
 					return err
 				}
-				inserted[k] = true
-				return nil
-			}); err != nil {
-				return fmt.Errorf("staging rows of pull %d: %w", id, err)
 			}
 		}
-		if len(inserted) < len(first) {
-			for _, r := range rows {
-				if i, ok := first[r.CustomerID]; ok && !inserted[r.CustomerID] && rows[i].Num == r.Num {
-					dups = append(dups, r.Num)
-				}
-			}
-		}
-		return nil
+		return flush()
 	})
 	return dups, err
 }
 
-// ApplyPull implements store.SourceStore.
-func (db *DB) ApplyPull(ctx context.Context, id int64, token string, opt store.ApplyOptions, c store.PullCounts) (store.PullCounts, error) {
+// ApplyPullStage implements store.SourceStore.
+func (db *DB) ApplyPullStage(ctx context.Context, id int64, l store.Lease, a store.ApplyPull, c store.PullCounts, errs []store.PullError, status string) (store.PullCounts, error) {
 	out := c
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		out = c
-		if err := db.lockProfiles(ctx, tx); err != nil {
+		if db.d == Postgres {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
+				return fmt.Errorf("locking profiles: %w", err)
+			}
+		}
+		if err := db.holdPull(ctx, tx, id, l); err != nil {
 			return err
 		}
-		if err := db.holdFence(ctx, tx, id, token); err != nil {
-			return err
-		}
-		var src, lastFull int64
-		var minRatio float64
-		if err := tx.QueryRowContext(ctx, db.Q(`SELECT s.id, s.last_full_rows, s.min_ratio FROM pulls p JOIN sources s ON s.id = p.source_id WHERE p.id = ?`), id).
-			Scan(&src, &lastFull, &minRatio); err != nil {
+		var src store.Source
+		var err error
+		if src, err = scanSource(tx.QueryRowContext(ctx, db.Q(`SELECT `+sourceColumns+` FROM sources s WHERE id = (SELECT source_id FROM pulls WHERE id = ?)`), id)); err != nil {
 			return fmt.Errorf("reading the source of pull %d: %w", id, err)
 		}
-		if opt.Full && !opt.AllowShrink && lastFull > 0 && float64(c.Received) < minRatio*float64(lastFull) {
-			return fmt.Errorf("%w: the pull returned %d rows, fewer than min_ratio %.2f × %d rows of the last successful full pull; nothing was changed (start the pull with allow_shrink to accept it)",
-				store.ErrShrinkGuard, c.Received, minRatio, lastFull)
+		var staged int64
+		if err := tx.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM pull_stage WHERE pull_id = ?`), id).Scan(&staged); err != nil {
+			return fmt.Errorf("counting the stage of pull %d: %w", id, err)
 		}
-		st, err := db.newLayerState(ctx, tx, time.Now().UnixMicro())
+		if a.Full && !a.AllowShrink && src.LastFullRows > 0 && float64(staged) < a.MinRatio*float64(src.LastFullRows) {
+			return fmt.Errorf("%w: the pull returned %d rows, fewer than %.2f × the %d rows of the last successful full pull; "+
+				"nothing was changed (pull again with allow_shrink to accept it)", store.ErrShrink, staged, a.MinRatio, src.LastFullRows)
+		}
+		m, err := db.newMerger(ctx, tx, src.ID)
 		if err != nil {
 			return err
 		}
-		var staged int64
-		if err := tx.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM pull_rows WHERE pull_id = ? AND attrs IS NOT NULL`), id).Scan(&staged); err != nil {
-			return fmt.Errorf("counting staged rows: %w", err)
-		}
-		// New and changed rows: the unchanged ones never leave the database.
+		// Staged rows that are new to the layer or differ from it.
+		var changed int64
 		after := ""
-		var ops []layerOp
 		for {
-			ops = ops[:0]
-			if err := scanEach(ctx, tx, db.Q(`SELECT p.customer_id, p.attrs FROM pull_rows p
-				LEFT JOIN source_rows s ON s.source_id = ? AND s.customer_id = p.customer_id
-				WHERE p.pull_id = ? AND p.customer_id > ? AND p.attrs IS NOT NULL AND (s.attrs IS NULL OR s.attrs <> p.attrs)
-				ORDER BY p.customer_id LIMIT ?`), []any{src, id, after, pullApplyPage}, func(r *sql.Rows) error {
-				var op layerOp
-				if err := r.Scan(&op.id, &op.attrs); err != nil {
+			rows, err := tx.QueryContext(ctx, db.Q(`SELECT s.customer_id, s.attrs, l.attrs IS NULL FROM pull_stage s
+				LEFT JOIN profile_layers l ON l.source_id = ? AND l.customer_id = s.customer_id
+				WHERE s.pull_id = ? AND s.customer_id > ? AND (l.attrs IS NULL OR l.attrs <> s.attrs)
+				ORDER BY s.customer_id LIMIT ?`), src.ID, id, after, 2000)
+			if err != nil {
+				return fmt.Errorf("comparing pull %d with its source's layer: %w", id, err)
+			}
+			var changes []layerChange
+			for rows.Next() {
+				var ch layerChange
+				var isNew bool
+				if err := rows.Scan(&ch.id, &ch.attrs, &isNew); err != nil {
+					rows.Close()
 					return err
 				}
-				ops = append(ops, op)
-				return nil
-			}); err != nil {
-				return fmt.Errorf("reading staged rows: %w", err)
+				if isNew {
+					out.New++
+				} else {
+					out.Updated++
+				}
+				changes = append(changes, ch)
 			}
-			if len(ops) == 0 {
-				break
-			}
-			after = ops[len(ops)-1].id
-			if err := db.applyLayer(ctx, tx, src, ops, st); err != nil {
+			if err := rows.Close(); err != nil {
 				return err
 			}
-			if len(ops) < pullApplyPage {
+			if len(changes) == 0 {
 				break
 			}
+			after = changes[len(changes)-1].id
+			changed += int64(len(changes))
+			r, err := m.apply(changes)
+			if err != nil {
+				return err
+			}
+			out.Deleted += r.deleted
 		}
-		if opt.Full {
+		out.Unchanged = staged - changed
+		if a.Full { // the layer's rows the pull no longer has
 			after = ""
 			for {
-				ops = ops[:0]
-				if err := scanEach(ctx, tx, db.Q(`SELECT s.customer_id FROM source_rows s WHERE s.source_id = ? AND s.customer_id > ?
-					AND NOT EXISTS (SELECT 1 FROM pull_rows p WHERE p.pull_id = ? AND p.customer_id = s.customer_id)
-					ORDER BY s.customer_id LIMIT ?`), []any{src, after, id, pullApplyPage}, func(r *sql.Rows) error {
-					var op layerOp
-					if err := r.Scan(&op.id); err != nil {
-						return err
-					}
-					op.remove = true
-					ops = append(ops, op)
-					return nil
-				}); err != nil {
-					return fmt.Errorf("reading removed rows: %w", err)
+				ids, err := queryStrings(ctx, tx, db.Q(`SELECT l.customer_id FROM profile_layers l WHERE l.source_id = ? AND l.customer_id > ?
+					AND NOT EXISTS (SELECT 1 FROM pull_stage s WHERE s.pull_id = ? AND s.customer_id = l.customer_id)
+					ORDER BY l.customer_id LIMIT ?`), src.ID, after, id, 2000)
+				if err != nil {
+					return fmt.Errorf("finding rows the pull no longer has: %w", err)
 				}
-				if len(ops) == 0 {
+				if len(ids) == 0 {
 					break
 				}
-				after = ops[len(ops)-1].id
-				if err := db.applyLayer(ctx, tx, src, ops, st); err != nil {
+				after = ids[len(ids)-1]
+				changes := make([]layerChange, len(ids))
+				for i, c := range ids {
+					changes[i] = layerChange{id: c}
+				}
+				out.Removed += int64(len(ids))
+				r, err := m.apply(changes)
+				if err != nil {
 					return err
 				}
-				if len(ops) < pullApplyPage {
-					break
-				}
+				out.Deleted += r.deleted
 			}
 		}
-		out.New, out.Updated, out.Removed = st.counts.rowsNew, st.counts.rowsChanged, st.counts.rowsRemoved
-		out.Unchanged = staged - out.New - out.Updated
-		out.Deleted = st.counts.deleted
-		out.ProfilesWritten = st.counts.inserted + st.counts.updated
-		if opt.Full {
-			if _, err := tx.ExecContext(ctx, db.Q(`UPDATE sources SET last_full_rows = ? WHERE id = ?`), c.Received, src); err != nil {
-				return fmt.Errorf("recording the pull's size: %w", err)
+		if err := m.finish(); err != nil {
+			return err
+		}
+		if a.Full {
+			if _, err := tx.ExecContext(ctx, db.Q(`UPDATE sources SET last_full_rows = ? WHERE id = ?`), staged, src.ID); err != nil {
+				return fmt.Errorf("noting the pull's size: %w", err)
+			}
+		} else if a.HighWater != "" {
+			if _, err := tx.ExecContext(ctx, db.Q(`UPDATE sources SET high_water = ? WHERE id = ?`), a.HighWater, src.ID); err != nil {
+				return fmt.Errorf("noting the high-water mark: %w", err)
 			}
 		}
-		if opt.Mark != "" {
-			if _, err := tx.ExecContext(ctx, db.Q(`UPDATE sources SET high_water = ? WHERE id = ?`), opt.Mark, src); err != nil {
-				return fmt.Errorf("recording the high-water mark: %w", err)
-			}
-		}
-		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM pull_rows WHERE pull_id = ?`), id); err != nil {
-			return fmt.Errorf("dropping staged rows: %w", err)
-		}
-		return st.cat.apply(ctx, db, tx)
+		return db.finishPull(ctx, tx, id, l, status, out, errs, "")
 	})
 	if err != nil {
 		return c, fmt.Errorf("applying pull %d: %w", id, err)
@@ -406,36 +404,39 @@ func (db *DB) ApplyPull(ctx context.Context, id int64, token string, opt store.A
 	return out, nil
 }
 
-// FinishPull implements store.SourceStore.
-func (db *DB) FinishPull(ctx context.Context, id int64, token, status string, c store.PullCounts, errs []store.PullError, msg string) error {
-	counts, _ := json.Marshal(c)
+func (db *DB) finishPull(ctx context.Context, tx *sql.Tx, id int64, l store.Lease, status string, c store.PullCounts, errs []store.PullError, msg string) error {
 	if errs == nil {
 		errs = []store.PullError{}
 	}
-	errJSON, _ := json.Marshal(errs)
-	return db.Tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.Q(`UPDATE pulls SET status = ?, finished_at = ?, counts = ?, errors = ?, error = ?, lease_until = 0
-			WHERE id = ? AND status = 'running' AND lease_token = ?`), status, time.Now().UnixMicro(), string(counts), string(errJSON), msg, id, token)
-		if err != nil {
-			return fmt.Errorf("finishing pull %d: %w", id, err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("finishing pull %d: the lease is lost: %w", id, store.ErrConflict)
-		}
-		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM pull_rows WHERE pull_id = ?`), id); err != nil {
-			return fmt.Errorf("dropping the staged rows of pull %d: %w", id, err)
-		}
-		return nil
-	})
+	cb, _ := json.Marshal(c)
+	eb, _ := json.Marshal(errs)
+	res, err := tx.ExecContext(ctx, db.Q(`UPDATE pulls SET status = ?, finished_at = ?, counts = ?, errors = ?, error = ?,
+		lease_token = '', lease_until = 0 WHERE id = ? AND status = ? AND lease_token = ? AND lease_until >= `+db.nowMicros()),
+		status, time.Now().UnixMicro(), string(cb), string(eb), msg, id, store.RunRunning, l.Token)
+	if err != nil {
+		return fmt.Errorf("finishing pull %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("pull %d: the lease was lost: %w", id, store.ErrConflict)
+	}
+	if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM pull_stage WHERE pull_id = ?`), id); err != nil {
+		return fmt.Errorf("dropping the stage of pull %d: %w", id, err)
+	}
+	return nil
+}
+
+// FinishPull implements store.SourceStore.
+func (db *DB) FinishPull(ctx context.Context, id int64, l store.Lease, status string, c store.PullCounts, errs []store.PullError, msg string) error {
+	return db.Tx(ctx, func(tx *sql.Tx) error { return db.finishPull(ctx, tx, id, l, status, c, errs, msg) })
 }
 
 // CancelPull implements store.SourceStore.
 func (db *DB) CancelPull(ctx context.Context, id int64) (store.Pull, error) {
-	if _, err := db.W.ExecContext(ctx, db.Q(`UPDATE pulls SET status = 'cancelled', finished_at = ?, error = 'cancelled before it started'
-		WHERE id = ? AND status = 'queued'`), time.Now().UnixMicro(), id); err != nil {
+	if _, err := db.W.ExecContext(ctx, db.Q(`UPDATE pulls SET status = ?, finished_at = ?, error = 'cancelled before it started'
+		WHERE id = ? AND status = ?`), store.RunCancelled, time.Now().UnixMicro(), id, store.RunQueued); err != nil {
 		return store.Pull{}, fmt.Errorf("cancelling pull %d: %w", id, err)
 	}
-	if _, err := db.W.ExecContext(ctx, db.Q(`UPDATE pulls SET cancel_requested = ? WHERE id = ? AND status = 'running'`), true, id); err != nil {
+	if _, err := db.W.ExecContext(ctx, db.Q(`UPDATE pulls SET cancel_requested = ? WHERE id = ? AND status = ?`), true, id, store.RunRunning); err != nil {
 		return store.Pull{}, fmt.Errorf("cancelling pull %d: %w", id, err)
 	}
 	return db.GetPull(ctx, id)

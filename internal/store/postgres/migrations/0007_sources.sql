@@ -1,101 +1,89 @@
--- Data sources (SPEC section 11): their definitions, the attributes each
--- source holds per profile (profiles.attrs is their merge, see
--- docs/sources.md), pulls (the pulls table is the durable pull queue, like
--- runs), the staging table a pull streams into before it is applied in one
--- transaction, and system refreshes. Times are unix microseconds.
+-- Data sources (SPEC section 11): definitions, their pulls (a durable job
+-- queue like runs), the rows a pull stages before it is applied in one
+-- transaction, each source's layer of attributes per profile, and system
+-- refreshes. Times are unix microseconds (0 = not yet).
 CREATE TABLE sources (
-    id               BIGSERIAL PRIMARY KEY,
-    name             TEXT    NOT NULL UNIQUE,
-    kind             TEXT    NOT NULL, -- postgres mysql http, or push for uploads
-    key_column       TEXT    NOT NULL DEFAULT '',
-    mode             TEXT    NOT NULL DEFAULT 'full',
-    cursor_column    TEXT    NOT NULL DEFAULT '',
-    schedule         TEXT    NOT NULL DEFAULT 'refresh',
-    rename           TEXT    NOT NULL DEFAULT '{}', -- JSON object column -> attribute
-    exclude          TEXT    NOT NULL DEFAULT '[]', -- JSON array of columns
-    priority         BIGINT  NOT NULL DEFAULT 0,
-    min_ratio        DOUBLE PRECISION NOT NULL DEFAULT 0.5,
-    query            TEXT    NOT NULL DEFAULT '',
-    url              TEXT    NOT NULL DEFAULT '',
-    format           TEXT    NOT NULL DEFAULT '',
-    dsn_sealed       TEXT    NOT NULL DEFAULT '', -- vault-sealed, base64
-    headers_sealed   TEXT    NOT NULL DEFAULT '', -- vault-sealed JSON object, base64
-    header_names     TEXT    NOT NULL DEFAULT '[]',
-    high_water       TEXT    NOT NULL DEFAULT '', -- incremental: the last applied mark
-    last_full_rows   BIGINT  NOT NULL DEFAULT -1, -- rows of the last successful full pull
-    last_scheduled_at BIGINT  NOT NULL DEFAULT 0,
-    created_by       TEXT    NOT NULL DEFAULT '',
-    created_at       BIGINT  NOT NULL,
-    updated_at       BIGINT  NOT NULL
+    id                BIGSERIAL PRIMARY KEY,
+    name              TEXT    NOT NULL UNIQUE,
+    kind              TEXT    NOT NULL, -- upload postgres mysql http
+    key_column        TEXT    NOT NULL DEFAULT '',
+    mode              TEXT    NOT NULL DEFAULT 'full', -- full incremental
+    cursor_column     TEXT    NOT NULL DEFAULT '',
+    schedule          TEXT    NOT NULL DEFAULT 'refresh',
+    priority          BIGINT NOT NULL DEFAULT 100,
+    min_ratio         DOUBLE PRECISION    NOT NULL DEFAULT 0.5,
+    config            TEXT    NOT NULL DEFAULT '{}', -- kind-specific, no secrets (JSON)
+    secret            BYTEA,                          -- vault-sealed JSON: dsn, header values
+    created_by        TEXT    NOT NULL DEFAULT '',
+    created_at        BIGINT NOT NULL,
+    updated_at        BIGINT NOT NULL,
+    high_water        TEXT    NOT NULL DEFAULT '', -- incremental: the connector's mark
+    last_full_rows    BIGINT NOT NULL DEFAULT -1, -- rows of the last successful full pull
+    last_scheduled_at BIGINT NOT NULL DEFAULT 0
 );
--- Pushed imports are the source "uploads".
-INSERT INTO sources (name, kind, priority, schedule, created_at, updated_at)
-VALUES ('uploads', 'push', 0, 'off', 0, 0);
-
--- What each source holds per profile: a canonical attrjson object.
-CREATE TABLE source_rows (
-    source_id   BIGINT  NOT NULL,
-    customer_id TEXT COLLATE "C" NOT NULL,
-    attrs       TEXT    NOT NULL,
-    PRIMARY KEY (source_id, customer_id)
-);
-CREATE INDEX source_rows_customer ON source_rows (customer_id);
--- Existing profiles came from imports.
-INSERT INTO source_rows (source_id, customer_id, attrs)
-SELECT (SELECT id FROM sources WHERE name = 'uploads'), customer_id, attrs::text FROM profiles;
+-- Pushed imports are the source "uploads" (id 1), priority 0.
+INSERT INTO sources (id, name, kind, schedule, priority, created_at, updated_at)
+VALUES (1, 'uploads', 'upload', 'off', 0, 0, 0);
+SELECT setval('sources_id_seq', 1);
 
 CREATE TABLE refreshes (
     id           BIGSERIAL PRIMARY KEY,
-    status       TEXT    NOT NULL, -- running succeeded partially_succeeded failed
-    stage        TEXT    NOT NULL, -- pulls, exports, done
-    trigger_kind TEXT    NOT NULL,
+    status       TEXT    NOT NULL, -- pulling running succeeded failed
+    trigger_kind TEXT    NOT NULL, -- manual schedule
     requested_by TEXT    NOT NULL DEFAULT '',
-    created_at   BIGINT  NOT NULL,
+    created_at   BIGINT NOT NULL,
     finished_at  BIGINT NOT NULL DEFAULT 0,
-    scheduled_for BIGINT -- the cron refresh's due time: it fires once across processes
+    run_ids      TEXT    NOT NULL DEFAULT '[]',
+    error        TEXT    NOT NULL DEFAULT ''
 );
-CREATE UNIQUE INDEX refreshes_scheduled ON refreshes (scheduled_for);
-CREATE INDEX refreshes_stage ON refreshes (stage, id);
-CREATE TABLE refresh_pulls (
-    refresh_id BIGINT NOT NULL REFERENCES refreshes (id) ON DELETE CASCADE,
-    pull_id    BIGINT NOT NULL,
-    PRIMARY KEY (refresh_id, pull_id)
-);
-CREATE TABLE refresh_runs (
-    refresh_id BIGINT  NOT NULL REFERENCES refreshes (id) ON DELETE CASCADE,
-    run_id     BIGINT  NOT NULL,
-    PRIMARY KEY (refresh_id, run_id)
-);
+CREATE INDEX refreshes_status ON refreshes (status, id);
 
 CREATE TABLE pulls (
     id               BIGSERIAL PRIMARY KEY,
-    source_id        BIGINT  NOT NULL REFERENCES sources (id) ON DELETE CASCADE,
+    source_id        BIGINT NOT NULL REFERENCES sources (id) ON DELETE CASCADE,
+    refresh_id       BIGINT REFERENCES refreshes (id) ON DELETE SET NULL,
     status           TEXT    NOT NULL, -- queued running succeeded partially_succeeded failed cancelled
-    trigger_kind     TEXT    NOT NULL, -- manual schedule refresh
+    trigger_kind     TEXT    NOT NULL,
     allow_shrink     BOOLEAN NOT NULL DEFAULT FALSE,
     requested_by     TEXT    NOT NULL DEFAULT '',
-    created_at       BIGINT  NOT NULL,
-    started_at       BIGINT  NOT NULL DEFAULT 0,
-    finished_at      BIGINT  NOT NULL DEFAULT 0,
+    created_at       BIGINT NOT NULL,
+    started_at       BIGINT NOT NULL DEFAULT 0,
+    finished_at      BIGINT NOT NULL DEFAULT 0,
     counts           TEXT    NOT NULL DEFAULT '{}',
     errors           TEXT    NOT NULL DEFAULT '[]',
     error            TEXT    NOT NULL DEFAULT '',
     cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
-    lease_owner      TEXT    NOT NULL DEFAULT '',
     lease_token      TEXT    NOT NULL DEFAULT '',
-    lease_until      BIGINT  NOT NULL DEFAULT 0, -- database clock
-    attempts         BIGINT  NOT NULL DEFAULT 0
+    lease_until      BIGINT NOT NULL DEFAULT 0,
+    attempts         BIGINT NOT NULL DEFAULT 0
 );
--- Single flight: one queued or running pull per source.
-CREATE UNIQUE INDEX pulls_one_active ON pulls (source_id) WHERE status IN ('queued', 'running');
+CREATE UNIQUE INDEX pulls_one_queued ON pulls (source_id) WHERE status = 'queued';
+CREATE UNIQUE INDEX pulls_one_running ON pulls (source_id) WHERE status = 'running';
 CREATE INDEX pulls_source ON pulls (source_id, id);
 CREATE INDEX pulls_status ON pulls (status, id);
+CREATE INDEX pulls_refresh ON pulls (refresh_id);
 
--- Rows of a pull in progress; attrs NULL marks a rejected row whose key is
--- kept (a full pull does not remove that profile over a bad value).
-CREATE TABLE pull_rows (
-    pull_id     BIGINT  NOT NULL,
-    customer_id TEXT COLLATE "C" NOT NULL,
-    attrs       TEXT,
+-- Rows a running pull has read, kept until it is applied or abandoned.
+CREATE TABLE pull_stage (
+    pull_id     BIGINT NOT NULL REFERENCES pulls (id) ON DELETE CASCADE,
+    customer_id TEXT    NOT NULL,
+    attrs       TEXT    NOT NULL,
     PRIMARY KEY (pull_id, customer_id)
+);
+
+-- What each source says about each profile; profiles.attrs is their merge
+-- by priority (plus the reserved mailchimp.* attributes).
+CREATE TABLE profile_layers (
+    source_id   BIGINT NOT NULL REFERENCES sources (id) ON DELETE CASCADE,
+    customer_id TEXT    NOT NULL REFERENCES profiles (customer_id) ON DELETE CASCADE,
+    attrs       TEXT    NOT NULL,
+    PRIMARY KEY (source_id, customer_id)
+);
+CREATE INDEX profile_layers_customer ON profile_layers (customer_id);
+INSERT INTO profile_layers (source_id, customer_id, attrs) SELECT 1, customer_id, attrs::text FROM profiles;
+
+-- Named scheduler state shared by processes (the system refresh's last firing).
+CREATE TABLE scheduler_state (
+    name    TEXT    PRIMARY KEY,
+    last_at BIGINT NOT NULL
 );

@@ -1,0 +1,240 @@
+package source
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segsync/segsync/internal/audit"
+	"github.com/segsync/segsync/internal/connection"
+	"github.com/segsync/segsync/internal/store"
+	"github.com/segsync/segsync/internal/store/dbtest"
+	"github.com/segsync/segsync/internal/store/sqldb"
+)
+
+// fileServer serves a CSV whose body a test can change, behind a token.
+type fileServer struct {
+	mu   sync.Mutex
+	body string
+	*httptest.Server
+}
+
+func newFileServer(t *testing.T, body string) *fileServer {
+	f := &fileServer{body: body}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer s3cret-token" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		w.Header().Set("Content-Type", "text/csv")
+		fmt.Fprint(w, f.body)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fileServer) set(body string) {
+	f.mu.Lock()
+	f.body = body
+	f.mu.Unlock()
+}
+
+type fakeRuns struct {
+	mu    sync.Mutex
+	calls int
+}
+
+func (f *fakeRuns) Refresh(ctx context.Context, trigger, by string) ([]store.Run, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	return nil, nil
+}
+
+type world struct {
+	t   *testing.T
+	db  *sqldb.DB
+	svc *Service
+	w   *Worker
+	ctx context.Context
+	runs *fakeRuns
+}
+
+func newWorld(t *testing.T, db *sqldb.DB) *world {
+	vault, err := connection.NewVault(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := NewService(db, vault, audit.New(db, nil), nil)
+	runs := &fakeRuns{}
+	svc.SetRunQueuer(runs)
+	return &world{t: t, db: db, svc: svc, w: &Worker{Service: svc, Store: db, Lease: 5 * time.Second}, ctx: context.Background(), runs: runs}
+}
+
+func (w *world) create(in Input) View {
+	w.t.Helper()
+	v, err := w.svc.Create(w.ctx, audit.System, in)
+	if err != nil {
+		w.t.Fatalf("creating source %q: %v", in.Name, err)
+	}
+	return v
+}
+
+// pull queues a pull and runs it to its end in this goroutine.
+func (w *world) pull(id int64, allowShrink bool) store.Pull {
+	w.t.Helper()
+	p, err := w.svc.Pull(w.ctx, audit.System, id, allowShrink)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if _, err := w.w.RunOne(w.ctx); err != nil {
+		w.t.Fatal(err)
+	}
+	p, err = w.svc.GetPull(w.ctx, p.ID)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return p
+}
+
+func (w *world) attrs(id string) map[string]any {
+	w.t.Helper()
+	p, err := w.db.GetProfile(w.ctx, id)
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(p.Attrs, &m); err != nil {
+		w.t.Fatal(err)
+	}
+	return m
+}
+
+func httpSource(name, url string, prio int) Input {
+	return Input{Name: name, Kind: "http", Key: "id", URL: url, Headers: map[string]string{"Authorization": "Bearer s3cret-token"}, Priority: &prio}
+}
+
+func TestPullsMergeAndRemove(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		w := newWorld(t, db)
+		// An upload gives c1 and c2 a city and a name.
+		if _, err := db.UpsertProfiles(w.ctx, []store.ProfilePatch{
+			{CustomerID: "c1", Attrs: `{"city":"Utrecht","name":"Ann"}`},
+			{CustomerID: "c2", Attrs: `{"city":"Delft"}`},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		crm := newFileServer(t, "id,city,points\nc1,Amsterdam,10\nc3,Gouda,30\n")
+		src := w.create(httpSource("crm", crm.URL+"/people.csv", 5))
+		if src.DSNSet || len(src.Headers) != 1 || src.Headers[0] != "Authorization" {
+			t.Errorf("view shows secrets wrongly: %+v", src)
+		}
+		p := w.pull(src.ID, false)
+		if p.Status != store.RunSucceeded || p.Counts.Received != 2 || p.Counts.New != 2 {
+			t.Fatalf("first pull: %+v", p)
+		}
+		// uploads has priority 0 and wins over crm (5) for the city.
+		if a := w.attrs("c1"); a["city"] != "Utrecht" || a["points"] != 10.0 || a["name"] != "Ann" {
+			t.Errorf("c1 = %v", a)
+		}
+		if a := w.attrs("c3"); a["city"] != "Gouda" {
+			t.Errorf("c3 = %v", a)
+		}
+		srcs, err := db.ProfileSources(w.ctx, "c1")
+		if err != nil || srcs["city"] != "uploads" || srcs["points"] != "crm" {
+			t.Errorf("sources of c1 = %v, %v", srcs, err)
+		}
+		// Nothing changed: nothing is written.
+		before, _ := db.GetProfile(w.ctx, "c3")
+		p = w.pull(src.ID, false)
+		if p.Counts.Unchanged != 2 || p.Counts.New+p.Counts.Updated+p.Counts.Removed != 0 {
+			t.Errorf("unchanged pull: %+v", p.Counts)
+		}
+		if after, _ := db.GetProfile(w.ctx, "c3"); !after.UpdatedAt.Equal(before.UpdatedAt) {
+			t.Errorf("an unchanged pull rewrote c3")
+		}
+		// c3 leaves the file: its only source drops it, the profile goes;
+		// c1 loses points but keeps its uploaded attributes.
+		crm.set("id,city\nc1,Amsterdam\nc4,Ede\n")
+		p = w.pull(src.ID, false)
+		if p.Counts.Removed != 1 || p.Counts.Deleted != 1 || p.Counts.Updated != 1 || p.Counts.New != 1 {
+			t.Errorf("third pull: %+v", p.Counts)
+		}
+		if w.attrs("c3") != nil {
+			t.Errorf("c3 survived although no source holds it")
+		}
+		if a := w.attrs("c1"); a["points"] != nil || a["city"] != "Utrecht" {
+			t.Errorf("c1 = %v", a)
+		}
+		// Deleting the source removes what only it gave.
+		if _, err := w.svc.Delete(w.ctx, audit.System, src.ID); err != nil {
+			t.Fatal(err)
+		}
+		if w.attrs("c4") != nil || w.attrs("c1")["city"] != "Utrecht" {
+			t.Errorf("after deleting the source: c4=%v c1=%v", w.attrs("c4"), w.attrs("c1"))
+		}
+	})
+}
+
+func TestShrinkGuardAndBadRows(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		w := newWorld(t, db)
+		var rows strings.Builder
+		rows.WriteString("id,score\n")
+		for i := range 100 {
+			fmt.Fprintf(&rows, "k%03d,%d\n", i, i)
+		}
+		f := newFileServer(t, rows.String())
+		src := w.create(httpSource("scores", f.URL+"/s.csv", 10))
+		if p := w.pull(src.ID, false); p.Status != store.RunSucceeded || p.Counts.New != 100 {
+			t.Fatalf("first pull: %+v", p)
+		}
+		// A broken upstream returns 10 rows: refused, nothing changes.
+		f.set("id,score\nk000,1\nk001,2\nk002,3\nk003,4\nk004,5\nk005,6\nk006,7\nk007,8\nk008,9\nk009,10\n")
+		p := w.pull(src.ID, false)
+		if p.Status != store.RunFailed || !strings.Contains(p.Error, "shrink guard") {
+			t.Fatalf("shrinking pull: %s %q", p.Status, p.Error)
+		}
+		if n, _ := db.CountProfiles(w.ctx); n != 100 {
+			t.Fatalf("the refused pull changed the profiles: %d left", n)
+		}
+		if p := w.pull(src.ID, true); p.Status != store.RunSucceeded || p.Counts.Removed != 90 {
+			t.Fatalf("allowed shrink: %+v %q", p.Counts, p.Error)
+		}
+		// Bad rows are reported with their line; the rest is applied.
+		f.set("id,score\nk000,1\nk000,2\n,3\nk001,\"unterminated\n")
+		p = w.pull(src.ID, true)
+		if p.Status != store.RunPartiallySucceeded || p.Counts.Rejected < 2 {
+			t.Fatalf("bad rows: %+v %+v", p.Counts, p.Errors)
+		}
+		var dup bool
+		for _, e := range p.Errors {
+			dup = dup || (e.Row == 3 && strings.Contains(e.Reason, "duplicate key"))
+		}
+		if !dup {
+			t.Errorf("the duplicate key is not reported on line 3: %+v", p.Errors)
+		}
+		// A rename onto a reserved name is refused, naming the field.
+		_, err := w.svc.Create(w.ctx, audit.System, Input{Name: "x", Kind: "http", Key: "id", URL: f.URL,
+			Rename: map[string]string{"score": "mailchimp.x.status"}})
+		if err == nil || !strings.Contains(err.Error(), "rename") || !strings.Contains(err.Error(), "reserved") {
+			t.Errorf("reserved rename: %v", err)
+		}
+		// A missing key column fails the pull and changes nothing.
+		f.set("name,score\nk000,1\n")
+		if p := w.pull(src.ID, true); p.Status != store.RunFailed || !strings.Contains(p.Error, `"id"`) {
+			t.Errorf("missing key: %s %q", p.Status, p.Error)
+		}
+		if n, _ := db.CountProfiles(w.ctx); n != 1 {
+			t.Errorf("the failed pull changed the profiles: %d", n)
+		}
+	})
+}

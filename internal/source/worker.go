@@ -1,0 +1,478 @@
+package source
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/segsync/segsync/internal/audit"
+	"github.com/segsync/segsync/internal/profile"
+	"github.com/segsync/segsync/internal/profile/attrjson"
+	"github.com/segsync/segsync/internal/source/connector"
+	"github.com/segsync/segsync/internal/store"
+)
+
+const (
+	stageBatch   = 2000 // rows staged per transaction
+	maxRowErrors = 1000 // row errors kept per pull (all are counted)
+)
+
+// Worker executes queued pulls, one at a time per process, and drives the
+// schedules: sources' cron schedules, the system refresh's cron, and each
+// refresh from its pulls to its runs.
+type Worker struct {
+	Service *Service
+	Store   Store
+	Log     *slog.Logger
+	Metrics *Metrics
+	// Runs queues the exports of a refresh (*jobs.Runner).
+	Runs RunQueuer
+	// Lease is how long a claimed pull stays ours without a heartbeat
+	// (default 20 s); Poll how often an idle worker looks for work.
+	Lease, Poll time.Duration
+	// RefreshSchedule is the system refresh's cron (UTC); SchedulerTick how
+	// often schedules and refreshes are looked at (default 5 s).
+	RefreshSchedule string
+	SchedulerTick   time.Duration
+
+	once sync.Once
+	wake chan struct{}
+}
+
+func (w *Worker) init() {
+	w.once.Do(func() {
+		w.wake = make(chan struct{}, 1)
+		if w.Lease <= 0 {
+			w.Lease = 20 * time.Second
+		}
+		if w.Poll <= 0 {
+			w.Poll = time.Second
+		}
+		if w.SchedulerTick <= 0 {
+			w.SchedulerTick = 5 * time.Second
+		}
+		if w.Log == nil {
+			w.Log = slog.New(slog.DiscardHandler)
+		}
+		w.Service.OnQueued(w.Wake)
+	})
+}
+
+// Wake makes an idle worker look for work now.
+func (w *Worker) Wake() {
+	w.init()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run executes pulls and schedules until ctx ends.
+func (w *Worker) Run(ctx context.Context) error {
+	w.init()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(w.SchedulerTick)
+		defer t.Stop()
+		for {
+			if err := w.Tick(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				w.Log.Error("source scheduler", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	t := time.NewTicker(w.Poll)
+	defer t.Stop()
+	for {
+		for ctx.Err() == nil {
+			worked, err := w.RunOne(ctx)
+			if err != nil && ctx.Err() == nil {
+				w.Log.Error("pull", "err", err)
+			}
+			if !worked {
+				break
+			}
+			if err := w.Service.Advance(ctx); err != nil && ctx.Err() == nil { // a pull ended: its refresh may go on
+				w.Log.Error("refresh", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-t.C:
+		case <-w.wake:
+		}
+	}
+}
+
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+var (
+	errLeaseLost = errors.New("the pull's lease was lost")
+	errCancelled = errors.New("cancelled on request")
+)
+
+// RunOne claims and executes one pull; false when there was none.
+func (w *Worker) RunOne(ctx context.Context) (bool, error) {
+	w.init()
+	lease := store.Lease{Token: newToken(), TTL: w.Lease}
+	p, ok, err := w.Store.ClaimPull(ctx, lease)
+	if err != nil || !ok {
+		return false, err
+	}
+	w.execute(ctx, p, lease)
+	return true, nil
+}
+
+// pullState is what a pull has read so far.
+type pullState struct {
+	mu     sync.Mutex
+	counts store.PullCounts
+	errs   []store.PullError
+}
+
+func (s *pullState) reject(row int64, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.counts.Rejected++
+	if len(s.errs) < maxRowErrors {
+		s.errs = append(s.errs, store.PullError{Row: row, Reason: reason})
+	}
+}
+
+func (s *pullState) snapshot() store.PullCounts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts
+}
+
+// execute runs one claimed pull to its end. Every write is fenced by the
+// lease: a worker that lost it (paused, partitioned) writes nothing more.
+func (w *Worker) execute(parent context.Context, p store.Pull, lease store.Lease) {
+	started := time.Now()
+	log := w.Log.With("pull", p.ID, "source", p.SourceID)
+	st := &pullState{}
+	src, err := w.Store.GetSource(parent, p.SourceID)
+	finish := func(status, msg string) {
+		c := st.snapshot()
+		if err := w.Store.FinishPull(context.WithoutCancel(parent), p.ID, lease, status, c, st.errs, msg); err != nil {
+			log.Error("finishing pull", "err", err)
+			return
+		}
+		w.Metrics.finished(src.Name, status, countsMap(c), time.Since(started))
+		log.Info("pull finished", "status", status, "error", msg)
+	}
+	if err != nil {
+		finish(store.RunFailed, "reading the source: "+err.Error())
+		return
+	}
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	if p.CancelRequested {
+		cancel(errCancelled)
+	}
+	hbDone := make(chan struct{})
+	go func() { // heartbeats; fencing: give up at 0.8 × lease without renewal
+		defer close(hbDone)
+		beat := max(min(w.Lease/4, time.Second), 20*time.Millisecond)
+		t := time.NewTicker(beat)
+		defer t.Stop()
+		renewed := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			hctx, hcancel := context.WithTimeout(ctx, w.Lease/2)
+			cancelReq, err := w.Store.HeartbeatPull(hctx, p.ID, lease, st.snapshot())
+			hcancel()
+			switch {
+			case ctx.Err() != nil: // the pull ended meanwhile
+				return
+			case errors.Is(err, store.ErrConflict):
+				cancel(errLeaseLost)
+				return
+			case err != nil:
+				if time.Since(renewed) > w.Lease*8/10 {
+					log.Warn("pull abandoned: the lease could not be renewed in time", "err", err)
+					cancel(errLeaseLost)
+					return
+				}
+				log.Warn("heartbeat", "err", err)
+			default:
+				renewed = time.Now()
+				if cancelReq {
+					cancel(errCancelled)
+					return
+				}
+			}
+		}
+	}()
+	highWater, readErr := w.read(ctx, src, p, lease, st)
+	stop := func() { cancel(nil); <-hbDone }
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, errLeaseLost):
+		stop()
+		log.Warn("pull abandoned: lease lost; another worker runs it again")
+		return
+	case errors.Is(cause, errCancelled):
+		stop()
+		finish(store.RunCancelled, "cancelled on request; nothing was changed")
+		return
+	case parent.Err() != nil:
+		stop()
+		log.Info("pull interrupted by shutdown; it starts again on the next start")
+		return
+	case readErr != nil:
+		stop()
+		finish(store.RunFailed, readErr.Error()+"; nothing was changed")
+		return
+	}
+	status := store.RunSucceeded
+	if st.snapshot().Rejected > 0 {
+		status = store.RunPartiallySucceeded
+	}
+	apply := store.ApplyPull{Full: src.Mode != ModeIncremental, MinRatio: src.MinRatio, AllowShrink: p.AllowShrink, HighWater: highWater}
+	counts, err := w.Store.ApplyPullStage(ctx, p.ID, lease, apply, st.snapshot(), st.errs, status)
+	stop()
+	switch {
+	case errors.Is(err, store.ErrShrink):
+		finish(store.RunFailed, shrinkMessage(err))
+		return
+	case errors.Is(err, store.ErrConflict):
+		log.Warn("pull abandoned: lease lost while applying; nothing was applied")
+		return
+	case err != nil:
+		if parent.Err() != nil {
+			return
+		}
+		finish(store.RunFailed, "applying the pull: "+err.Error())
+		return
+	}
+	w.Metrics.finished(src.Name, status, countsMap(counts), time.Since(started))
+	w.Service.record(context.WithoutCancel(parent), audit.Actor{Email: orSystem(p.RequestedBy)}, ActionPull, src.ID, map[string]any{
+		"source": src.Name, "pull": p.ID, "received": counts.Received, "new": counts.New, "updated": counts.Updated,
+		"removed": counts.Removed, "rejected": counts.Rejected, "deleted": counts.Deleted})
+	log.Info("pull applied", "status", status, "received", counts.Received, "new", counts.New, "updated", counts.Updated,
+		"unchanged", counts.Unchanged, "removed", counts.Removed, "rejected", counts.Rejected)
+}
+
+func orSystem(by string) string {
+	if by == "" {
+		return audit.System.Email
+	}
+	return by
+}
+
+// shrinkMessage is the guard's refusal without the store's context.
+func shrinkMessage(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, store.ErrShrink.Error()); i >= 0 {
+		msg = msg[i:]
+	}
+	return msg
+}
+
+func countsMap(c store.PullCounts) map[string]int64 {
+	return map[string]int64{"received": c.Received, "new": c.New, "updated": c.Updated, "unchanged": c.Unchanged,
+		"removed": c.Removed, "rejected": c.Rejected}
+}
+
+// read streams the source's rows into the pull's stage and returns the
+// new high-water mark.
+func (w *Worker) read(ctx context.Context, src store.Source, p store.Pull, lease store.Lease, st *pullState) (string, error) {
+	cfg, c, err := w.Service.connectorConfig(src)
+	if err != nil {
+		return "", err
+	}
+	opt := connector.Options{Key: src.Key}
+	if src.Mode == ModeIncremental {
+		opt.Cursor, opt.After = src.Cursor, src.HighWater
+	}
+	r, err := connector.Open(ctx, cfg, opt)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	m := newRowMapper(src.Key, c.Rename, c.Exclude)
+	if src.Kind != connector.KindHTTP { // columns are known before the first row
+		if err := m.checkColumns(r.Columns()); err != nil {
+			return "", err
+		}
+	}
+	batch := make([]store.StagedRow, 0, stageBatch)
+	nums := make([]int64, 0, stageBatch)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		dups, err := w.Store.StagePullRows(ctx, p.ID, lease, batch)
+		if err != nil {
+			return fmt.Errorf("staging rows: %w", err)
+		}
+		for _, i := range dups {
+			st.reject(nums[i], fmt.Sprintf("duplicate key %q: an earlier row has it", batch[i].CustomerID))
+		}
+		batch, nums = batch[:0], nums[:0]
+		return nil
+	}
+	for {
+		row, ok, err := r.Next(ctx)
+		if err != nil {
+			if cause := context.Cause(ctx); cause != nil {
+				return "", cause
+			}
+			return "", err
+		}
+		if !ok {
+			break
+		}
+		st.mu.Lock()
+		st.counts.Received++
+		st.mu.Unlock()
+		if row.Err != "" {
+			st.reject(row.Num, row.Err)
+			continue
+		}
+		id, attrs, reason, fatal := m.mapRow(row)
+		if fatal != nil {
+			return "", fatal
+		}
+		if reason != "" {
+			st.reject(row.Num, reason)
+			continue
+		}
+		batch = append(batch, store.StagedRow{CustomerID: id, Attrs: string(attrs)})
+		nums = append(nums, row.Num)
+		if len(batch) == stageBatch {
+			if err := flush(); err != nil {
+				return "", err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return "", err
+	}
+	if !m.keySeen && st.snapshot().Received > 0 && src.Kind != connector.KindHTTP {
+		return "", fmt.Errorf("the key column %q is not in the query's result", src.Key)
+	}
+	return r.Mark(), nil
+}
+
+// rowMapper turns a connector row into a customer id and attributes:
+// the key column, renames, exclusions and the attribute-name rules.
+type rowMapper struct {
+	key     string
+	rename  map[string]string
+	exclude map[string]bool
+	checked map[string]string // column → attribute name ("" = excluded)
+	keySeen bool
+	mm      []attrjson.Member
+}
+
+func newRowMapper(key string, rename map[string]string, exclude []string) *rowMapper {
+	m := &rowMapper{key: key, rename: rename, exclude: map[string]bool{}, checked: map[string]string{}}
+	for _, c := range exclude {
+		m.exclude[c] = true
+	}
+	return m
+}
+
+// column resolves a column's attribute name, or a fatal error for a
+// column that cannot be an attribute.
+func (m *rowMapper) column(col string) (string, error) {
+	if a, ok := m.checked[col]; ok {
+		return a, nil
+	}
+	a := col
+	switch {
+	case col == m.key || m.exclude[col]:
+		a = ""
+	case m.rename[col] != "":
+		a = m.rename[col]
+	}
+	if a != "" {
+		if msg := checkAttrName(a); msg != "" {
+			return "", fmt.Errorf("column %q: %s; rename it (rename: {%q: \"new_name\"}) or exclude it", col, msg, col)
+		}
+	}
+	m.checked[col] = a
+	return a, nil
+}
+
+func (m *rowMapper) checkColumns(cols []connector.Column) error {
+	found := false
+	for _, c := range cols {
+		if c.Name == m.key {
+			found = true
+		}
+		if _, err := m.column(c.Name); err != nil {
+			return err
+		}
+	}
+	if !found {
+		return fmt.Errorf("the key column %q is not in the query's result", m.key)
+	}
+	return nil
+}
+
+func (m *rowMapper) mapRow(row connector.Row) (id string, attrs []byte, reason string, fatal error) {
+	m.mm = m.mm[:0]
+	seen := map[string]bool{}
+	for _, f := range row.Fields {
+		if f.Name == m.key {
+			m.keySeen = true
+			id = keyText(f.Value)
+			continue
+		}
+		a, err := m.column(f.Name)
+		if err != nil {
+			return "", nil, "", err
+		}
+		if a == "" {
+			continue
+		}
+		if seen[a] {
+			return "", nil, "", fmt.Errorf("two columns give the attribute %q (check rename)", a)
+		}
+		seen[a] = true
+		m.mm = append(m.mm, attrjson.Member{Name: []byte(a), Value: f.Value})
+	}
+	switch {
+	case id == "":
+		return "", nil, fmt.Sprintf("the key column %q is empty", m.key), nil
+	case len(id) > profile.MaxKeyBytes:
+		return "", nil, fmt.Sprintf("the key is longer than %d bytes", profile.MaxKeyBytes), nil
+	}
+	return id, attrjson.Object(m.mm), "", nil
+}
+
+// keyText is a key value as text: a string's contents or a number's digits.
+func keyText(v []byte) string {
+	if len(v) > 0 && v[0] == '"' {
+		var s string
+		_ = json.Unmarshal(v, &s)
+		return s
+	}
+	return string(v)
+}
