@@ -189,7 +189,7 @@ func (w *Worker) execute(parent context.Context, p store.Pull, lease store.Lease
 	if p.CancelRequested {
 		cancel(errCancelled)
 	}
-	hbDone := make(chan struct{})
+	hbDone, hbStop := make(chan struct{}), make(chan struct{})
 	go func() { // heartbeats; fencing: give up at 0.8 × lease without renewal
 		defer close(hbDone)
 		beat := max(min(w.Lease/4, time.Second), 20*time.Millisecond)
@@ -199,6 +199,8 @@ func (w *Worker) execute(parent context.Context, p store.Pull, lease store.Lease
 		for {
 			select {
 			case <-ctx.Done():
+				return
+			case <-hbStop:
 				return
 			case <-t.C:
 			}
@@ -228,7 +230,8 @@ func (w *Worker) execute(parent context.Context, p store.Pull, lease store.Lease
 		}
 	}()
 	highWater, readErr := w.read(ctx, src, p, lease, st)
-	stop := func() { cancel(nil); <-hbDone }
+	var stopOnce sync.Once
+	stop := func() { stopOnce.Do(func() { close(hbStop); <-hbDone }) }
 	cause := context.Cause(ctx)
 	switch {
 	case errors.Is(cause, errLeaseLost):
@@ -251,6 +254,16 @@ func (w *Worker) execute(parent context.Context, p store.Pull, lease store.Lease
 	status := store.RunSucceeded
 	if st.snapshot().Rejected > 0 {
 		status = store.RunPartiallySucceeded
+	}
+	// The apply is one transaction that checks the lease when it starts and
+	// holds the pull row (PostgreSQL) or the write lock (SQLite) to its
+	// commit, so no other worker can claim the pull meanwhile. Heartbeats
+	// stop here: they would wait for that row and, past 0.8 × lease,
+	// cancel a long apply of a pull that is still ours.
+	stop()
+	if errors.Is(context.Cause(ctx), errLeaseLost) {
+		log.Warn("pull abandoned: lease lost; another worker runs it again")
+		return
 	}
 	apply := store.ApplyPull{Full: src.Mode != ModeIncremental, MinRatio: src.MinRatio, AllowShrink: p.AllowShrink, HighWater: highWater}
 	counts, err := w.Store.ApplyPullStage(ctx, p.ID, lease, apply, st.snapshot(), st.errs, status)

@@ -396,7 +396,10 @@ func (db *DB) ApplyPullStage(ctx context.Context, id int64, l store.Lease, a sto
 				return fmt.Errorf("noting the high-water mark: %w", err)
 			}
 		}
-		return db.finishPull(ctx, tx, id, l, status, out, errs, "")
+		// The lease was checked (and the pull row taken) by holdPull at the
+		// start of this transaction: no claim can take the pull before it
+		// commits, however long the apply took.
+		return db.finishPull(ctx, tx, id, l, status, out, errs, "", true)
 	})
 	if err != nil {
 		return c, fmt.Errorf("applying pull %d: %w", id, err)
@@ -404,14 +407,20 @@ func (db *DB) ApplyPullStage(ctx context.Context, id int64, l store.Lease, a sto
 	return out, nil
 }
 
-func (db *DB) finishPull(ctx context.Context, tx *sql.Tx, id int64, l store.Lease, status string, c store.PullCounts, errs []store.PullError, msg string) error {
+// finishPull ends the pull held by l; held says that tx already checked the
+// lease and holds the pull row, so its expiry since does not matter.
+func (db *DB) finishPull(ctx context.Context, tx *sql.Tx, id int64, l store.Lease, status string, c store.PullCounts, errs []store.PullError, msg string, held bool) error {
 	if errs == nil {
 		errs = []store.PullError{}
 	}
 	cb, _ := json.Marshal(c)
 	eb, _ := json.Marshal(errs)
+	live := ` AND lease_until >= ` + db.nowMicros()
+	if held {
+		live = ""
+	}
 	res, err := tx.ExecContext(ctx, db.Q(`UPDATE pulls SET status = ?, finished_at = ?, counts = ?, errors = ?, error = ?,
-		lease_token = '', lease_until = 0 WHERE id = ? AND status = ? AND lease_token = ? AND lease_until >= `+db.nowMicros()),
+		lease_token = '', lease_until = 0 WHERE id = ? AND status = ? AND lease_token = ?`+live),
 		status, time.Now().UnixMicro(), string(cb), string(eb), msg, id, store.RunRunning, l.Token)
 	if err != nil {
 		return fmt.Errorf("finishing pull %d: %w", id, err)
@@ -427,7 +436,7 @@ func (db *DB) finishPull(ctx context.Context, tx *sql.Tx, id int64, l store.Leas
 
 // FinishPull implements store.SourceStore.
 func (db *DB) FinishPull(ctx context.Context, id int64, l store.Lease, status string, c store.PullCounts, errs []store.PullError, msg string) error {
-	return db.Tx(ctx, func(tx *sql.Tx) error { return db.finishPull(ctx, tx, id, l, status, c, errs, msg) })
+	return db.Tx(ctx, func(tx *sql.Tx) error { return db.finishPull(ctx, tx, id, l, status, c, errs, msg, false) })
 }
 
 // CancelPull implements store.SourceStore.
