@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,12 +31,15 @@ type slowCSV struct {
 	holdAt   int // bytes written before blocking; 0: serve it all
 	streamed chan struct{}
 	once     sync.Once
+	requests atomic.Int32
+	release  chan struct{} // closed: a held request finishes the file
 	*httptest.Server
 }
 
 func newSlowCSV(t *testing.T) *slowCSV {
-	s := &slowCSV{streamed: make(chan struct{})}
+	s := &slowCSV{streamed: make(chan struct{}), release: make(chan struct{})}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.requests.Add(1)
 		s.mu.Lock()
 		body, holdAt := s.body, s.holdAt
 		s.mu.Unlock()
@@ -47,7 +51,11 @@ func newSlowCSV(t *testing.T) *slowCSV {
 		fmt.Fprint(w, body[:holdAt])
 		w.(http.Flusher).Flush()
 		s.once.Do(func() { close(s.streamed) })
-		<-r.Context().Done() // the puller died
+		select {
+		case <-r.Context().Done(): // the puller died
+		case <-s.release:
+			fmt.Fprint(w, body[holdAt:])
+		}
 	}))
 	t.Cleanup(s.Close)
 	return s
@@ -253,4 +261,100 @@ func staged(t *testing.T, db *sqldb.DB, pullID int64) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestTwoServesOnePull: two `segsync serve` processes share a PostgreSQL
+// database. A pull of a source runs in exactly one of them (the source is
+// read once); asking for another pull meanwhile queues one (as for runs:
+// one queued, one running), which starts only after the first ended.
+func TestTwoServesOnePull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	t.Parallel()
+	url := dbtest.PostgresURL(t)
+	db, err := postgres.Open(context.Background(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx := context.Background()
+	csv := newSlowCSV(t)
+	body := loyaltyCSV(5000, "silver")
+	csv.set(body, len(body)/2)
+	svc := newSourceService(t, db)
+	src, err := svc.Create(ctx, audit.System, source.Input{Name: "loyalty", Kind: "http", Key: "id", Mode: "full",
+		Schedule: "off", URL: csv.URL + "/loyalty.csv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := newServer(t, t.TempDir(), url), newServer(t, t.TempDir(), url)
+	a.start()
+	b.start()
+	pull, err := svc.Pull(ctx, audit.System, src.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, csv.streamed, "the pull streaming")
+	// Both processes poll for work every second; give the idle one time
+	// to find (and not take) the running pull.
+	time.Sleep(3 * time.Second)
+	again, err := svc.Pull(ctx, audit.System, src.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.ID == pull.ID || again.Status != store.RunQueued {
+		t.Errorf("asking again while pull %d runs: %+v", pull.ID, again)
+	}
+	if third, err := svc.Pull(ctx, audit.System, src.ID, false); err != nil || third.ID != again.ID {
+		t.Errorf("a third request did not join the queued pull %d: %+v %v", again.ID, third, err)
+	}
+	if n := csv.requests.Load(); n != 1 {
+		t.Errorf("the source was read %d times while one pull ran", n)
+	}
+	if got, _ := db.GetPull(ctx, again.ID); got.Status != store.RunQueued {
+		t.Errorf("the second pull started while the first ran: %s", got.Status)
+	}
+	csv.set(body, 0)   // the second pull reads the whole file at once
+	close(csv.release) // the first one gets the rest of its file
+	var got store.Pull
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if got, err = db.GetPull(ctx, pull.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != store.RunQueued && got.Status != store.RunRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pull never finished: %+v\nlogs:\n%s\n%s", got, a.log(), b.log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got.Status != store.RunSucceeded || got.Attempts != 1 || got.Counts.New != 5000 {
+		t.Errorf("the first pull: %s, claimed %d times, counts %+v, error %q", got.Status, got.Attempts, got.Counts, got.Error)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if got, err = db.GetPull(ctx, again.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != store.RunQueued && got.Status != store.RunRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second pull never finished: %+v", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	a.kill()
+	b.kill()
+	t.Logf("second pull %s after %d attempt(s), %d source reads in all, counts %+v", got.Status, got.Attempts, csv.requests.Load(), got.Counts)
+	if got.Status != store.RunSucceeded || got.Attempts != 1 || got.Counts.Unchanged != 5000 {
+		t.Errorf("the second pull: %s, claimed %d times, counts %+v, error %q", got.Status, got.Attempts, got.Counts, got.Error)
+	}
+	if n := csv.requests.Load(); n != 2 {
+		t.Errorf("the source was read %d times by two pulls", n)
+	}
+	if pulls, err := db.ListPulls(ctx, src.ID, 10); err != nil || len(pulls) != 2 {
+		t.Errorf("%d pulls of the source, want 2 (%v)", len(pulls), err)
+	}
 }

@@ -60,11 +60,11 @@ func (f *fakeRuns) Refresh(ctx context.Context, trigger, by string) ([]store.Run
 }
 
 type world struct {
-	t   *testing.T
-	db  *sqldb.DB
-	svc *Service
-	w   *Worker
-	ctx context.Context
+	t    *testing.T
+	db   *sqldb.DB
+	svc  *Service
+	w    *Worker
+	ctx  context.Context
 	runs *fakeRuns
 }
 
