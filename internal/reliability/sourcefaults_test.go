@@ -14,6 +14,7 @@ import (
 
 	"github.com/segsync/segsync/internal/audit"
 	"github.com/segsync/segsync/internal/connection"
+	"github.com/segsync/segsync/internal/jobs"
 	"github.com/segsync/segsync/internal/source"
 	"github.com/segsync/segsync/internal/store"
 	"github.com/segsync/segsync/internal/store/dbtest"
@@ -356,5 +357,93 @@ func TestTwoServesOnePull(t *testing.T) {
 	}
 	if pulls, err := db.ListPulls(ctx, src.ID, 10); err != nil || len(pulls) != 2 {
 		t.Errorf("%d pulls of the source, want 2 (%v)", len(pulls), err)
+	}
+}
+
+// TestServeRefreshOrder runs the system refresh end to end in a `segsync
+// serve` process against the emulator: an export scheduled "refresh" and
+// two sources scheduled "refresh", one slow and one broken (HTTP 500). The
+// export's run is queued only after both pulls ended; the broken pull does
+// not stop it, and the refresh names it.
+func TestServeRefreshOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	db, err := sqlite.Open(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	w := newWorld(t, db, worldOpts{people: 300, noRunner: true})
+	ctx := w.ctx
+	if _, err := db.W.ExecContext(ctx, `UPDATE exports SET schedule = 'refresh' WHERE id = ?`, w.exp.ID); err != nil {
+		t.Fatal(err)
+	}
+	csv := newSlowCSV(t)
+	body := loyaltyCSV(2000, "gold")
+	csv.set(body, len(body)/2)
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "the CRM is down", http.StatusInternalServerError)
+	}))
+	t.Cleanup(broken.Close)
+	svc := newSourceService(t, db)
+	svc.SetRunQueuer(&jobs.Runner{Store: db})
+	for name, url := range map[string]string{"loyalty": csv.URL + "/loyalty.csv", "crm": broken.URL + "/crm.csv"} {
+		if _, err := svc.Create(ctx, audit.System, source.Input{Name: name, Kind: "http", Key: "id", Mode: "full", Schedule: "refresh", URL: url}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref, err := svc.StartRefresh(ctx, audit.System, store.TriggerManual)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ref.Pulls) != 2 || len(ref.Runs) != 0 {
+		t.Fatalf("the new refresh: %d pulls, %d runs", len(ref.Pulls), len(ref.Runs))
+	}
+	srv := newServer(t, dir, "")
+	srv.start()
+	waitFor(t, csv.streamed, "the loyalty pull streaming")
+	// The broken pull fails at once; the slow one is held. The serve
+	// process looks at its refreshes every few seconds: long enough.
+	time.Sleep(7 * time.Second)
+	if runs, err := db.ListRuns(ctx, w.exp.ID, 10); err != nil || len(runs) != 0 {
+		t.Fatalf("the export was queued while a pull of the refresh was still running: %d runs (%v)", len(runs), err)
+	}
+	close(csv.release)
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		if ref, err = svc.GetRefresh(ctx, ref.ID); err != nil {
+			t.Fatal(err)
+		}
+		if ref.FinishedAt != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the refresh never finished: %+v; serve log:\n%s", ref.Refresh, srv.log())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	srv.kill()
+	t.Logf("refresh %s: %q; pulls %d, runs %d", ref.Status, ref.Error, len(ref.Pulls), len(ref.Runs))
+	var loyaltyEnded time.Time
+	for _, p := range ref.Pulls {
+		if p.Status == store.RunSucceeded && p.FinishedAt != nil {
+			loyaltyEnded = *p.FinishedAt
+		}
+	}
+	if loyaltyEnded.IsZero() {
+		t.Fatalf("the loyalty pull did not succeed: %+v", ref.Pulls)
+	}
+	if len(ref.Runs) != 1 {
+		t.Fatalf("the refresh ran %d exports, want 1", len(ref.Runs))
+	}
+	run := ref.Runs[0]
+	if run.CreatedAt.Before(loyaltyEnded) {
+		t.Errorf("the run was queued at %v, before the pull ended at %v", run.CreatedAt, loyaltyEnded)
+	}
+	w.wantRunOK(run, "the refresh's run")
+	if ref.Status != source.RefreshPartiallySucceeded || !strings.Contains(ref.Error, `"crm"`) {
+		t.Errorf("the refresh does not say the crm pull failed: %s %q", ref.Status, ref.Error)
 	}
 }
