@@ -292,6 +292,7 @@ func (r *Runner) execute(parent context.Context, run store.Run, claimSent time.T
 			case <-t.C:
 			}
 			if err := keeper.check(); err != nil {
+				log.Warn("lease lost: stopping the run at once", "why", err.Error())
 				cancel(err)
 				return
 			}
@@ -326,6 +327,7 @@ func (r *Runner) execute(parent context.Context, run store.Run, claimSent time.T
 			switch {
 			case errors.Is(err, store.ErrLeaseLost):
 				keeper.lose(err)
+				log.Warn("lease lost: stopping the run at once", "why", keeper.check().Error())
 				cancel(keeper.check())
 				return
 			case err != nil:

@@ -213,6 +213,12 @@ func (s *sender) callFailed(ops []op, what string, err error) {
 		s.fail(fmt.Errorf("%s: %w: %v", what, ErrAuth, err))
 		return
 	}
+	if errors.Is(err, mailchimp.ErrGated) {
+		// The worker's lease may have lapsed: the run stops, and the
+		// contacts were not sent, so they are not rejections.
+		s.fail(err)
+		return
+	}
 	if s.ctx.Err() != nil {
 		return
 	}
@@ -419,7 +425,7 @@ func hasValues(fields map[string]any) bool { return len(fields) > 0 }
 
 // memberCallFailed handles a failed single-contact call.
 func (s *sender) memberCallFailed(o op, what string, err error) {
-	if mailchimp.IsAuth(err) || s.ctx.Err() != nil {
+	if mailchimp.IsAuth(err) || errors.Is(err, mailchimp.ErrGated) || s.ctx.Err() != nil {
 		s.callFailed([]op{o}, what, err)
 		return
 	}

@@ -15,8 +15,20 @@ import (
 // before any later claim of the run: a new claimer waits for it and then
 // sees its writes; a transaction after a new claim writes nothing and
 // returns store.ErrLeaseLost.
+//
+// On PostgreSQL the session is ended by the server when the transaction
+// sits idle for fencedIdleTimeout: a process frozen in the middle of one
+// (SIGSTOP, a stalled VM) would otherwise hold the run's row, and the
+// synced rows it wrote, locked, and the worker taking the run over would
+// wait on them for as long as it stays frozen.
 func (db *DB) fencedTx(ctx context.Context, f *store.RunLease, fn func(tx *sql.Tx) error) error {
 	return db.Tx(ctx, func(tx *sql.Tx) error {
+		if db.d == Postgres {
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf(`SET LOCAL idle_in_transaction_session_timeout = %d`,
+				fencedIdleTimeout.Milliseconds())); err != nil {
+				return fmt.Errorf("bounding the transaction's idle time: %w", err)
+			}
+		}
 		if f != nil {
 			if err := db.checkFence(ctx, tx, *f); err != nil {
 				return err
@@ -39,6 +51,10 @@ func (db *DB) checkFence(ctx context.Context, tx *sql.Tx, l store.RunLease) erro
 	}
 	return nil
 }
+
+// fencedIdleTimeout is how long a fenced transaction may wait for its
+// client between statements on PostgreSQL.
+const fencedIdleTimeout = 5 * time.Second
 
 // Fenced is the store as one claim of a run sees it: every write the engine
 // makes while the run is in flight (acknowledgements and create intents,
