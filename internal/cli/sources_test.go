@@ -2,11 +2,17 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/segsync/segsync/internal/connection"
 	"github.com/segsync/segsync/internal/httpapi"
@@ -77,4 +83,77 @@ func TestSourcesCommands(t *testing.T) {
 			t.Errorf("%v: the secret header value is shown", tt.args)
 		}
 	}
+}
+
+// TestSourcesPullAndRefreshWait runs segsync serve (its worker pulls) and
+// waits on a pull and on a system refresh from the command line; the
+// refresh's summary names the pull that failed.
+func TestSourcesPullAndRefreshWait(t *testing.T) {
+	file := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/gone.csv" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "text/csv")
+		fmt.Fprint(w, "customer_id,points\nc1,120\nc2,5\nc3,x7\n")
+	}))
+	defer file.Close()
+	dir := t.TempDir()
+	if code, _, errs := runStoreCLI(t, "", "user", "create", "--email", "ann@example.org", "--role", "admin", "--data", dir); code != 0 {
+		t.Fatalf("user create: %s", errs)
+	}
+	code, out, errs := runStoreCLI(t, "", "token", "create", "--email", "ann@example.org", "--name", "cli", "--data", dir)
+	if code != 0 {
+		t.Fatalf("token create: %s", errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(lines[len(lines)-1]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	streams := IO{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &stderr, Getenv: func(string) string { return "" }}
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data", dir}, streams)
+	}()
+	defer func() { cancel(); <-done }()
+	addrRE := regexp.MustCompile(`msg=listening addr=(http://127\.0\.0\.1:\d+)`)
+	var base string
+	for base == "" {
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited with %d before listening: %s", code, stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+			base = m[1]
+		}
+	}
+	cli := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		env := map[string]string{"SEGSYNC_SERVER": base, "SEGSYNC_TOKEN_FILE": tokenFile}
+		code := Run(ctx, args, IO{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string { return env[k] }})
+		return code, stdout.String(), stderr.String()
+	}
+	for _, args := range [][]string{
+		{"sources", "add", "--name", "Loyalty", "--kind", "http", "--url", file.URL + "/l.csv", "--key", "customer_id"},
+		{"sources", "add", "--name", "Broken", "--kind", "http", "--url", file.URL + "/gone.csv", "--key", "customer_id", "--format", "csv"},
+	} {
+		if code, out, errOut := cli(args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s %s", args, code, out, errOut)
+		}
+	}
+	code, out, errOut := cli("sources", "pull", "2", "--wait")
+	if code != 0 || !strings.Contains(out, "pull 1 of source 2: succeeded — received 3, new 3") {
+		t.Fatalf("pull --wait: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = cli("refresh", "--wait")
+	if code != 0 || !strings.Contains(out, "refresh 1 ") || !strings.Contains(out, "failed pulls:") || !strings.Contains(out, "Broken") ||
+		!strings.Contains(out, "of source 2: succeeded") {
+		t.Fatalf("refresh --wait: exit %d\n%s%s", code, out, errOut)
+	}
+	t.Log(out)
 }
