@@ -105,12 +105,20 @@ func TestErasureAcrossAccounts(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				var lease store.RunLease
+				if dry { // claimed, so that its sample can be saved with it
+					claimed, ok, err := db.ClaimRun(ctx, "test", time.Minute)
+					if err != nil || !ok || claimed.ID != run.ID {
+						t.Fatalf("claiming dry run %d: %+v %v %v", run.ID, claimed, ok, err)
+					}
+					lease = store.RunLease{RunID: run.ID, Token: claimed.LeaseToken}
+				}
 				res, err := engine.Execute(ctx, e, mcs[int64(i+1)], syncer.Options{RunID: run.ID, DryRun: dry})
 				if err != nil {
 					t.Fatal(err)
 				}
 				if dry {
-					if err := db.FinishRun(ctx, run.ID, "", store.RunSucceeded, res.Progress, res.Counts, res.Sample, ""); err != nil {
+					if err := db.FinishRun(ctx, lease, store.RunSucceeded, res.Progress, res.Counts, res.Sample, ""); err != nil {
 						t.Logf("saving the dry run's sample: %v", err)
 					}
 				}

@@ -42,8 +42,9 @@ type Store interface {
 	EnqueueRun(ctx context.Context, exportID int64, trigger string, dryRun bool, requestedBy string) (store.Run, bool, error)
 	GetRun(ctx context.Context, id int64) (store.Run, error)
 	ClaimRun(ctx context.Context, owner string, lease time.Duration) (store.Run, bool, error)
-	HeartbeatRun(ctx context.Context, id int64, owner string, lease time.Duration, p store.Progress, c store.RunCounts) (bool, error)
-	FinishRun(ctx context.Context, id int64, owner, status string, p store.Progress, c store.RunCounts, sample store.RunSample, errMsg string) error
+	HeartbeatRun(ctx context.Context, l store.RunLease, lease time.Duration, p store.Progress, c store.RunCounts) (bool, error)
+	ReleaseRun(ctx context.Context, l store.RunLease, p store.Progress, c store.RunCounts) error
+	FinishRun(ctx context.Context, l store.RunLease, status string, p store.Progress, c store.RunCounts, sample store.RunSample, errMsg string) error
 	CancelRun(ctx context.Context, id int64) (store.Run, error)
 }
 
@@ -80,6 +81,11 @@ type Runner struct {
 	// (package source: it pulls the sources, then calls Refresh), so the
 	// scheduler leaves the refresh-scheduled exports alone.
 	ExternalRefresh bool
+	// Clock is the process's clock (default time.Now). Who holds a run is
+	// decided by the database's clock alone; the worker uses this one only
+	// to measure how long ago its last heartbeat was sent (leaseKeeper),
+	// so tests can set it ahead or behind to show that changes nothing.
+	Clock func() time.Time
 
 	owner string
 	wake  chan struct{}
@@ -110,6 +116,9 @@ func (r *Runner) init() {
 		}
 		if r.Log == nil {
 			r.Log = slog.New(slog.DiscardHandler)
+		}
+		if r.Clock == nil {
+			r.Clock = time.Now
 		}
 	})
 }
@@ -189,6 +198,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			default:
 				goto wait
 			}
+			claimSent := r.Clock()
 			run, ok, err := r.Store.ClaimRun(ctx, r.owner, r.Lease)
 			if err != nil || !ok {
 				<-slots
@@ -201,7 +211,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			go func() {
 				defer wg.Done()
 				defer func() { <-slots }()
-				r.execute(ctx, run)
+				r.execute(ctx, run, claimSent)
 				select { // a slot is free: look for more work now
 				case r.wake <- struct{}{}:
 				default:
@@ -219,16 +229,29 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-var (
-	errCancelRequested = errors.New("cancelled on request")
-	errLeaseLost       = errors.New("the run's lease was lost to another worker")
-)
+var errCancelRequested = errors.New("cancelled on request")
 
-// execute runs one claimed run to its end.
-func (r *Runner) execute(parent context.Context, run store.Run) {
+// execute runs one claimed run to its end, or until its claim is lost.
+// Every write is fenced by the claim (store.RunLease) in the database; on
+// top of that the worker stops itself (cancels its calls and writes
+// nothing more) once it could not renew the lease for 0.8 × the lease.
+func (r *Runner) execute(parent context.Context, run store.Run, claimSent time.Time) {
 	log := r.Log.With("run", run.ID, "export", run.ExportID)
+	lease := store.RunLease{RunID: run.ID, Token: run.LeaseToken}
+	keeper := newLeaseKeeper(r.Clock, r.Lease, claimSent)
+	abandon := func(why error) {
+		log.Warn("run abandoned: lease lost; it sends and records nothing more", "why", why.Error())
+	}
 	finish := func(status string, res syncer.Result, msg string) {
-		err := r.Store.FinishRun(context.WithoutCancel(parent), run.ID, r.owner, status, res.Progress, res.Counts, res.Sample, msg)
+		if err := keeper.check(); err != nil {
+			abandon(err)
+			return
+		}
+		err := r.Store.FinishRun(context.WithoutCancel(parent), lease, status, res.Progress, res.Counts, res.Sample, msg)
+		if errors.Is(err, store.ErrLeaseLost) {
+			abandon(err)
+			return
+		}
 		if err != nil {
 			log.Error("finishing run", "err", err)
 			return
@@ -260,9 +283,27 @@ func (r *Runner) execute(parent context.Context, run store.Run) {
 	if run.CancelRequested {
 		cancel(errCancelRequested)
 	}
-	hbDone := make(chan struct{})
-	go func() {
-		defer close(hbDone)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // the watchdog: stops the run when the claim can no longer be trusted
+		defer wg.Done()
+		for {
+			t := time.NewTimer(max(keeper.remaining(), time.Millisecond))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			if err := keeper.check(); err != nil {
+				log.Warn("lease lost: stopping the run at once", "why", err.Error())
+				cancel(err)
+				return
+			}
+		}
+	}()
+	go func() { // the heartbeat
+		defer wg.Done()
 		t := time.NewTicker(r.heartbeat())
 		defer t.Stop()
 		for {
@@ -271,32 +312,59 @@ func (r *Runner) execute(parent context.Context, run store.Run) {
 				return
 			case <-t.C:
 			}
+			if err := keeper.check(); err != nil {
+				cancel(err)
+				return
+			}
 			// Through the tracker: never counts older than the recorder
-			// saved with its acknowledgements.
+			// saved with its acknowledgements. A database that does not
+			// answer is given up on when the claim could no longer be
+			// trusted anyway.
+			sent := r.Clock()
+			hctx, hcancel := context.WithTimeout(ctx, max(keeper.remaining(), time.Millisecond))
 			var cancelReq bool
 			err := tracker.Save(func(p store.Progress, c store.RunCounts) (err error) {
-				cancelReq, err = r.Store.HeartbeatRun(ctx, run.ID, r.owner, r.Lease, p, c)
+				cancelReq, err = r.Store.HeartbeatRun(hctx, lease, r.Lease, p, c)
 				return err
 			})
+			hcancel()
 			switch {
-			case errors.Is(err, store.ErrConflict):
-				cancel(errLeaseLost)
+			case errors.Is(err, store.ErrLeaseLost):
+				keeper.lose(err)
+				log.Warn("lease lost: stopping the run at once", "why", keeper.check().Error())
+				cancel(keeper.check())
 				return
 			case err != nil:
-				log.Warn("heartbeat", "err", err)
-			case cancelReq:
-				cancel(errCancelRequested)
-				return
+				log.Warn("heartbeat failed; the run stops unless the lease is renewed in time",
+					"err", err, "time_left", keeper.remaining().Round(time.Millisecond))
+			default:
+				keeper.renewedAt(sent)
+				if cancelReq {
+					cancel(errCancelRequested)
+					return
+				}
 			}
 		}
 	}()
-	res, err := r.Engine.Execute(ctx, exp, mc, syncer.Options{RunID: run.ID, LeaseOwner: r.owner, DryRun: run.DryRun, Tracker: tracker})
-	cancel(nil)
-	<-hbDone
+	// Every Mailchimp request of the run asks the keeper right before it
+	// leaves: a worker that woke from a pause sends nothing, even before the
+	// watchdog has cancelled the run.
+	gated := mailchimp.WithSendGate(ctx, keeper.check)
+	res, err := r.Engine.Execute(gated, exp, mc, syncer.Options{RunID: run.ID, LeaseToken: run.LeaseToken, DryRun: run.DryRun, Tracker: tracker})
 	cause := context.Cause(ctx)
+	cancel(nil)
+	wg.Wait()
+	if errors.Is(err, store.ErrLeaseLost) {
+		keeper.lose(err)
+	}
+	if lost := keeper.check(); lost != nil || errors.Is(cause, errLeaseLost) {
+		if lost == nil {
+			lost = cause
+		}
+		abandon(lost)
+		return
+	}
 	switch {
-	case errors.Is(cause, errLeaseLost):
-		log.Warn("run abandoned: lease lost")
 	case err == nil: // complete, even if a cancel or shutdown came at its very end
 		finish(res.Status, res, "")
 	case errors.Is(cause, errCancelRequested):
@@ -305,7 +373,9 @@ func (r *Runner) execute(parent context.Context, run store.Run) {
 		// Shutting down: give the lease back at once so the next process
 		// resumes the run without waiting for it to expire.
 		p, c := tracker.Snapshot()
-		_, _ = r.Store.HeartbeatRun(context.WithoutCancel(parent), run.ID, r.owner, -time.Second, p, c)
+		if err := r.Store.ReleaseRun(context.WithoutCancel(parent), lease, p, c); err != nil {
+			log.Warn("handing the run back", "err", err)
+		}
 		log.Info("run interrupted by shutdown; it resumes on the next start")
 	default:
 		if errors.Is(err, syncer.ErrAuth) {

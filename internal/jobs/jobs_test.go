@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 		}
 		r := &jobs.Runner{Store: db, Engine: &syncer.Engine{Store: db, Source: db, Concurrency: 2},
 			Clients: clients{os.Getenv("MC_URL"), os.Getenv("MC_KEY")},
-			Log:     slog.New(slog.NewTextHandler(os.Stderr, nil)), Lease: 2 * time.Second, Poll: 100 * time.Millisecond}
+			Log:     slog.New(slog.NewTextHandler(os.Stderr, nil)), Lease: 10 * time.Second, Poll: 100 * time.Millisecond}
 		_ = r.Run(ctx)
 		os.Exit(0)
 	}

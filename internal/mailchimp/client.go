@@ -267,6 +267,9 @@ func (c *Client) do(ctx context.Context, r request) error {
 			}
 			return nil
 		}
+		if errors.Is(err, ErrGated) {
+			return err
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("mailchimp %s: %w", r.op, ctxErr(ctx))
 		}
@@ -370,6 +373,10 @@ func (c *Client) attempt(ctx context.Context, r request, target string, body []b
 		req.Header.Set("Content-Type", "application/json")
 	}
 
+	// Last moment before the request leaves: a closed gate stops it.
+	if err := checkGate(ctx, r.op); err != nil {
+		return answer{}, err
+	}
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	var ans answer

@@ -50,6 +50,16 @@
 // replayed POST /members may answer "Member Exists" (IsMemberExists), and a
 // replayed DELETE "Method Not Allowed" for an already archived contact, which
 // ArchiveMember takes as done when an earlier attempt may have archived it.
+// Likewise ChangeEmail (a replayed PATCH finds the old hash gone and returns
+// the member at the new address) and CreateWebhook (a replayed POST finds
+// the URL taken and returns the webhook that holds it).
+//
+// # Webhooks
+//
+// ListWebhooks, CreateWebhook and DeleteWebhook manage an audience's
+// webhooks; ParseWebhook reads what Mailchimp POSTs (form-encoded type,
+// fired_at and data[…]) strictly, and EncodeWebhook writes it (the
+// emulator delivers with it, so both sides agree).
 //
 // # Per-contact rejections
 //

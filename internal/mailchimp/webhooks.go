@@ -113,7 +113,7 @@ func IsWebhookURLRefused(err error) bool {
 		return true
 	}
 	for _, f := range e.Fields {
-		if f.Field == "url" {
+		if f.Field == "url" && strings.Contains(strings.ToLower(f.Message), "invalid url") {
 			return true
 		}
 	}

@@ -66,6 +66,13 @@ func TestWebhooksClient(t *testing.T) {
 	if !mailchimp.IsWebhookURLRefused(err) {
 		t.Errorf("refused URL: %v", err)
 	}
+	if _, err = c.CreateWebhook(ctx, l.ID, mailchimp.Webhook{URL: "ftp://hooks.invalid/x"}); !mailchimp.IsWebhookURLRefused(err) {
+		t.Errorf("not an http URL: %v", err)
+	}
+	// The same URL twice is refused, but not as a refused URL.
+	if _, err = c.CreateWebhook(ctx, l.ID, in); err == nil || mailchimp.IsWebhookURLRefused(err) {
+		t.Errorf("same URL again: %v", err)
+	}
 
 	// Events arrive as segsync parses them.
 	if _, err := c.AddMember(ctx, l.ID, mailchimp.MemberInput{EmailAddress: "ann@shop.io", Status: mailchimp.StatusSubscribed}); err != nil {

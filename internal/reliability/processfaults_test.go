@@ -29,7 +29,7 @@ type server struct {
 
 func newServer(t *testing.T, dataDir, dbURL string) *server {
 	args := []string{"serve", "--listen", "127.0.0.1:0", "--data", dataDir, "--max-conns", "2",
-		"--run-lease", "3s", "--log-level", "debug"}
+		"--run-lease", "5s", "--log-level", "debug"}
 	if dbURL != "" {
 		args = append(args, "--database", dbURL)
 	}

@@ -225,7 +225,7 @@ func newWorld(t *testing.T, db *sqldb.DB, o worldOpts) *world {
 	if !o.noRunner {
 		eng := &syncer.Engine{Store: db, Source: db, Log: log, Concurrency: o.concurrency, BatchSize: o.batch,
 			RecordPatience: o.patience, Metrics: syncer.NewMetrics(w.reg)}
-		w.runner = &jobs.Runner{Store: db, Engine: eng, Clients: w.conns, Log: log, Lease: 2 * time.Second, Poll: 20 * time.Millisecond}
+		w.runner = &jobs.Runner{Store: db, Engine: eng, Clients: w.conns, Log: log, Lease: 5 * time.Second, Poll: 20 * time.Millisecond}
 		done := make(chan struct{})
 		go func() { defer close(done); _ = w.runner.Run(ctx) }()
 		t.Cleanup(func() { cancel(); <-done })

@@ -76,7 +76,7 @@ func newWorld(t *testing.T, db *sqldb.DB) *world {
 	svc := NewService(db, vault, audit.New(db, nil), nil)
 	runs := &fakeRuns{}
 	svc.SetRunQueuer(runs)
-	return &world{t: t, db: db, svc: svc, w: &Worker{Service: svc, Store: db, Lease: 5 * time.Second}, ctx: context.Background(), runs: runs}
+	return &world{t: t, db: db, svc: svc, w: &Worker{Service: svc, Store: db, Lease: 30 * time.Second}, ctx: context.Background(), runs: runs}
 }
 
 func (w *world) create(in Input) View {

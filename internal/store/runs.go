@@ -40,6 +40,17 @@ type Run struct {
 	CancelRequested bool       `json:"cancel_requested"`
 	Attempts        int        `json:"attempts"`
 	LeaseOwner      string     `json:"-"`
+	// LeaseToken is the claim's fencing token: fresh and random for every
+	// claim, it is what the claim's worker presents with each write.
+	LeaseToken string `json:"-"`
+}
+
+// RunLease names one claim of a run: the writes of the run's worker are
+// accepted only while the run still carries this token and its lease has
+// not expired by the database's clock.
+type RunLease struct {
+	RunID int64
+	Token string
 }
 
 // Progress of a run: contacts with a change handled out of those planned.
@@ -104,20 +115,50 @@ type RunStore interface {
 	GetRun(ctx context.Context, id int64) (Run, error)
 	// ListRuns lists an export's runs, newest first (limit ≤ 0: 100).
 	ListRuns(ctx context.Context, exportID int64, limit int) ([]Run, error)
-	// ClaimRun leases one run to owner until now+lease: a running run whose
-	// lease expired (its process died: it is resumed) first, otherwise the
-	// oldest queued run of an export that is not running. ok is false when
-	// there is nothing to do.
+	// ClaimRun leases one run to owner until the database's now + lease,
+	// under a fresh random token (Run.LeaseToken): a running run whose lease
+	// expired (its worker died or stopped: it is resumed) first, otherwise
+	// the oldest queued run of an export that is not running. A run whose
+	// lease is live is never claimed, whoever asks. ok is false when there
+	// is nothing to do.
 	ClaimRun(ctx context.Context, owner string, lease time.Duration) (r Run, ok bool, err error)
-	// HeartbeatRun extends the lease and saves progress and counts. It
-	// returns ErrConflict when owner no longer holds the lease, and whether
-	// a cancel was requested.
-	HeartbeatRun(ctx context.Context, id int64, owner string, lease time.Duration, p Progress, c RunCounts) (cancel bool, err error)
-	// FinishRun ends a run held by owner.
-	FinishRun(ctx context.Context, id int64, owner, status string, p Progress, c RunCounts, sample RunSample, errMsg string) error
+	// HeartbeatRun extends the lease to the database's now + lease and saves
+	// progress and counts, if the claim l still holds and its lease has not
+	// expired; otherwise it returns ErrLeaseLost. It reports whether a
+	// cancel was requested.
+	HeartbeatRun(ctx context.Context, l RunLease, lease time.Duration, p Progress, c RunCounts) (cancel bool, err error)
+	// ReleaseRun gives a claimed run back (shutdown): its lease expires at
+	// once, so the next worker resumes it. ErrLeaseLost as HeartbeatRun.
+	ReleaseRun(ctx context.Context, l RunLease, p Progress, c RunCounts) error
+	// FinishRun ends the run of claim l; ErrLeaseLost as HeartbeatRun.
+	FinishRun(ctx context.Context, l RunLease, status string, p Progress, c RunCounts, sample RunSample, errMsg string) error
 	// CancelRun cancels a queued run at once, or asks a running one to stop.
 	CancelRun(ctx context.Context, id int64) (Run, error)
 	AddRejections(ctx context.Context, runID int64, rs []Rejection) error
 	// StreamRejections calls fn for each rejection of a run in order.
 	StreamRejections(ctx context.Context, runID int64, fn func(Rejection) error) error
+}
+
+// RunScoped is the part of the store a run's engine uses, as one claim of
+// the run sees it: every write is fenced by the claim and fails with
+// ErrLeaseLost, writing nothing, once the claim no longer holds (package
+// sqldb's Fenced). It matches syncer.Store.
+type RunScoped interface {
+	StatusAsOf(ctx context.Context, exportID int64) (time.Time, error)
+	SetStatusAsOf(ctx context.Context, exportID int64, t time.Time) error
+	ExportTags(ctx context.Context, exportID int64, names []string) (map[string]int, error)
+	AllExportTags(ctx context.Context, exportID int64) (map[int]string, error)
+	ReleaseUnusedTags(ctx context.Context, exportID int64) error
+	StreamSynced(ctx context.Context, exportID int64, fn func(Synced) error) error
+	ApplySynced(ctx context.Context, exportID int64, changes []SyncedChange) error
+	ApplySyncedRun(ctx context.Context, exportID int64, changes []SyncedChange, runID int64, token string, c RunCounts) error
+	UpdateSyncedStatuses(ctx context.Context, exportID int64, statuses map[string]string) error
+	SyncedOtherStatus(ctx context.Context, exportID int64, status string) (bool, error)
+	RecordArchived(ctx context.Context, exportID int64, emails map[string]string) error
+	AddRejections(ctx context.Context, runID int64, rs []Rejection) error
+}
+
+// RunFencer is a store that can fence a run's writes by a claim.
+type RunFencer interface {
+	FenceRun(l RunLease) RunScoped
 }

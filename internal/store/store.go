@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // Sentinel errors, mapped to HTTP statuses in one place (httpapi).
@@ -13,6 +14,10 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
 	ErrInvalid  = errors.New("invalid")
+	// ErrLeaseLost: a write of a run's worker found that its claim (the
+	// lease token) no longer holds, or that the lease expired by the
+	// database's clock. It is an ErrConflict.
+	ErrLeaseLost = fmt.Errorf("the run's lease is lost: %w", ErrConflict)
 )
 
 // Store is everything segsync keeps. Each domain adds its part in its own file.

@@ -20,9 +20,19 @@ type stallingStore struct {
 	release chan struct{}
 }
 
-func (s *stallingStore) ApplySyncedRun(ctx context.Context, exportID int64, changes []store.SyncedChange, runID int64, owner string, c store.RunCounts) error {
+// FenceRun fences the run's writes as the DB does, keeping them held.
+func (s *stallingStore) FenceRun(l store.RunLease) store.RunScoped {
+	return &stallingFenced{Fenced: s.DB.Fenced(l), release: s.release}
+}
+
+type stallingFenced struct {
+	*sqldb.Fenced
+	release chan struct{}
+}
+
+func (s *stallingFenced) ApplySyncedRun(ctx context.Context, exportID int64, changes []store.SyncedChange, runID int64, token string, c store.RunCounts) error {
 	<-s.release
-	return s.DB.ApplySyncedRun(ctx, exportID, changes, runID, owner, c)
+	return s.Fenced.ApplySyncedRun(ctx, exportID, changes, runID, token, c)
 }
 
 // TestCountsFollowRecords: the counts a run shows (and its heartbeats save)
@@ -50,7 +60,8 @@ func TestCountsFollowRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := db.ClaimRun(ctx, "w1", time.Minute); err != nil || !ok {
+	claim, ok, err := db.ClaimRun(ctx, "w1", time.Minute)
+	if err != nil || !ok {
 		t.Fatalf("ClaimRun = %v, %v", ok, err)
 	}
 	st := &stallingStore{DB: db, release: make(chan struct{})}
@@ -62,7 +73,7 @@ func TestCountsFollowRecords(t *testing.T) {
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		res, err := e.Execute(ctx, w.exp, w.mc, syncer.Options{RunID: run.ID, LeaseOwner: "w1", Tracker: tr})
+		res, err := e.Execute(ctx, w.exp, w.mc, syncer.Options{RunID: run.ID, LeaseToken: claim.LeaseToken, Tracker: tr})
 		done <- outcome{res, err}
 	}()
 

@@ -84,10 +84,12 @@ type Engine struct {
 // Options of one run.
 type Options struct {
 	RunID int64
-	// LeaseOwner, with RunID, is who holds the run's lease (package jobs):
-	// the counts are then saved with the acknowledgements they count, while
-	// the run is leased to it.
-	LeaseOwner string
+	// LeaseToken, with RunID, is the fencing token of the claim that runs
+	// it (package jobs): every write of the run then goes through the
+	// store fenced by the claim (store.RunFencer), and the counts are saved
+	// with the acknowledgements they count. A write after the claim was
+	// lost fails with store.ErrLeaseLost and stops the run.
+	LeaseToken string
 	DryRun     bool
 	// Tracker receives progress and counts as the run goes; may be nil.
 	Tracker *Tracker
@@ -106,7 +108,7 @@ var ErrAuth = errors.New("Mailchimp refused the connection's credential")
 
 // Tracker holds a run's live progress and counts; safe for concurrent use.
 // Counts of acknowledged changes are added once the changes are recorded
-// (and, with Options.LeaseOwner, saved in the same transaction), so the
+// (and, with Options.LeaseToken, saved in the same transaction), so the
 // counts a resumed run starts from match the recorded state.
 type Tracker struct {
 	mu       sync.Mutex
@@ -190,7 +192,19 @@ func (e *Engine) Execute(ctx context.Context, exp store.Export, mc Mailchimp, op
 	if tr == nil {
 		tr = &Tracker{}
 	}
-	r := &runner{Engine: e, exp: exp, mc: mc, opt: opt, tr: tr, log: e.logger().With("export", exp.ID, "run", opt.RunID)}
+	eng := e
+	if opt.LeaseToken != "" {
+		// The run writes only under its claim: a copy of the engine whose
+		// store is fenced by it.
+		f, ok := e.Store.(store.RunFencer)
+		if !ok {
+			return Result{}, fmt.Errorf("run %d: the store cannot fence a run's writes by its lease", opt.RunID)
+		}
+		fenced := *e
+		fenced.Store = f.FenceRun(store.RunLease{RunID: opt.RunID, Token: opt.LeaseToken})
+		eng = &fenced
+	}
+	r := &runner{Engine: eng, exp: exp, mc: mc, opt: opt, tr: tr, log: e.logger().With("export", exp.ID, "run", opt.RunID)}
 	start := time.Now()
 	res, err := r.run(ctx)
 	e.Metrics.observeRun(res, err, time.Since(start))

@@ -217,6 +217,12 @@ func (s *sender) callFailed(ops []op, what string, err error) {
 		s.fail(fmt.Errorf("%s: %w: %v", what, ErrAuth, err))
 		return
 	}
+	if errors.Is(err, mailchimp.ErrGated) {
+		// The worker's lease may have lapsed: the run stops, and the
+		// contacts were not sent, so they are not rejections.
+		s.fail(err)
+		return
+	}
 	if s.ctx.Err() != nil {
 		return
 	}
@@ -427,7 +433,7 @@ func hasValues(fields map[string]any) bool { return len(fields) > 0 }
 
 // memberCallFailed handles a failed single-contact call.
 func (s *sender) memberCallFailed(o op, what string, err error) {
-	if mailchimp.IsAuth(err) || s.ctx.Err() != nil {
+	if mailchimp.IsAuth(err) || errors.Is(err, mailchimp.ErrGated) || s.ctx.Err() != nil {
 		s.callFailed([]op{o}, what, err)
 		return
 	}
@@ -795,7 +801,8 @@ func (rec *recorder) retry(write func() error) error {
 	delay := 100 * time.Millisecond
 	for {
 		err := write()
-		if err == nil || time.Now().Add(delay).After(deadline) {
+		// A lost lease is final: the run is someone else's now.
+		if err == nil || errors.Is(err, store.ErrLeaseLost) || time.Now().Add(delay).After(deadline) {
 			return err
 		}
 		rec.r.log.Warn("recording acknowledgements failed; retrying", "err", err, "in", delay)
@@ -858,15 +865,15 @@ func (rec *recorder) loop() {
 // runCountsStore is a store that saves a run's counts in the transaction of
 // the acknowledgements they count (package sqldb does).
 type runCountsStore interface {
-	ApplySyncedRun(ctx context.Context, exportID int64, changes []store.SyncedChange, runID int64, owner string, c store.RunCounts) error
+	ApplySyncedRun(ctx context.Context, exportID int64, changes []store.SyncedChange, runID int64, token string, c store.RunCounts) error
 }
 
 // write records changes and adds counts to the run's counts, in one
-// transaction when the store can (a run with an id and a lease owner).
+// transaction when the store can (a run with an id and a lease token).
 func (rec *recorder) write(ctx context.Context, changes []store.SyncedChange, counts []countDelta) error {
 	return rec.r.tr.commit(counts, func(c store.RunCounts) error {
-		if rs, ok := rec.r.Store.(runCountsStore); ok && rec.r.opt.RunID != 0 && rec.r.opt.LeaseOwner != "" {
-			return rs.ApplySyncedRun(ctx, rec.r.exp.ID, changes, rec.r.opt.RunID, rec.r.opt.LeaseOwner, c)
+		if rs, ok := rec.r.Store.(runCountsStore); ok && rec.r.opt.RunID != 0 && rec.r.opt.LeaseToken != "" {
+			return rs.ApplySyncedRun(ctx, rec.r.exp.ID, changes, rec.r.opt.RunID, rec.r.opt.LeaseToken, c)
 		}
 		if len(changes) == 0 {
 			return nil

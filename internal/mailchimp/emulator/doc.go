@@ -16,7 +16,46 @@
 // members, tag-search); problem+json errors with Mailchimp's titles; the
 // per-account connection limit, latency and fault injection; the control
 // endpoints POST /_emulator/lists/{id}/members/{hash}/unsubscribe and
-// …/bounce that play a recipient's own unsubscribe and a hard bounce.
+// …/bounce that play a recipient's own unsubscribe and a hard bounce;
+// audience webhooks (GET|POST /lists/{id}/webhooks, GET|PATCH|DELETE
+// …/webhooks/{webhook_id}) with delivery of events; address changes
+// through PATCH or PUT of a member.
+//
+// # Webhooks
+//
+// Creating a webhook (or PATCHing its url) first sends a GET to the URL, as
+// Mailchimp does, and refuses the webhook with 400 "Invalid Resource" ("We
+// couldn't verify the URL is working. … HTTP Code: N") unless it answers
+// 200. Member changes are then POSTed to every webhook of the audience
+// whose events include the type and whose sources include the origin, as
+// application/x-www-form-urlencoded bodies built by mailchimp.EncodeWebhook
+// (type, fired_at "YYYY-MM-DD HH:MM:SS" UTC, data[…]), with User-Agent
+// "MailChimp.com":
+//
+//   - source user: the control endpoints (and Unsubscribe, Bounce):
+//     unsubscribe (data[action]=unsub, data[reason]=manual) and cleaned
+//     (data[reason]=hard);
+//   - source api: member POST, PUT, PATCH and batch subscribe: subscribe
+//     (created as subscribed, or changed to subscribed), unsubscribe
+//     (changed to unsubscribed), cleaned (changed to cleaned), profile
+//     (merge fields, email type or VIP changed without a status change),
+//     upemail (address changed: data[old_email], data[new_email],
+//     data[new_id]); delete-permanent: unsubscribe with data[action]=delete.
+//   - Nothing is sent for the admin source (there is no web app), for
+//     archiving, for tag changes, or for writes that change nothing.
+//
+// Delivery is asynchronous: one bounded queue (4096 events) and one worker
+// per emulator, started with the first event; an API call never waits for
+// it, and an event that does not fit is dropped and counted
+// (DroppedWebhooks). A failed attempt (no answer within WebhookTimeout, a
+// connection error, or a status other than 2xx) is retried WebhookRetries
+// times (default 3, as Mailchimp) after WebhookRetryDelay, doubling
+// (default 1 s; Mailchimp spreads its retries over 75 minutes). A 410
+// disables the webhook at once (Mailchimp's rule since 2021); it stays
+// listed. Options.WebhookClient replaces the HTTP client of validations
+// and deliveries; Deliveries and Validations list the attempts,
+// WaitWebhooks waits until nothing is pending, Close (called by
+// Server.Close) stops the worker.
 //
 // # Choices where Mailchimp's behaviour is undocumented
 //
@@ -41,8 +80,31 @@
 //   - PUT of a new contact with both status and status_if_new creates it
 //     with status.
 //   - PUT requires email_address and status_if_new even for existing
-//     contacts (both are "required" in the spec), and the address must hash to
-//     the path's subscriber hash. PATCH may not change the address.
+//     contacts (both are "required" in the spec).
+//   - Address changes (Mailchimp allows them through PATCH and PUT since
+//     2016): an email_address that does not hash to the path's existing
+//     member changes that member's address after the rest of the body was
+//     applied. The member's id becomes the new subscriber hash and the old
+//     hash answers 404; status (compliance state included), merge fields,
+//     tags (so static segment membership), VIP and contact_id stay;
+//     unique_email_id follows the address. Refused, changing nothing: an
+//     address that already is a contact, archived included (400 "Invalid
+//     Resource", errors[email_address]: «"a@b.io" is already in this
+//     list with a status of "subscribed".» as on Mailchimp); a permanently
+//     deleted address (400 "Forgotten Email Not Subscribed"; undocumented);
+//     a fake or invalid one. PUT to an unknown hash with an address that
+//     does not hash to it is 400 (it would be neither an update nor a
+//     create of that hash); PATCH to an unknown hash is 404. The old
+//     address is free afterwards.
+//   - Webhooks: without events or sources in the creation body, every event
+//     is on, and the sources user and admin are on but api is off (the
+//     defaults Mailchimp documented for API 2.0; v3 does not say). A second
+//     webhook with the same URL on an audience is refused (400 "Invalid
+//     Resource", errors[url]), as Mailchimp does; unknown event or source
+//     names are refused. PATCH changes only what it sends. Webhook ids are
+//     10 hex digits. data[id] and data[new_id] of events are the member's
+//     unique_email_id (10 hex digits, as in Mailchimp's samples), not the
+//     subscriber hash.
 //   - Compliance state (unsubscribed by the recipient, bounced, or set to
 //     cleaned through the API): any change to subscribed or transactional is
 //     "Member In Compliance State"; only a self-unsubscribed contact may be

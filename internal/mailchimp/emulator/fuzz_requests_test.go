@@ -16,7 +16,12 @@ import (
 // three contacts in different states and a static segment, and the values
 // that fill the route templates' wildcards.
 func fuzzWorld(t *testing.T) (*Emulator, map[string]string) {
-	e := New(Options{})
+	// Webhook validations and deliveries never leave the process.
+	offline := &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Header: http.Header{}}, nil
+	})}
+	e := New(Options{WebhookClient: offline})
+	t.Cleanup(e.Close)
 	key := e.Keys()[0]
 	id, err := e.CreateList(key, "Fuzz")
 	if err != nil {
@@ -62,6 +67,9 @@ func FuzzAPIRequest(f *testing.F) {
 		{"POST /lists/{list_id}/members/{subscriber_hash}/tags", "", `{"tags":[{"name":"` + strings.Repeat("t", 120) + `","status":"active"},{"name":"Gold","status":"bogus"}]}`},
 		{"PATCH /lists/{list_id}", "", `{"name":"","contact":null,"campaign_defaults":{}}`},
 		{"GET /lists", "exclude_fields=a..b&fields=.", ``},
+		{"POST /lists/{list_id}/webhooks", "", `{"url":"http://hooks.invalid/x","events":{"upemail":true},"sources":{"api":true}}`},
+		{"PATCH /lists/{list_id}/members/{subscriber_hash}", "", `{"email_address":"bob@shop.io"}`},
+		{"PUT /lists/{list_id}/members/{subscriber_hash}", "", `{"email_address":"ann.new@shop.io","status_if_new":"subscribed"}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.route, s.query, s.body)

@@ -38,12 +38,13 @@ func TestCreateErasureScrubs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, err := db.ClaimRun(ctx, "me", time.Minute); err != nil || !ok {
+		claimed, ok, err := db.ClaimRun(ctx, "me", time.Minute)
+		if err != nil || !ok {
 			t.Fatalf("claim: %v %v", ok, err)
 		}
 		sample := store.RunSample{"create": {{Email: "ann@shop.io", CustomerID: "c1"}, {Email: "bob@shop.io", CustomerID: "c2"}},
 			"update": {{Email: "ann@shop.io"}}}
-		if err := db.FinishRun(ctx, run.ID, "me", store.RunSucceeded, store.Progress{}, store.RunCounts{}, sample, ""); err != nil {
+		if err := db.FinishRun(ctx, store.RunLease{RunID: run.ID, Token: claimed.LeaseToken}, store.RunSucceeded, store.Progress{}, store.RunCounts{}, sample, ""); err != nil {
 			t.Fatal(err)
 		}
 		if err := db.AddRejections(ctx, run.ID, []store.Rejection{{Email: "ann@shop.io", CustomerID: "", Reason: "r", Kind: "permanent"},

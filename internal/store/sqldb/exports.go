@@ -227,6 +227,16 @@ func (db *DB) setExportTime(ctx context.Context, col string, exportID int64, t t
 	return nil
 }
 
+// setExportTimeFenced is setExportTime in a transaction fenced by f.
+func (db *DB) setExportTimeFenced(ctx context.Context, f *store.RunLease, col string, exportID int64, t time.Time) error {
+	return db.fencedTx(ctx, f, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.Q(`UPDATE exports SET `+col+` = ? WHERE id = ?`), micros(t), exportID); err != nil {
+			return fmt.Errorf("setting %s of export %d: %w", col, exportID, err)
+		}
+		return nil
+	})
+}
+
 // StatusAsOf is when the export's synced statuses were last refreshed.
 func (db *DB) StatusAsOf(ctx context.Context, exportID int64) (time.Time, error) {
 	return db.exportTime(ctx, "status_as_of", exportID)

@@ -155,23 +155,28 @@ func TestRunQueue(t *testing.T) {
 		if _, ok, _ := db.ClaimRun(ctx, "w2", time.Minute); ok {
 			t.Fatal("a second run of a running export was claimed")
 		}
-		cancel, err := db.HeartbeatRun(ctx, r1.ID, "w1", time.Minute, store.Progress{Done: 1, Total: 2}, store.RunCounts{Created: 1})
+		l1 := store.RunLease{RunID: r1.ID, Token: claimed.LeaseToken}
+		if len(l1.Token) != 32 {
+			t.Fatalf("lease token %q", l1.Token)
+		}
+		cancel, err := db.HeartbeatRun(ctx, l1, time.Minute, store.Progress{Done: 1, Total: 2}, store.RunCounts{Created: 1})
 		if err != nil || cancel {
 			t.Fatalf("HeartbeatRun = %v, %v", cancel, err)
 		}
-		if _, err := db.HeartbeatRun(ctx, r1.ID, "w2", time.Minute, store.Progress{}, store.RunCounts{}); !errors.Is(err, store.ErrConflict) {
+		stranger := store.RunLease{RunID: r1.ID, Token: "0123456789abcdef0123456789abcdef"}
+		if _, err := db.HeartbeatRun(ctx, stranger, time.Minute, store.Progress{}, store.RunCounts{}); !errors.Is(err, store.ErrLeaseLost) || !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("HeartbeatRun by a stranger: %v", err)
 		}
 		if _, err := db.CancelRun(ctx, r1.ID); err != nil {
 			t.Fatal(err)
 		}
-		if cancel, _ := db.HeartbeatRun(ctx, r1.ID, "w1", time.Minute, store.Progress{}, store.RunCounts{}); !cancel {
+		if cancel, _ := db.HeartbeatRun(ctx, l1, time.Minute, store.Progress{}, store.RunCounts{}); !cancel {
 			t.Fatal("cancel request not reported")
 		}
 		if err := db.AddRejections(ctx, r1.ID, []store.Rejection{{Email: "x@y.io", CustomerID: "x", Reason: "fake", Kind: "permanent"}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.FinishRun(ctx, r1.ID, "w1", store.RunCancelled, store.Progress{Done: 1, Total: 2}, store.RunCounts{Created: 1}, nil, "cancelled"); err != nil {
+		if err := db.FinishRun(ctx, l1, store.RunCancelled, store.Progress{Done: 1, Total: 2}, store.RunCounts{Created: 1}, nil, "cancelled"); err != nil {
 			t.Fatal(err)
 		}
 		got, _ := db.GetRun(ctx, r1.ID)
@@ -194,8 +199,35 @@ func TestRunQueue(t *testing.T) {
 		if !ok || c3.ID != r2.ID || c3.Attempts != 2 || c3.LeaseOwner != "w3" {
 			t.Fatalf("resume ClaimRun = %+v, %v", c3, ok)
 		}
-		if err := db.FinishRun(ctx, r2.ID, "w1", store.RunSucceeded, store.Progress{}, store.RunCounts{}, nil, ""); !errors.Is(err, store.ErrConflict) {
-			t.Fatalf("FinishRun by the old owner: %v", err)
+		// The first claim is fenced off: same owner name, older token.
+		old := store.RunLease{RunID: r2.ID, Token: c2.LeaseToken}
+		if err := db.FinishRun(ctx, old, store.RunSucceeded, store.Progress{}, store.RunCounts{}, nil, ""); !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("FinishRun by the old claim: %v", err)
+		}
+		if _, err := db.HeartbeatRun(ctx, old, time.Minute, store.Progress{}, store.RunCounts{}); !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("HeartbeatRun by the old claim: %v", err)
+		}
+		if c3.LeaseToken == c2.LeaseToken {
+			t.Fatal("a new claim got the old token")
+		}
+		// A live lease is never claimed, even by its owner's name.
+		if _, ok, _ := db.ClaimRun(ctx, "w3", time.Minute); ok {
+			t.Fatal("a run with a live lease was claimed")
+		}
+		// Handing the run back lets the next worker resume it at once.
+		l3 := store.RunLease{RunID: r2.ID, Token: c3.LeaseToken}
+		if err := db.ReleaseRun(ctx, l3, store.Progress{Done: 1}, store.RunCounts{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.ReleaseRun(ctx, l3, store.Progress{Done: 1}, store.RunCounts{}); !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("second ReleaseRun: %v", err)
+		}
+		c4, ok, _ := db.ClaimRun(ctx, "w4", time.Minute)
+		if !ok || c4.ID != r2.ID || c4.Attempts != 3 || c4.Progress.Done != 1 {
+			t.Fatalf("ClaimRun after release = %+v, %v", c4, ok)
+		}
+		if err := db.FinishRun(ctx, store.RunLease{RunID: r2.ID, Token: c4.LeaseToken}, store.RunSucceeded, store.Progress{}, store.RunCounts{}, nil, ""); err != nil {
+			t.Fatal(err)
 		}
 		list, _ := db.ListRuns(ctx, e.ID, 0)
 		if len(list) != 2 || list[0].ID != r2.ID {

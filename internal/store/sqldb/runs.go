@@ -2,7 +2,9 @@ package sqldb
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +14,7 @@ import (
 )
 
 const runColumns = `id, export_id, status, trigger_kind, dry_run, requested_by, created_at, started_at, finished_at,
-	done, total, counts, sample, error, cancel_requested, lease_owner, attempts`
+	done, total, counts, sample, error, cancel_requested, lease_owner, attempts, lease_token`
 
 func scanRun(r rowScanner) (store.Run, error) {
 	var (
@@ -23,7 +25,7 @@ func scanRun(r rowScanner) (store.Run, error) {
 	)
 	if err := r.Scan(&run.ID, &run.ExportID, &run.Status, &run.Trigger, &run.DryRun, &run.RequestedBy, &cat, &sat, &fat,
 		&run.Progress.Done, &run.Progress.Total, &counts, &sample, &run.Error, &run.CancelRequested, &run.LeaseOwner,
-		&run.Attempts); err != nil {
+		&run.Attempts, &run.LeaseToken); err != nil {
 		return run, err
 	}
 	run.CreatedAt = fromMicros(cat)
@@ -51,8 +53,8 @@ func (db *DB) EnqueueRun(ctx context.Context, exportID int64, trigger string, dr
 	for attempt := 0; attempt < 5; attempt++ {
 		var id int64
 		err := db.W.QueryRowContext(ctx, db.Q(`INSERT INTO runs (export_id, status, trigger_kind, dry_run, requested_by, created_at)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`),
-			exportID, store.RunQueued, trigger, dryRun, requestedBy, time.Now().UnixMicro()).Scan(&id)
+			VALUES (?, ?, ?, ?, ?, `+db.nowMicros()+`) ON CONFLICT DO NOTHING RETURNING id`),
+			exportID, store.RunQueued, trigger, dryRun, requestedBy).Scan(&id)
 		created := true
 		if errors.Is(err, sql.ErrNoRows) {
 			created = false
@@ -104,18 +106,36 @@ func (db *DB) ListRuns(ctx context.Context, exportID int64, limit int) ([]store.
 	return out, rows.Err()
 }
 
-// ClaimRun leases a run whose lease expired, or the oldest startable queued run.
+// newLeaseToken is a claim's fencing token: 128 random bits.
+func newLeaseToken() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("making a lease token: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// ClaimRun leases a run whose lease expired, or the oldest startable queued
+// run, under a fresh token. Every time is the database's: the processes'
+// clocks play no part in who holds a run.
 func (db *DB) ClaimRun(ctx context.Context, owner string, lease time.Duration) (store.Run, bool, error) {
-	now := time.Now().UnixMicro()
-	until := now + lease.Microseconds()
-	// A running run whose lease expired was left by a dead process: resume it.
+	token, err := newLeaseToken()
+	if err != nil {
+		return store.Run{}, false, err
+	}
+	now := db.nowMicros()
+	// A running run whose lease expired was left by a worker that died or
+	// stopped: resume it. A live lease is never taken, whoever asks (the
+	// same owner string included: a worker that lost its claim must not
+	// get it back by name).
 	var id int64
-	err := db.W.QueryRowContext(ctx, db.Q(`SELECT id FROM runs WHERE status = ? AND lease_until < ? ORDER BY id LIMIT 1`),
-		store.RunRunning, now).Scan(&id)
+	err = db.W.QueryRowContext(ctx, db.Q(`SELECT id FROM runs WHERE status = ? AND lease_until < `+now+` ORDER BY id LIMIT 1`),
+		store.RunRunning).Scan(&id)
 	switch {
 	case err == nil:
-		res, err := db.W.ExecContext(ctx, db.Q(`UPDATE runs SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
-			WHERE id = ? AND status = ? AND lease_until < ?`), owner, until, id, store.RunRunning, now)
+		res, err := db.W.ExecContext(ctx, db.Q(`UPDATE runs SET lease_owner = ?, lease_token = ?, lease_until = `+now+` + ?,
+			attempts = attempts + 1 WHERE id = ? AND status = ? AND lease_until < `+now),
+			owner, token, lease.Microseconds(), id, store.RunRunning)
 		if err != nil {
 			return store.Run{}, false, fmt.Errorf("claiming run %d: %w", id, err)
 		}
@@ -142,8 +162,9 @@ func (db *DB) ClaimRun(ctx context.Context, owner string, lease time.Duration) (
 	}
 	rows.Close()
 	for _, id := range ids {
-		res, err := db.W.ExecContext(ctx, db.Q(`UPDATE runs SET status = ?, started_at = ?, lease_owner = ?, lease_until = ?,
-			attempts = attempts + 1 WHERE id = ? AND status = ?`), store.RunRunning, now, owner, until, id, store.RunQueued)
+		res, err := db.W.ExecContext(ctx, db.Q(`UPDATE runs SET status = ?, started_at = `+now+`, lease_owner = ?, lease_token = ?,
+			lease_until = `+now+` + ?, attempts = attempts + 1 WHERE id = ? AND status = ?`),
+			store.RunRunning, owner, token, lease.Microseconds(), id, store.RunQueued)
 		if err != nil {
 			// Most likely another process started a run of the same export
 			// first (runs_one_running); leave this one queued.
@@ -163,48 +184,84 @@ func marshalCounts(c store.RunCounts) string {
 	return string(b)
 }
 
+// fenceWhere is the condition every write of a run's worker carries: the
+// run still bears the claim's token and its lease has not expired by the
+// database's clock. Its arguments are fenceArgs.
+func (db *DB) fenceWhere() string {
+	return `id = ? AND lease_token = ? AND status = 'running' AND lease_until > ` + db.nowMicros()
+}
+
+func fenceArgs(l store.RunLease) []any { return []any{l.RunID, l.Token} }
+
+// leaseLost is the error of a fenced write that matched no row.
+func leaseLost(l store.RunLease) error {
+	return fmt.Errorf("run %d: %w", l.RunID, store.ErrLeaseLost)
+}
+
 // HeartbeatRun extends a lease and saves progress; it reports a requested cancel.
-func (db *DB) HeartbeatRun(ctx context.Context, id int64, owner string, lease time.Duration, p store.Progress, c store.RunCounts) (bool, error) {
+func (db *DB) HeartbeatRun(ctx context.Context, l store.RunLease, lease time.Duration, p store.Progress, c store.RunCounts) (bool, error) {
+	if l.Token == "" {
+		return false, leaseLost(l)
+	}
 	var cancel bool
-	err := db.W.QueryRowContext(ctx, db.Q(`UPDATE runs SET lease_until = ?, done = ?, total = ?, counts = ?
-		WHERE id = ? AND lease_owner = ? AND status = ? RETURNING cancel_requested`),
-		time.Now().Add(lease).UnixMicro(), p.Done, p.Total, marshalCounts(c), id, owner, store.RunRunning).Scan(&cancel)
+	args := append([]any{lease.Microseconds(), p.Done, p.Total, marshalCounts(c)}, fenceArgs(l)...)
+	err := db.W.QueryRowContext(ctx, db.Q(`UPDATE runs SET lease_until = `+db.nowMicros()+` + ?, done = ?, total = ?, counts = ?
+		WHERE `+db.fenceWhere()+` RETURNING cancel_requested`), args...).Scan(&cancel)
 	if errors.Is(err, sql.ErrNoRows) {
-		return false, fmt.Errorf("run %d is no longer leased to %s: %w", id, owner, store.ErrConflict)
+		return false, leaseLost(l)
 	}
 	if err != nil {
-		return false, fmt.Errorf("heartbeat of run %d: %w", id, err)
+		return false, fmt.Errorf("heartbeat of run %d: %w", l.RunID, err)
 	}
 	return cancel, nil
 }
 
-// FinishRun ends a run held by owner.
-func (db *DB) FinishRun(ctx context.Context, id int64, owner, status string, p store.Progress, c store.RunCounts, sample store.RunSample, errMsg string) error {
+// ReleaseRun lets the lease of claim l expire at once.
+func (db *DB) ReleaseRun(ctx context.Context, l store.RunLease, p store.Progress, c store.RunCounts) error {
+	if l.Token == "" {
+		return leaseLost(l)
+	}
+	args := append([]any{p.Done, p.Total, marshalCounts(c)}, fenceArgs(l)...)
+	res, err := db.W.ExecContext(ctx, db.Q(`UPDATE runs SET lease_until = 0, lease_token = '', done = ?, total = ?, counts = ?
+		WHERE `+db.fenceWhere()), args...)
+	if err != nil {
+		return fmt.Errorf("releasing run %d: %w", l.RunID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return leaseLost(l)
+	}
+	return nil
+}
+
+// FinishRun ends the run of claim l.
+func (db *DB) FinishRun(ctx context.Context, l store.RunLease, status string, p store.Progress, c store.RunCounts, sample store.RunSample, errMsg string) error {
+	if l.Token == "" {
+		return leaseLost(l)
+	}
 	smp := "{}"
 	if len(sample) > 0 {
 		b, err := json.Marshal(sample)
 		if err != nil {
-			return fmt.Errorf("finishing run %d: %w", id, err)
+			return fmt.Errorf("finishing run %d: %w", l.RunID, err)
 		}
 		smp = string(b)
 	}
-	res, err := db.W.ExecContext(ctx, db.Q(`UPDATE runs SET status = ?, finished_at = ?, done = ?, total = ?, counts = ?,
-		sample = ?, error = ?, lease_owner = '', lease_until = 0 WHERE id = ? AND lease_owner = ? AND status = ?`),
-		status, time.Now().UnixMicro(), p.Done, p.Total, marshalCounts(c), smp, errMsg, id, owner, store.RunRunning)
+	args := append([]any{status, p.Done, p.Total, marshalCounts(c), smp, errMsg}, fenceArgs(l)...)
+	res, err := db.W.ExecContext(ctx, db.Q(`UPDATE runs SET status = ?, finished_at = `+db.nowMicros()+`, done = ?, total = ?, counts = ?,
+		sample = ?, error = ?, lease_owner = '', lease_token = '', lease_until = 0 WHERE `+db.fenceWhere()), args...)
 	if err != nil {
-		return fmt.Errorf("finishing run %d: %w", id, err)
+		return fmt.Errorf("finishing run %d: %w", l.RunID, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("run %d is no longer leased to %s: %w", id, owner, store.ErrConflict)
+		return leaseLost(l)
 	}
 	return nil
 }
 
 // CancelRun cancels a queued run at once, or asks a running one to stop.
 func (db *DB) CancelRun(ctx context.Context, id int64) (store.Run, error) {
-	now := time.Now().UnixMicro()
-	res, err := db.W.ExecContext(ctx, db.Q(`UPDATE runs SET status = ?, finished_at = ?, cancel_requested = ?
-		WHERE id = ? AND status = ?`), store.RunCancelled, now, true, id, store.RunQueued)
+	res, err := db.W.ExecContext(ctx, db.Q(`UPDATE runs SET status = ?, finished_at = `+db.nowMicros()+`, cancel_requested = ?
+		WHERE id = ? AND status = ?`), store.RunCancelled, true, id, store.RunQueued)
 	if err != nil {
 		return store.Run{}, fmt.Errorf("cancelling run %d: %w", id, err)
 	}
@@ -219,10 +276,14 @@ func (db *DB) CancelRun(ctx context.Context, id int64) (store.Run, error) {
 
 // AddRejections stores a run's rejected contacts.
 func (db *DB) AddRejections(ctx context.Context, runID int64, rs []store.Rejection) error {
+	return db.addRejections(ctx, nil, runID, rs)
+}
+
+func (db *DB) addRejections(ctx context.Context, f *store.RunLease, runID int64, rs []store.Rejection) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	err := db.Tx(ctx, func(tx *sql.Tx) error {
+	err := db.fencedTx(ctx, f, func(tx *sql.Tx) error {
 		st, err := tx.PrepareContext(ctx, db.Q(`INSERT INTO run_rejections (run_id, email, customer_id, reason, kind) VALUES (?, ?, ?, ?, ?)`))
 		if err != nil {
 			return err

@@ -15,8 +15,12 @@ import (
 
 // ExportTags returns the bit of each named tag, assigning free bits to new names.
 func (db *DB) ExportTags(ctx context.Context, exportID int64, names []string) (map[string]int, error) {
+	return db.exportTags(ctx, nil, exportID, names)
+}
+
+func (db *DB) exportTags(ctx context.Context, f *store.RunLease, exportID int64, names []string) (map[string]int, error) {
 	out := make(map[string]int, len(names))
-	err := db.Tx(ctx, func(tx *sql.Tx) error {
+	err := db.fencedTx(ctx, f, func(tx *sql.Tx) error {
 		used := map[int]bool{}
 		rows, err := tx.QueryContext(ctx, db.Q(`SELECT bit, name FROM export_tags WHERE export_id = ?`), exportID)
 		if err != nil {
@@ -83,6 +87,10 @@ func (db *DB) AllExportTags(ctx context.Context, exportID int64) (map[int]string
 
 // ReleaseUnusedTags frees tag bits that no synced contact of the export carries.
 func (db *DB) ReleaseUnusedTags(ctx context.Context, exportID int64) error {
+	return db.releaseUnusedTags(ctx, nil, exportID)
+}
+
+func (db *DB) releaseUnusedTags(ctx context.Context, f *store.RunLease, exportID int64) error {
 	tags, err := db.AllExportTags(ctx, exportID)
 	if err != nil {
 		return err
@@ -110,15 +118,17 @@ func (db *DB) ReleaseUnusedTags(ctx context.Context, exportID int64) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	for _, b := range bits {
-		if used&(1<<b) != 0 {
-			continue
+	return db.fencedTx(ctx, f, func(tx *sql.Tx) error {
+		for _, b := range bits {
+			if used&(1<<b) != 0 {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM export_tags WHERE export_id = ? AND bit = ?`), exportID, b); err != nil {
+				return fmt.Errorf("releasing tag bit %d of export %d: %w", b, exportID, err)
+			}
 		}
-		if _, err := db.W.ExecContext(ctx, db.Q(`DELETE FROM export_tags WHERE export_id = ? AND bit = ?`), exportID, b); err != nil {
-			return fmt.Errorf("releasing tag bit %d of export %d: %w", b, exportID, err)
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 const syncedColumns = `hash, email, customer_id, in_audience, in_export, fields_hash, tags, created_by_us,
@@ -154,26 +164,35 @@ func (db *DB) StreamSynced(ctx context.Context, exportID int64, fn func(store.Sy
 // the tag bits are applied in order; since a Set never changes the tags of
 // an existing row, this equals applying the changes one by one.
 func (db *DB) ApplySynced(ctx context.Context, exportID int64, changes []store.SyncedChange) error {
-	return db.applySynced(ctx, exportID, changes, nil)
+	return db.applySynced(ctx, nil, exportID, changes, nil)
 }
 
 // ApplySyncedRun is ApplySynced that also saves the counts of run runID, in
-// the same transaction, while owner holds the run's lease: a run resumed
-// after a crash starts from counts that match the recorded state exactly.
-func (db *DB) ApplySyncedRun(ctx context.Context, exportID int64, changes []store.SyncedChange, runID int64, owner string, c store.RunCounts) error {
-	return db.applySynced(ctx, exportID, changes, func(tx *sql.Tx) error {
-		// No row: the lease was lost; the acknowledgements are kept anyway.
-		if _, err := tx.ExecContext(ctx, db.Q(`UPDATE runs SET counts = ? WHERE id = ? AND lease_owner = ? AND status = ?`),
-			marshalCounts(c), runID, owner, store.RunRunning); err != nil {
+// the same transaction, while the claim with the given token holds the
+// run's lease (by the database's clock): a run resumed after a crash starts
+// from counts that match the recorded state exactly. When the claim no
+// longer holds, nothing is written and the error is store.ErrLeaseLost.
+func (db *DB) ApplySyncedRun(ctx context.Context, exportID int64, changes []store.SyncedChange, runID int64, token string, c store.RunCounts) error {
+	l := store.RunLease{RunID: runID, Token: token}
+	if token == "" {
+		return leaseLost(l)
+	}
+	return db.applySynced(ctx, nil, exportID, changes, func(tx *sql.Tx) error {
+		args := append([]any{marshalCounts(c)}, fenceArgs(l)...)
+		res, err := tx.ExecContext(ctx, db.Q(`UPDATE runs SET counts = ? WHERE `+db.fenceWhere()), args...)
+		if err != nil {
 			return fmt.Errorf("saving the counts of run %d: %w", runID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return leaseLost(l)
 		}
 		return nil
 	})
 }
 
 // applySynced writes changes and, when also is set, calls it in the same
-// transaction.
-func (db *DB) applySynced(ctx context.Context, exportID int64, changes []store.SyncedChange, also func(*sql.Tx) error) error {
+// transaction; with a lease f, the transaction is fenced by it.
+func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64, changes []store.SyncedChange, also func(*sql.Tx) error) error {
 	if len(changes) == 0 && also == nil {
 		return nil
 	}
@@ -201,7 +220,7 @@ func (db *DB) applySynced(ctx context.Context, exportID int64, changes []store.S
 			return fmt.Errorf("recording synced state of export %d: %w", exportID, err)
 		}
 	}
-	err := db.Tx(ctx, func(tx *sql.Tx) error {
+	err := db.fencedTx(ctx, f, func(tx *sql.Tx) error {
 		for len(deletes) > 0 {
 			n := min(len(deletes), 500)
 			args := append([]any{exportID}, deletes[:n]...)
@@ -349,6 +368,10 @@ func (db *DB) upsertSynced(ctx context.Context, tx *sql.Tx, exportID int64, sets
 
 // UpdateSyncedStatuses sets the last known status of contacts the export has.
 func (db *DB) UpdateSyncedStatuses(ctx context.Context, exportID int64, statuses map[string]string) error {
+	return db.updateSyncedStatuses(ctx, nil, exportID, statuses)
+}
+
+func (db *DB) updateSyncedStatuses(ctx context.Context, f *store.RunLease, exportID int64, statuses map[string]string) error {
 	if len(statuses) == 0 {
 		return nil
 	}
@@ -357,7 +380,7 @@ func (db *DB) UpdateSyncedStatuses(ctx context.Context, exportID int64, statuses
 		hashes = append(hashes, h)
 	}
 	sort.Strings(hashes)
-	err := db.Tx(ctx, func(tx *sql.Tx) error {
+	err := db.fencedTx(ctx, f, func(tx *sql.Tx) error {
 		st, err := tx.PrepareContext(ctx, db.Q(`UPDATE synced SET status = ? WHERE export_id = ? AND hash = ? AND in_audience`))
 		if err != nil {
 			return err
@@ -394,6 +417,10 @@ func (db *DB) SyncedOtherStatus(ctx context.Context, exportID int64, status stri
 
 // RecordArchived notes contacts archived in the audience.
 func (db *DB) RecordArchived(ctx context.Context, exportID int64, emails map[string]string) error {
+	return db.recordArchived(ctx, nil, exportID, emails)
+}
+
+func (db *DB) recordArchived(ctx context.Context, f *store.RunLease, exportID int64, emails map[string]string) error {
 	if len(emails) == 0 {
 		return nil
 	}
@@ -402,7 +429,7 @@ func (db *DB) RecordArchived(ctx context.Context, exportID int64, emails map[str
 		hashes = append(hashes, h)
 	}
 	sort.Strings(hashes)
-	err := db.Tx(ctx, func(tx *sql.Tx) error {
+	err := db.fencedTx(ctx, f, func(tx *sql.Tx) error {
 		st, err := tx.PrepareContext(ctx, db.Q(`INSERT INTO synced (export_id, hash, email, customer_id, in_audience, status)
 			VALUES (?, ?, ?, '', ?, 'archived') ON CONFLICT (export_id, hash) DO UPDATE SET status = 'archived'`))
 		if err != nil {
