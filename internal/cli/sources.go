@@ -21,6 +21,7 @@ func runSources(ctx context.Context, io IO, args []string) error {
 		"list":   {"[--json]", sourcesList},
 		"get":    {"ID", sourcesGet},
 		"add":    {"--name N --kind postgres|mysql|http --key COLUMN [flags] | --json FILE", sourcesAdd},
+		"edit":   {"ID [flags of add, only those to change] | ID --json FILE", sourcesEdit},
 		"test":   {"ID", sourcesTest},
 		"pull":   {"ID [--wait] [--allow-shrink]", sourcesPull},
 		"pulls":  {"ID [--json]", sourcesPulls},
@@ -142,6 +143,117 @@ func sourcesAdd(ctx context.Context, io IO, args []string) error {
 		return err
 	}
 	fmt.Fprintf(io.Stdout, "source %d %q created (%s, %s, schedule %s)\n", v.ID, v.Name, v.Kind, v.Mode, v.Schedule)
+	return nil
+}
+
+// sourcesEdit changes the flags given and keeps everything else: it reads
+// the source, applies the flags that were set and PUTs the whole source back.
+// Secrets left unset (no --dsn-file, no --dsn-env, a --header without a
+// value) keep their stored values on the server.
+func sourcesEdit(ctx context.Context, io IO, args []string) error {
+	fs := flag.NewFlagSet("sources edit", flag.ContinueOnError)
+	jsonFile := fs.String("json", "", "replace the whole source with this JSON file (- for stdin); secrets left out are kept")
+	name := fs.String("name", "", "name")
+	key := fs.String("key", "", "the column that holds the customer id")
+	mode := fs.String("mode", "", "full or incremental")
+	cursor := fs.String("cursor", "", "incremental mode: a column whose values only grow")
+	schedule := fs.String("schedule", "", `"refresh", "off" or a 5-field cron expression (UTC)`)
+	url := fs.String("url", "", "http: the file's URL")
+	format := fs.String("format", "", "http: csv or ndjson")
+	query := fs.String("query", "", "postgres/mysql: one SELECT")
+	queryFile := fs.String("query-file", "", "postgres/mysql: read the SELECT from this file")
+	dsnEnv := fs.String("dsn-env", "", "postgres/mysql: a new DSN from this environment variable")
+	dsnFile := fs.String("dsn-file", "", "postgres/mysql: a new DSN from this file")
+	headers := &kvFlag{sep: ":"}
+	fs.Var(headers, "header", "http: 'Name: value' sets a header, 'Name:' keeps its stored value (repeatable; the set given replaces the old one)")
+	renames := &kvFlag{sep: "="}
+	fs.Var(renames, "rename", "COLUMN=ATTRIBUTE (repeatable; replaces the old renames)")
+	var exclude listFlag
+	fs.Var(&exclude, "exclude", "a column to leave out (repeatable; replaces the old list)")
+	priority := fs.Int("priority", 0, "lower wins when sources give the same attribute")
+	minRatio := fs.Float64("min-ratio", 0, "shrink guard ratio, 0..1")
+	c, id, err := idCommand(fs, args, io, "source")
+	if err != nil {
+		return err
+	}
+	var in source.Input
+	if *jsonFile != "" {
+		b, err := readInput(io, *jsonFile)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &in); err != nil {
+			return fmt.Errorf("reading %s: %w", *jsonFile, err)
+		}
+	} else {
+		var v source.View
+		if err := c.getJSON(ctx, pathf("/api/v1/sources/%s", id), nil, &v); err != nil {
+			return err
+		}
+		in = source.Input{Name: v.Name, Kind: v.Kind, Key: v.Key, Mode: v.Mode, Cursor: v.Cursor, Schedule: v.Schedule,
+			Rename: v.Rename, Exclude: v.Exclude, Priority: &v.Priority, MinRatio: &v.MinRatio, Query: v.Query, URL: v.URL, Format: v.Format}
+		if len(v.Headers) > 0 {
+			in.Headers = map[string]string{} // empty values keep the stored secrets
+			for _, h := range v.Headers {
+				in.Headers[h] = ""
+			}
+		}
+		var ferr error
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "name":
+				in.Name = *name
+			case "key":
+				in.Key = *key
+			case "mode":
+				in.Mode = *mode
+			case "cursor":
+				in.Cursor = *cursor
+			case "schedule":
+				in.Schedule = *schedule
+			case "url":
+				in.URL = *url
+			case "format":
+				in.Format = *format
+			case "query":
+				in.Query = *query
+			case "query-file":
+				b, err := os.ReadFile(*queryFile)
+				if err != nil {
+					ferr = err
+				}
+				in.Query = string(b)
+			case "dsn-env":
+				if in.DSN = io.Getenv(*dsnEnv); in.DSN == "" {
+					ferr = fmt.Errorf("dsn-env: %s is empty", *dsnEnv)
+				}
+			case "dsn-file":
+				b, err := os.ReadFile(*dsnFile)
+				if err != nil {
+					ferr = err
+				}
+				in.DSN = strings.TrimSpace(string(b))
+			case "header":
+				in.Headers = headers.m
+			case "rename":
+				in.Rename = renames.m
+			case "exclude":
+				in.Exclude = exclude
+			case "priority":
+				in.Priority = priority
+			case "min-ratio":
+				in.MinRatio = minRatio
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+	}
+	var v source.View
+	if err := c.sendJSON(ctx, "PUT", pathf("/api/v1/sources/%s", id), in, &v); err != nil {
+		return err
+	}
+	fmt.Fprintf(io.Stdout, "source %d %q saved (%s, %s, schedule %s, priority %d)\n", v.ID, v.Name, v.Kind, v.Mode, v.Schedule, v.Priority)
 	return nil
 }
 

@@ -89,12 +89,18 @@ type profileData struct {
 	Mailchimp  []attrValue // reserved: Mailchimp's word, by audience
 }
 
-type attrValue struct{ Name, Value string }
+// attrValue is one row of a profile's page; Source names the data source
+// the attribute came from ("uploads" for pushed imports), empty for
+// Mailchimp's reserved attributes.
+type attrValue struct{ Name, Value, Source string }
 
 // profilePage shows one profile: its attributes, its status in every
 // Mailchimp audience it was sent to and, for admins, the erasure button.
 func (u *UI) profilePage(w http.ResponseWriter, r *http.Request, p *Page) error {
-	var prof store.Profile
+	var prof struct {
+		store.Profile
+		Sources map[string]string `json:"sources"` // attribute -> source name
+	}
 	if err := u.call(r, p, http.MethodGet, "/api/v1/profiles/"+url.PathEscape(r.PathValue("customer_id")), nil, &prof); err != nil {
 		return err
 	}
@@ -120,6 +126,7 @@ func (u *UI) profilePage(w http.ResponseWriter, r *http.Request, p *Page) error 
 			d.Mailchimp = append(d.Mailchimp, av)
 			continue
 		}
+		av.Source = prof.Sources[name]
 		d.Attrs = append(d.Attrs, av)
 	}
 	sort.Slice(d.Attrs, func(i, j int) bool { return d.Attrs[i].Name < d.Attrs[j].Name })

@@ -76,6 +76,10 @@ func TestSourcesPages(t *testing.T) {
 	if got := admin.get(t, base+"/api/v1/profiles/c1"); !strings.Contains(got, `"sources":{"points":"Loyalty","tier":"Loyalty"}`) {
 		t.Errorf("profile c1: %s", got)
 	}
+	// The profile page names the source of each attribute.
+	if got := admin.get(t, base+"/profiles/c1"); !regexp.MustCompile(`<code>tier</code></td><td>gold</td><td class="muted">Loyalty</td>`).MatchString(got) {
+		t.Errorf("the profile page does not say tier came from Loyalty:\n%s", got)
+	}
 	status, _ = admin.post(t, base+"/refresh", url.Values{})
 	if status != http.StatusSeeOther {
 		t.Fatalf("refresh: %d", status)
