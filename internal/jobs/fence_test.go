@@ -178,7 +178,7 @@ func TestHeartbeatFailures(t *testing.T) {
 			go b.Run(ctx)
 			got := waitRun(t, db, run.ID, 60*time.Second, finished)
 			if got.Status != store.RunSucceeded || got.Attempts < 2 || got.Counts.Created != n {
-				t.Fatalf("resumed run = %s, attempts %d, %+v", got.Status, got.Attempts, got.Counts)
+				t.Fatalf("resumed run = %s (%s), attempts %d, %+v", got.Status, got.Error, got.Attempts, got.Counts)
 			}
 			f.converged(t)
 		})

@@ -263,7 +263,18 @@ func (r *Runner) execute(parent context.Context, run store.Run, claimSent time.T
 	} else {
 		log.Info("run started", "trigger", run.Trigger, "dry_run", run.DryRun)
 	}
+	// Shutting down before the run started: hand it back, never fail it.
+	handBack := func() {
+		if err := r.Store.ReleaseRun(context.WithoutCancel(parent), lease, run.Progress, run.Counts); err != nil {
+			log.Warn("handing the run back", "err", err)
+		}
+		log.Info("run interrupted by shutdown before it started; it resumes on the next start")
+	}
 	exp, err := r.Store.GetExport(parent, run.ExportID)
+	if err != nil && parent.Err() != nil {
+		handBack()
+		return
+	}
 	if err != nil {
 		finish(store.RunFailed, syncer.Result{}, "reading the export: "+err.Error())
 		return
@@ -273,6 +284,10 @@ func (r *Runner) execute(parent context.Context, run store.Run, claimSent time.T
 		return
 	}
 	mc, err := r.Clients.ClientFor(parent, *exp.ConnectionID)
+	if err != nil && parent.Err() != nil {
+		handBack()
+		return
+	}
 	if err != nil {
 		finish(store.RunFailed, syncer.Result{}, "opening the connection: "+err.Error())
 		return
