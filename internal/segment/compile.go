@@ -337,7 +337,10 @@ func (c *compiler) accessor(attr string, v Value) error {
 		c.key(attr)
 	case Text:
 		fold := "segsync_fold("
-		if c.asciiText { // see asciiFoldable
+		switch {
+		case c.asciiText && c.noS: // see asciiFoldable and equality
+			fold = "lower("
+		case c.asciiText:
 			fold = "lower(replace("
 		}
 		if pg {
@@ -346,8 +349,12 @@ func (c *compiler) accessor(attr string, v Value) error {
 			c.add("(CASE WHEN json_type(" + c.col + ", ?) = 'text' THEN " + fold + "json_extract(" + c.col + ", ?)")
 		}
 		switch {
+		case c.asciiText && c.noS && pg:
+			c.add(` COLLATE "C")`)
 		case c.asciiText && pg:
 			c.add(`, 'ſ', 's') COLLATE "C")`)
+		case c.asciiText && c.noS:
+			c.add(")")
 		case c.asciiText:
 			c.add(", 'ſ', 's'))")
 		case pg:
