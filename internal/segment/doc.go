@@ -64,8 +64,7 @@
 // equality on text uses COLLATE NOCASE, which folds exactly the ASCII
 // letters, as lower() does everywhere else.
 //
-// SubscriberHash is Mailchimp's subscriber hash as segsync computes it:
-// lowercase hex MD5 of the address with ASCII whitespace trimmed and ASCII
-// letters lowered. HashExpr is the same in SQL (segsync_hash) for callers
-// that need it inside a query; the store's member stream hashes in Go.
+// HashExpr is Mailchimp's subscriber hash (emailaddr.Hash) in SQL
+// (segsync_hash) for callers that need it inside a query; the store's member
+// stream hashes in Go.
 package segment
