@@ -19,6 +19,7 @@ import (
 	"github.com/segsync/segsync/internal/connection"
 	"github.com/segsync/segsync/internal/erasure"
 	"github.com/segsync/segsync/internal/export"
+	"github.com/segsync/segsync/internal/hooks"
 	"github.com/segsync/segsync/internal/jobs"
 	"github.com/segsync/segsync/internal/mailchimp"
 	"github.com/segsync/segsync/internal/source"
@@ -37,6 +38,10 @@ type engine struct {
 	// system refresh (pulls, then the refresh-scheduled exports).
 	Sources      *source.Service
 	SourceWorker *source.Worker
+	// Hooks receives Mailchimp's webhooks; Webhooks registers them on the
+	// exports' audiences when --public-url is set.
+	Hooks    *hooks.Receiver
+	Webhooks *hooks.Registrar
 }
 
 // engineClientConfig completes every Mailchimp client the process builds:
@@ -75,8 +80,10 @@ func newEngine(cfg config.Config, st *sqldb.DB, sec *security, log *slog.Logger,
 	if reg != nil {
 		eng.Metrics = syncer.NewMetrics(reg)
 	}
+	rc := &hooks.Receiver{Store: st, Log: log, Metrics: hooks.NewMetrics(reg)}
+	webhooks := &hooks.Registrar{Receiver: rc, Clients: sec.Connections, PublicURL: cfg.PublicURL, Log: log}
 	runner := &jobs.Runner{Store: st, Engine: eng, Clients: sec.Connections, Log: log,
-		RefreshSchedule: cfg.RefreshSchedule, Lease: cfg.RunLease, ExternalRefresh: true}
+		RefreshSchedule: cfg.RefreshSchedule, Lease: cfg.RunLease, ExternalRefresh: true, Webhooks: webhooks}
 	srcs := source.NewService(st, sec.Vault, sec.Audit, log)
 	srcs.SetRunQueuer(runner)
 	var sm *source.Metrics
@@ -84,12 +91,14 @@ func newEngine(cfg config.Config, st *sqldb.DB, sec *security, log *slog.Logger,
 		sm = source.NewMetrics(reg)
 	}
 	return &engine{
-		Exports:      &export.Service{Store: st, Connections: connections{sec.Connections}, Audit: sec.Audit},
+		Exports:      &export.Service{Store: st, Connections: connections{sec.Connections}, Audit: sec.Audit, Webhooks: webhooks},
+		Hooks:        rc,
+		Webhooks:     webhooks,
 		Runner:       runner,
 		Sources:      srcs,
 		SourceWorker: &source.Worker{Service: srcs, Store: st, Log: log, Metrics: sm, Runs: runner, Lease: cfg.RunLease, RefreshSchedule: cfg.RefreshSchedule},
 		Erasures: &erasure.Service{Store: st, Clients: erasure.ConnectionClients{Of: sec.Connections}, Audit: sec.Audit,
-			Log: log, Owner: processOwner()},
+			Log: log, Owner: processOwner(), Lease: cfg.RunLease},
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/segsync/segsync/internal/hooks"
 	"log/slog"
 	"net"
 	"net/http"
@@ -72,7 +71,7 @@ func runServe(ctx context.Context, io IO, args []string) error {
 		Runs:        eng.Runner,
 		Sources:     eng.Sources,
 		Erasures:    eng.Erasures,
-		Hooks:       &hooks.Receiver{Store: st, Log: log, Metrics: hooks.NewMetrics(reg)},
+		Hooks:       eng.Hooks,
 		PublicURL:   publicURL(cfg),
 	})
 

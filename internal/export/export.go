@@ -46,11 +46,20 @@ type Connections interface {
 	Audience(ctx context.Context, p auth.Principal, id int64) (Audience, error)
 }
 
+// Webhooks keeps an export's Mailchimp webhook registered; *hooks.Registrar
+// implements it. Its failures never fail a save: it logs them, and each
+// run tries again.
+type Webhooks interface {
+	Ensure(ctx context.Context, e store.Export) error
+	Remove(ctx context.Context, e store.Export) error
+}
+
 // Service manages exports.
 type Service struct {
 	Store       Store
 	Connections Connections
 	Audit       audit.Recorder
+	Webhooks    Webhooks // nil: none registered
 }
 
 // Input is the body of POST /api/v1/exports and PUT /api/v1/exports/{id}.
@@ -112,6 +121,9 @@ func (s *Service) Create(ctx context.Context, p auth.Principal, in Input) (store
 		return store.Export{}, err
 	}
 	s.record(ctx, p, audit.ExportCreate, e)
+	if s.Webhooks != nil {
+		_ = s.Webhooks.Ensure(ctx, e)
+	}
 	return e, nil
 }
 
@@ -133,11 +145,17 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, id int64, in Inp
 		return store.Export{}, err
 	}
 	s.record(ctx, p, audit.ExportUpdate, e)
+	if s.Webhooks != nil {
+		if old.AudienceID != e.AudienceID || !sameConnection(old.ConnectionID, e.ConnectionID) {
+			_ = s.Webhooks.Remove(ctx, old)
+		}
+		_ = s.Webhooks.Ensure(ctx, e)
+	}
 	return e, nil
 }
 
 // Delete removes an export, its runs and its synced state. Mailchimp data
-// is never touched.
+// is never touched, except the export's webhook, which is removed.
 func (s *Service) Delete(ctx context.Context, p auth.Principal, id int64) error {
 	if err := auth.Require(p, auth.WriteData); err != nil {
 		return err
@@ -145,6 +163,9 @@ func (s *Service) Delete(ctx context.Context, p auth.Principal, id int64) error 
 	e, err := s.Store.GetExport(ctx, id)
 	if err != nil {
 		return err
+	}
+	if s.Webhooks != nil {
+		_ = s.Webhooks.Remove(ctx, e)
 	}
 	if err := s.Store.DeleteExport(ctx, id); err != nil {
 		return err
@@ -166,6 +187,10 @@ func (s *Service) MayRun(ctx context.Context, p auth.Principal, e store.Export) 
 	}
 	_, err := s.Connections.Authorize(ctx, p, *e.ConnectionID)
 	return err
+}
+
+func sameConnection(a, b *int64) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
 
 func (s *Service) record(ctx context.Context, p auth.Principal, action string, e store.Export) {

@@ -46,6 +46,7 @@ func (s *Server) hookDeliver(w http.ResponseWriter, r *http.Request) error {
 
 // exportWebhook answers GET /api/v1/exports/{id}/webhook (admins): the URL
 // to register with Mailchimp for the export's audience (made on first ask).
+// With --public-url set, segsync registers it itself (hooks.Registrar).
 func (s *Server) exportWebhook(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "export")
 	if err != nil {
@@ -64,5 +65,5 @@ func (s *Server) exportWebhook(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, http.StatusOK, map[string]any{"url": u,
 		"events":  []string{"subscribe", "unsubscribe", "profile", "cleaned", "upemail"},
-		"sources": []string{"user", "admin", "api"}})
+		"sources": []string{"user", "admin"}}) // as hooks.Events and hooks.Sources
 }

@@ -192,13 +192,10 @@ func TestWebhookFromEmulator(t *testing.T) {
 		rc := &hooks.Receiver{Store: db}
 		ts := httptest.NewServer(New(Deps{Store: db, Loopback: true, Hooks: rc}).Handler())
 		t.Cleanup(ts.Close)
-		u, err := rc.URLFor(ctx, ts.URL, exp.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := mc.CreateWebhook(ctx, list, mailchimp.Webhook{URL: u,
-			Events:  mailchimp.WebhookEvents{Subscribe: true, Unsubscribe: true, Profile: true, Cleaned: true, Upemail: true},
-			Sources: mailchimp.WebhookSources{User: true, Admin: true, API: true}}); err != nil {
+		// Registered as segsync does it when --public-url is set: Mailchimp
+		// validates the URL with a GET to this server first.
+		rg := &hooks.Registrar{Receiver: rc, Clients: oneClient{mc}, PublicURL: ts.URL}
+		if err := rg.Ensure(ctx, exp); err != nil {
 			t.Fatal(err)
 		}
 		if err := srv.Unsubscribe(list, "ann@shop.io"); err != nil {
@@ -213,3 +210,7 @@ func TestWebhookFromEmulator(t *testing.T) {
 		}
 	})
 }
+
+type oneClient struct{ mc *mailchimp.Client }
+
+func (c oneClient) ClientFor(context.Context, int64) (*mailchimp.Client, error) { return c.mc, nil }

@@ -79,6 +79,12 @@ type Runner struct {
 	// to measure how long ago its last heartbeat was sent (leaseKeeper),
 	// so tests can set it ahead or behind to show that changes nothing.
 	Clock func() time.Time
+	// Webhooks, when set, makes sure before each run (dry runs aside) that
+	// the export's webhook is still registered (*hooks.Registrar); a
+	// failure is logged there and does not stop the run.
+	Webhooks interface {
+		Ensure(ctx context.Context, e store.Export) error
+	}
 
 	owner string
 	wake  chan struct{}
@@ -346,6 +352,9 @@ func (r *Runner) execute(parent context.Context, run store.Run, claimSent time.T
 	// leaves: a worker that woke from a pause sends nothing, even before the
 	// watchdog has cancelled the run.
 	gated := mailchimp.WithSendGate(ctx, keeper.check)
+	if r.Webhooks != nil && !run.DryRun {
+		_ = r.Webhooks.Ensure(gated, exp)
+	}
 	res, err := r.Engine.Execute(gated, exp, mc, syncer.Options{RunID: run.ID, LeaseToken: run.LeaseToken, DryRun: run.DryRun, Tracker: tracker})
 	cause := context.Cause(ctx)
 	cancel(nil)

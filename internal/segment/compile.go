@@ -55,10 +55,15 @@ func HashExpr(d Dialect, column, attribute string) (expr string, args []any, err
 }
 
 type compiler struct {
-	d    Dialect
-	col  string
-	b    strings.Builder
-	args []any
+	d   Dialect
+	col string
+	// asciiText says that the condition being written compares text for
+	// (in)equality or substrings with values that fold to ASCII (see
+	// asciiFoldable); noS that none of them holds an s, and numeric that
+	// one of them reads as a number (see equality).
+	asciiText, noS, numeric bool
+	b                       strings.Builder
+	args                    []any
 }
 
 func (c *compiler) rule(r *Rule, depth int) error {
@@ -119,6 +124,21 @@ func (c *compiler) rule(r *Rule, depth int) error {
 
 func (c *compiler) condition(r *Rule) error {
 	vals := r.Values
+	switch r.Op {
+	case Eq, Neq, In, NotIn, Contains, StartsWith, EndsWith:
+		c.asciiText = asciiFoldable(vals)
+	default:
+		c.asciiText = false
+	}
+	c.noS, c.numeric = true, false
+	for _, v := range vals {
+		folded := textfold.Fold(v.Raw)
+		c.noS = c.noS && !strings.Contains(folded, "s")
+		if _, err := strconv.ParseFloat(folded, 64); err == nil {
+			c.numeric = true
+		}
+	}
+	defer func() { c.asciiText = false }()
 	need := func(n int) error {
 		if len(vals) != n {
 			return fmt.Errorf("segment: %s on %q needs %d value(s), has %d", r.Op, r.Attribute, n, len(vals))
@@ -241,6 +261,29 @@ func (c *compiler) compare(attr string, op Op, v Value) error {
 	return c.param(v)
 }
 
+// asciiFoldable reports whether vals are text that folds to ASCII
+// ("Amsterdam", "GOLD"). Against such a value, the ASCII lowering every
+// database has natively compares exactly as textfold.Fold does, provided
+// the long s (ſ) is first replaced by s: in NFC text (segsync stores text
+// NFC) ſ is the only rune outside ASCII that folds into ASCII (the Kelvin
+// sign, the other one, is not NFC), so at every other position both sides
+// are a rune outside ASCII, which no ASCII value or substring of one can
+// match. That keeps the common case as fast as it was before Unicode
+// folding; other values, and ordering, use segsync_fold.
+func asciiFoldable(vals []Value) bool {
+	for _, v := range vals {
+		if v.Type != Text {
+			return false
+		}
+		for _, r := range textfold.Fold(v.Raw) {
+			if r >= 0x80 {
+				return false
+			}
+		}
+	}
+	return len(vals) > 0
+}
+
 // equality writes, where one exists, a cheaper left-hand side that is only
 // good for = and IN, and reports whether it did. On SQLite every JSON
 // function call looks the row's JSON up again, so equality on text and
@@ -255,7 +298,21 @@ func (c *compiler) equality(attr string, v Value) bool {
 	}
 	switch v.Type {
 	case Text:
-		c.add("segsync_fold(json_extract(" + c.col + ", ?))")
+		switch {
+		case c.asciiText && c.noS:
+			// Without an s among the values, the long s cannot matter
+			// (see asciiFoldable) and NOCASE folds exactly A–Z; a number or
+			// boolean (INTEGER or REAL) never equals a TEXT value.
+			c.add("json_extract(" + c.col + ", ?) COLLATE NOCASE")
+		case c.asciiText && !c.numeric:
+			// replace() turns a number into its text, which no value that
+			// does not read as a number can equal.
+			c.add("lower(replace(json_extract(" + c.col + ", ?), 'ſ', 's'))")
+		case c.asciiText:
+			return false
+		default:
+			c.add("segsync_fold(json_extract(" + c.col + ", ?))")
+		}
 	case Bool:
 		c.add("json_type(" + c.col + ", ?)")
 	default:
@@ -279,11 +336,33 @@ func (c *compiler) accessor(attr string, v Value) error {
 		c.key(attr)
 		c.key(attr)
 	case Text:
-		if pg {
-			c.add("(CASE WHEN jsonb_typeof(" + c.col + " -> CAST(? AS text)) = 'string' THEN segsync_fold(" + c.col + " ->> CAST(? AS text)) END)")
-		} else {
-			c.add("(CASE WHEN json_type(" + c.col + ", ?) = 'text' THEN segsync_fold(json_extract(" + c.col + ", ?)) END)")
+		fold := "segsync_fold("
+		switch {
+		case c.asciiText && c.noS: // see asciiFoldable and equality
+			fold = "lower("
+		case c.asciiText:
+			fold = "lower(replace("
 		}
+		if pg {
+			c.add("(CASE WHEN jsonb_typeof(" + c.col + " -> CAST(? AS text)) = 'string' THEN " + fold + c.col + " ->> CAST(? AS text)")
+		} else {
+			c.add("(CASE WHEN json_type(" + c.col + ", ?) = 'text' THEN " + fold + "json_extract(" + c.col + ", ?)")
+		}
+		switch {
+		case c.asciiText && c.noS && pg:
+			c.add(` COLLATE "C")`)
+		case c.asciiText && pg:
+			c.add(`, 'ſ', 's') COLLATE "C")`)
+		case c.asciiText && c.noS:
+			c.add(")")
+		case c.asciiText:
+			c.add(", 'ſ', 's'))")
+		case pg:
+			c.add(`) COLLATE "C"`) // code point order, whatever the database's collation
+		default:
+			c.add(")")
+		}
+		c.add(" END)")
 		c.key(attr)
 		c.key(attr)
 	case Bool:

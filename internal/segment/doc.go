@@ -28,10 +28,13 @@
 //     or element at its own granularity.
 //   - true/false: booleans; the attribute must be a JSON boolean. Only eq,
 //     neq, in and not_in.
-//   - any other string: text. Case is ignored for the ASCII letters A–Z only
-//     (other letters compare exactly, identically on both databases), and
-//     the attribute must be a JSON string. Ordering operators on text
-//     (lt, between, …) compare Unicode code points after that folding.
+//   - any other string: text, and the attribute must be a JSON string. Both
+//     sides are compared in the form package textfold defines: NFC, then
+//     Unicode simple case folding ("Émile" starts with "émi", "ÖZIL" equals
+//     "özil", a decomposed "é" equals a composed one; "STRASSE" does not
+//     equal "straße"), identically on both databases whatever their locale.
+//     Ordering operators on text (lt, between, …) compare Unicode code
+//     points after that folding.
 //
 // contains, starts_with and ends_with always compare text (even when the
 // value looks like a date), take a non-empty string, and search the folded
@@ -60,9 +63,12 @@
 // the key on PostgreSQL) and values as parameters. Dates use the functions
 // segsync_date and segsync_instant (Go functions registered with the SQLite
 // driver, plpgsql functions created by migration 0002 on PostgreSQL); the
-// conformance suite checks that they agree with DateKeys. On SQLite,
-// equality on text uses COLLATE NOCASE, which folds exactly the ASCII
-// letters, as lower() does everywhere else.
+// conformance suite checks that they agree with DateKeys. Text is folded
+// by segsync_fold: textfold.Fold registered with the SQLite driver, and on
+// PostgreSQL an immutable SQL function of one translate() generated from
+// Go's Unicode tables (migration 0010, textfold.Migration), so it does not
+// depend on the server's collation provider; the conformance suite checks
+// awkward names and every folding rune on both.
 //
 // HashExpr is Mailchimp's subscriber hash (emailaddr.Hash) in SQL
 // (segsync_hash) for callers that need it inside a query; the store's member

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store/dbtest"
 	"github.com/segsync/segsync/internal/store/sqldb"
+	"github.com/segsync/segsync/internal/textfold"
 )
 
 // fuzzProfiles are the rows fuzzed rules run against: attributes a–e with
@@ -123,7 +125,9 @@ func depth(r *segment.Rule) int {
 }
 
 // blanked copies r with every attribute name and value replaced by a fixed
-// one of the same type, so that its SQL must be identical to r's.
+// one of the same type (and, for text, of the same class: folding to ASCII
+// or not, holding an s or not, reading as a number or not), so that its SQL
+// must be identical to r's.
 func blanked(r *segment.Rule) *segment.Rule {
 	out := &segment.Rule{Kind: r.Kind, Op: r.Op}
 	if r.Kind == segment.Condition {
@@ -143,10 +147,30 @@ func blanked(r *segment.Rule) *segment.Rule {
 			b.Raw = "2000-01-01T00:00:00Z"
 		case v.Type == segment.Date:
 			b.Raw = "2000-01-01"
+		case !isASCII(textfold.Fold(v.Raw)):
+			b.Raw = "é"
+		case strings.Contains(textfold.Fold(v.Raw), "s"):
+			b.Raw = "s"
+		case isNumber(textfold.Fold(v.Raw)):
+			b.Raw = "1"
 		default:
 			b.Raw = "t"
 		}
 		out.Values = append(out.Values, b)
 	}
 	return out
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/segsync/segsync/internal/profile/attrjson"
 	"github.com/segsync/segsync/internal/store"
 )
@@ -61,7 +63,13 @@ func (db *DB) UpsertProfiles(ctx context.Context, patches []store.ProfilePatch) 
 		var patch []byte
 		for _, p := range patches {
 			old := existing[p.CustomerID]
-			patch = append(patch[:0], p.Attrs...)
+			// Text is stored NFC-normalised (segment rules rely on it); the
+			// import's readers already are, a caller of the store may not be.
+			if norm.NFC.IsNormalString(p.Attrs) {
+				patch = append(patch[:0], p.Attrs...)
+			} else {
+				patch = norm.NFC.AppendString(patch[:0], p.Attrs)
+			}
 			merged, changed, err := m.Merge(old, patch, nil)
 			if err != nil {
 				return fmt.Errorf("profile %q: %w", p.CustomerID, err)
