@@ -9,11 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/mail"
 	"strings"
 	"time"
 
 	"github.com/segsync/segsync/internal/audit"
+	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/fielderr"
 	"github.com/segsync/segsync/internal/store"
 )
@@ -75,11 +75,11 @@ func NewService(st store.UserStore, rec audit.Recorder, log *slog.Logger, opt Op
 	return s
 }
 
-// NormalizeEmail lowercases and trims an address and checks its form.
-func NormalizeEmail(email string) (string, error) {
-	e := strings.ToLower(strings.TrimSpace(email))
-	a, err := mail.ParseAddress(e)
-	if err != nil || a.Address != e || a.Name != "" {
+// checkEmail normalises a user's address and checks it (package
+// emailaddr: one identity for contacts and users).
+func checkEmail(email string) (string, error) {
+	e := emailaddr.Normalize(email)
+	if !emailaddr.Valid(e) {
 		return "", fmt.Errorf("%q is not an email address", email)
 	}
 	return e, nil
@@ -115,7 +115,7 @@ func (s *Service) CreateUser(ctx context.Context, actor Principal, nu NewUser) (
 		return store.User{}, err
 	}
 	var errs fielderr.List
-	email, err := NormalizeEmail(nu.Email)
+	email, err := checkEmail(nu.Email)
 	if err != nil {
 		errs.Add("email", err.Error())
 	}
@@ -237,7 +237,7 @@ func (s *Service) UserByEmail(ctx context.Context, actor Principal, email string
 	if err := Require(actor, ManageUsers); err != nil {
 		return store.User{}, err
 	}
-	e, err := NormalizeEmail(email)
+	e, err := checkEmail(email)
 	if err != nil {
 		return store.User{}, fielderr.New("email", err.Error())
 	}

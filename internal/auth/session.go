@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/segsync/segsync/internal/audit"
+	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/store"
 )
 
@@ -30,11 +31,14 @@ func (s *Service) Login(ctx context.Context, email, password, remoteAddr, previo
 			return Session{}, err
 		}
 	}
-	e, err := NormalizeEmail(email)
-	if err != nil {
-		e = "invalid"
+	// Look the address up as given (normalised), so that an account
+	// created before the address rules were what they are still signs in;
+	// the throttle keeps one key for all invalid addresses.
+	e, key := emailaddr.Normalize(email), "invalid"
+	if emailaddr.Valid(e) {
+		key = e
 	}
-	okEmail, waitEmail := s.byEmail.Allow(e)
+	okEmail, waitEmail := s.byEmail.Allow(key)
 	okAddr, waitAddr := s.byAddr.Allow(remoteAddr)
 	if !okEmail || !okAddr {
 		return Session{}, &ThrottledError{Wait: max(waitEmail, waitAddr)}
@@ -49,12 +53,12 @@ func (s *Service) Login(ctx context.Context, email, password, remoteAddr, previo
 	}
 	ok, verr := VerifyPassword(password, hash)
 	if err != nil || verr != nil || !ok || u.Disabled || u.PasswordHash == "" || len(password) > MaxPasswordLen {
-		s.byEmail.Fail(e)
+		s.byEmail.Fail(key)
 		s.byAddr.Fail(remoteAddr)
-		s.log.Info("sign-in failed", "email", e, "remote_addr", remoteAddr)
+		s.log.Info("sign-in failed", "email", key, "remote_addr", remoteAddr)
 		return Session{}, ErrUnauthenticated
 	}
-	s.byEmail.Reset(e)
+	s.byEmail.Reset(key)
 	id, err := randomSecret(32)
 	if err != nil {
 		return Session{}, err

@@ -15,6 +15,7 @@ import (
 	"github.com/segsync/segsync/internal/auth"
 	"github.com/segsync/segsync/internal/config"
 	"github.com/segsync/segsync/internal/connection"
+	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/mailchimp"
 	"github.com/segsync/segsync/internal/store/sqldb"
 )
@@ -200,7 +201,7 @@ func newSecurity(ctx context.Context, cfg config.Config, st *sqldb.DB, log *slog
 			return nil, err
 		}
 		if created {
-			log.Info("created the first admin from SEGSYNC_ADMIN_EMAIL", "email", strings.ToLower(strings.TrimSpace(cfg.AdminEmail)))
+			log.Info("created the first admin from SEGSYNC_ADMIN_EMAIL", "email", emailaddr.Normalize(cfg.AdminEmail))
 		}
 	}
 	if has, err := sec.Auth.HasUsers(ctx); err != nil {

@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/segsync/segsync/internal/schedule"
 )
 
 // Config is everything a segsync process can be told at start.
@@ -153,6 +155,11 @@ func (c *Config) Validate() error {
 	if c.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 			errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
+		}
+	}
+	if c.RefreshSchedule != "" {
+		if _, err := schedule.ParseCron(c.RefreshSchedule); err != nil {
+			errs = append(errs, fmt.Errorf("refresh schedule: %w", err))
 		}
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {

@@ -16,8 +16,8 @@ import (
 	"github.com/segsync/segsync/internal/audit"
 	"github.com/segsync/segsync/internal/auth"
 	"github.com/segsync/segsync/internal/fielderr"
-	"github.com/segsync/segsync/internal/jobs"
 	"github.com/segsync/segsync/internal/mailchimp"
+	"github.com/segsync/segsync/internal/schedule"
 	"github.com/segsync/segsync/internal/store"
 )
 
@@ -220,7 +220,7 @@ func (s *Service) validate(ctx context.Context, p auth.Principal, in Input) (sto
 		e.OnLeave = OnLeaveUntag
 	}
 	if e.Schedule == "" {
-		e.Schedule = jobs.ScheduleRefresh
+		e.Schedule = schedule.Refresh
 	}
 	switch {
 	case e.Name == "":
@@ -238,7 +238,7 @@ func (s *Service) validate(ctx context.Context, p auth.Principal, in Input) (sto
 	default:
 		errs.Add("on_leave", "must be untag, archive or unsubscribe")
 	}
-	if err := jobs.ParseSchedule(e.Schedule); err != nil {
+	if err := schedule.Validate(e.Schedule); err != nil {
 		errs.Add("schedule", err.Error())
 	}
 	if utf8.RuneCountInString(e.TagPrefix) > maxTagPrefix || strings.ContainsFunc(e.TagPrefix, unicode.IsControl) {

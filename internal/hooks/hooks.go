@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/mailchimp"
 )
 
@@ -142,7 +143,7 @@ func (rc *Receiver) Deliver(ctx context.Context, audienceID string, form url.Val
 		// A profile event is only sent for subscribed members.
 		status := map[string]string{mailchimp.EventSubscribe: mailchimp.StatusSubscribed, mailchimp.EventUnsubscribe: mailchimp.StatusUnsubscribed,
 			mailchimp.EventCleaned: mailchimp.StatusCleaned, mailchimp.EventProfile: mailchimp.StatusSubscribed}[ev.Type]
-		changed, known, err := rc.Store.ApplyStatusEvent(ctx, audienceID, mailchimp.SubscriberHash(ev.Email), status, ev.FiredAt)
+		changed, known, err := rc.Store.ApplyStatusEvent(ctx, audienceID, emailaddr.Hash(ev.Email), status, ev.FiredAt)
 		if err != nil {
 			return err
 		}
@@ -155,8 +156,8 @@ func (rc *Receiver) Deliver(ctx context.Context, audienceID string, form url.Val
 			rc.Metrics.count(ev.Type, "applied")
 		}
 	case mailchimp.EventUpemail:
-		known, err := rc.Store.ApplyEmailChange(ctx, audienceID, mailchimp.SubscriberHash(ev.OldEmail),
-			mailchimp.SubscriberHash(ev.NewEmail), mailchimp.NormalizeEmail(ev.NewEmail))
+		known, err := rc.Store.ApplyEmailChange(ctx, audienceID, emailaddr.Hash(ev.OldEmail),
+			emailaddr.Hash(ev.NewEmail), emailaddr.Normalize(ev.NewEmail))
 		if err != nil {
 			return err
 		}
@@ -184,12 +185,12 @@ func (m *Metrics) Events() *prometheus.CounterVec { return m.events }
 // checkAddresses refuses an event whose addresses are not addresses.
 func checkAddresses(ev mailchimp.WebhookEvent) error {
 	if ev.Type == mailchimp.EventUpemail {
-		if !mailchimp.PlausibleEmail(strings.TrimSpace(ev.OldEmail)) || !mailchimp.PlausibleEmail(strings.TrimSpace(ev.NewEmail)) {
+		if !emailaddr.Valid(ev.OldEmail) || !emailaddr.Valid(ev.NewEmail) {
 			return errors.New("upemail: data[old_email] and data[new_email] must be addresses")
 		}
 		return nil
 	}
-	if !mailchimp.PlausibleEmail(strings.TrimSpace(ev.Email)) {
+	if !emailaddr.Valid(ev.Email) {
 		return errors.New("data[email] is not an address")
 	}
 	return nil

@@ -223,7 +223,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case errors.As(err, &te):
 		w.Header().Set("Retry-After", strconv.Itoa(int(te.Wait.Seconds())+1))
-		return problemf(http.StatusTooManyRequests, "%s", te.Error())
+		return err
 	case errors.Is(err, auth.ErrUnauthenticated):
 		http.SetCookie(w, expiredSessionCookie(r))
 		return fmt.Errorf("%w: wrong email or password", auth.ErrUnauthenticated)

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -14,18 +13,6 @@ func (s *Server) connections() (*connection.Service, error) {
 		return nil, problemf(http.StatusServiceUnavailable, "connections are not configured on this server")
 	}
 	return s.deps.Connections, nil
-}
-
-// connError maps the connection service's own errors; the rest go to the
-// common table.
-func connError(err error) error {
-	switch {
-	case errors.Is(err, connection.ErrUpstream):
-		return problemf(http.StatusBadGateway, "%s", err.Error())
-	case errors.Is(err, connection.ErrOAuthDisabled):
-		return problemf(http.StatusNotImplemented, "%s", err.Error())
-	}
-	return err
 }
 
 func (s *Server) listConnections(w http.ResponseWriter, r *http.Request) error {
@@ -51,7 +38,7 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) error 
 	}
 	v, err := cs.Create(r.Context(), principal(r), in)
 	if err != nil {
-		return connError(err)
+		return err
 	}
 	w.Header().Set("Location", "/api/v1/connections/"+strconv.FormatInt(v.ID, 10))
 	return writeJSON(w, http.StatusCreated, v)
@@ -88,7 +75,7 @@ func (s *Server) updateConnection(w http.ResponseWriter, r *http.Request) error 
 	}
 	v, err := cs.Update(r.Context(), principal(r), id, in)
 	if err != nil {
-		return connError(err)
+		return err
 	}
 	return writeJSON(w, http.StatusOK, v)
 }
@@ -128,7 +115,7 @@ func (s *Server) testConnection(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := cs.Test(r.Context(), principal(r), id)
 	if err != nil {
-		return connError(err)
+		return err
 	}
 	return writeJSON(w, http.StatusOK, res)
 }
@@ -144,7 +131,7 @@ func (s *Server) connectionAudiences(w http.ResponseWriter, r *http.Request) err
 	}
 	auds, err := cs.Audiences(r.Context(), principal(r), id)
 	if err != nil {
-		return connError(err)
+		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"audiences": auds})
 }

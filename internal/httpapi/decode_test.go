@@ -4,14 +4,21 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/segsync/segsync/internal/auth"
+	"github.com/segsync/segsync/internal/connection"
+	"github.com/segsync/segsync/internal/export"
 	"github.com/segsync/segsync/internal/fielderr"
+	"github.com/segsync/segsync/internal/hooks"
+	"github.com/segsync/segsync/internal/source/connector"
 	"github.com/segsync/segsync/internal/store"
 )
 
@@ -83,8 +90,15 @@ func TestErrorProblem(t *testing.T) {
 		{store.ErrConflict, 409, false},
 		{store.ErrInvalid, 400, false},
 		{fielderr.New("rule.all[2].op", "unknown operator"), 400, false},
-		{ErrUnauthorized, 401, false},
-		{ErrForbidden, 403, false},
+		{auth.ErrUnauthenticated, 401, false},
+		{fmt.Errorf("role viewer: %w", auth.ErrForbidden), 403, false},
+		{&auth.ThrottledError{Wait: time.Second}, 429, false},
+		{fmt.Errorf("connection 1: %w: 500", connection.ErrUpstream), 502, true},
+		{fmt.Errorf("audience: %w", export.ErrUpstream), 502, true},
+		{fmt.Errorf("pulling: %w", connector.ErrSource), 502, true},
+		{connection.ErrOAuthDisabled, 501, true},
+		{fmt.Errorf("%w: no type", hooks.ErrBadEvent), 400, false},
+		{hooks.ErrUnknownHook, 404, false},
 		{problemf(http.StatusTeapot, "short and stout"), 418, false},
 		{&http.MaxBytesError{Limit: 10}, 413, false},
 		{errors.New("database exploded at 10.0.0.3"), 500, true},

@@ -28,15 +28,6 @@ func (s *Server) runner() (*jobs.Runner, error) {
 	return s.deps.Runs, nil
 }
 
-// exportError maps the export service's own errors; the rest go to the
-// common table.
-func exportError(err error) error {
-	if errors.Is(err, export.ErrUpstream) {
-		return problemf(http.StatusBadGateway, "%s", err.Error())
-	}
-	return err
-}
-
 func (s *Server) listExports(w http.ResponseWriter, r *http.Request) error {
 	svc, err := s.exports()
 	if err != nil {
@@ -60,7 +51,7 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request) error {
 	}
 	e, err := svc.Create(r.Context(), principal(r), in)
 	if err != nil {
-		return exportError(err)
+		return err
 	}
 	w.Header().Set("Location", "/api/v1/exports/"+strconv.FormatInt(e.ID, 10))
 	return writeJSON(w, http.StatusCreated, e)
@@ -97,7 +88,7 @@ func (s *Server) updateExport(w http.ResponseWriter, r *http.Request) error {
 	}
 	e, err := svc.Update(r.Context(), principal(r), id, in)
 	if err != nil {
-		return exportError(err)
+		return err
 	}
 	return writeJSON(w, http.StatusOK, e)
 }

@@ -46,14 +46,14 @@ func (c exportConns) Audience(ctx context.Context, p auth.Principal, id int64) (
 // exportEnv is a whole server (auth, connections, exports, run workers)
 // in front of an emulator.
 type exportEnv struct {
-	t      *testing.T
+	t      testing.TB
 	ts     *httptest.Server
 	emu    *emulator.Server
 	list   string
 	tokens map[auth.Role]string
 }
 
-func newExportEnv(t *testing.T, db *sqldb.DB, opts emulator.Options) *exportEnv {
+func newExportEnv(t testing.TB, db *sqldb.DB, opts emulator.Options) *exportEnv {
 	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
 	e := &exportEnv{t: t, emu: emulatortest.Start(t, opts), tokens: map[auth.Role]string{}}
@@ -72,6 +72,7 @@ func newExportEnv(t *testing.T, db *sqldb.DB, opts emulator.Options) *exportEnv 
 	limiter := mailchimp.NewLocalLimiter(10)
 	conns, err := connection.NewService(db, connection.Options{Vault: vault, Audit: auditLog,
 		ClientConfig: func(c *mailchimp.Config) {
+			c.BaseURL = e.emu.URL // every client talks to the emulator, whatever a request says
 			c.Limiter, c.RetryBaseDelay, c.RetryMaxDelay, c.MaxRetries = limiter, time.Millisecond, 20*time.Millisecond, 12
 		}})
 	if err != nil {

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 
@@ -14,11 +13,7 @@ func (s *Server) hookTarget(r *http.Request) (string, error) {
 	if s.deps.Hooks == nil {
 		return "", fmt.Errorf("webhooks: %w", store.ErrNotFound)
 	}
-	aud, err := s.deps.Hooks.Check(r.Context(), r.PathValue("secret"))
-	if errors.Is(err, hooks.ErrUnknownHook) {
-		return "", fmt.Errorf("webhook: %w", store.ErrNotFound)
-	}
-	return aud, err
+	return s.deps.Hooks.Check(r.Context(), r.PathValue("secret"))
 }
 
 // hookValidate answers GET /hooks/mailchimp/{secret}: Mailchimp checks the
@@ -43,9 +38,6 @@ func (s *Server) hookDeliver(w http.ResponseWriter, r *http.Request) error {
 		return problemf(http.StatusBadRequest, "the body is not a form of at most %d bytes", hooks.MaxBody)
 	}
 	if err := s.deps.Hooks.Deliver(r.Context(), aud, r.PostForm); err != nil {
-		if errors.Is(err, hooks.ErrBadEvent) {
-			return problemf(http.StatusBadRequest, "%v", err)
-		}
 		return err
 	}
 	w.WriteHeader(http.StatusOK)

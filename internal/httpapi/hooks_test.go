@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/hooks"
 	"github.com/segsync/segsync/internal/mailchimp"
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
@@ -41,7 +42,7 @@ func TestMailchimpWebhooks(t *testing.T) {
 		if err := db.CreateExport(ctx, &exp); err != nil {
 			t.Fatal(err)
 		}
-		h := mailchimp.SubscriberHash("ann@shop.io")
+		h := emailaddr.Hash("ann@shop.io")
 		if err := db.ApplySynced(ctx, exp.ID, []store.SyncedChange{{Hash: h, Set: &store.Synced{Hash: h, Email: "ann@shop.io",
 			CustomerID: "c1", InAudience: true, InExport: true, Status: "subscribed"}}}); err != nil {
 			t.Fatal(err)
@@ -130,7 +131,7 @@ func TestMailchimpWebhooks(t *testing.T) {
 		}
 		var rows []store.Synced
 		_ = db.StreamSynced(ctx, exp.ID, func(s store.Synced) error { rows = append(rows, s); return nil })
-		if len(rows) != 1 || rows[0].Email != "ann@new.io" || rows[0].Hash != mailchimp.SubscriberHash("ann@new.io") || rows[0].CustomerID != "c1" {
+		if len(rows) != 1 || rows[0].Email != "ann@new.io" || rows[0].Hash != emailaddr.Hash("ann@new.io") || rows[0].CustomerID != "c1" {
 			t.Errorf("synced after upemail: %+v", rows)
 		}
 	})

@@ -37,7 +37,7 @@ func (s *Server) oauthStart(w http.ResponseWriter, r *http.Request) error {
 	}
 	u, err := cs.StartOAuth(r.Context(), principal(r), in)
 	if err != nil {
-		return connError(err)
+		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, u, http.StatusSeeOther)
@@ -54,7 +54,7 @@ func (s *Server) oauthCallback(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	v, err := cs.FinishOAuth(r.Context(), principal(r), q.Get("state"), q.Get("code"), q.Get("error"))
 	if err != nil {
-		return connError(err)
+		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Location", "/api/v1/connections/"+strconv.FormatInt(v.ID, 10))

@@ -7,15 +7,12 @@ import (
 	"net/http"
 
 	"github.com/segsync/segsync/internal/auth"
+	"github.com/segsync/segsync/internal/connection"
+	"github.com/segsync/segsync/internal/export"
 	"github.com/segsync/segsync/internal/fielderr"
+	"github.com/segsync/segsync/internal/hooks"
+	"github.com/segsync/segsync/internal/source/connector"
 	"github.com/segsync/segsync/internal/store"
-)
-
-// Errors of authentication and authorisation; the auth middleware returns
-// them (wrapped with a reason) and the adapter maps them to 401 and 403.
-var (
-	ErrUnauthorized = errors.New("authentication required")
-	ErrForbidden    = errors.New("forbidden")
 )
 
 // Problem is an RFC 9457 problem detail. A handler may return one to choose
@@ -50,6 +47,18 @@ func errorProblem(err error) (p *Problem, internal bool) {
 	switch {
 	case errors.As(err, &prob):
 		return prob, prob.Status >= 500
+	// The services' own errors. An upstream (Mailchimp, a data source) that
+	// fails or cannot be reached is a 502, logged like a server fault.
+	case errors.Is(err, connection.ErrUpstream), errors.Is(err, export.ErrUpstream), errors.Is(err, connector.ErrSource):
+		return problemf(http.StatusBadGateway, "%s", err.Error()), true
+	case errors.Is(err, connection.ErrOAuthDisabled):
+		return problemf(http.StatusNotImplemented, "%s", err.Error()), true
+	case errors.Is(err, hooks.ErrBadEvent):
+		return problemf(http.StatusBadRequest, "%s", err.Error()), false
+	case errors.Is(err, hooks.ErrUnknownHook):
+		return problemf(http.StatusNotFound, "webhook: %s", err.Error()), false
+	case errors.Is(err, auth.ErrThrottled):
+		return problemf(http.StatusTooManyRequests, "%s", err.Error()), false
 	case errors.As(err, &fields):
 		p := problemf(http.StatusBadRequest, "%s", fields.Error())
 		p.Errors = fields
@@ -66,9 +75,9 @@ func errorProblem(err error) (p *Problem, internal bool) {
 		return problemf(http.StatusConflict, "%s", err.Error()), false
 	case errors.Is(err, store.ErrInvalid):
 		return problemf(http.StatusBadRequest, "%s", err.Error()), false
-	case errors.Is(err, ErrUnauthorized), errors.Is(err, auth.ErrUnauthenticated):
+	case errors.Is(err, auth.ErrUnauthenticated):
 		return problemf(http.StatusUnauthorized, "%s", err.Error()), false
-	case errors.Is(err, ErrForbidden), errors.Is(err, auth.ErrForbidden):
+	case errors.Is(err, auth.ErrForbidden):
 		return problemf(http.StatusForbidden, "%s", err.Error()), false
 	}
 	p = problemf(http.StatusInternalServerError, "")

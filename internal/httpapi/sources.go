@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/segsync/segsync/internal/source"
@@ -14,15 +13,6 @@ func (s *Server) sources() (*source.Service, error) {
 		return nil, problemf(http.StatusServiceUnavailable, "data sources are not configured on this server")
 	}
 	return s.deps.Sources, nil
-}
-
-// sourceError maps a source's own failures: a source that cannot be read
-// (unreachable, refused, a bad query) is the upstream's fault.
-func sourceError(err error) error {
-	if errors.Is(err, connector.ErrSource) {
-		return problemf(http.StatusBadGateway, "%s", err.Error())
-	}
-	return err
 }
 
 func (s *Server) listSources(w http.ResponseWriter, r *http.Request) error {
@@ -128,7 +118,7 @@ func (s *Server) testSource(w http.ResponseWriter, r *http.Request) error {
 		smp, err = svc.Test(r.Context(), id)
 	}
 	if err != nil {
-		return sourceError(err)
+		return err
 	}
 	return writeJSON(w, http.StatusOK, smp)
 }
@@ -145,7 +135,7 @@ func (s *Server) testNewSource(w http.ResponseWriter, r *http.Request) error {
 	}
 	smp, err := svc.TestInput(r.Context(), 0, in)
 	if err != nil {
-		return sourceError(err)
+		return err
 	}
 	return writeJSON(w, http.StatusOK, smp)
 }

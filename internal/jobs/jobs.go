@@ -19,17 +19,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/segsync/segsync/internal/mailchimp"
+	"github.com/segsync/segsync/internal/schedule"
 	"github.com/segsync/segsync/internal/store"
 	"github.com/segsync/segsync/internal/syncer"
-)
-
-// Schedules that are not cron expressions.
-const (
-	ScheduleRefresh = "refresh"
-	ScheduleOff     = "off"
 )
 
 // Store is the part of the store the runner uses.
@@ -129,18 +122,6 @@ func (r *Runner) init() {
 	})
 }
 
-// ParseSchedule checks an export's schedule: "refresh", "off" or a 5-field
-// cron expression.
-func ParseSchedule(s string) error {
-	if s == ScheduleRefresh || s == ScheduleOff {
-		return nil
-	}
-	if _, err := cron.ParseStandard(s); err != nil {
-		return fmt.Errorf("not \"refresh\", \"off\" or a 5-field cron expression: %v", err)
-	}
-	return nil
-}
-
 // Enqueue queues a run of an export (single flight: an already queued run
 // of the same kind is returned instead, with created false).
 func (r *Runner) Enqueue(ctx context.Context, exportID int64, trigger string, dryRun bool, by string) (store.Run, bool, error) {
@@ -164,7 +145,7 @@ func (r *Runner) Refresh(ctx context.Context, trigger, by string) ([]store.Run, 
 	}
 	var runs []store.Run
 	for _, e := range exps {
-		if e.Schedule != ScheduleRefresh || e.ConnectionID == nil {
+		if e.Schedule != schedule.Refresh || e.ConnectionID == nil {
 			continue
 		}
 		run, _, err := r.Enqueue(ctx, e.ID, trigger, false, by)
@@ -440,9 +421,9 @@ func (r *Runner) scheduler(ctx context.Context) {
 // scheduled run and at or before now. A schedule first seen is only noted.
 func (r *Runner) Tick(ctx context.Context, now time.Time) error {
 	r.init()
-	refresh, err := cron.ParseStandard(r.RefreshSchedule)
+	refresh, err := schedule.ParseCron(r.RefreshSchedule)
 	if err != nil {
-		return fmt.Errorf("SEGSYNC_REFRESH_SCHEDULE %q: %w", r.RefreshSchedule, err)
+		return fmt.Errorf("SEGSYNC_REFRESH_SCHEDULE: %w", err)
 	}
 	exps, err := r.Store.ListExports(ctx)
 	if err != nil {
@@ -450,19 +431,20 @@ func (r *Runner) Tick(ctx context.Context, now time.Time) error {
 	}
 	now = now.UTC()
 	for _, e := range exps {
-		if e.ConnectionID == nil || e.Schedule == ScheduleOff {
+		if e.ConnectionID == nil {
 			continue
 		}
-		if e.Schedule == ScheduleRefresh && r.ExternalRefresh {
+		sc, err := schedule.Parse(e.Schedule)
+		if err != nil {
+			r.Log.Warn("export has an invalid schedule", "export", e.ID, "schedule", e.Schedule, "err", err)
+			continue
+		}
+		if sc.Kind == schedule.Off || (sc.Kind == schedule.Refresh && r.ExternalRefresh) {
 			continue
 		}
 		sched, trigger := refresh, store.TriggerRefresh
-		if e.Schedule != ScheduleRefresh {
-			if sched, err = cron.ParseStandard(e.Schedule); err != nil {
-				r.Log.Warn("export has an invalid schedule", "export", e.ID, "schedule", e.Schedule)
-				continue
-			}
-			trigger = store.TriggerSchedule
+		if sc.Kind == schedule.KindCron {
+			sched, trigger = sc.Cron, store.TriggerSchedule
 		}
 		prev, err := r.Store.LastScheduled(ctx, e.ID)
 		if err != nil {
@@ -472,7 +454,7 @@ func (r *Runner) Tick(ctx context.Context, now time.Time) error {
 		if last.IsZero() {
 			last = e.CreatedAt
 		}
-		if next := sched.Next(last.UTC()); next.After(now) {
+		if next := sched.Next(last); next.After(now) {
 			continue
 		}
 		// Every process evaluates the schedules; the one that advances

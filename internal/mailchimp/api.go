@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/segsync/segsync/internal/emailaddr"
 )
 
 // MaxPageSize is the largest count Mailchimp accepts on a collection.
@@ -182,7 +184,7 @@ func cloneValues(q url.Values) url.Values {
 func listPath(listID string) string { return "/lists/" + url.PathEscape(listID) }
 
 func memberPath(listID, email string) string {
-	return listPath(listID) + "/members/" + SubscriberHash(email)
+	return listPath(listID) + "/members/" + emailaddr.Hash(email)
 }
 
 // mailchimpTime formats a time as Mailchimp's ISO 8601 filters expect.

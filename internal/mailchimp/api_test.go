@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/segsync/segsync/internal/emailaddr"
 )
 
 // recorder is a fake API that records each request and answers from a
@@ -64,7 +66,7 @@ func TestListMembersPages(t *testing.T) {
 		var ms []string
 		for i := offset; i < min(offset+count, total); i++ {
 			ms = append(ms, fmt.Sprintf(`{"id":"%s","email_address":"p%d@shop.org","status":"subscribed","last_changed":"2026-01-02T03:04:05+00:00"}`,
-				SubscriberHash(fmt.Sprintf("p%d@shop.org", i)), i))
+				emailaddr.Hash(fmt.Sprintf("p%d@shop.org", i)), i))
 		}
 		return 200, fmt.Sprintf(`{"members":[%s],"total_items":%d}`, strings.Join(ms, ","), total)
 	})
@@ -116,7 +118,7 @@ func TestListMembersPages(t *testing.T) {
 
 func TestCallShapes(t *testing.T) {
 	t.Parallel()
-	hash := SubscriberHash("ann@shop.org")
+	hash := emailaddr.Hash("ann@shop.org")
 	tests := []struct {
 		name       string
 		call       func(c *Client) error

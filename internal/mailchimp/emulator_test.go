@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/mailchimp"
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
 )
@@ -119,7 +120,7 @@ func testList(name string) mailchimp.ListInput {
 // endpoint.
 func control(t *testing.T, url, listID, email, action string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url+"/_emulator/lists/"+listID+"/members/"+mailchimp.SubscriberHash(email)+"/"+action, nil)
+	req, _ := http.NewRequest(http.MethodPost, url+"/_emulator/lists/"+listID+"/members/"+emailaddr.Hash(email)+"/"+action, nil)
 	req.SetBasicAuth("x", emuKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -215,7 +216,7 @@ func TestEmulatorWalkthrough(t *testing.T) {
 	// Upsert without status never changes it; new contacts get status_if_new.
 	m, err := c.PutMember(ctx, list.ID, mailchimp.MemberInput{EmailAddress: "Cid@Shop.org", StatusIfNew: mailchimp.StatusPending,
 		MergeFields: map[string]any{"FNAME": "Cid"}})
-	if err != nil || m.Status != mailchimp.StatusPending || m.ID != mailchimp.SubscriberHash("cid@shop.org") {
+	if err != nil || m.Status != mailchimp.StatusPending || m.ID != emailaddr.Hash("cid@shop.org") {
 		t.Fatalf("put new: %+v %v", m, err)
 	}
 	m, err = c.GetMember(ctx, list.ID, "CID@shop.org")
@@ -245,7 +246,7 @@ func TestEmulatorWalkthrough(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil || len(pending) != 1 || mailchimp.NormalizeEmail(pending[0]) != "cid@shop.org" {
+	if err != nil || len(pending) != 1 || emailaddr.Normalize(pending[0]) != "cid@shop.org" {
 		t.Fatalf("pending %v %v", pending, err)
 	}
 

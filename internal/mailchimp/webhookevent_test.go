@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/segsync/segsync/internal/emailaddr"
 )
 
 func readSample(t testing.TB, name string) url.Values {
@@ -85,10 +87,10 @@ func TestParseWebhookSamples(t *testing.T) {
 func TestEncodeWebhookRoundTrip(t *testing.T) {
 	at := time.Date(2026, 12, 5, 13, 4, 5, 0, time.UTC)
 	for _, e := range []WebhookEvent{
-		{Type: EventSubscribe, FiredAt: at, ListID: "l1", ID: SubscriberHash("a@shop.io"), Email: "a@shop.io", EmailType: "html",
+		{Type: EventSubscribe, FiredAt: at, ListID: "l1", ID: emailaddr.Hash("a@shop.io"), Email: "a@shop.io", EmailType: "html",
 			Merges: map[string]string{"EMAIL": "a@shop.io", "FNAME": "Ann & Co", "LNAME": "", "ADDRESS.zip": "10115"}},
 		{Type: EventUnsubscribe, FiredAt: at, ListID: "l1", Email: "a+b@shop.io", Action: "unsub", Reason: "manual"},
-		{Type: EventUpemail, FiredAt: at, ListID: "l1", OldEmail: "old@shop.io", NewEmail: "new@shop.io", NewID: SubscriberHash("new@shop.io")},
+		{Type: EventUpemail, FiredAt: at, ListID: "l1", OldEmail: "old@shop.io", NewEmail: "new@shop.io", NewID: emailaddr.Hash("new@shop.io")},
 		{Type: EventCleaned, FiredAt: at, ListID: "l1", Email: "gone@shop.io", Reason: "hard"},
 		{Type: EventCampaign, FiredAt: at, ListID: "l1", ID: "c1"},
 	} {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/mailchimp"
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
 )
@@ -125,7 +126,7 @@ func TestChangeEmail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.ID != mailchimp.SubscriberHash("opt@new.io") || m.EmailAddress != "opt@new.io" || m.Status != mailchimp.StatusUnsubscribed ||
+	if m.ID != emailaddr.Hash("opt@new.io") || m.EmailAddress != "opt@new.io" || m.Status != mailchimp.StatusUnsubscribed ||
 		len(m.Tags) != 1 || m.Tags[0].Name != "segsync" {
 		t.Errorf("moved member %+v", m)
 	}

@@ -37,7 +37,7 @@ func CompileColumn(r *Rule, d Dialect, column string) (where string, args []any,
 	return c.b.String(), c.args, nil
 }
 
-// HashExpr is an SQL expression for the subscriber hash (see SubscriberHash)
+// HashExpr is an SQL expression for the subscriber hash (emailaddr.Hash)
 // of an attribute, with its arguments: lowercase hex, or NULL when the
 // attribute is not a string or is blank. Compare and order it with COLLATE
 // "C" on PostgreSQL (BINARY is SQLite's default).

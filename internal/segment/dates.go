@@ -1,8 +1,6 @@
 package segment
 
 import (
-	"crypto/md5"
-	"encoding/hex"
 	"strings"
 	"time"
 )
@@ -128,52 +126,4 @@ func DateKeys(s string) (day, instant string, ok bool) {
 	}
 	t = t.Add(-time.Duration(p.offset) * time.Second)
 	return s[:10], t.Format("2006-01-02T15:04:05"), true
-}
-
-// SubscriberHash is Mailchimp's subscriber hash of an e-mail address as
-// segsync computes it everywhere: lowercase hex MD5 of the address with
-// ASCII whitespace trimmed from both ends and ASCII letters lowered (the
-// same on SQLite and PostgreSQL, whatever their locale).
-func SubscriberHash(email string) string {
-	sum := md5.Sum([]byte(NormalizeEmail(email)))
-	return hex.EncodeToString(sum[:])
-}
-
-// NormalizeEmail trims ASCII whitespace and lowers ASCII letters.
-func NormalizeEmail(email string) string {
-	const space = " \t\n\v\f\r"
-	i, j := 0, len(email)
-	for i < j && containsByte(space, email[i]) {
-		i++
-	}
-	for j > i && containsByte(space, email[j-1]) {
-		j--
-	}
-	return asciiLower(email[i:j])
-}
-
-func containsByte(s string, c byte) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return true
-		}
-	}
-	return false
-}
-
-// asciiLower lowers A–Z and leaves every other byte alone, as SQLite's
-// lower() and PostgreSQL's lower(x COLLATE "C") do.
-func asciiLower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if c := b[j]; c >= 'A' && c <= 'Z' {
-					b[j] = c + 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
 }

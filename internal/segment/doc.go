@@ -70,8 +70,7 @@
 // depend on the server's collation provider; the conformance suite checks
 // awkward names and every folding rune on both.
 //
-// SubscriberHash is Mailchimp's subscriber hash as segsync computes it:
-// lowercase hex MD5 of the address with ASCII whitespace trimmed and ASCII
-// letters lowered. HashExpr is the same in SQL (segsync_hash) for callers
-// that need it inside a query; the store's member stream hashes in Go.
+// HashExpr is Mailchimp's subscriber hash (emailaddr.Hash) in SQL
+// (segsync_hash) for callers that need it inside a query; the store's member
+// stream hashes in Go.
 package segment

@@ -203,16 +203,3 @@ func TestDateKeys(t *testing.T) {
 		}
 	}
 }
-
-func TestSubscriberHash(t *testing.T) {
-	t.Parallel()
-	const want = "b48def645758b95537d4424c84d1a9ff" // md5("foo@example.com")
-	for _, in := range []string{"foo@example.com", " Foo@Example.COM\n", "\tFOO@EXAMPLE.COM\v\f\r "} {
-		if got := SubscriberHash(in); got != want {
-			t.Errorf("SubscriberHash(%q) = %s, want %s", in, got, want)
-		}
-	}
-	if SubscriberHash("É@example.com") == SubscriberHash("é@example.com") {
-		t.Error("non-ASCII letters must not be folded")
-	}
-}

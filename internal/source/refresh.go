@@ -6,10 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/segsync/segsync/internal/audit"
-	"github.com/segsync/segsync/internal/jobs"
+	"github.com/segsync/segsync/internal/schedule"
 	"github.com/segsync/segsync/internal/store"
 )
 
@@ -52,7 +50,7 @@ func (s *Service) StartRefresh(ctx context.Context, actor audit.Actor, trigger s
 		return RefreshView{}, err
 	}
 	for _, src := range srcs {
-		if src.Kind == "upload" || src.Schedule != jobs.ScheduleRefresh {
+		if src.Kind == "upload" || src.Schedule != schedule.Refresh {
 			continue
 		}
 		if _, _, err := s.store.EnqueuePull(ctx, src.ID, &f.ID, store.TriggerRefresh, false, actor.Email); err != nil {
@@ -170,9 +168,9 @@ func (w *Worker) Tick(ctx context.Context, now time.Time) error {
 	w.init()
 	now = now.UTC()
 	if w.RefreshSchedule != "" && w.Service.runs != nil {
-		sched, err := cron.ParseStandard(w.RefreshSchedule)
+		sched, err := schedule.ParseCron(w.RefreshSchedule)
 		if err != nil {
-			return fmt.Errorf("the refresh schedule %q: %w", w.RefreshSchedule, err)
+			return fmt.Errorf("the refresh schedule: %w", err)
 		}
 		last, err := w.Store.NamedScheduleLast(ctx, refreshSchedule)
 		if err != nil {
@@ -200,18 +198,18 @@ func (w *Worker) Tick(ctx context.Context, now time.Time) error {
 		return err
 	}
 	for _, src := range srcs {
-		if src.Kind == "upload" || src.Schedule == jobs.ScheduleRefresh || src.Schedule == jobs.ScheduleOff {
+		if src.Kind == "upload" {
 			continue
 		}
-		sched, err := cron.ParseStandard(src.Schedule)
-		if err != nil {
+		sc, err := schedule.Parse(src.Schedule)
+		if err != nil || sc.Kind != schedule.KindCron {
 			continue
 		}
 		last := src.LastScheduledAt
 		if last.IsZero() {
 			last = src.CreatedAt
 		}
-		if sched.Next(last).After(now) {
+		if sc.Cron.Next(last).After(now) {
 			continue
 		}
 		won, err := w.Store.AdvanceSourceSchedule(ctx, src.ID, src.LastScheduledAt, now)

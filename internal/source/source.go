@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/segsync/segsync/internal/fielderr"
-	"github.com/segsync/segsync/internal/jobs"
 	"github.com/segsync/segsync/internal/profile/attrjson"
+	"github.com/segsync/segsync/internal/schedule"
 	"github.com/segsync/segsync/internal/source/connector"
 	"github.com/segsync/segsync/internal/store"
 )
@@ -124,9 +124,9 @@ func (in *Input) validate() (connector.Config, error) {
 		errs.Add("cursor", "only used in incremental mode")
 	}
 	if in.Schedule == "" {
-		in.Schedule = jobs.ScheduleRefresh
+		in.Schedule = schedule.Refresh
 	}
-	if err := jobs.ParseSchedule(in.Schedule); err != nil {
+	if err := schedule.Validate(in.Schedule); err != nil {
 		errs.Add("schedule", err.Error())
 	}
 	if in.Priority != nil && (*in.Priority < 0 || *in.Priority > 1_000_000) {

@@ -28,7 +28,7 @@ type SegmentPreview struct {
 
 // HashedMember is one row of StreamMembersByHash.
 type HashedMember struct {
-	// Hash is the subscriber hash of the e-mail attribute (segment.SubscriberHash),
+	// Hash is the subscriber hash of the e-mail attribute (emailaddr.Hash),
 	// or "" when that attribute is missing, not a string or blank.
 	Hash       string
 	CustomerID string

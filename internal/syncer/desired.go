@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/mailchimp"
 	"github.com/segsync/segsync/internal/profile/attrjson"
 	"github.com/segsync/segsync/internal/segment"
@@ -77,8 +78,9 @@ func desiredStream(ctx context.Context, src Source, rules []*segment.Rule, bits 
 			}
 			defer func() { group = group[:0] }()
 			cnt.profiles += int64(len(group))
-			email := group[0].email
-			if !mailchimp.PlausibleEmail(email) || mailchimp.SubscriberHash(email) != group[0].hash {
+			// The store hashed the address with emailaddr.Hash; a
+			// valid address's hash is also Mailchimp's.
+			if !emailaddr.Valid(group[0].email) {
 				cnt.invalid += int64(len(group))
 				return true
 			}
@@ -101,7 +103,7 @@ func desiredStream(ctx context.Context, src Source, rules []*segment.Rule, bits 
 				}
 			}
 			p := group[win]
-			d := &desiredContact{hash: h, email: mailchimp.NormalizeEmail(p.email), customerID: p.customerID,
+			d := &desiredContact{hash: h, email: emailaddr.Normalize(p.email), customerID: p.customerID,
 				updatedAt: p.updatedAt, tags: tags}
 			d.fields, d.fieldsHash = mapFields(p.attrs, specs)
 			if !yield(d, nil) {

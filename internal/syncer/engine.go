@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/mailchimp"
 	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store"
@@ -528,7 +529,7 @@ func (r *runner) refreshStatuses(ctx context.Context) error {
 		arch := make(map[string]string, len(ms))
 		for _, m := range ms {
 			if m.ID != "" {
-				arch[m.ID] = mailchimp.NormalizeEmail(m.EmailAddress)
+				arch[m.ID] = emailaddr.Normalize(m.EmailAddress)
 			}
 		}
 		return r.Store.RecordArchived(ctx, r.exp.ID, arch)

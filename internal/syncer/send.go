@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/mailchimp"
 	"github.com/segsync/segsync/internal/store"
 )
@@ -315,7 +316,7 @@ func (s *sender) create(ctx context.Context, ops []op) {
 	}
 	answered := make(map[string]bool, len(ops))
 	for _, m := range res.NewMembers {
-		o, ok := byEmail[mailchimp.NormalizeEmail(m.EmailAddress)]
+		o, ok := byEmail[emailaddr.Normalize(m.EmailAddress)]
 		if !ok || answered[o.c.email] {
 			continue
 		}
@@ -328,7 +329,7 @@ func (s *sender) create(ctx context.Context, ops []op) {
 		o.tk.done()
 	}
 	for _, m := range res.UpdatedMembers { // not expected without update_existing
-		o, ok := byEmail[mailchimp.NormalizeEmail(m.EmailAddress)]
+		o, ok := byEmail[emailaddr.Normalize(m.EmailAddress)]
 		if !ok || answered[o.c.email] {
 			continue
 		}
@@ -339,7 +340,7 @@ func (s *sender) create(ctx context.Context, ops []op) {
 		o.tk.done()
 	}
 	for _, be := range res.Errors {
-		o, ok := byEmail[mailchimp.NormalizeEmail(be.EmailAddress)]
+		o, ok := byEmail[emailaddr.Normalize(be.EmailAddress)]
 		if !ok || answered[o.c.email] {
 			continue
 		}
@@ -477,7 +478,7 @@ func (s *sender) bulkUpdate(ctx context.Context, ops []op) {
 	}
 	answered := make(map[string]bool, len(ops))
 	ack := func(m mailchimp.Member) {
-		o, ok := byEmail[mailchimp.NormalizeEmail(m.EmailAddress)]
+		o, ok := byEmail[emailaddr.Normalize(m.EmailAddress)]
 		if !ok || answered[o.c.email] {
 			return
 		}
@@ -494,7 +495,7 @@ func (s *sender) bulkUpdate(ctx context.Context, ops []op) {
 		ack(m)
 	}
 	for _, be := range res.Errors {
-		o, ok := byEmail[mailchimp.NormalizeEmail(be.EmailAddress)]
+		o, ok := byEmail[emailaddr.Normalize(be.EmailAddress)]
 		if !ok || answered[o.c.email] {
 			continue
 		}
@@ -716,7 +717,7 @@ func (s *sender) tagCall(ctx context.Context, bit uint64, add, del []op) {
 		}
 		for _, e := range res.Errors {
 			for _, a := range e.EmailAddresses {
-				refused[mailchimp.NormalizeEmail(a)] = e.Error
+				refused[emailaddr.Normalize(a)] = e.Error
 			}
 		}
 	}

@@ -10,10 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/segsync/segsync/internal/connection"
 	"github.com/segsync/segsync/internal/export"
+	"github.com/segsync/segsync/internal/schedule"
 	"github.com/segsync/segsync/internal/store"
 )
 
@@ -51,19 +50,19 @@ func (u *UI) nextRun(e exportJSON) string {
 	}
 	spec := e.Schedule
 	switch spec {
-	case "off":
+	case schedule.Off:
 		return "On demand only"
-	case "", "refresh":
+	case "", schedule.Refresh:
 		spec = u.deps.RefreshSchedule
 		if spec == "" {
 			return "With the nightly refresh"
 		}
 	}
-	s, err := cron.ParseStandard(spec)
+	c, err := schedule.ParseCron(spec)
 	if err != nil {
 		return "—"
 	}
-	return formatTime(s.Next(time.Now().UTC()))
+	return formatTime(c.Next(time.Now()))
 }
 
 // lookups fetches what the export pages name by id.
@@ -258,7 +257,7 @@ func (u *UI) newExport(w http.ResponseWriter, r *http.Request, p *Page) error {
 	p.Form.Set("mapping.email", "email")
 	p.Form.Set("status_if_new", "subscribed")
 	p.Form.Set("on_leave", "untag")
-	p.Form.Set("schedule_kind", "refresh")
+	p.Form.Set("schedule_kind", schedule.Refresh)
 	return u.exportForm(w, r, p, 0, http.StatusOK)
 }
 
@@ -291,13 +290,13 @@ func (u *UI) editExport(w http.ResponseWriter, r *http.Request, p *Page) error {
 		f.Set("create_missing_merge_fields", "on")
 	}
 	switch e.Schedule {
-	case "", "refresh", "off":
+	case "", schedule.Refresh, schedule.Off:
 		f.Set("schedule_kind", e.Schedule)
 		if e.Schedule == "" {
-			f.Set("schedule_kind", "refresh")
+			f.Set("schedule_kind", schedule.Refresh)
 		}
 	default:
-		f.Set("schedule_kind", "cron")
+		f.Set("schedule_kind", schedule.KindCron)
 		f.Set("schedule_cron", e.Schedule)
 	}
 	return u.exportForm(w, r, p, e.ID, http.StatusOK)
@@ -413,15 +412,15 @@ func (u *UI) saveExport(w http.ResponseWriter, r *http.Request, p *Page) error {
 		}
 	}
 	switch f.Get("schedule_kind") {
-	case "off":
-		in.Schedule = "off"
-	case "cron":
+	case schedule.Off:
+		in.Schedule = schedule.Off
+	case schedule.KindCron:
 		in.Schedule = p.trimmed("schedule_cron")
 		if in.Schedule == "" {
 			p.formErr("schedule", "Enter a schedule, e.g. 0 6 * * 1 for every Monday at 06:00 UTC.")
 		}
 	default:
-		in.Schedule = "refresh"
+		in.Schedule = schedule.Refresh
 	}
 	if in.ConnectionID == nil {
 		p.formErr("connection_id", exportMessages["connection_id"])

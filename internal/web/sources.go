@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/segsync/segsync/internal/schedule"
 	"github.com/segsync/segsync/internal/source"
 	"github.com/segsync/segsync/internal/source/connector"
 	"github.com/segsync/segsync/internal/store"
@@ -49,7 +50,7 @@ func (u *UI) sourceForm(w http.ResponseWriter, r *http.Request, p *Page, d sourc
 func (u *UI) newSource(w http.ResponseWriter, r *http.Request, p *Page) error {
 	p.Form.Set("kind", "postgres")
 	p.Form.Set("mode", "full")
-	p.Form.Set("schedule", "refresh")
+	p.Form.Set("schedule", schedule.Refresh)
 	p.Form.Set("priority", "100")
 	p.Form.Set("min_ratio", "0.5")
 	u.sourceForm(w, r, p, sourceFormData{}, http.StatusOK)

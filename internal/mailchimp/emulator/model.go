@@ -153,6 +153,8 @@ type list struct {
 }
 
 // subscriberHash is Mailchimp's member id: MD5 of the lower-cased address.
+// It is Mailchimp's side, written apart from segsync's emailaddr.Hash on
+// purpose, so that tests against the emulator catch a wrong hash in segsync.
 func subscriberHash(email string) [16]byte {
 	return md5.Sum([]byte(strings.ToLower(email)))
 }

@@ -516,8 +516,16 @@ func (m *Merger) loadOld(old []byte) error {
 		m.old[i].Value = m.oldBuf[m.offs[i]:m.offs[i+1]]
 	}
 	if needSort {
+		// Of repeated names the last wins, as in a patch and in jsonb.
 		slices.SortStableFunc(m.old, cmpMember)
-		m.old = slices.CompactFunc(m.old, func(a, b Member) bool { return bytes.Equal(a.Name, b.Name) })
+		kept := m.old[:0]
+		for i, mem := range m.old {
+			if i+1 < len(m.old) && bytes.Equal(m.old[i+1].Name, mem.Name) {
+				continue
+			}
+			kept = append(kept, mem)
+		}
+		m.old = kept
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/profile/attrjson"
 	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store"
@@ -346,7 +347,7 @@ func (db *DB) matching(ctx context.Context, where string, args []any, limit int)
 // many profiles match. That is faster than letting either database sort
 // rows this wide (SQLite's sorter is several times slower and keeps its
 // temp store in memory; PostgreSQL spills past work_mem), and the hash is
-// segment.SubscriberHash by construction.
+// emailaddr.Hash by construction.
 func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, emailAttr string, fn func(store.HashedMember) error) error {
 	if len(rules) == 0 || len(rules) > store.MaxStreamRules {
 		return fmt.Errorf("streaming members: %d rules, want 1 to %d: %w", len(rules), store.MaxStreamRules, store.ErrInvalid)
@@ -403,8 +404,8 @@ func (db *DB) sortMembers(ctx context.Context, query string, args []any, nrules 
 			}
 		}
 		rec.hash = ""
-		if e, ok := email.(string); ok && segment.NormalizeEmail(e) != "" {
-			rec.hash = segment.SubscriberHash(e)
+		if e, ok := email.(string); ok && emailaddr.Normalize(e) != "" {
+			rec.hash = emailaddr.Hash(e)
 		}
 		rec.attrs = sorter.keep(attrs)
 		if err := sorter.add(rec); err != nil {

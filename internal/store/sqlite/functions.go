@@ -7,6 +7,7 @@ import (
 
 	msqlite "modernc.org/sqlite"
 
+	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/textfold"
 )
@@ -37,10 +38,10 @@ func registerFunctions() error {
 			},
 			"segsync_fold": func(s string) (string, bool) { return textfold.Fold(s), true },
 			"segsync_hash": func(s string) (string, bool) {
-				if segment.NormalizeEmail(s) == "" {
+				if emailaddr.Normalize(s) == "" {
 					return "", false
 				}
-				return segment.SubscriberHash(s), true
+				return emailaddr.Hash(s), true
 			},
 		}
 		for name, fn := range fns {

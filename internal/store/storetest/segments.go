@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store"
 )
@@ -344,7 +345,7 @@ func (s Suite) TestSegmentMembersPaging(t *testing.T) {
 }
 
 // TestSegmentStreamByHash checks the export engine's stream: subscriber
-// hash order computed as segment.SubscriberHash does, membership bits, and
+// hash order computed as emailaddr.Hash does, membership bits, and
 // profiles without a usable address first.
 func (s Suite) TestSegmentStreamByHash(t *testing.T) {
 	t.Parallel()
@@ -369,13 +370,13 @@ func (s Suite) TestSegmentStreamByHash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ann := segment.SubscriberHash("ann@example.com")
+	ann := emailaddr.Hash("ann@example.com")
 	want := []row{
 		{"", "p05", 2}, {"", "p07", 0}, {"", "p09", 1}, {"", "p10", 1}, {"", "p11", 1}, // no usable e-mail: first, by customer id
 		{ann, "p01", 3}, {ann, "p08", 1},
-		{segment.SubscriberHash("bob@example.com"), "p02", 1},
-		{segment.SubscriberHash("carol@example.com"), "p03", 0},
-		{segment.SubscriberHash("dave@example.com"), "p04", 2},
+		{emailaddr.Hash("bob@example.com"), "p02", 1},
+		{emailaddr.Hash("carol@example.com"), "p03", 0},
+		{emailaddr.Hash("dave@example.com"), "p04", 2},
 	}
 	// p07 (age 1000) and p03 (BE, age "unknown") match neither rule.
 	want = slices.DeleteFunc(want, func(r row) bool { return r.bits == 0 })
@@ -399,7 +400,7 @@ func (s Suite) TestSegmentStreamByHash(t *testing.T) {
 }
 
 // TestSegmentHashExpr checks that segment.HashExpr computes
-// segment.SubscriberHash in the database (segsync_hash on both dialects).
+// emailaddr.Hash in the database (segsync_hash on both dialects).
 func (s Suite) TestSegmentHashExpr(t *testing.T) {
 	t.Parallel()
 	db := s.Open(t)
@@ -411,8 +412,8 @@ func (s Suite) TestSegmentHashExpr(t *testing.T) {
 		b, _ := json.Marshal(map[string]any{"email": e})
 		upsert(t, db, pp(id, string(b)))
 		want[id] = ""
-		if segment.NormalizeEmail(e) != "" {
-			want[id] = segment.SubscriberHash(e)
+		if emailaddr.Normalize(e) != "" {
+			want[id] = emailaddr.Hash(e)
 		}
 	}
 	upsert(t, db, pp("hy", `{"email":7}`), pp("hz", `{}`))
