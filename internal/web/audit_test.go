@@ -1,9 +1,6 @@
 package web_test
 
 import (
-	"bytes"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -18,19 +15,8 @@ func TestAuditPageByKind(t *testing.T) {
 	base := startServe(t)
 	admin := signInHTTP(t, base, adminEmail, adminPassword)
 
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	_ = mw.WriteField("csrf_token", admin.csrf)
-	fw, _ := mw.CreateFormFile("file", "people.csv")
-	_, _ = io.WriteString(fw, "customer_id,email,country\nc1,ann@shop.io,NL\nc2,bob@shop.io,BE\n")
-	_ = mw.Close()
-	resp, err := admin.c.Post(base+"/profiles/import", mw.FormDataContentType(), &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("upload: %d", resp.StatusCode)
+	if status, page := admin.upload(t, base+"/profiles/import", nil, "people.csv", "customer_id,email,country\nc1,ann@shop.io,NL\nc2,bob@shop.io,BE\n"); status != http.StatusOK {
+		t.Fatalf("upload: %d\n%s", status, page)
 	}
 	rule := func(value string) url.Values {
 		return url.Values{"name": {"Dutch"}, "editor": {"builder"}, "match": {"all"}, "g0.match": {"all"},
@@ -69,7 +55,7 @@ func TestAuditPageByKind(t *testing.T) {
 	if strings.Contains(admin.get(t, base+"/audit"), "ann@shop.io") {
 		t.Error("an address reached the audit log")
 	}
-	resp, err = admin.c.Get(base + "/audit?kind=segmnt")
+	resp, err := admin.c.Get(base + "/audit?kind=segmnt")
 	if err != nil {
 		t.Fatal(err)
 	}
