@@ -2,7 +2,10 @@ package storetest
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,5 +69,48 @@ func (s Suite) TestAuditKinds(t *testing.T) {
 	}
 	if e := es[0]; e.Detail["old_rule"] != "a" || e.Detail["rule"] != "b" || !e.At.Equal(events[3].At) || e.ActorEmail != "ann@example.org" {
 		t.Errorf("segment.update read back as %+v", e)
+	}
+}
+
+// TestAuditMigrationRetypes runs the re-typing of migration 0011 over
+// events recorded the way segsync did before it: an applied pull on its
+// source and an erasure on itself become kind profile, the old object id
+// kept in the detail.
+func (s Suite) TestAuditMigrationRetypes(t *testing.T) {
+	db := s.Open(t)
+	ctx := context.Background()
+	old := []store.AuditEvent{
+		{Action: "profile.import", ObjectType: "source", ObjectID: "5", Detail: map[string]any{"source": "crm", "new": 2}},
+		{Action: "profile.erase", ObjectType: "erasure", ObjectID: "9", Detail: map[string]any{"customer_id": "c1", "audiences": []any{}}},
+		{Action: "source.update", ObjectType: "source", ObjectID: "5"},
+	}
+	for i := range old {
+		if err := db.AddAuditEvent(ctx, &old[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sql, err := os.ReadFile(filepath.Join("..", db.Dialect(), "migrations", "0011_audit_kinds.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for stmt := range strings.SplitSeq(string(sql), ";") {
+		if stmt = strings.TrimSpace(stmt); strings.HasPrefix(stmt, "UPDATE") {
+			if _, err := db.W.ExecContext(ctx, stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
+			}
+		}
+	}
+	es, err := db.ListAuditEvents(ctx, store.AuditFilter{Kinds: []string{"profile"}})
+	if err != nil || len(es) != 2 {
+		t.Fatalf("profile events after the migration: %+v, %v", es, err)
+	}
+	if e := es[0]; e.ObjectID != "c1" || e.Detail["erasure"] != 9.0 || e.Detail["customer_id"] != "c1" {
+		t.Errorf("erasure event %+v", e)
+	}
+	if e := es[1]; e.ObjectID != "" || e.Detail["source_id"] != 5.0 || e.Detail["source"] != "crm" || e.Detail["new"] != 2.0 {
+		t.Errorf("pull event %+v", e)
+	}
+	if es, err := db.ListAuditEvents(ctx, store.AuditFilter{Kinds: []string{"source"}}); err != nil || len(es) != 1 || es[0].Action != "source.update" {
+		t.Errorf("source events after the migration: %+v, %v", es, err)
 	}
 }
