@@ -40,16 +40,16 @@ func TestAuditPageByKind(t *testing.T) {
 			t.Errorf("kind=segment: no %q", want)
 		}
 	}
-	if strings.Contains(page, "Profile import") || strings.Contains(page, `value="profile" checked`) {
+	if strings.Contains(page, "Profile imported") || strings.Contains(page, `value="profile" checked`) {
 		t.Error("kind=segment shows profile events")
 	}
 	page = admin.get(t, base+"/audit?kind=profile")
-	if !strings.Contains(page, "Profile import") || !strings.Contains(page, "Via: ui") || !strings.Contains(page, "Imported: 2") ||
+	if !strings.Contains(page, "Profile imported") || !strings.Contains(page, "Via: ui") || !strings.Contains(page, "Imported: 2") ||
 		strings.Contains(page, "Segment created") {
 		t.Errorf("kind=profile:\n%s", page)
 	}
 	page = admin.get(t, base+"/audit?kind=profile&kind=segment")
-	if !strings.Contains(page, "Profile import") || !strings.Contains(page, "Segment changed") || strings.Contains(page, "User created") {
+	if !strings.Contains(page, "Profile imported") || !strings.Contains(page, "Segment changed") || strings.Contains(page, "User created") {
 		t.Errorf("kind=profile&kind=segment:\n%s", page)
 	}
 	if strings.Contains(admin.get(t, base+"/audit"), "ann@shop.io") {

@@ -218,6 +218,7 @@ var actionWords = map[string]string{
 	"create": "created", "update": "changed", "delete": "deleted", "consent": "consent given",
 	"start": "started", "cancel": "cancelled", "login": "signed in", "logout": "signed out",
 	"revoke": "revoked", "test": "tested", "detach": "detached", "rotate": "key replaced",
+	"import": "imported", "erase": "erasure requested", "erased": "erased",
 }
 
 // actionText turns an audit action (connection.create) into words

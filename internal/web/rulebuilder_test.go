@@ -210,7 +210,8 @@ func TestFormatting(t *testing.T) {
 			t.Errorf("friendly(%q) = %q, want %q", in, got, want)
 		}
 	}
-	for in, want := range map[string]string{"connection.create": "Connection created", "session.login": "User signed in", "run.cancel": "Run cancelled", "odd": "Odd", "export.reticulate": "Export reticulate"} {
+	for in, want := range map[string]string{"connection.create": "Connection created", "session.login": "User signed in", "run.cancel": "Run cancelled", "odd": "Odd", "export.reticulate": "Export reticulate",
+		"profile.import": "Profile imported", "profile.erase": "Profile erasure requested"} {
 		if got := actionText(in); got != want {
 			t.Errorf("actionText(%q) = %q, want %q", in, got, want)
 		}
