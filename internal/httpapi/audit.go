@@ -51,9 +51,10 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, out)
 }
 
-// recordAudit appends an event by the caller of r to the audit log, for the
-// handlers of every area (exports: audit.ExportCreate/Update/Delete; runs:
-// audit.RunStart/RunCancel). Detail must not hold secrets; keys that look
+// recordAudit appends an event by the caller of r to the audit log, for
+// changes the handlers make themselves (profiles: audit.ProfileImport and
+// ProfileDelete); the services record their own (exports, segments,
+// connections, users, sources, erasures). Detail must not hold secrets; keys that look
 // like secrets are dropped anyway. A failure is logged, not returned: the
 // change itself has happened.
 func (s *Server) recordAudit(r *http.Request, action, objectType string, objectID any, detail map[string]any) {
