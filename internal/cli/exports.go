@@ -98,7 +98,7 @@ func newEngine(cfg config.Config, st *sqldb.DB, sec *security, log *slog.Logger,
 		Sources:      srcs,
 		SourceWorker: &source.Worker{Service: srcs, Store: st, Log: log, Metrics: sm, Runs: runner, Lease: cfg.RunLease, RefreshSchedule: cfg.RefreshSchedule},
 		Erasures: &erasure.Service{Store: st, Clients: erasure.ConnectionClients{Of: sec.Connections}, Audit: sec.Audit,
-			Log: log, Owner: processOwner()},
+			Log: log, Owner: processOwner(), Lease: cfg.RunLease},
 	}
 }
 

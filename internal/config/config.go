@@ -25,8 +25,8 @@ type Config struct {
 	SecretKey       string // base64 or hex AES-256 key for the credential vault
 	RefreshSchedule string // cron expression of the system refresh (UTC)
 	MaxConns        int    // concurrent Mailchimp connections per account
-	// RunLease is how long a run stays claimed by a process that stopped
-	// heartbeating; a crashed process's runs are resumed after it.
+	// RunLease is how long a run, pull or erasure stays claimed by a process
+	// that stopped heartbeating; a crashed process's work is resumed after it.
 	RunLease time.Duration
 
 	MailchimpClientID     string
@@ -80,7 +80,7 @@ func (c *Config) RegisterServer(fs *flag.FlagSet) {
 	fs.StringVar(&c.SecretKey, "secret-key", c.SecretKey, "key of the credential vault (32 bytes, base64 or hex); a key file in --data is used when empty")
 	fs.StringVar(&c.RefreshSchedule, "refresh-schedule", c.RefreshSchedule, "cron expression (UTC) of the system refresh")
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "concurrent Mailchimp connections per account (1-10)")
-	fs.DurationVar(&c.RunLease, "run-lease", c.RunLease, "how long a crashed process's runs wait before another process resumes them (1s-1m)")
+	fs.DurationVar(&c.RunLease, "run-lease", c.RunLease, "how long a crashed process's runs, pulls and erasures wait before another process resumes them (1s-1m)")
 	fs.StringVar(&c.MailchimpClientID, "mailchimp-client-id", c.MailchimpClientID, "OAuth client id of the Mailchimp app")
 	fs.StringVar(&c.MailchimpClientSecret, "mailchimp-client-secret", c.MailchimpClientSecret, "OAuth client secret of the Mailchimp app")
 	fs.StringVar(&c.MailchimpLoginURL, "mailchimp-login-url", c.MailchimpLoginURL, "base URL of Mailchimp's OAuth pages")

@@ -45,7 +45,8 @@ type Service struct {
 	Audit   audit.Recorder // may be nil
 	Log     *slog.Logger
 	// Owner names this process in leases; Lease is how long a claim holds
-	// (default 2 min; a crashed worker's job is resumed after it).
+	// without renewal (default 2 min; a crashed worker's job is resumed
+	// after it). A working worker renews it every third of the lease.
 	Owner string
 	Lease time.Duration
 	// Backoff is the wait before retrying a job with failed audiences
@@ -146,8 +147,46 @@ func (s *Service) RunOnce(ctx context.Context) (bool, error) {
 }
 
 // carryOut deletes every target not yet done; results are recorded as
-// they come, so a resumed job starts where the last one stopped.
+// they come, so a resumed job starts where the last one stopped. The claim
+// is renewed while it works (one delete may take minutes of retries), so
+// the lease can be short: a crashed worker's job is resumed soon after.
 func (s *Service) carryOut(ctx context.Context, e store.Erasure) error {
+	work, lost := context.WithCancelCause(ctx)
+	renewing := make(chan struct{})
+	go func() { defer close(renewing); s.keepLease(work, lost, e) }()
+	err := s.deleteAll(work, e)
+	lost(nil)
+	<-renewing
+	if cause := context.Cause(work); errors.Is(cause, store.ErrConflict) {
+		return cause
+	}
+	return err
+}
+
+// keepLease renews the claim every third of the lease until ctx ends, and
+// cancels the work with the conflict once another worker holds the job.
+func (s *Service) keepLease(ctx context.Context, lost context.CancelCauseFunc, e store.Erasure) {
+	t := time.NewTicker(s.lease() / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := s.Store.RenewErasure(ctx, e.ID, e.Token, s.lease())
+		switch {
+		case errors.Is(err, store.ErrConflict):
+			lost(err)
+			return
+		case err != nil && ctx.Err() == nil:
+			s.logger().Warn("renewing an erasure's lease", "erasure", e.ID, "err", err)
+		}
+	}
+}
+
+// deleteAll carries out the targets of a claimed erasure and ends the claim.
+func (s *Service) deleteAll(ctx context.Context, e store.Erasure) error {
 	failed := 0
 	var lastErr string
 	for i := range e.Audiences {

@@ -247,3 +247,58 @@ func TestErasureUnknown(t *testing.T) {
 		t.Errorf("err = %v, want ErrNotFound", err)
 	}
 }
+
+// TestErasureRenewsItsLease: a delete that takes several leases (Mailchimp
+// retrying) keeps the claim: no other worker takes the job meanwhile, and
+// the slow worker's results count.
+func TestErasureRenewsItsLease(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		if _, err := db.UpsertProfiles(ctx, []store.ProfilePatch{{CustomerID: "c1", Attrs: `{"email":"ann@shop.io"}`}}); err != nil {
+			t.Fatal(err)
+		}
+		conn := int64(1)
+		exp := store.Export{Name: "x", ConnectionID: &conn, AudienceID: "aud", Mapping: store.Mapping{Email: "email"},
+			StatusIfNew: "subscribed", OnLeave: "untag", Schedule: "off"}
+		if err := db.CreateExport(ctx, &exp); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.ApplySynced(ctx, exp.ID, []store.SyncedChange{
+			{Hash: "h1", Set: &store.Synced{Hash: "h1", Email: "ann@shop.io", CustomerID: "c1", InAudience: true}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		const lease = time.Second
+		other := &erasure.Service{Store: db, Owner: "w2", Lease: lease}
+		var stolen atomic.Bool
+		slow := clients{wrap: func(int64, erasure.Deleter) erasure.Deleter {
+			return deleterFunc(func(ctx context.Context, _, _ string) error {
+				// Three leases long; meanwhile another worker keeps trying.
+				for end := time.Now().Add(3 * lease); time.Now().Before(end); time.Sleep(lease / 5) {
+					if _, ok, err := db.ClaimErasure(ctx, "w2", lease); err != nil || ok {
+						stolen.Store(true)
+					}
+				}
+				return nil
+			})
+		}, mc: map[int64]*mailchimp.Client{1: nil}}
+		w := &erasure.Service{Store: db, Clients: slow, Owner: "w1", Lease: lease}
+		e, err := w.Request(ctx, audit.System, "c1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if did, err := w.RunOnce(ctx); !did || err != nil {
+			t.Fatalf("the slow worker: %v %v", did, err)
+		}
+		if stolen.Load() {
+			t.Errorf("another worker claimed the job while its worker was still deleting")
+		}
+		got, _ := db.GetErasure(ctx, e.ID)
+		if got.Status != store.ErasureSucceeded || got.Attempts != 1 || got.Audiences[0].Result != store.ErasureDeleted {
+			t.Errorf("after the slow delete: %+v", got)
+		}
+		if did, err := other.RunOnce(ctx); did || err != nil {
+			t.Errorf("the finished job was claimed again: %v %v", did, err)
+		}
+	})
+}

@@ -4,7 +4,8 @@
 // are injected: in the emulator (server errors, dropped connections, 429
 // bursts, bodiless 403s, answers slower than the client's timeout, batches
 // with mixed per-member errors, a revoked key), in the process (`segsync
-// serve` killed with SIGKILL while planning, mid-send and while recording)
+// serve` killed with SIGKILL while planning, mid-send, while recording,
+// mid-pull and mid-erasure)
 // and in the database (PostgreSQL backends terminated mid-run, a SQLite file
 // locked by another process, a full disk). Every scenario ends by comparing
 // the audience, contact by contact, with the desired state computed

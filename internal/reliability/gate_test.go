@@ -48,7 +48,9 @@ type action struct {
 	after  bool              // let the emulator apply the request first (the answer is lost)
 	delay  time.Duration     // wait this long before answering (or before passing through)
 	drop   bool              // close the connection without an answer
-	hold   <-chan struct{}   // block the request until closed or the caller goes away
+	// hold blocks the request until closed or the caller goes away; with
+	// after, the request is applied first and its answer is held.
+	hold <-chan struct{}
 	// answered is called once a passed-through answer was sent.
 	answered func()
 }
@@ -178,12 +180,19 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	g.mu.Unlock()
 
-	if act.hold != nil {
+	held := func() bool { // false: the caller went away
+		if act.hold == nil {
+			return true
+		}
 		select {
 		case <-act.hold:
+			return true
 		case <-r.Context().Done():
-			return
+			return false
 		}
+	}
+	if !act.after && !held() {
+		return
 	}
 	answer := func() {
 		if act.delay > 0 {
@@ -212,6 +221,9 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// timeout has given up and does not know the change was made.
 		rec := httptest.NewRecorder()
 		g.next.ServeHTTP(rec, r)
+		if !held() {
+			return
+		}
 		sleepCtx(r.Context(), act.delay)
 		if r.Context().Err() != nil {
 			return
@@ -233,7 +245,9 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	case act.after:
 		g.next.ServeHTTP(httptest.NewRecorder(), r)
-		answer()
+		if held() {
+			answer()
+		}
 	default:
 		answer()
 	}

@@ -58,11 +58,12 @@ type compiler struct {
 	d   Dialect
 	col string
 	// asciiText says that the condition being written compares text for
-	// (in)equality or substrings with values that fold to ASCII; see
-	// asciiFoldable.
-	asciiText bool
-	b         strings.Builder
-	args      []any
+	// (in)equality or substrings with values that fold to ASCII (see
+	// asciiFoldable); noS that none of them holds an s, and numeric that
+	// one of them reads as a number (see equality).
+	asciiText, noS, numeric bool
+	b                       strings.Builder
+	args                    []any
 }
 
 func (c *compiler) rule(r *Rule, depth int) error {
@@ -128,6 +129,14 @@ func (c *compiler) condition(r *Rule) error {
 		c.asciiText = asciiFoldable(vals)
 	default:
 		c.asciiText = false
+	}
+	c.noS, c.numeric = true, false
+	for _, v := range vals {
+		folded := textfold.Fold(v.Raw)
+		c.noS = c.noS && !strings.Contains(folded, "s")
+		if _, err := strconv.ParseFloat(folded, 64); err == nil {
+			c.numeric = true
+		}
 	}
 	defer func() { c.asciiText = false }()
 	need := func(n int) error {
@@ -289,10 +298,21 @@ func (c *compiler) equality(attr string, v Value) bool {
 	}
 	switch v.Type {
 	case Text:
-		if c.asciiText {
-			return false // the accessor's ASCII lowering is cheaper still
+		switch {
+		case c.asciiText && c.noS:
+			// Without an s among the values, the long s cannot matter
+			// (see asciiFoldable) and NOCASE folds exactly A–Z; a number or
+			// boolean (INTEGER or REAL) never equals a TEXT value.
+			c.add("json_extract(" + c.col + ", ?) COLLATE NOCASE")
+		case c.asciiText && !c.numeric:
+			// replace() turns a number into its text, which no value that
+			// does not read as a number can equal.
+			c.add("lower(replace(json_extract(" + c.col + ", ?), 'ſ', 's'))")
+		case c.asciiText:
+			return false
+		default:
+			c.add("segsync_fold(json_extract(" + c.col + ", ?))")
 		}
-		c.add("segsync_fold(json_extract(" + c.col + ", ?))")
 	case Bool:
 		c.add("json_type(" + c.col + ", ?)")
 	default:
@@ -317,7 +337,10 @@ func (c *compiler) accessor(attr string, v Value) error {
 		c.key(attr)
 	case Text:
 		fold := "segsync_fold("
-		if c.asciiText { // see asciiFoldable
+		switch {
+		case c.asciiText && c.noS: // see asciiFoldable and equality
+			fold = "lower("
+		case c.asciiText:
 			fold = "lower(replace("
 		}
 		if pg {
@@ -326,8 +349,12 @@ func (c *compiler) accessor(attr string, v Value) error {
 			c.add("(CASE WHEN json_type(" + c.col + ", ?) = 'text' THEN " + fold + "json_extract(" + c.col + ", ?)")
 		}
 		switch {
+		case c.asciiText && c.noS && pg:
+			c.add(` COLLATE "C")`)
 		case c.asciiText && pg:
 			c.add(`, 'ſ', 's') COLLATE "C")`)
+		case c.asciiText && c.noS:
+			c.add(")")
 		case c.asciiText:
 			c.add(", 'ſ', 's'))")
 		case pg:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -125,7 +126,8 @@ func depth(r *segment.Rule) int {
 
 // blanked copies r with every attribute name and value replaced by a fixed
 // one of the same type (and, for text, of the same class: folding to ASCII
-// or not), so that its SQL must be identical to r's.
+// or not, holding an s or not, reading as a number or not), so that its SQL
+// must be identical to r's.
 func blanked(r *segment.Rule) *segment.Rule {
 	out := &segment.Rule{Kind: r.Kind, Op: r.Op}
 	if r.Kind == segment.Condition {
@@ -145,10 +147,14 @@ func blanked(r *segment.Rule) *segment.Rule {
 			b.Raw = "2000-01-01T00:00:00Z"
 		case v.Type == segment.Date:
 			b.Raw = "2000-01-01"
-		case isASCII(textfold.Fold(v.Raw)):
-			b.Raw = "t"
-		default: // text that folds outside ASCII compiles to segsync_fold
+		case !isASCII(textfold.Fold(v.Raw)):
 			b.Raw = "é"
+		case strings.Contains(textfold.Fold(v.Raw), "s"):
+			b.Raw = "s"
+		case isNumber(textfold.Fold(v.Raw)):
+			b.Raw = "1"
+		default:
+			b.Raw = "t"
 		}
 		out.Values = append(out.Values, b)
 	}
@@ -162,4 +168,9 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil
 }

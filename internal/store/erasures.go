@@ -60,6 +60,9 @@ type ErasureStore interface {
 	// RecordErasureTarget saves one target's result if token is still the
 	// request's current token (ErrConflict otherwise).
 	RecordErasureTarget(ctx context.Context, id, token int64, seq int, result, errMsg string) error
+	// RenewErasure extends a claim's lease to lease from now if token is
+	// still the request's current token (ErrConflict otherwise).
+	RenewErasure(ctx context.Context, id, token int64, lease time.Duration) error
 	// FinishErasure ends a claim: succeeded, or pending again until retryAt.
 	FinishErasure(ctx context.Context, id, token int64, succeeded bool, errMsg string, retryAt time.Time) error
 }

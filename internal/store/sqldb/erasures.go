@@ -247,6 +247,19 @@ func (db *DB) RecordErasureTarget(ctx context.Context, id, token int64, seq int,
 	return nil
 }
 
+// RenewErasure implements store.ErasureStore.
+func (db *DB) RenewErasure(ctx context.Context, id, token int64, lease time.Duration) error {
+	res, err := db.W.ExecContext(ctx, db.Q(`UPDATE erasures SET lease_until = ? WHERE id = ? AND token = ? AND status = ?`),
+		time.Now().Add(lease).UnixMicro(), id, token, store.ErasureRunning)
+	if err != nil {
+		return fmt.Errorf("renewing erasure %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("erasure %d was claimed by another worker: %w", id, store.ErrConflict)
+	}
+	return nil
+}
+
 // FinishErasure implements store.ErasureStore.
 func (db *DB) FinishErasure(ctx context.Context, id, token int64, succeeded bool, errMsg string, retryAt time.Time) error {
 	status, finished := store.ErasurePending, int64(0)

@@ -80,3 +80,38 @@ func TestCreateErasureScrubs(t *testing.T) {
 		}
 	})
 }
+
+// TestRenewErasure: the current claim extends its lease, so no other
+// worker can claim the request while it works; a stale token cannot.
+func TestRenewErasure(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		if _, err := db.UpsertProfiles(ctx, []store.ProfilePatch{{CustomerID: "c1", Attrs: `{"email":"ann@shop.io"}`}}); err != nil {
+			t.Fatal(err)
+		}
+		e, err := db.CreateErasure(ctx, "c1", "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		claimed, ok, err := db.ClaimErasure(ctx, "w1", time.Millisecond)
+		if err != nil || !ok || claimed.ID != e.ID {
+			t.Fatalf("claim: %+v %v %v", claimed, ok, err)
+		}
+		if err := db.RenewErasure(ctx, e.ID, claimed.Token, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // past the first lease, within the renewed one
+		if other, ok, err := db.ClaimErasure(ctx, "w2", time.Minute); err != nil || ok {
+			t.Fatalf("a renewed claim was taken over: %+v %v %v", other, ok, err)
+		}
+		if err := db.RenewErasure(ctx, e.ID, claimed.Token-1, time.Minute); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("renewal with a stale token: %v", err)
+		}
+		if err := db.FinishErasure(ctx, e.ID, claimed.Token, true, "", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RenewErasure(ctx, e.ID, claimed.Token, time.Minute); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("renewal of a finished erasure: %v", err)
+		}
+	})
+}
