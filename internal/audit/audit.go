@@ -1,17 +1,22 @@
 // Package audit records who changed what and when: connections and consents,
-// exports, users and tokens, run starts and cancels. Entries name the actor,
-// the time and the object; they never carry secrets, and keys that look like
-// secrets are dropped from the detail as a second line of defence.
+// exports (with their mapping before and after), segments (with the rule
+// before and after), profile imports, deletes and erasures, sources, users
+// and tokens, run starts and cancels. Entries name the actor, the time and
+// the object, whose type is the event's kind (Kinds); they never carry
+// secrets or e-mail addresses of profiles, and keys that look like secrets
+// are dropped from the detail as a second line of defence.
 package audit
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/segsync/segsync/internal/fielderr"
 	"github.com/segsync/segsync/internal/store"
 )
 
@@ -43,7 +48,37 @@ const (
 	ExportDelete      = "export.delete"
 	RunStart          = "run.start"
 	RunCancel         = "run.cancel"
+	SegmentCreate     = "segment.create"
+	SegmentUpdate     = "segment.update"
+	SegmentDelete     = "segment.delete"
+	// Profile events name the customer id, never an address: imports
+	// (pushed or pulled from a source) carry counts, deletes and erasures
+	// the customer id as their object id.
+	ProfileImport = "profile.import"
+	ProfileDelete = "profile.delete"
+	ProfileErase  = "profile.erase"  // an erasure requested
+	ProfileErased = "profile.erased" // an erasure carried out in Mailchimp
 )
+
+// Kinds are the object types events are recorded under, the first part of
+// their actions; the audit log is filtered by them.
+var Kinds = []string{"connection", "export", "profile", "run", "segment", "source", "token", "user"}
+
+// ParseKinds reads a filter of kinds: one or several, comma separated
+// ("segment,profile"). An unknown kind is a fielderr naming field.
+func ParseKinds(field, s string) ([]string, error) {
+	var out []string
+	for k := range strings.SplitSeq(s, ",") {
+		k = strings.TrimSpace(k)
+		if !slices.Contains(Kinds, k) {
+			return nil, fielderr.New(field, fmt.Sprintf("unknown kind %q; one or more of %s, comma separated", k, strings.Join(Kinds, ", ")))
+		}
+		if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
 
 // Recorder is what the domain packages need; *Log implements it.
 type Recorder interface {

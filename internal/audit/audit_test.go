@@ -2,8 +2,12 @@ package audit
 
 import (
 	"context"
+	"errors"
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/segsync/segsync/internal/fielderr"
 	"github.com/segsync/segsync/internal/store"
 	"github.com/segsync/segsync/internal/store/dbtest"
 )
@@ -55,6 +59,35 @@ func TestRecord(t *testing.T) {
 		}
 		if es[0].ObjectID != tt.wantID || es[0].ActorEmail != tt.who || es[0].Detail != nil {
 			t.Errorf("event = %+v, want object %s by %s without detail", es[0], tt.wantID, tt.who)
+		}
+	}
+}
+
+func TestParseKinds(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+		bad  bool
+	}{
+		{"segment", []string{"segment"}, false},
+		{"segment, profile,export", []string{"segment", "profile", "export"}, false},
+		{"profile,profile", []string{"profile"}, false},
+		{"segments", nil, true},
+		{"segment,", nil, true},
+		{"", nil, true},
+		{"Segment", nil, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseKinds("kind", tt.in)
+		if tt.bad {
+			var fe fielderr.List
+			if !errors.As(err, &fe) || fe[0].Field != "kind" || !strings.Contains(fe[0].Message, "segment, source") {
+				t.Errorf("ParseKinds(%q) = %v, %v; want a fault of field kind listing the kinds", tt.in, got, err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("ParseKinds(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 		}
 	}
 }

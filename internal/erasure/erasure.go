@@ -21,10 +21,11 @@ import (
 	"github.com/segsync/segsync/internal/store"
 )
 
-// Audit actions.
+// Audit actions, recorded on the profile (the customer id), with the
+// erasure's id in the detail.
 const (
-	ActionRequest = "profile.erase"
-	ActionDone    = "profile.erased"
+	ActionRequest = audit.ProfileErase
+	ActionDone    = audit.ProfileErased
 )
 
 // Deleter is the Mailchimp call an erasure needs; *mailchimp.Client has it.
@@ -81,7 +82,7 @@ func (s *Service) record(ctx context.Context, actor audit.Actor, action string, 
 	}
 	// The customer id is kept as the proof of what was erased; the
 	// address never enters the log.
-	_ = s.Audit.Record(ctx, actor, action, "erasure", e.ID, map[string]any{"customer_id": e.CustomerID, "audiences": auds})
+	_ = s.Audit.Record(ctx, actor, action, "profile", e.CustomerID, map[string]any{"erasure": e.ID, "audiences": auds})
 }
 
 func (s *Service) logger() *slog.Logger {

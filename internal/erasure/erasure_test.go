@@ -211,9 +211,14 @@ func TestErasureAcrossAccounts(t *testing.T) {
 				t.Errorf("bob lost from %s: %v", l, err)
 			}
 		}
-		evs, err := db.ListAuditEvents(ctx, store.AuditFilter{ObjectType: "erasure"})
+		evs, err := db.ListAuditEvents(ctx, store.AuditFilter{Kinds: []string{"profile"}})
 		if err != nil || len(evs) != 2 {
 			t.Fatalf("audit: %d events, %v", len(evs), err)
+		}
+		for i, action := range []string{erasure.ActionDone, erasure.ActionRequest} {
+			if ev := evs[i]; ev.Action != action || ev.ObjectID != "c1" || ev.Detail["erasure"] != float64(e.ID) {
+				t.Errorf("audit event %d: %+v, want %s of customer c1 naming erasure %d", i, ev, action, e.ID)
+			}
 		}
 		b, _ := json.Marshal(evs)
 		if strings.Contains(string(b), "ann@") || !strings.Contains(string(b), listB) {

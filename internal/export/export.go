@@ -5,7 +5,9 @@
 package export
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -120,7 +122,7 @@ func (s *Service) Create(ctx context.Context, p auth.Principal, in Input) (store
 	if err := s.Store.CreateExport(ctx, &e); err != nil {
 		return store.Export{}, err
 	}
-	s.record(ctx, p, audit.ExportCreate, e)
+	s.record(ctx, p, audit.ExportCreate, e, nil)
 	if s.Webhooks != nil {
 		_ = s.Webhooks.Ensure(ctx, e)
 	}
@@ -144,7 +146,7 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, id int64, in Inp
 	if err := s.Store.UpdateExport(ctx, &e); err != nil {
 		return store.Export{}, err
 	}
-	s.record(ctx, p, audit.ExportUpdate, e)
+	s.record(ctx, p, audit.ExportUpdate, e, &old)
 	if s.Webhooks != nil {
 		if old.AudienceID != e.AudienceID || !sameConnection(old.ConnectionID, e.ConnectionID) {
 			_ = s.Webhooks.Remove(ctx, old)
@@ -170,7 +172,7 @@ func (s *Service) Delete(ctx context.Context, p auth.Principal, id int64) error 
 	if err := s.Store.DeleteExport(ctx, id); err != nil {
 		return err
 	}
-	s.record(ctx, p, audit.ExportDelete, e)
+	s.record(ctx, p, audit.ExportDelete, e, nil)
 	return nil
 }
 
@@ -193,15 +195,47 @@ func sameConnection(a, b *int64) bool {
 	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
 
-func (s *Service) record(ctx context.Context, p auth.Principal, action string, e store.Export) {
+// record puts a change of e in the audit log with everything that decides
+// who is sent and how: audience, segments, the field mapping and tags. An
+// update (old not nil) also lists each field that changed with its old and
+// new value under "changed".
+func (s *Service) record(ctx context.Context, p auth.Principal, action string, e store.Export, old *store.Export) {
 	if s.Audit == nil {
 		return
 	}
-	detail := map[string]any{"name": e.Name, "audience_id": e.AudienceID, "segment_ids": e.SegmentIDs, "on_leave": e.OnLeave, "schedule": e.Schedule}
-	if e.ConnectionID != nil {
-		detail["connection_id"] = *e.ConnectionID
+	detail := auditDetail(e)
+	if old != nil {
+		before, changed := auditDetail(*old), map[string]any{}
+		for k, v := range detail {
+			if !sameJSON(before[k], v) {
+				changed[k] = map[string]any{"old": before[k], "new": v}
+			}
+		}
+		for k, v := range before {
+			if _, ok := detail[k]; !ok {
+				changed[k] = map[string]any{"old": v, "new": nil}
+			}
+		}
+		detail["changed"] = changed
 	}
 	_ = s.Audit.Record(ctx, p.Actor(), action, "export", e.ID, detail)
+}
+
+// auditDetail is what the audit log keeps of an export's definition.
+func auditDetail(e store.Export) map[string]any {
+	d := map[string]any{"name": e.Name, "audience_id": e.AudienceID, "segment_ids": e.SegmentIDs, "on_leave": e.OnLeave,
+		"schedule": e.Schedule, "status_if_new": e.StatusIfNew, "tag_prefix": e.TagPrefix, "mapping": e.Mapping,
+		"create_missing_merge_fields": e.CreateMissingMergeFields}
+	if e.ConnectionID != nil {
+		d["connection_id"] = *e.ConnectionID
+	}
+	return d
+}
+
+func sameJSON(a, b any) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
 }
 
 // validate checks an input against everything it refers to and returns the

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/segsync/segsync/internal/audit"
 	"github.com/segsync/segsync/internal/auth"
 	"github.com/segsync/segsync/internal/fielderr"
 	"github.com/segsync/segsync/internal/mailchimp"
@@ -141,5 +142,71 @@ func TestCompatible(t *testing.T) {
 		if got := Compatible(tc.attr, tc.merge); got != tc.ok {
 			t.Errorf("Compatible(%s, %s) = %v", tc.attr, tc.merge, got)
 		}
+	}
+}
+
+func (f *fakeStore) GetExport(_ context.Context, id int64) (store.Export, error) {
+	if id != 1 {
+		return store.Export{}, fmt.Errorf("export %d: %w", id, store.ErrNotFound)
+	}
+	e := f.saved
+	e.ID = id
+	return e, nil
+}
+
+func (f *fakeStore) UpdateExport(_ context.Context, e *store.Export) error {
+	f.saved = *e
+	return nil
+}
+
+type recorded struct {
+	action, objectType string
+	id                 any
+	detail             map[string]any
+}
+
+type fakeRecorder struct{ events []recorded }
+
+func (r *fakeRecorder) Record(_ context.Context, _ audit.Actor, action, objectType string, id any, detail map[string]any) error {
+	r.events = append(r.events, recorded{action, objectType, id, detail})
+	return nil
+}
+
+// TestAuditOfMappingChanges checks that an update names each changed field
+// of the definition with its old and new value, the merge-field mapping and
+// the tag prefix among them, and nothing that did not change.
+func TestAuditOfMappingChanges(t *testing.T) {
+	one := int64(1)
+	rec := &fakeRecorder{}
+	s := &Service{Store: &fakeStore{}, Connections: fakeConns{}, Audit: rec}
+	p := auth.Principal{UserID: 5, Email: "c@x.io", Role: auth.Contributor}
+	in := Input{Name: "x", ConnectionID: &one, AudienceID: "aud1", SegmentIDs: []int64{1}, TagPrefix: "shop: ",
+		Mapping: store.Mapping{Email: "email", Attributes: []store.AttributeMap{{Attribute: "spend", MergeTag: "SPEND"}}}}
+	e, err := s.Create(context.Background(), p, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Mapping.FirstName, in.TagPrefix = "first", ""
+	in.Mapping.Attributes = []store.AttributeMap{{Attribute: "joined", MergeTag: "JOINED"}}
+	if _, err := s.Update(context.Background(), p, e.ID, in); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.events) != 2 || rec.events[0].action != audit.ExportCreate || rec.events[1].action != audit.ExportUpdate {
+		t.Fatalf("events %+v", rec.events)
+	}
+	if m, ok := rec.events[0].detail["mapping"].(store.Mapping); !ok || m.Attributes[0].MergeTag != "SPEND" || rec.events[0].detail["changed"] != nil {
+		t.Errorf("create detail %+v", rec.events[0].detail)
+	}
+	changed, _ := rec.events[1].detail["changed"].(map[string]any)
+	if len(changed) != 2 {
+		t.Fatalf("changed = %v, want mapping and tag_prefix", changed)
+	}
+	mapping := changed["mapping"].(map[string]any)
+	if old, cur := mapping["old"].(store.Mapping), mapping["new"].(store.Mapping); old.FirstName != "" || old.Attributes[0].MergeTag != "SPEND" ||
+		cur.FirstName != "first" || cur.Attributes[0].MergeTag != "JOINED" {
+		t.Errorf("mapping change %+v", mapping)
+	}
+	if tp := changed["tag_prefix"].(map[string]any); tp["old"] != "shop: " || tp["new"] != "" {
+		t.Errorf("tag prefix change %+v", tp)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segsync/segsync/internal/audit"
 	"github.com/segsync/segsync/internal/auth"
 	"github.com/segsync/segsync/internal/fielderr"
 	"github.com/segsync/segsync/internal/profile"
@@ -67,6 +68,7 @@ func (s *Server) importProfiles(w http.ResponseWriter, r *http.Request) error {
 	// Read errors (a broken upload, corrupt gzip) are the client's.
 	body := &recordingReader{r: src}
 	rep, err := s.importer.Import(r.Context(), body, profile.Options{Format: format, Key: key, Mode: mode})
+	s.recordImport(r, rep, err, map[string]any{"format": format, "id_attribute": key, "mode": mode})
 	if err != nil {
 		if body.err != nil && r.Context().Err() == nil {
 			// The request itself broke off (bad chunking, a proxy timeout):
@@ -143,11 +145,38 @@ func (s *Server) deleteProfile(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Location", fmt.Sprintf("/api/v1/erasures/%d", e.ID))
 		return writeJSON(w, http.StatusAccepted, e)
 	}
-	if err := s.deps.Store.DeleteProfile(r.Context(), r.PathValue("customer_id")); err != nil {
+	id := r.PathValue("customer_id")
+	if err := s.deps.Store.DeleteProfile(r.Context(), id); err != nil {
 		return err
 	}
+	s.recordAudit(r, audit.ProfileDelete, "profile", id, map[string]any{"via": via(r)})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// recordImport puts an import in the audit log: who, through what, and how
+// many rows were read, created, updated and rejected (never a profile). An
+// import that broke off is recorded too, as incomplete: what it read
+// before is imported.
+func (s *Server) recordImport(r *http.Request, rep profile.Report, err error, detail map[string]any) {
+	if err != nil && rep.Received == 0 {
+		return
+	}
+	detail["via"] = via(r)
+	detail["received"], detail["imported"], detail["updated"] = rep.Received, rep.Imported, rep.Updated
+	detail["unchanged"], detail["rejected"], detail["deleted"] = rep.Unchanged, rep.Rejected, rep.Deleted
+	detail["complete"] = err == nil
+	s.recordAudit(r, audit.ProfileImport, "profile", nil, detail)
+}
+
+// via says how the caller reached the API, for the audit log: "ui" (a
+// session of the browser interface) or "api" (a token, or a local server
+// without authentication).
+func via(r *http.Request) string {
+	if principal(r).SessionCSRF != "" {
+		return "ui"
+	}
+	return "api"
 }
 
 // getErasure answers GET /api/v1/erasures/{id}.

@@ -24,6 +24,7 @@ import (
 	"github.com/segsync/segsync/internal/jobs"
 	"github.com/segsync/segsync/internal/metrics"
 	"github.com/segsync/segsync/internal/profile"
+	segsvc "github.com/segsync/segsync/internal/segment/service"
 	"github.com/segsync/segsync/internal/source"
 	"github.com/segsync/segsync/internal/store"
 )
@@ -71,6 +72,7 @@ type Server struct {
 	openapi []byte
 
 	importer *profile.Importer
+	segments *segsvc.Service
 }
 
 // New builds the server and its routes. It panics on programming errors that
@@ -94,6 +96,10 @@ func New(deps Deps) *Server {
 	s := &Server{deps: deps, log: deps.Log, mux: http.NewServeMux(), metrics: m, openapi: doc}
 	if deps.Store != nil {
 		s.importer = profile.NewImporter(deps.Store, deps.Log)
+		s.segments = &segsvc.Service{Store: deps.Store}
+		if deps.Audit != nil {
+			s.segments.Audit = deps.Audit
+		}
 	}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {

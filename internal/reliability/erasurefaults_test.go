@@ -251,7 +251,8 @@ func testServeKilledMidErasure(t *testing.T, db *sqldb.DB, srv *server, applied 
 		if err != nil || got.Status != store.ErasureSucceeded {
 			return false
 		}
-		events, err = db.ListAuditEvents(ctx, store.AuditFilter{ObjectType: "erasure"})
+		// Erasures are recorded on the profile: the customer id, never the address.
+		events, err = db.ListAuditEvents(ctx, store.AuditFilter{Kinds: []string{"profile"}, ObjectID: victim.id})
 		return err == nil && len(events) >= 2
 	})
 	t.Logf("finished %v after the restart, attempt %d: %+v", time.Since(restarted).Round(time.Millisecond), got.Attempts, got.Audiences)

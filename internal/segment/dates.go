@@ -3,6 +3,8 @@ package segment
 import (
 	"strings"
 	"time"
+
+	"github.com/segsync/segsync/internal/profile/attrjson"
 )
 
 // dateParts is a date string taken apart by scanDate.
@@ -91,6 +93,18 @@ func scanDate(s string) (p dateParts, ok bool) {
 		return p, true
 	}
 	return p, false
+}
+
+// IsDate reports whether s, as a rule value, compares as a date (see the
+// package doc): one of the importer's date forms (attrjson.NormalizeDate)
+// in the years 1000 to 9999.
+func IsDate(s string) bool {
+	norm, ok := attrjson.NormalizeDate(s)
+	if !ok {
+		return false
+	}
+	_, _, ok = DateKeys(norm)
+	return ok
 }
 
 // looksLikeDate reports whether s is meant as a date, valid or not: it

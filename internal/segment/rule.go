@@ -59,6 +59,46 @@ const (
 // Ops lists every operator in the order of SPEC section 8.
 var Ops = []Op{Eq, Neq, Lt, Lte, Gt, Gte, Between, In, NotIn, Contains, StartsWith, EndsWith, IsEmpty, IsNotEmpty}
 
+// Arity is how many values an operator takes.
+type Arity int8
+
+const (
+	NoValue   Arity = 0  // is_empty, is_not_empty
+	OneValue  Arity = 1  // eq, lt, contains, …
+	TwoValues Arity = 2  // between: [low, high]
+	ValueList Arity = -1 // in, not_in: one or more
+)
+
+// Operator describes an operator for the people who choose it.
+type Operator struct {
+	Op    Op
+	Label string // in words: "is at least"
+	Arity Arity
+	// TextOnly operators compare text, whatever the value looks like.
+	TextOnly bool
+}
+
+// Operators describes every operator of Ops, in the order a person picks
+// them from a list: equality, text, order, ranges and lists, emptiness.
+var Operators = []Operator{
+	{Eq, "is", OneValue, false}, {Neq, "is not", OneValue, false},
+	{Contains, "contains", OneValue, true}, {StartsWith, "starts with", OneValue, true}, {EndsWith, "ends with", OneValue, true},
+	{Gt, "is greater than", OneValue, false}, {Gte, "is at least", OneValue, false},
+	{Lt, "is less than", OneValue, false}, {Lte, "is at most", OneValue, false},
+	{Between, "is between", TwoValues, false}, {In, "is one of", ValueList, false}, {NotIn, "is none of", ValueList, false},
+	{IsEmpty, "is empty", NoValue, false}, {IsNotEmpty, "is not empty", NoValue, false},
+}
+
+// Describe returns the description of o; false for an unknown operator.
+func (o Op) Describe() (Operator, bool) {
+	for _, d := range Operators {
+		if d.Op == o {
+			return d, true
+		}
+	}
+	return Operator{}, false
+}
+
 func (o Op) valid() bool {
 	for _, x := range Ops {
 		if o == x {

@@ -203,3 +203,40 @@ func TestDateKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestOperatorsDescribeEveryOp keeps the operator metadata complete and
+// consistent with what Parse accepts.
+func TestOperatorsDescribeEveryOp(t *testing.T) {
+	if len(Operators) != len(Ops) {
+		t.Fatalf("%d operators described, %d exist", len(Operators), len(Ops))
+	}
+	for _, op := range Ops {
+		d, ok := op.Describe()
+		if !ok || d.Label == "" {
+			t.Errorf("%s is not described", op)
+			continue
+		}
+		// A rule with as many values as the arity says parses.
+		value := map[Arity]string{NoValue: ``, OneValue: `,"value":"x"`, TwoValues: `,"value":["a","b"]`, ValueList: `,"value":["a"]`}[d.Arity]
+		if _, err := Parse([]byte(`{"attribute":"a","op":"`+string(op)+`"`+value+`}`), nil); err != nil {
+			t.Errorf("%s with arity %d: %v", op, d.Arity, err)
+		}
+		if d.TextOnly != (op == Contains || op == StartsWith || op == EndsWith) {
+			t.Errorf("%s: TextOnly %v", op, d.TextOnly)
+		}
+	}
+	if _, ok := Op("like").Describe(); ok {
+		t.Error("an unknown operator is described")
+	}
+}
+
+func TestIsDate(t *testing.T) {
+	for s, want := range map[string]bool{
+		"2024-02-29": true, "2024-02-30": false, "2024-03-01T10:00:00Z": true, "2024-03-01 10:00": true,
+		"2024-03-01T10:00+01": true, "2024-03-01t10:00:00+0130": true, "0999-12-31": false, "2024-3-1": false, "soon": false,
+	} {
+		if got := IsDate(s); got != want {
+			t.Errorf("IsDate(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

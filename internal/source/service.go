@@ -21,7 +21,7 @@ const (
 	ActionCreate = "source.create"
 	ActionUpdate = "source.update"
 	ActionDelete = "source.delete"
-	ActionPull   = "profile.import" // an applied pull imports profiles
+	ActionPull   = audit.ProfileImport // an applied pull imports profiles (kind profile)
 )
 
 // sealPurpose binds sealed source secrets to this use.
@@ -55,10 +55,16 @@ func NewService(st Store, v *connection.Vault, a audit.Recorder, log *slog.Logge
 func (s *Service) OnQueued(fn func()) { s.wake = fn }
 
 func (s *Service) record(ctx context.Context, actor audit.Actor, action string, id int64, detail map[string]any) {
+	s.recordOn(ctx, actor, action, "source", id, detail)
+}
+
+// recordOn records an event on an object of another type than the source
+// (an applied pull imports profiles: kind profile).
+func (s *Service) recordOn(ctx context.Context, actor audit.Actor, action, objectType string, id any, detail map[string]any) {
 	if s.audit == nil {
 		return
 	}
-	if err := s.audit.Record(ctx, actor, action, "source", id, detail); err != nil {
+	if err := s.audit.Record(ctx, actor, action, objectType, id, detail); err != nil {
 		s.log.Warn("audit", "action", action, "err", err)
 	}
 }

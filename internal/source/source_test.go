@@ -161,6 +161,16 @@ func TestPullsMergeAndRemove(t *testing.T) {
 		if after, _ := db.GetProfile(w.ctx, "c3"); !after.UpdatedAt.Equal(before.UpdatedAt) {
 			t.Errorf("an unchanged pull rewrote c3")
 		}
+		// Each applied pull is a profile import in the audit log, naming
+		// the source and the counts, never a profile.
+		evs, err := db.ListAuditEvents(w.ctx, store.AuditFilter{Kinds: []string{"profile"}})
+		if err != nil || len(evs) != 2 {
+			t.Fatalf("audit of two pulls: %+v, %v", evs, err)
+		}
+		if ev := evs[1]; ev.Action != audit.ProfileImport || ev.Detail["via"] != "source" || ev.Detail["source_id"] != float64(src.ID) ||
+			ev.Detail["source"] != "crm" || ev.Detail["new"] != 2.0 || ev.Detail["rejected"] != 0.0 || ev.ActorEmail != "system" {
+			t.Errorf("audit of the first pull: %+v", ev)
+		}
 		// c3 leaves the file: its only source drops it, the profile goes;
 		// c1 loses points but keeps its uploaded attributes.
 		crm.set("id,city\nc1,Amsterdam\nc4,Ede\n")

@@ -280,8 +280,8 @@ func (w *Worker) execute(parent context.Context, p store.Pull, lease store.Lease
 		return
 	}
 	w.Metrics.finished(src.Name, status, countsMap(counts), time.Since(started))
-	w.Service.record(context.WithoutCancel(parent), audit.Actor{Email: orSystem(p.RequestedBy)}, ActionPull, src.ID, map[string]any{
-		"source": src.Name, "pull": p.ID, "received": counts.Received, "new": counts.New, "updated": counts.Updated,
+	w.Service.recordOn(context.WithoutCancel(parent), audit.Actor{Email: orSystem(p.RequestedBy)}, ActionPull, "profile", "", map[string]any{
+		"via": "source", "source_id": src.ID, "source": src.Name, "pull": p.ID, "received": counts.Received, "new": counts.New, "updated": counts.Updated,
 		"removed": counts.Removed, "rejected": counts.Rejected, "deleted": counts.Deleted})
 	log.Info("pull applied", "status", status, "received", counts.Received, "new", counts.New, "updated", counts.Updated,
 		"unchanged", counts.Unchanged, "removed", counts.Removed, "rejected", counts.Rejected)

@@ -22,8 +22,11 @@ type AuditFilter struct {
 	BeforeID   int64 // only events with a smaller id (paging); 0: from the newest
 	Limit      int   // at most this many; 0: 100
 	ObjectType string
-	ObjectID   string
-	Action     string
+	// Kinds keeps events whose object type is any of these (segment,
+	// profile, export, …); empty keeps every kind.
+	Kinds    []string
+	ObjectID string
+	Action   string
 }
 
 // AuditStore keeps the audit log.

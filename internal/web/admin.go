@@ -1,11 +1,15 @@
 package web
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/segsync/segsync/internal/audit"
 	"github.com/segsync/segsync/internal/store"
 )
 
@@ -184,15 +188,43 @@ func (u *UI) changePassword(w http.ResponseWriter, r *http.Request, p *Page) err
 type auditData struct {
 	Events     []store.AuditEvent
 	NextBefore int64
+	Kinds      []kindChoice
+	// Older is the query of the next page's link.
+	Older string
 }
 
+// kindChoice is one kind of the audit page's filter.
+type kindChoice struct {
+	Name    string
+	Checked bool
+}
+
+// auditPage shows the audit log, filtered by kinds (checkboxes, each a
+// kind parameter, or one parameter of kinds separated by commas) and an
+// action; the API refuses unknown kinds.
 func (u *UI) auditPage(w http.ResponseWriter, r *http.Request, p *Page) error {
 	in := r.URL.Query()
-	q := url.Values{"limit": {"50"}}
-	for _, k := range []string{"action", "object_type", "before"} {
-		if v := in.Get(k); v != "" {
-			q.Set(k, v)
+	var kinds []string
+	for _, v := range in["kind"] {
+		for k := range strings.SplitSeq(v, ",") {
+			if k = strings.TrimSpace(k); k != "" && !slices.Contains(kinds, k) {
+				kinds = append(kinds, k)
+			}
 		}
+	}
+	filter := url.Values{}
+	if len(kinds) > 0 {
+		filter.Set("kind", strings.Join(kinds, ","))
+	}
+	for _, k := range []string{"action", "object_type", "object_id"} {
+		if v := in.Get(k); v != "" {
+			filter.Set(k, v)
+		}
+	}
+	q := url.Values{"limit": {"50"}}
+	maps.Copy(q, filter)
+	if v := in.Get("before"); v != "" {
+		q.Set("before", v)
 	}
 	var out struct {
 		Events     []store.AuditEvent `json:"events"`
@@ -201,8 +233,15 @@ func (u *UI) auditPage(w http.ResponseWriter, r *http.Request, p *Page) error {
 	if err := u.call(r, p, http.MethodGet, apiPath(q, "/api/v1/audit"), nil, &out); err != nil {
 		return err
 	}
-	p.Title, p.Section, p.Form = "Audit log", "audit", in
-	p.Data = auditData{Events: out.Events, NextBefore: out.NextBefore}
+	d := auditData{Events: out.Events, NextBefore: out.NextBefore}
+	for _, k := range audit.Kinds {
+		d.Kinds = append(d.Kinds, kindChoice{Name: k, Checked: slices.Contains(kinds, k)})
+	}
+	if out.NextBefore != 0 {
+		filter.Set("before", strconv.FormatInt(out.NextBefore, 10))
+		d.Older = filter.Encode()
+	}
+	p.Title, p.Section, p.Form, p.Data = "Audit log", "audit", in, d
 	u.render(w, r, p, "audit", http.StatusOK)
 	return nil
 }

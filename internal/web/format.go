@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ var funcs = template.FuncMap{
 	"list":    func(s ...string) []string { return s },
 	"trigger": triggerText,
 	"action":  actionText,
+	"detail":  detailText,
 	"initial": func(s string) string {
 		for _, r := range s {
 			return string(unicode.ToUpper(r))
@@ -216,6 +218,7 @@ var actionWords = map[string]string{
 	"create": "created", "update": "changed", "delete": "deleted", "consent": "consent given",
 	"start": "started", "cancel": "cancelled", "login": "signed in", "logout": "signed out",
 	"revoke": "revoked", "test": "tested", "detach": "detached", "rotate": "key replaced",
+	"import": "imported", "erase": "erasure requested", "erased": "erased",
 }
 
 // actionText turns an audit action (connection.create) into words
@@ -232,4 +235,36 @@ func actionText(a string) string {
 		verb = w
 	}
 	return label(obj + " " + strings.ReplaceAll(verb, "_", " "))
+}
+
+// detailText writes one value of an audit event's detail: rules in words
+// (country is NL and age is at least 18), changes as old → new, other
+// objects as compact JSON.
+func detailText(key string, v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case map[string]any:
+		if key == "rule" || key == "old_rule" {
+			b, err := json.Marshal(x)
+			if err == nil {
+				return describeRule(b)
+			}
+		}
+		if key == "changed" {
+			parts := make([]string, 0, len(x))
+			for _, k := range slices.Sorted(maps.Keys(x)) {
+				c, _ := x[k].(map[string]any)
+				parts = append(parts, label(k)+" "+detailText(k, c["old"])+" → "+detailText(k, c["new"]))
+			}
+			return strings.Join(parts, "; ")
+		}
+	case nil:
+		return "none"
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }

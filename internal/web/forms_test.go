@@ -27,6 +27,30 @@ func (s *session) post(t *testing.T, u string, form url.Values) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// upload posts a form with one file (the field "file") and the session's
+// CSRF token, as multipart/form-data, and returns status and body.
+func (s *session) upload(t *testing.T, u string, fields url.Values, name, content string) (int, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	_ = mw.WriteField("csrf_token", s.csrf)
+	for k, vs := range fields {
+		for _, v := range vs {
+			_ = mw.WriteField(k, v)
+		}
+	}
+	fw, _ := mw.CreateFormFile("file", name)
+	_, _ = io.WriteString(fw, content)
+	_ = mw.Close()
+	resp, err := s.c.Post(u, mw.FormDataContentType(), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 // get fetches a page and fails unless it is 200.
 func (s *session) get(t *testing.T, u string) string {
 	t.Helper()
@@ -82,24 +106,11 @@ func TestFormsShowErrorsNextToFields(t *testing.T) {
 
 	// An NDJSON upload, streamed through the form, with its report.
 	{
-		var buf bytes.Buffer
-		mw := multipart.NewWriter(&buf)
-		_ = mw.WriteField("csrf_token", admin.csrf)
-		_ = mw.WriteField("key", "id")
-		_ = mw.WriteField("mode", "upsert")
-		fw, _ := mw.CreateFormFile("file", "people.ndjson")
-		_, _ = io.WriteString(fw, `{"id":"n1","email":"nia@shop.io","vip":true}`+"\n"+`{"id":"n2","email":"ned@shop.io"}`+"\n"+`not json`+"\n")
-		_ = mw.Close()
-		resp, err := admin.c.Post(base+"/profiles/import", mw.FormDataContentType(), &buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		page := string(b)
-		if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Import of people.ndjson") ||
+		status, page := admin.upload(t, base+"/profiles/import", url.Values{"key": {"id"}, "mode": {"upsert"}}, "people.ndjson",
+			`{"id":"n1","email":"nia@shop.io","vip":true}`+"\n"+`{"id":"n2","email":"ned@shop.io"}`+"\n"+`not json`+"\n")
+		if status != http.StatusOK || !strings.Contains(page, "Import of people.ndjson") ||
 			!regexp.MustCompile(`(?s)>2</span><span class="stat-l">new`).MatchString(page) || !strings.Contains(page, "<td>3</td>") {
-			t.Errorf("NDJSON upload: %d\n%s", resp.StatusCode, page)
+			t.Errorf("NDJSON upload: %d\n%s", status, page)
 		}
 	}
 	// A form without its token is refused, upload or not.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store"
 )
 
@@ -18,28 +19,8 @@ import (
 // edited as JSON. The builder only translates between form fields and the
 // rule format of SPEC section 8; the API validates the rule.
 
-// opChoice is an operator as the builder offers it.
-type opChoice struct {
-	Op, Label string
-	Values    int // 0: no value, 1: one, 2: two (between), -1: a list
-}
-
-var ops = []opChoice{
-	{"eq", "is", 1}, {"neq", "is not", 1},
-	{"contains", "contains", 1}, {"starts_with", "starts with", 1}, {"ends_with", "ends with", 1},
-	{"gt", "is greater than", 1}, {"gte", "is at least", 1}, {"lt", "is less than", 1}, {"lte", "is at most", 1},
-	{"between", "is between", 2}, {"in", "is one of", -1}, {"not_in", "is none of", -1},
-	{"is_empty", "is empty", 0}, {"is_not_empty", "is not empty", 0},
-}
-
-func opOf(op string) (opChoice, bool) {
-	for _, o := range ops {
-		if o.Op == op {
-			return o, true
-		}
-	}
-	return opChoice{}, false
-}
+// ops are the operators the builder offers, in package segment's order.
+var ops = segment.Operators
 
 type condForm struct {
 	Key             string // form field prefix, e.g. g0.c1
@@ -172,25 +153,22 @@ func (f ruleForm) rule(types map[string]string) (json.RawMessage, map[string]str
 		return raw, paths, nil
 	}
 	faults := formFault{}
-	var groups []any
-	var groupPaths []string
+	groups := make([]*segment.Rule, 0, len(f.Groups))
 	for _, g := range f.Groups {
-		var conds []any
+		group := &segment.Rule{Kind: kindOf(g.Match), Rules: []*segment.Rule{}}
 		for _, c := range g.Conds {
-			cond, err := c.condition(types)
+			cond, field, err := c.condition(types)
 			if err != nil {
-				faults[c.Key+".value"] = err.Error()
+				faults[c.Key+"."+field] = err.Error()
 				continue
 			}
-			conds = append(conds, cond)
+			group.Rules = append(group.Rules, cond)
 		}
-		groups = append(groups, map[string]any{g.Match: conds})
-		groupPaths = append(groupPaths, g.Key)
+		groups = append(groups, group)
 	}
 	if len(faults) > 0 {
 		return nil, nil, faults
 	}
-	var rule any
 	mapGroup := func(prefix string, gi int) {
 		g := f.Groups[gi]
 		paths[prefix] = g.Key
@@ -198,21 +176,29 @@ func (f ruleForm) rule(types map[string]string) (json.RawMessage, map[string]str
 			paths[fmt.Sprintf("%s.%s[%d]", prefix, g.Match, j)] = c.Key
 		}
 	}
+	var rule *segment.Rule
 	if len(groups) == 1 {
 		rule = groups[0]
 		mapGroup("rule", 0)
 	} else {
-		rule = map[string]any{f.Match: groups}
+		rule = &segment.Rule{Kind: kindOf(f.Match), Rules: groups}
 		for i := range groups {
 			mapGroup(fmt.Sprintf("rule.%s[%d]", f.Match, i), i)
 		}
 	}
-	_ = groupPaths
-	b, err := json.Marshal(rule)
+	b, err := rule.MarshalJSON()
 	if err != nil {
 		return nil, nil, fmt.Errorf("encoding the rule: %w", err)
 	}
 	return b, paths, nil
+}
+
+// kindOf is the rule kind of a group's match ("all" or "any").
+func kindOf(match string) segment.Kind {
+	if match == "any" {
+		return segment.Any
+	}
+	return segment.All
 }
 
 // formFault is a set of form errors found by the UI itself.
@@ -221,57 +207,41 @@ type formFault map[string]string
 func (f formFault) Error() string { return "the form has errors" }
 
 // condition builds one condition, typing the value by the attribute's type
-// in the catalogue.
-func (c condForm) condition(types map[string]string) (map[string]any, error) {
-	cond := map[string]any{"attribute": strings.TrimSpace(c.Attr), "op": c.Op}
-	o, ok := opOf(c.Op)
+// in the catalogue. A fault names the condition's field it concerns (op or
+// value).
+func (c condForm) condition(types map[string]string) (*segment.Rule, string, error) {
+	cond := &segment.Rule{Kind: segment.Condition, Attribute: strings.TrimSpace(c.Attr), Op: segment.Op(c.Op)}
+	o, ok := cond.Op.Describe()
 	if !ok {
-		return cond, nil // the API names the unknown operator
+		return nil, "op", fmt.Errorf("Choose an operator.")
 	}
-	typ := types[strings.TrimSpace(c.Attr)]
+	typ := types[cond.Attribute]
 	raw := strings.TrimSpace(c.Value)
-	switch o.Values {
-	case 0:
-		return cond, nil
-	case 1:
+	var texts []string
+	switch o.Arity {
+	case segment.NoValue:
+	case segment.OneValue:
 		if raw == "" && typ != "string" {
-			return nil, fmt.Errorf("Please enter a value.")
+			return nil, "value", fmt.Errorf("Please enter a value.")
 		}
-		v, err := typedValue(raw, typ, c.Op)
-		if err != nil {
-			return nil, err
+		texts = []string{raw}
+	case segment.TwoValues:
+		if texts = splitList(raw, true); len(texts) != 2 {
+			return nil, "value", fmt.Errorf("Enter two values separated by “and”, e.g. 10 and 20.")
 		}
-		cond["value"] = v
-	case 2:
-		parts := splitList(raw, true)
-		if len(parts) != 2 {
-			return nil, fmt.Errorf("Enter two values separated by “and”, e.g. 10 and 20.")
-		}
-		lo, err := typedValue(parts[0], typ, c.Op)
-		if err != nil {
-			return nil, err
-		}
-		hi, err := typedValue(parts[1], typ, c.Op)
-		if err != nil {
-			return nil, err
-		}
-		cond["value"] = []any{lo, hi}
 	default:
-		parts := splitList(raw, false)
-		if len(parts) == 0 {
-			return nil, fmt.Errorf("Enter one or more values separated by commas.")
+		if texts = splitList(raw, false); len(texts) == 0 {
+			return nil, "value", fmt.Errorf("Enter one or more values separated by commas.")
 		}
-		vals := make([]any, 0, len(parts))
-		for _, p := range parts {
-			v, err := typedValue(p, typ, c.Op)
-			if err != nil {
-				return nil, err
-			}
-			vals = append(vals, v)
-		}
-		cond["value"] = vals
 	}
-	return cond, nil
+	for _, s := range texts {
+		v, err := typedValue(s, typ, o)
+		if err != nil {
+			return nil, "value", err
+		}
+		cond.Values = append(cond.Values, v)
+	}
+	return cond, "", nil
 }
 
 // splitList splits "a, b, c" (or "10 and 20" for between).
@@ -290,107 +260,88 @@ func splitList(s string, between bool) []string {
 	return out
 }
 
-// typedValue turns text into the JSON value the attribute's type compares
+// typedValue turns text into the value the attribute's type compares
 // with: numbers for number attributes, true/false for booleans, text (which
-// compares as a date when it looks like one) for the rest. Text operators
-// always take text.
-func typedValue(s, typ, op string) (any, error) {
-	if op == "contains" || op == "starts_with" || op == "ends_with" {
-		return s, nil
+// compares as a date when it is one) for the rest. Text operators always
+// take text.
+func typedValue(s, typ string, o segment.Operator) (segment.Value, error) {
+	if o.TextOnly {
+		return segment.Value{Type: segment.Text, Raw: s}, nil
 	}
 	switch typ {
 	case "number":
-		if _, err := strconv.ParseFloat(s, 64); err != nil {
-			return nil, fmt.Errorf("Enter a number, like 42 or 9.95.")
+		// A JSON number (not +1, 0x10 or NaN, which Go would also parse).
+		if _, err := strconv.ParseFloat(s, 64); err != nil || !json.Valid([]byte(s)) {
+			return segment.Value{}, fmt.Errorf("Enter a number, like 42 or 9.95.")
 		}
-		return json.Number(s), nil
+		return segment.Value{Type: segment.Number, Raw: s}, nil
 	case "boolean", "bool":
 		switch strings.ToLower(s) {
 		case "true", "yes":
-			return true, nil
+			return segment.Value{Type: segment.Bool, Raw: "true"}, nil
 		case "false", "no":
-			return false, nil
+			return segment.Value{Type: segment.Bool, Raw: "false"}, nil
 		}
-		return nil, fmt.Errorf("Enter yes or no.")
+		return segment.Value{}, fmt.Errorf("Enter yes or no.")
 	case "date":
-		if !dateRE.MatchString(s) {
-			return nil, fmt.Errorf("Enter a date as YYYY-MM-DD, like 2024-12-31.")
+		if !segment.IsDate(s) {
+			return segment.Value{}, fmt.Errorf("Enter a date as YYYY-MM-DD, like 2024-12-31.")
 		}
 	}
-	return s, nil
+	if segment.IsDate(s) {
+		return segment.Value{Type: segment.Date, Raw: s}, nil
+	}
+	return segment.Value{Type: segment.Text, Raw: s}, nil
 }
 
-var dateRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$`)
-
-// valueText writes a rule value back into the builder's text box.
-func valueText(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case []any:
-		parts := make([]string, len(x))
-		for i, e := range x {
-			parts[i] = valueText(e)
+// valueText writes rule values back into the builder's text box.
+func valueText(vs []segment.Value) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = v.Raw
+		if v.Type == segment.Bool {
+			parts[i] = map[string]string{"true": "yes", "false": "no"}[v.Raw]
 		}
-		return strings.Join(parts, ", ")
-	case bool:
-		if x {
-			return "yes"
-		}
-		return "no"
 	}
-	return fmt.Sprint(v)
-}
-
-// decodeRule reads rule JSON into maps, keeping numbers exact.
-func decodeRule(raw []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	return v, nil
+	return strings.Join(parts, ", ")
 }
 
 // builderFromJSON loads a rule into the builder when its shape fits;
-// otherwise the builder shows it as JSON.
+// otherwise (or when it is not a valid rule) the builder shows it as JSON.
 func builderFromJSON(raw []byte) (ruleForm, bool) {
 	f := ruleForm{Editor: "json", Match: "all", JSON: indentJSON(raw)}
-	v, err := decodeRule(raw)
+	r, err := segment.Parse(raw, nil)
 	if err != nil {
 		return f, false
 	}
-	m, k, items, ok := combinator(v)
-	_ = m
-	if !ok {
-		if c, ok := condOf(v); ok {
-			f.Editor, f.Groups = "builder", []groupForm{{Match: "all", Conds: []condForm{c}}}
-			return f.numbered(), true
-		}
+	switch r.Kind {
+	case segment.Condition:
+		f.Editor, f.Groups = "builder", []groupForm{{Match: "all", Conds: []condForm{condOf(r)}}}
+		return f.numbered(), true
+	case segment.All, segment.Any:
+	default:
 		return f, false
 	}
 	// One group: {all: [conditions]}.
-	if conds, ok := condsOf(items); ok {
-		f.Editor, f.Groups = "builder", []groupForm{{Match: k, Conds: conds}}
+	if conds, ok := condsOf(r.Rules); ok {
+		f.Editor, f.Groups = "builder", []groupForm{{Match: matchName(r.Kind), Conds: conds}}
 		return f.numbered(), true
 	}
 	// Groups: {all: [{any: [conditions]}, condition, …]}.
-	b := ruleForm{Editor: "builder", Match: k, JSON: f.JSON}
-	for _, it := range items {
-		if c, ok := condOf(it); ok {
-			b.Groups = append(b.Groups, groupForm{Match: "all", Conds: []condForm{c}})
+	b := ruleForm{Editor: "builder", Match: matchName(r.Kind), JSON: f.JSON}
+	for _, it := range r.Rules {
+		if it.Kind == segment.Condition {
+			b.Groups = append(b.Groups, groupForm{Match: "all", Conds: []condForm{condOf(it)}})
 			continue
 		}
-		_, gk, gitems, ok := combinator(it)
-		if !ok {
+		if it.Kind != segment.All && it.Kind != segment.Any {
 			return f, false
 		}
-		conds, ok := condsOf(gitems)
+		conds, ok := condsOf(it.Rules)
 		if !ok || len(conds) == 0 {
 			return f, false
 		}
-		b.Groups = append(b.Groups, groupForm{Match: gk, Conds: conds})
+		b.Groups = append(b.Groups, groupForm{Match: matchName(it.Kind), Conds: conds})
 	}
 	if len(b.Groups) == 0 {
 		return f, false
@@ -398,40 +349,26 @@ func builderFromJSON(raw []byte) (ruleForm, bool) {
 	return b.numbered(), true
 }
 
-func combinator(v any) (map[string]any, string, []any, bool) {
-	m, ok := v.(map[string]any)
-	if !ok || len(m) != 1 {
-		return nil, "", nil, false
+// matchName is the builder's word for All and Any.
+func matchName(k segment.Kind) string {
+	if k == segment.Any {
+		return "any"
 	}
-	for _, k := range []string{"all", "any"} {
-		if items, ok := m[k].([]any); ok {
-			return m, k, items, true
-		}
-	}
-	return nil, "", nil, false
+	return "all"
 }
 
-func condOf(v any) (condForm, bool) {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return condForm{}, false
-	}
-	attr, ok1 := m["attribute"].(string)
-	op, ok2 := m["op"].(string)
-	if !ok1 || !ok2 {
-		return condForm{}, false
-	}
-	return condForm{Attr: attr, Op: op, Value: valueText(m["value"])}, true
+func condOf(r *segment.Rule) condForm {
+	return condForm{Attr: r.Attribute, Op: string(r.Op), Value: valueText(r.Values)}
 }
 
-func condsOf(items []any) ([]condForm, bool) {
-	out := make([]condForm, 0, len(items))
-	for _, it := range items {
-		c, ok := condOf(it)
-		if !ok {
+// condsOf is rules as conditions, when every one is a condition.
+func condsOf(rules []*segment.Rule) ([]condForm, bool) {
+	out := make([]condForm, 0, len(rules))
+	for _, r := range rules {
+		if r.Kind != segment.Condition {
 			return nil, false
 		}
-		out = append(out, c)
+		out = append(out, condOf(r))
 	}
 	return out, true
 }
@@ -445,53 +382,41 @@ func indentJSON(raw []byte) string {
 }
 
 // describeRule writes a rule in words: country is NL and (age is at least 18
-// or vip is yes).
+// or vip is yes). What is not a valid rule is shown as it is.
 func describeRule(raw []byte) string {
-	v, err := decodeRule(raw)
+	r, err := segment.Parse(raw, nil)
 	if err != nil {
 		return string(raw)
 	}
-	return describe(v, true)
+	return describe(r, true)
 }
 
-func describe(v any, top bool) string {
-	if c, ok := condOf(v); ok {
-		o, known := opOf(c.Op)
-		word := c.Op
-		if known {
-			word = o.Label
+func describe(r *segment.Rule, top bool) string {
+	switch r.Kind {
+	case segment.Condition:
+		o, _ := r.Op.Describe()
+		switch o.Arity {
+		case segment.NoValue:
+			return r.Attribute + " " + o.Label
+		case segment.TwoValues:
+			return fmt.Sprintf("%s %s %s and %s", r.Attribute, o.Label, valueText(r.Values[:1]), valueText(r.Values[1:]))
 		}
-		switch {
-		case known && o.Values == 0:
-			return c.Attr + " " + word
-		case c.Op == "between":
-			if vals, ok := v.(map[string]any)["value"].([]any); ok && len(vals) == 2 {
-				return fmt.Sprintf("%s %s %s and %s", c.Attr, word, valueText(vals[0]), valueText(vals[1]))
-			}
-		}
-		return c.Attr + " " + word + " " + c.Value
+		return r.Attribute + " " + o.Label + " " + valueText(r.Values)
+	case segment.Not:
+		return "not " + describe(r.Rules[0], false)
 	}
-	if m, k, items, ok := combinator(v); ok && m != nil {
-		if len(items) == 0 {
-			return map[string]string{"all": "everyone", "any": "no one"}[k]
-		}
-		parts := make([]string, len(items))
-		for i, it := range items {
-			parts[i] = describe(it, false)
-		}
-		s := strings.Join(parts, map[string]string{"all": " and ", "any": " or "}[k])
-		if !top && len(items) > 1 {
-			s = "(" + s + ")"
-		}
-		return s
+	if len(r.Rules) == 0 {
+		return map[segment.Kind]string{segment.All: "everyone", segment.Any: "no one"}[r.Kind]
 	}
-	if m, ok := v.(map[string]any); ok {
-		if inner, ok := m["not"]; ok {
-			return "not " + describe(inner, false)
-		}
+	parts := make([]string, len(r.Rules))
+	for i, c := range r.Rules {
+		parts[i] = describe(c, false)
 	}
-	b, _ := json.Marshal(v)
-	return string(b)
+	s := strings.Join(parts, map[segment.Kind]string{segment.All: " and ", segment.Any: " or "}[r.Kind])
+	if !top && len(r.Rules) > 1 {
+		s = "(" + s + ")"
+	}
+	return s
 }
 
 // attrTypes maps attribute names to their catalogue type.

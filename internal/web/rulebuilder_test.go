@@ -58,6 +58,12 @@ func TestBuilderRefusesValuesItCannotType(t *testing.T) {
 		{"between", "orders", "5", "g0.c0.value", "two values"},
 		{"in", "country", " , ", "g0.c0.value", "one or more"},
 		{"gt", "orders", "", "g0.c0.value", "enter a value"},
+		// Go parses these as numbers, JSON does not (they were a 500).
+		{"gt", "orders", "NaN", "g0.c0.value", "number"},
+		{"gt", "orders", "+1", "g0.c0.value", "number"},
+		{"in", "orders", "1, 0x10", "g0.c0.value", "number"},
+		{"lt", "signed_up", "2024-02-30", "g0.c0.value", "YYYY-MM-DD"},
+		{"like", "country", "NL", "g0.c0.op", "operator"},
 	}
 	for _, tc := range tests {
 		f := ruleFormFrom(url.Values{"g0.match": {"all"}, "g0.c0.attr": {tc.attr}, "g0.c0.op": {tc.op}, "g0.c0.value": {tc.value}})
@@ -73,6 +79,18 @@ func TestBuilderRefusesValuesItCannotType(t *testing.T) {
 	}
 	if _, _, err := ruleFormFrom(url.Values{"editor": {"json"}, "rule_json": {"{oops"}}).rule(nil); err == nil {
 		t.Error("broken JSON was accepted")
+	}
+}
+
+// TestBuilderTakesEveryDateTheRulesTake: a date with an offset of hours
+// only, or a lower-case t, is a date to package segment and so to the
+// builder (its own pattern refused them).
+func TestBuilderTakesEveryDateTheRulesTake(t *testing.T) {
+	for _, d := range []string{"2024-03-01", "2024-03-01T10:00+01", "2024-03-01t10:00:00Z", "2024-03-01 10:00"} {
+		raw, _, err := ruleFormFrom(url.Values{"g0.match": {"all"}, "g0.c0.attr": {"signed_up"}, "g0.c0.op": {"gte"}, "g0.c0.value": {d}}).rule(catalogue)
+		if err != nil || !strings.Contains(string(raw), `"value":"`+d+`"`) {
+			t.Errorf("%s: %s, %v", d, raw, err)
+		}
 	}
 }
 
@@ -192,7 +210,8 @@ func TestFormatting(t *testing.T) {
 			t.Errorf("friendly(%q) = %q, want %q", in, got, want)
 		}
 	}
-	for in, want := range map[string]string{"connection.create": "Connection created", "session.login": "User signed in", "run.cancel": "Run cancelled", "odd": "Odd", "export.reticulate": "Export reticulate"} {
+	for in, want := range map[string]string{"connection.create": "Connection created", "session.login": "User signed in", "run.cancel": "Run cancelled", "odd": "Odd", "export.reticulate": "Export reticulate",
+		"profile.import": "Profile imported", "profile.erase": "Profile erasure requested"} {
 		if got := actionText(in); got != want {
 			t.Errorf("actionText(%q) = %q, want %q", in, got, want)
 		}

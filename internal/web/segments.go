@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store"
 )
 
@@ -88,7 +89,7 @@ type builderData struct {
 	ID         int64 // 0 for a new segment
 	Rule       ruleForm
 	Attributes []attrChoice
-	Ops        []opChoice
+	Ops        []segment.Operator
 	Preview    *previewData
 }
 

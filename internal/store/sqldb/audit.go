@@ -41,6 +41,12 @@ func (db *DB) ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]store
 	if f.ObjectType != "" {
 		where, args = append(where, "object_type = ?"), append(args, f.ObjectType)
 	}
+	if len(f.Kinds) > 0 {
+		where = append(where, "object_type IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(f.Kinds)), ", ")+")")
+		for _, k := range f.Kinds {
+			args = append(args, k)
+		}
+	}
 	if f.ObjectID != "" {
 		where, args = append(where, "object_id = ?"), append(args, f.ObjectID)
 	}
