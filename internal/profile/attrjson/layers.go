@@ -80,7 +80,10 @@ func OnlyReserved(obj []byte) bool {
 
 // Object encodes members (canonical values, valid names, distinct) as a
 // canonical object; it sorts mm by name.
-func Object(mm []Member) []byte {
+func Object(mm []Member) []byte { return AppendObject(nil, mm) }
+
+// AppendObject is Object appending to dst.
+func AppendObject(dst []byte, mm []Member) []byte {
 	slices.SortFunc(mm, func(a, b Member) int { return bytes.Compare(a.Name, b.Name) })
-	return encode(nil, mm)
+	return encode(dst, mm)
 }
