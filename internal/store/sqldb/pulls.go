@@ -321,14 +321,28 @@ func (db *DB) StagePullRows(ctx context.Context, id int64, l store.Lease, rows [
 	return dups, err
 }
 
-// applyBatch is how many layer changes the apply hands to the merger at once.
-const applyBatch = 2000
-
 // ApplyPullStage implements store.SourceStore.
 func (db *DB) ApplyPullStage(ctx context.Context, id int64, l store.Lease, a store.ApplyPull, c store.PullCounts, errs []store.PullError, status string) (store.PullCounts, error) {
 	out := c
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		out = c
+		// A full pull compares the stage with the layer on a read
+		// transaction of its own, begun now (before the profile lock, so
+		// it never waits for a connection behind it) and whose snapshot
+		// is taken by its first query, under the lock: the state this
+		// transaction then changes.
+		var snap *sql.Tx
+		if a.Full {
+			opts := &sql.TxOptions{ReadOnly: true}
+			if db.d == Postgres {
+				opts.Isolation = sql.LevelRepeatableRead
+			}
+			var err error
+			if snap, err = db.R.BeginTx(ctx, opts); err != nil {
+				return fmt.Errorf("starting the comparison of pull %d: %w", id, err)
+			}
+			defer snap.Rollback()
+		}
 		if db.d == Postgres {
 			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
 				return fmt.Errorf("locking profiles: %w", err)
@@ -354,32 +368,17 @@ func (db *DB) ApplyPullStage(ctx context.Context, id int64, l store.Lease, a sto
 		if err != nil {
 			return err
 		}
-		var changes []layerChange
-		flush := func() error {
-			if len(changes) == 0 {
-				return nil
-			}
+		apply := func(changes []layerChange) error {
 			r, err := m.apply(changes)
 			out.Deleted += r.deleted
-			changes = changes[:0]
 			return err
-		}
-		change := func(ch layerChange) error {
-			changes = append(changes, ch)
-			if len(changes) < applyBatch {
-				return nil
-			}
-			return flush()
 		}
 		if a.Full {
-			err = db.compareFull(ctx, tx, id, src.ID, &out, change)
+			err = db.compareFull(ctx, snap, id, src.ID, &out, apply)
 		} else {
-			err = db.compareIncremental(ctx, tx, id, src.ID, &out, change)
+			err = db.compareIncremental(ctx, tx, id, src.ID, &out, apply)
 		}
 		if err != nil {
-			return err
-		}
-		if err := flush(); err != nil {
 			return err
 		}
 		out.Unchanged = staged - out.New - out.Updated
@@ -403,6 +402,9 @@ func (db *DB) ApplyPullStage(ctx context.Context, id int64, l store.Lease, a sto
 	return out, nil
 }
 
+// applyBatch is how many layer changes the apply hands to the merger at once.
+const applyBatch = 2000
+
 // keyedRow is a customer id and its attributes.
 type keyedRow struct {
 	id    string
@@ -410,7 +412,7 @@ type keyedRow struct {
 }
 
 // keyedPages reads rows in customer id order a page at a time (keyset
-// pagination): the transaction may write between two pages.
+// pagination).
 type keyedPages struct {
 	fetch func(after string) (*sql.Rows, error)
 	buf   []keyedRow
@@ -454,39 +456,86 @@ const comparePage = 2000
 
 // compareFull walks the stage and the source's layer side by side, both in
 // customer id order (byte order: the columns' collation is "C" on
-// PostgreSQL), and passes on what is new, different or gone.
-func (db *DB) compareFull(ctx context.Context, tx *sql.Tx, pullID, sourceID int64, out *store.PullCounts, change func(layerChange) error) error {
+// PostgreSQL), on snap, a snapshot from before the apply's first write. The
+// walk runs in a goroutine of its own, while apply writes the changes it
+// found so far (SQLite: on the other core; two batches in memory at most).
+func (db *DB) compareFull(ctx context.Context, snap *sql.Tx, pullID, sourceID int64, out *store.PullCounts, apply func([]layerChange) error) error {
 	stageQ := db.Q(`SELECT customer_id, attrs FROM pull_stage WHERE pull_id = ? AND customer_id > ? ORDER BY customer_id LIMIT ?`)
 	layerQ := db.Q(`SELECT customer_id, attrs FROM profile_layers WHERE source_id = ? AND customer_id > ? ORDER BY customer_id LIMIT ?`)
 	stage := &keyedPages{fetch: func(after string) (*sql.Rows, error) {
-		return tx.QueryContext(ctx, stageQ, pullID, after, comparePage)
+		return snap.QueryContext(ctx, stageQ, pullID, after, comparePage)
 	}}
-	// A key the merger writes is never past the last layer page read:
-	// it is at most the current stage row, which is below the layer's
-	// current row (or the layer has no more pages).
 	layer := &keyedPages{fetch: func(after string) (*sql.Rows, error) {
-		return tx.QueryContext(ctx, layerQ, sourceID, after, comparePage)
+		return snap.QueryContext(ctx, layerQ, sourceID, after, comparePage)
 	}}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []layerChange)
+	var counts store.PullCounts
+	var walkErr error
+	walked := make(chan struct{})
+	go func() {
+		defer close(walked)
+		defer close(batches)
+		walkErr = walk(ctx, stage, layer, &counts, batches)
+	}()
+	var applyErr error
+	for b := range batches {
+		if applyErr == nil {
+			if applyErr = apply(b); applyErr != nil {
+				cancel() // the walk stops; drain what it sent
+			}
+		}
+	}
+	<-walked
+	if applyErr != nil {
+		return applyErr
+	}
+	if walkErr != nil {
+		return fmt.Errorf("comparing pull %d with the layer of source %d: %w", pullID, sourceID, walkErr)
+	}
+	out.New += counts.New
+	out.Updated += counts.Updated
+	out.Removed += counts.Removed
+	return nil
+}
+
+// walk merges two keyed walks and sends, in batches, what is new in the
+// stage, what differs from the layer and what the layer has that the stage
+// has not (attrs nil: removed).
+func walk(ctx context.Context, stage, layer *keyedPages, counts *store.PullCounts, batches chan<- []layerChange) error {
+	changes := make([]layerChange, 0, applyBatch)
+	send := func() error {
+		select {
+		case batches <- changes:
+			changes = make([]layerChange, 0, applyBatch)
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for {
 		s, sok, err := stage.peek()
 		if err != nil {
-			return fmt.Errorf("reading the stage of pull %d: %w", pullID, err)
+			return fmt.Errorf("reading the stage: %w", err)
 		}
 		l, lok, err := layer.peek()
 		if err != nil {
-			return fmt.Errorf("reading the layer of source %d: %w", sourceID, err)
+			return fmt.Errorf("reading the layer: %w", err)
 		}
-		var ch layerChange
 		switch {
 		case !sok && !lok:
+			if len(changes) > 0 {
+				return send()
+			}
 			return nil
 		case sok && (!lok || s.id < l.id):
-			out.New++
-			ch = layerChange{id: s.id, attrs: s.attrs}
+			counts.New++
+			changes = append(changes, layerChange{id: s.id, attrs: s.attrs})
 			stage.i++
 		case !sok || l.id < s.id:
-			out.Removed++
-			ch = layerChange{id: l.id}
+			counts.Removed++
+			changes = append(changes, layerChange{id: l.id})
 			layer.i++
 		default:
 			stage.i++
@@ -494,18 +543,20 @@ func (db *DB) compareFull(ctx context.Context, tx *sql.Tx, pullID, sourceID int6
 			if bytes.Equal(s.attrs, l.attrs) {
 				continue
 			}
-			out.Updated++
-			ch = layerChange{id: s.id, attrs: s.attrs}
+			counts.Updated++
+			changes = append(changes, layerChange{id: s.id, attrs: s.attrs})
 		}
-		if err := change(ch); err != nil {
-			return err
+		if len(changes) == applyBatch {
+			if err := send(); err != nil {
+				return err
+			}
 		}
 	}
 }
 
 // compareIncremental passes on the staged rows that are new to the
 // source's layer or differ from it; the layer's other rows stay.
-func (db *DB) compareIncremental(ctx context.Context, tx *sql.Tx, pullID, sourceID int64, out *store.PullCounts, change func(layerChange) error) error {
+func (db *DB) compareIncremental(ctx context.Context, tx *sql.Tx, pullID, sourceID int64, out *store.PullCounts, apply func([]layerChange) error) error {
 	q := db.Q(`SELECT s.customer_id, s.attrs, l.attrs IS NULL FROM pull_stage s
 		LEFT JOIN profile_layers l ON l.source_id = ? AND l.customer_id = s.customer_id
 		WHERE s.pull_id = ? AND s.customer_id > ? AND (l.attrs IS NULL OR l.attrs <> s.attrs)
@@ -534,8 +585,8 @@ func (db *DB) compareIncremental(ctx context.Context, tx *sql.Tx, pullID, source
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return fmt.Errorf("comparing pull %d with its source's layer: %w", pullID, err)
 		}
-		for _, ch := range page {
-			if err := change(ch); err != nil {
+		if len(page) > 0 {
+			if err := apply(page); err != nil {
 				return err
 			}
 		}
