@@ -1,11 +1,10 @@
--- Pulls write their stage and the sources' layers in bulk. WITHOUT ROWID
--- keeps each table in one B-tree ordered by its primary key, instead of a
--- rowid table plus the key's index: one B-tree write per row instead of
--- two, and a pull walks its stage and its source's layer in key order.
+-- A pull writes its stage once and reads it once, in key order: WITHOUT
+-- ROWID keeps it in one B-tree ordered by its primary key instead of a
+-- rowid table plus the key's index (one B-tree write per row, not two).
 -- The stage has no foreign key: it would cost a lookup of the pull for
 -- every staged and every dropped row, and it would keep SQLite from
 -- emptying the table at once when the last stage goes (package sqldb,
--- finishPull). Whoever ends a pull drops its stage (DeleteSource too).
+-- dropStage). Whoever ends a pull drops its stage (DeleteSource too).
 CREATE TABLE pull_stage_0013 (
     pull_id     INTEGER NOT NULL,
     customer_id TEXT    NOT NULL,
@@ -25,7 +24,7 @@ CREATE TABLE profile_layers_0013 (
     customer_id TEXT    NOT NULL REFERENCES profiles (customer_id) ON DELETE CASCADE,
     attrs       TEXT    NOT NULL,
     PRIMARY KEY (source_id, customer_id)
-) WITHOUT ROWID;
+);
 INSERT INTO profile_layers_0013 (source_id, customer_id, attrs) SELECT source_id, customer_id, attrs FROM profile_layers;
 DROP TABLE profile_layers;
 ALTER TABLE profile_layers_0013 RENAME TO profile_layers;
