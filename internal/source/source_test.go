@@ -248,3 +248,61 @@ func TestShrinkGuardAndBadRows(t *testing.T) {
 		}
 	})
 }
+
+// TestLargePullPages: a full pull of more rows than one staging batch and
+// one page of the comparison, with every kind of change spread over the
+// pages (new, changed, unchanged, removed) and a key repeated across
+// staging batches.
+func TestLargePullPages(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		w := newWorld(t, db)
+		file := func(n int, changed func(i int) bool, extra string) string {
+			var b strings.Builder
+			b.WriteString("id,score\n")
+			for i := range n {
+				score := i
+				if changed(i) {
+					score = -i
+				}
+				fmt.Fprintf(&b, "k%05d,%d\n", i, score)
+			}
+			b.WriteString(extra)
+			return b.String()
+		}
+		never := func(int) bool { return false }
+		f := newFileServer(t, file(7000, never, ""))
+		src := w.create(httpSource("big", f.URL+"/s.csv", 10))
+		if p := w.pull(src.ID, false); p.Status != store.RunSucceeded || p.Counts.New != 7000 {
+			t.Fatalf("first pull: %+v %q", p.Counts, p.Error)
+		}
+		// k07000..k08999 are new; every third row changes; the rows from
+		// k06000 on are gone except the new ones, and k00010 comes twice
+		// (two staging batches apart).
+		var b strings.Builder
+		b.WriteString(file(6000, func(i int) bool { return i%3 == 1 }, ""))
+		for i := 7000; i < 9000; i++ {
+			fmt.Fprintf(&b, "k%05d,%d\n", i, i)
+		}
+		b.WriteString("k00010,99\n")
+		f.set(b.String())
+		p := w.pull(src.ID, true)
+		if p.Status != store.RunPartiallySucceeded || p.Counts.New != 2000 || p.Counts.Updated != 2000 ||
+			p.Counts.Unchanged != 4000 || p.Counts.Removed != 1000 || p.Counts.Deleted != 1000 || p.Counts.Rejected != 1 {
+			t.Fatalf("second pull: %s %+v %q", p.Status, p.Counts, p.Error)
+		}
+		if len(p.Errors) != 1 || !strings.Contains(p.Errors[0].Reason, `duplicate key "k00010"`) {
+			t.Errorf("errors: %+v", p.Errors)
+		}
+		if n, _ := db.CountProfiles(w.ctx); n != 8000 {
+			t.Errorf("%d profiles, want 8000", n)
+		}
+		for id, want := range map[string]float64{"k00003": 3, "k00004": -4, "k00010": -10, "k05998": -5998, "k08999": 8999} {
+			if a := w.attrs(id); a["score"] != want {
+				t.Errorf("%s = %v, want score %v", id, a, want)
+			}
+		}
+		if w.attrs("k06000") != nil || w.attrs("k06999") != nil {
+			t.Error("rows the source no longer has are still there")
+		}
+	})
+}

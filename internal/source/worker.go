@@ -1,6 +1,8 @@
 package source
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -8,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -159,6 +162,14 @@ func (s *pullState) reject(row int64, reason string) {
 	}
 }
 
+// sortErrors puts the kept row errors in row order (the stager reports
+// duplicates while the reader reports the rest).
+func (s *pullState) sortErrors() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	slices.SortStableFunc(s.errs, func(a, b store.PullError) int { return cmp.Compare(a.Row, b.Row) })
+}
+
 func (s *pullState) snapshot() store.PullCounts {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -308,8 +319,15 @@ func countsMap(c store.PullCounts) map[string]int64 {
 		"removed": c.Removed, "rejected": c.Rejected}
 }
 
+// batch is rows on their way to the stage, with their row numbers.
+type batch struct {
+	rows []store.StagedRow
+	nums []int64
+}
+
 // read streams the source's rows into the pull's stage and returns the
-// new high-water mark.
+// new high-water mark. Reading and staging overlap: one goroutine stages a
+// batch while this one reads the next (two batches in memory at most).
 func (w *Worker) read(ctx context.Context, src store.Source, p store.Pull, lease store.Lease, st *pullState) (string, error) {
 	cfg, c, err := w.Service.connectorConfig(src)
 	if err != nil {
@@ -330,59 +348,91 @@ func (w *Worker) read(ctx context.Context, src store.Source, p store.Pull, lease
 			return "", err
 		}
 	}
-	batch := make([]store.StagedRow, 0, stageBatch)
-	nums := make([]int64, 0, stageBatch)
-	flush := func() error {
-		if len(batch) == 0 {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	full := make(chan batch)     // to the stager
+	empty := make(chan batch, 2) // back from it, to be filled again
+	empty <- batch{rows: make([]store.StagedRow, 0, stageBatch), nums: make([]int64, 0, stageBatch)}
+	empty <- batch{rows: make([]store.StagedRow, 0, stageBatch), nums: make([]int64, 0, stageBatch)}
+	staged := make(chan struct{})
+	go func() {
+		defer close(staged)
+		for b := range full {
+			dups, err := w.Store.StagePullRows(ctx, p.ID, lease, b.rows)
+			if err != nil {
+				cancel(fmt.Errorf("staging rows: %w", err))
+				return
+			}
+			for _, i := range dups {
+				st.reject(b.nums[i], fmt.Sprintf("duplicate key %q: an earlier row has it", b.rows[i].CustomerID))
+			}
+			clear(b.rows) // let the strings go
+			empty <- batch{rows: b.rows[:0], nums: b.nums[:0]}
+		}
+	}()
+	b := <-empty
+	send := func() error {
+		select {
+		case full <- b:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		select {
+		case b = <-empty:
 			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
 		}
-		dups, err := w.Store.StagePullRows(ctx, p.ID, lease, batch)
-		if err != nil {
-			return fmt.Errorf("staging rows: %w", err)
+	}
+	err = func() error {
+		defer close(full)
+		for {
+			row, ok, err := r.Next(ctx)
+			if err != nil {
+				if cause := context.Cause(ctx); cause != nil {
+					return cause
+				}
+				return err
+			}
+			if !ok {
+				break
+			}
+			st.mu.Lock()
+			st.counts.Received++
+			st.mu.Unlock()
+			if row.Err != "" {
+				st.reject(row.Num, row.Err)
+				continue
+			}
+			id, attrs, reason, fatal := m.mapRow(row)
+			if fatal != nil {
+				return fatal
+			}
+			if reason != "" {
+				st.reject(row.Num, reason)
+				continue
+			}
+			b.rows = append(b.rows, store.StagedRow{CustomerID: id, Attrs: attrs})
+			b.nums = append(b.nums, row.Num)
+			if len(b.rows) == stageBatch {
+				if err := send(); err != nil {
+					return err
+				}
+			}
 		}
-		for _, i := range dups {
-			st.reject(nums[i], fmt.Sprintf("duplicate key %q: an earlier row has it", batch[i].CustomerID))
+		if len(b.rows) > 0 {
+			return send()
 		}
-		batch, nums = batch[:0], nums[:0]
 		return nil
+	}()
+	<-staged
+	if err == nil {
+		err = context.Cause(ctx) // the stager's failure
 	}
-	for {
-		row, ok, err := r.Next(ctx)
-		if err != nil {
-			if cause := context.Cause(ctx); cause != nil {
-				return "", cause
-			}
-			return "", err
-		}
-		if !ok {
-			break
-		}
-		st.mu.Lock()
-		st.counts.Received++
-		st.mu.Unlock()
-		if row.Err != "" {
-			st.reject(row.Num, row.Err)
-			continue
-		}
-		id, attrs, reason, fatal := m.mapRow(row)
-		if fatal != nil {
-			return "", fatal
-		}
-		if reason != "" {
-			st.reject(row.Num, reason)
-			continue
-		}
-		batch = append(batch, store.StagedRow{CustomerID: id, Attrs: string(attrs)})
-		nums = append(nums, row.Num)
-		if len(batch) == stageBatch {
-			if err := flush(); err != nil {
-				return "", err
-			}
-		}
-	}
-	if err := flush(); err != nil {
+	if err != nil {
 		return "", err
 	}
+	st.sortErrors()
 	if !m.keySeen && st.snapshot().Received > 0 && src.Kind != connector.KindHTTP {
 		return "", fmt.Errorf("the key column %q is not in the query's result", src.Key)
 	}
@@ -395,22 +445,23 @@ type rowMapper struct {
 	key     string
 	rename  map[string]string
 	exclude map[string]bool
-	checked map[string]string // column → attribute name ("" = excluded)
+	checked map[string][]byte // column → attribute name (nil = excluded)
 	keySeen bool
 	mm      []attrjson.Member
+	buf     []byte
 }
 
 func newRowMapper(key string, rename map[string]string, exclude []string) *rowMapper {
-	m := &rowMapper{key: key, rename: rename, exclude: map[string]bool{}, checked: map[string]string{}}
+	m := &rowMapper{key: key, rename: rename, exclude: map[string]bool{}, checked: map[string][]byte{}}
 	for _, c := range exclude {
 		m.exclude[c] = true
 	}
 	return m
 }
 
-// column resolves a column's attribute name, or a fatal error for a
-// column that cannot be an attribute.
-func (m *rowMapper) column(col string) (string, error) {
+// column resolves a column's attribute name (nil: not an attribute), or a
+// fatal error for a column that cannot be an attribute.
+func (m *rowMapper) column(col string) ([]byte, error) {
 	if a, ok := m.checked[col]; ok {
 		return a, nil
 	}
@@ -421,13 +472,15 @@ func (m *rowMapper) column(col string) (string, error) {
 	case m.rename[col] != "":
 		a = m.rename[col]
 	}
+	var name []byte
 	if a != "" {
 		if msg := checkAttrName(a); msg != "" {
-			return "", fmt.Errorf("column %q: %s; rename it (rename: {%q: \"new_name\"}) or exclude it", col, msg, col)
+			return nil, fmt.Errorf("column %q: %s; rename it (rename: {%q: \"new_name\"}) or exclude it", col, msg, col)
 		}
+		name = []byte(a)
 	}
-	m.checked[col] = a
-	return a, nil
+	m.checked[col] = name
+	return name, nil
 }
 
 func (m *rowMapper) checkColumns(cols []connector.Column) error {
@@ -446,9 +499,8 @@ func (m *rowMapper) checkColumns(cols []connector.Column) error {
 	return nil
 }
 
-func (m *rowMapper) mapRow(row connector.Row) (id string, attrs []byte, reason string, fatal error) {
+func (m *rowMapper) mapRow(row connector.Row) (id, attrs, reason string, fatal error) {
 	m.mm = m.mm[:0]
-	seen := map[string]bool{}
 	for _, f := range row.Fields {
 		if f.Name == m.key {
 			m.keySeen = true
@@ -457,28 +509,32 @@ func (m *rowMapper) mapRow(row connector.Row) (id string, attrs []byte, reason s
 		}
 		a, err := m.column(f.Name)
 		if err != nil {
-			return "", nil, "", err
+			return "", "", "", err
 		}
-		if a == "" {
-			continue
+		if a != nil {
+			m.mm = append(m.mm, attrjson.Member{Name: a, Value: f.Value})
 		}
-		if seen[a] {
-			return "", nil, "", fmt.Errorf("two columns give the attribute %q (check rename)", a)
+	}
+	m.buf = attrjson.AppendObject(m.buf[:0], m.mm)
+	for i := 1; i < len(m.mm); i++ { // sorted by name now
+		if bytes.Equal(m.mm[i].Name, m.mm[i-1].Name) {
+			return "", "", "", fmt.Errorf("two columns give the attribute %q (check rename)", m.mm[i].Name)
 		}
-		seen[a] = true
-		m.mm = append(m.mm, attrjson.Member{Name: []byte(a), Value: f.Value})
 	}
 	switch {
 	case id == "":
-		return "", nil, fmt.Sprintf("the key column %q is empty", m.key), nil
+		return "", "", fmt.Sprintf("the key column %q is empty", m.key), nil
 	case len(id) > profile.MaxKeyBytes:
-		return "", nil, fmt.Sprintf("the key is longer than %d bytes", profile.MaxKeyBytes), nil
+		return "", "", fmt.Sprintf("the key is longer than %d bytes", profile.MaxKeyBytes), nil
 	}
-	return id, attrjson.Object(m.mm), "", nil
+	return id, string(m.buf), "", nil
 }
 
 // keyText is a key value as text: a string's contents or a number's digits.
 func keyText(v []byte) string {
+	if len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]) // nothing escaped
+	}
 	if len(v) > 0 && v[0] == '"' {
 		var s string
 		_ = json.Unmarshal(v, &s)

@@ -316,6 +316,10 @@ func isCanonicalDate(s []byte) bool {
 	if len(s) != 10 && len(s) != 20 {
 		return false
 	}
+	// The separators first: most strings of these lengths are not dates.
+	if s[4] != '-' || s[7] != '-' || len(s) == 20 && (s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != 'Z') {
+		return false
+	}
 	n, ok := NormalizeDate(string(s))
 	return ok && n == string(s)
 }
@@ -684,18 +688,24 @@ func (m *Merger) diffTypes(onType func(Change)) {
 // Types calls fn with the name and type of every member of a canonical
 // object (used when a profile is deleted).
 func Types(obj []byte, fn func(name []byte, typ string)) error {
-	var mm []Member
-	mm, err := Split(mm, obj)
+	var arr [32]Member
+	mm, err := Split(arr[:0], obj)
 	if err != nil {
 		return err
 	}
+	var buf []byte
 	for _, x := range mm {
-		var buf []byte
-		buf, err = canonicalValue(buf, x.Value)
-		if err != nil {
-			return err
+		v := x.Value
+		// A string with escapes, re-printed by another database, may be
+		// a date in canonical form; every other value's type is its
+		// first byte's (or the date check of its plain text).
+		if len(v) > 0 && v[0] == '"' && bytes.IndexByte(v, '\\') >= 0 {
+			if buf, err = canonicalValue(buf[:0], v); err != nil {
+				return err
+			}
+			v = buf
 		}
-		fn(x.Name, TypeOf(buf))
+		fn(x.Name, TypeOf(v))
 	}
 	return nil
 }

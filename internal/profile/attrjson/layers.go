@@ -2,6 +2,7 @@ package attrjson
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"slices"
 )
@@ -9,49 +10,58 @@ import (
 // isReserved is Reserved for a raw member name.
 func isReserved(name []byte) bool { return bytes.HasPrefix(name, []byte(ReservedPrefix)) }
 
+// reservedMark is how a reserved member's name starts in an object.
+var reservedMark = []byte(`"` + ReservedPrefix)
+
 // MergeLayers merges canonical attribute objects, highest priority first:
 // each attribute comes from the first layer that has it. The reserved
 // attributes of keep (the profile's stored object) are carried over; no
 // layer's reserved attributes are taken. It returns the merged canonical
-// object and, for each attribute, the index of the layer it came from (-1
-// for carried-over reserved attributes), in the object's order.
-func MergeLayers(keep []byte, layers [][]byte) (merged []byte, from []int, err error) {
+// object.
+func MergeLayers(keep []byte, layers [][]byte) ([]byte, error) {
+	// The common case, a profile fed by one source: that layer is the
+	// profile (a canonical object), unless reserved attributes are about.
+	if len(layers) == 1 && !bytes.Contains(keep, reservedMark) && !bytes.Contains(layers[0], reservedMark) {
+		return bytes.Clone(layers[0]), nil
+	}
 	type member struct {
 		Member
 		layer int
 	}
 	var all []member
 	var mm []Member
-	seen := map[string]bool{}
+	var err error
 	for i, l := range layers {
 		if mm, err = Split(mm[:0], l); err != nil {
-			return nil, nil, fmt.Errorf("layer %d: %w", i, err)
+			return nil, fmt.Errorf("layer %d: %w", i, err)
 		}
 		for _, m := range mm {
-			if isReserved(m.Name) || seen[string(m.Name)] {
-				continue
+			if !isReserved(m.Name) {
+				all = append(all, member{m, i})
 			}
-			seen[string(m.Name)] = true
-			all = append(all, member{m, i})
 		}
 	}
 	if len(keep) > 0 {
 		if mm, err = Split(mm[:0], keep); err != nil {
-			return nil, nil, fmt.Errorf("stored attributes: %w", err)
+			return nil, fmt.Errorf("stored attributes: %w", err)
 		}
 		for _, m := range mm {
 			if isReserved(m.Name) {
-				all = append(all, member{m, -1})
+				all = append(all, member{m, len(layers)})
 			}
 		}
 	}
-	slices.SortFunc(all, func(a, b member) int { return bytes.Compare(a.Name, b.Name) })
-	out := make([]Member, len(all))
-	from = make([]int, len(all))
+	// By name, then by layer: the first of each name wins.
+	slices.SortFunc(all, func(a, b member) int {
+		return cmp.Or(bytes.Compare(a.Name, b.Name), cmp.Compare(a.layer, b.layer))
+	})
+	out := make([]Member, 0, len(all))
 	for i, m := range all {
-		out[i], from[i] = m.Member, m.layer
+		if i == 0 || !bytes.Equal(m.Name, all[i-1].Name) {
+			out = append(out, m.Member)
+		}
 	}
-	return encode(nil, out), from, nil
+	return encode(nil, out), nil
 }
 
 // OnlyReserved reports whether obj holds reserved attributes only (or none).
@@ -70,7 +80,10 @@ func OnlyReserved(obj []byte) bool {
 
 // Object encodes members (canonical values, valid names, distinct) as a
 // canonical object; it sorts mm by name.
-func Object(mm []Member) []byte {
+func Object(mm []Member) []byte { return AppendObject(nil, mm) }
+
+// AppendObject is Object appending to dst.
+func AppendObject(dst []byte, mm []Member) []byte {
 	slices.SortFunc(mm, func(a, b Member) int { return bytes.Compare(a.Name, b.Name) })
-	return encode(nil, mm)
+	return encode(dst, mm)
 }

@@ -70,12 +70,17 @@ type merger struct {
 	tx       *sql.Tx
 	source   int64
 	priority map[int64]int
-	cat      *catalogDelta
-	now      int64
+	// others: some other source has a layer. When none has, no profile
+	// has a layer to re-read besides the merger's source's.
+	others bool
+	cat    *catalogDelta
+	now    int64
+	stmts  map[string]*sql.Stmt // prepared once per transaction
 }
 
 func (db *DB) newMerger(ctx context.Context, tx *sql.Tx, source int64) (*merger, error) {
-	m := &merger{db: db, ctx: ctx, tx: tx, source: source, priority: map[int64]int{}, cat: newCatalogDelta(), now: time.Now().UnixMicro()}
+	m := &merger{db: db, ctx: ctx, tx: tx, source: source, priority: map[int64]int{}, cat: newCatalogDelta(),
+		now: time.Now().UnixMicro(), stmts: map[string]*sql.Stmt{}}
 	rows, err := tx.QueryContext(ctx, `SELECT id, priority FROM sources`)
 	if err != nil {
 		return nil, fmt.Errorf("reading source priorities: %w", err)
@@ -89,7 +94,48 @@ func (db *DB) newMerger(ctx context.Context, tx *sql.Tx, source int64) (*merger,
 		}
 		m.priority[id] = p
 	}
-	return m, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading source priorities: %w", err)
+	}
+	// Two range probes of the layers' primary key, not a scan of this
+	// source's layer (PostgreSQL: every layer writer holds profileLockKey,
+	// so this stays true until the transaction ends).
+	if err := tx.QueryRowContext(ctx, db.Q(`SELECT EXISTS (SELECT 1 FROM profile_layers WHERE source_id < ?)
+		OR EXISTS (SELECT 1 FROM profile_layers WHERE source_id > ?)`), source, source).Scan(&m.others); err != nil {
+		return nil, fmt.Errorf("looking for other sources' layers: %w", err)
+	}
+	return m, nil
+}
+
+// stmt returns query prepared in the merger's transaction, once: pages of
+// the same size reuse it instead of parsing hundreds of placeholders again.
+func (m *merger) stmt(query string) (*sql.Stmt, error) {
+	if s, ok := m.stmts[query]; ok {
+		return s, nil
+	}
+	s, err := m.tx.PrepareContext(m.ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	m.stmts[query] = s
+	return s, nil
+}
+
+func (m *merger) query(query string, args ...any) (*sql.Rows, error) {
+	s, err := m.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(m.ctx, args...)
+}
+
+func (m *merger) exec(query string, args ...any) error {
+	s, err := m.stmt(query)
+	if err != nil {
+		return err
+	}
+	_, err = s.ExecContext(m.ctx, args...)
+	return err
 }
 
 // apply changes the source's layer of the given profiles (at most a few
@@ -111,33 +157,35 @@ func (m *merger) apply(changes []layerChange) (layerResult, error) {
 
 func (m *merger) applyPage(changes []layerChange) (layerResult, error) {
 	var res layerResult
-	ctx, tx, db := m.ctx, m.tx, m.db
+	db := m.db
 	args := make([]any, 0, len(changes)+1)
 	for _, c := range changes {
 		args = append(args, c.id)
 	}
 	in := placeholders(len(changes), 1)
 	others := map[string][]layer{}
-	rows, err := tx.QueryContext(ctx, db.Q(`SELECT customer_id, source_id, attrs FROM profile_layers
-		WHERE customer_id IN (`+in+`) AND source_id <> ?`), append(args, m.source)...)
-	if err != nil {
-		return res, fmt.Errorf("reading profile layers: %w", err)
-	}
-	for rows.Next() {
-		var id string
-		var l layer
-		if err := rows.Scan(&id, &l.source, &l.attrs); err != nil {
-			rows.Close()
+	if m.others {
+		rows, err := m.query(db.Q(`SELECT customer_id, source_id, attrs FROM profile_layers
+			WHERE customer_id IN (`+in+`) AND source_id <> ?`), append(args, m.source)...)
+		if err != nil {
 			return res, fmt.Errorf("reading profile layers: %w", err)
 		}
-		l.priority = m.priority[l.source]
-		others[id] = append(others[id], l)
+		for rows.Next() {
+			var id string
+			var l layer
+			if err := rows.Scan(&id, &l.source, &l.attrs); err != nil {
+				rows.Close()
+				return res, fmt.Errorf("reading profile layers: %w", err)
+			}
+			l.priority = m.priority[l.source]
+			others[id] = append(others[id], l)
+		}
+		if err := rows.Close(); err != nil {
+			return res, err
+		}
 	}
-	if err := rows.Close(); err != nil {
-		return res, err
-	}
-	stored := map[string][]byte{}
-	rows, err = tx.QueryContext(ctx, db.Q(`SELECT customer_id, `+db.attrsCol()+` FROM profiles WHERE customer_id IN (`+in+`)`), args...)
+	stored := make(map[string][]byte, len(changes))
+	rows, err := m.query(db.Q(`SELECT customer_id, `+db.attrsCol()+` FROM profiles WHERE customer_id IN (`+in+`)`), args...)
 	if err != nil {
 		return res, fmt.Errorf("reading profiles: %w", err)
 	}
@@ -182,7 +230,7 @@ func (m *merger) applyPage(changes []layerChange) (layerResult, error) {
 		for i, l := range ls {
 			objs[i] = l.attrs
 		}
-		merged, _, err := attrjson.MergeLayers(old, objs)
+		merged, err := attrjson.MergeLayers(old, objs)
 		if err != nil {
 			return res, fmt.Errorf("profile %q: %w", c.id, err)
 		}
@@ -206,13 +254,13 @@ func (m *merger) applyPage(changes []layerChange) (layerResult, error) {
 	if nw > 0 {
 		for s := 0; s < nw; s += profileWriteChunk {
 			e := min(s+profileWriteChunk, nw)
-			if _, err := tx.ExecContext(ctx, db.writeProfilesQuery(e-s), writes[3*s:3*e]...); err != nil {
+			if err := m.exec(db.writeProfilesQuery(e-s), writes[3*s:3*e]...); err != nil {
 				return res, fmt.Errorf("writing %d profiles: %w", e-s, err)
 			}
 		}
 	}
 	if len(deletes) > 0 {
-		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM profiles WHERE customer_id IN (`+placeholders(len(deletes), 1)+`)`), deletes...); err != nil {
+		if err := m.exec(db.Q(`DELETE FROM profiles WHERE customer_id IN (`+placeholders(len(deletes), 1)+`)`), deletes...); err != nil {
 			return res, fmt.Errorf("deleting %d profiles: %w", len(deletes), err)
 		}
 	}
@@ -221,14 +269,14 @@ func (m *merger) applyPage(changes []layerChange) (layerResult, error) {
 			e := min(s+profileWriteChunk, nl)
 			q := db.Q(`INSERT INTO profile_layers (source_id, customer_id, attrs) VALUES ` + placeholders(e-s, 3) +
 				` ON CONFLICT (source_id, customer_id) DO UPDATE SET attrs = excluded.attrs`)
-			if _, err := tx.ExecContext(ctx, q, layerWrites[3*s:3*e]...); err != nil {
+			if err := m.exec(q, layerWrites[3*s:3*e]...); err != nil {
 				return res, fmt.Errorf("writing %d profile layers: %w", e-s, err)
 			}
 		}
 	}
 	if len(layerDeletes) > 0 {
 		q := db.Q(`DELETE FROM profile_layers WHERE source_id = ? AND customer_id IN (` + placeholders(len(layerDeletes), 1) + `)`)
-		if _, err := tx.ExecContext(ctx, q, append([]any{m.source}, layerDeletes...)...); err != nil {
+		if err := m.exec(q, append([]any{m.source}, layerDeletes...)...); err != nil {
 			return res, fmt.Errorf("removing %d profile layers: %w", len(layerDeletes), err)
 		}
 	}

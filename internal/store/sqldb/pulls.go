@@ -1,6 +1,7 @@
 package sqldb
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -165,8 +166,8 @@ func (db *DB) ClaimPull(ctx context.Context, l store.Lease) (store.Pull, bool, e
 				return fmt.Errorf("claiming pull %d: %w", id, err)
 			}
 			if n, _ := res.RowsAffected(); n == 1 {
-				if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM pull_stage WHERE pull_id = ?`), id); err != nil {
-					return fmt.Errorf("dropping the stage of pull %d: %w", id, err)
+				if err := db.dropStage(ctx, tx, id); err != nil {
+					return err
 				}
 				claimed = id
 				return nil
@@ -233,6 +234,9 @@ func (db *DB) HeartbeatPull(ctx context.Context, id int64, l store.Lease, c stor
 	return cancel, nil
 }
 
+// stageChunk is how many rows one INSERT into the stage writes.
+const stageChunk = 500
+
 // StagePullRows implements store.SourceStore.
 func (db *DB) StagePullRows(ctx context.Context, id int64, l store.Lease, rows []store.StagedRow) ([]int, error) {
 	var dups []int
@@ -244,32 +248,59 @@ func (db *DB) StagePullRows(ctx context.Context, id int64, l store.Lease, rows [
 		// Keys repeated within this batch are refused here; keys staged by
 		// an earlier batch are left out by the insert and refused after.
 		seen := make(map[string]bool, len(rows))
-		var kept []int
-		args := make([]any, 0, 3*profileWriteChunk)
+		var full *sql.Stmt // the statement of a full chunk, prepared once
+		kept := make([]int, 0, stageChunk)
+		args := make([]any, 0, 3*stageChunk)
 		flush := func() error {
-			n := len(args) / 3
+			n := len(kept)
 			if n == 0 {
 				return nil
 			}
-			q := db.Q(`INSERT INTO pull_stage (pull_id, customer_id, attrs) VALUES ` + placeholders(n, 3) +
-				` ON CONFLICT (pull_id, customer_id) DO NOTHING RETURNING customer_id`)
-			ins, err := queryStrings(ctx, tx, q, args...)
+			defer func() { args, kept = args[:0], kept[:0] }()
+			insert := db.Q(`INSERT INTO pull_stage (pull_id, customer_id, attrs) VALUES ` + placeholders(n, 3) +
+				` ON CONFLICT (pull_id, customer_id) DO NOTHING`)
+			var res sql.Result
+			var err error
+			if _, err = tx.ExecContext(ctx, `SAVEPOINT stage_chunk`); err != nil {
+				return fmt.Errorf("staging %d rows: %w", n, err)
+			}
+			if n == stageChunk {
+				if full == nil {
+					if full, err = tx.PrepareContext(ctx, insert); err != nil {
+						return fmt.Errorf("staging %d rows: %w", n, err)
+					}
+				}
+				res, err = full.ExecContext(ctx, args...)
+			} else {
+				res, err = tx.ExecContext(ctx, insert, args...)
+			}
 			if err != nil {
 				return fmt.Errorf("staging %d rows: %w", n, err)
 			}
-			if len(ins) != n { // some keys were staged by an earlier batch
-				got := make(map[string]bool, len(ins))
-				for _, k := range ins {
-					got[k] = true
-				}
-				for _, i := range kept {
-					if !got[rows[i].CustomerID] {
-						dups = append(dups, i)
-					}
+			if got, err := res.RowsAffected(); err == nil && got == int64(n) {
+				_, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT stage_chunk`)
+				return err
+			}
+			// Some keys were staged by an earlier batch (rare): stage the
+			// chunk again, asking which rows went in.
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT stage_chunk`); err != nil {
+				return fmt.Errorf("staging %d rows: %w", n, err)
+			}
+			ins, err := queryStrings(ctx, tx, insert+` RETURNING customer_id`, args...)
+			if err != nil {
+				return fmt.Errorf("staging %d rows: %w", n, err)
+			}
+			got := make(map[string]bool, len(ins))
+			for _, k := range ins {
+				got[k] = true
+			}
+			for _, i := range kept {
+				if !got[rows[i].CustomerID] {
+					dups = append(dups, i)
 				}
 			}
-			args, kept = args[:0], kept[:0]
-			return nil
+			_, err = tx.ExecContext(ctx, `RELEASE SAVEPOINT stage_chunk`)
+			return err
 		}
 		for i, r := range rows {
 			if seen[r.CustomerID] {
@@ -279,7 +310,7 @@ func (db *DB) StagePullRows(ctx context.Context, id int64, l store.Lease, rows [
 			seen[r.CustomerID] = true
 			args = append(args, id, r.CustomerID, r.Attrs)
 			kept = append(kept, i)
-			if len(args) == 3*profileWriteChunk {
+			if len(kept) == stageChunk {
 				if err := flush(); err != nil {
 					return err
 				}
@@ -295,6 +326,23 @@ func (db *DB) ApplyPullStage(ctx context.Context, id int64, l store.Lease, a sto
 	out := c
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		out = c
+		// A full pull compares the stage with the layer on a read
+		// transaction of its own, begun now (before the profile lock, so
+		// it never waits for a connection behind it) and whose snapshot
+		// is taken by its first query, under the lock: the state this
+		// transaction then changes.
+		var snap *sql.Tx
+		if a.Full {
+			opts := &sql.TxOptions{ReadOnly: true}
+			if db.d == Postgres {
+				opts.Isolation = sql.LevelRepeatableRead
+			}
+			var err error
+			if snap, err = db.R.BeginTx(ctx, opts); err != nil {
+				return fmt.Errorf("starting the comparison of pull %d: %w", id, err)
+			}
+			defer snap.Rollback()
+		}
 		if db.d == Postgres {
 			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
 				return fmt.Errorf("locking profiles: %w", err)
@@ -320,72 +368,20 @@ func (db *DB) ApplyPullStage(ctx context.Context, id int64, l store.Lease, a sto
 		if err != nil {
 			return err
 		}
-		// Staged rows that are new to the layer or differ from it.
-		var changed int64
-		after := ""
-		for {
-			rows, err := tx.QueryContext(ctx, db.Q(`SELECT s.customer_id, s.attrs, l.attrs IS NULL FROM pull_stage s
-				LEFT JOIN profile_layers l ON l.source_id = ? AND l.customer_id = s.customer_id
-				WHERE s.pull_id = ? AND s.customer_id > ? AND (l.attrs IS NULL OR l.attrs <> s.attrs)
-				ORDER BY s.customer_id LIMIT ?`), src.ID, id, after, 2000)
-			if err != nil {
-				return fmt.Errorf("comparing pull %d with its source's layer: %w", id, err)
-			}
-			var changes []layerChange
-			for rows.Next() {
-				var ch layerChange
-				var isNew bool
-				if err := rows.Scan(&ch.id, &ch.attrs, &isNew); err != nil {
-					rows.Close()
-					return err
-				}
-				if isNew {
-					out.New++
-				} else {
-					out.Updated++
-				}
-				changes = append(changes, ch)
-			}
-			if err := rows.Close(); err != nil {
-				return err
-			}
-			if len(changes) == 0 {
-				break
-			}
-			after = changes[len(changes)-1].id
-			changed += int64(len(changes))
+		apply := func(changes []layerChange) error {
 			r, err := m.apply(changes)
-			if err != nil {
-				return err
-			}
 			out.Deleted += r.deleted
+			return err
 		}
-		out.Unchanged = staged - changed
-		if a.Full { // the layer's rows the pull no longer has
-			after = ""
-			for {
-				ids, err := queryStrings(ctx, tx, db.Q(`SELECT l.customer_id FROM profile_layers l WHERE l.source_id = ? AND l.customer_id > ?
-					AND NOT EXISTS (SELECT 1 FROM pull_stage s WHERE s.pull_id = ? AND s.customer_id = l.customer_id)
-					ORDER BY l.customer_id LIMIT ?`), src.ID, after, id, 2000)
-				if err != nil {
-					return fmt.Errorf("finding rows the pull no longer has: %w", err)
-				}
-				if len(ids) == 0 {
-					break
-				}
-				after = ids[len(ids)-1]
-				changes := make([]layerChange, len(ids))
-				for i, c := range ids {
-					changes[i] = layerChange{id: c}
-				}
-				out.Removed += int64(len(ids))
-				r, err := m.apply(changes)
-				if err != nil {
-					return err
-				}
-				out.Deleted += r.deleted
-			}
+		if a.Full {
+			err = db.compareFull(ctx, snap, id, src.ID, &out, apply)
+		} else {
+			err = db.compareIncremental(ctx, tx, id, src.ID, &out, apply)
 		}
+		if err != nil {
+			return err
+		}
+		out.Unchanged = staged - out.New - out.Updated
 		if err := m.finish(); err != nil {
 			return err
 		}
@@ -406,6 +402,201 @@ func (db *DB) ApplyPullStage(ctx context.Context, id int64, l store.Lease, a sto
 	return out, nil
 }
 
+// applyBatch is how many layer changes the apply hands to the merger at once.
+const applyBatch = 2000
+
+// keyedRow is a customer id and its attributes.
+type keyedRow struct {
+	id    string
+	attrs []byte
+}
+
+// keyedPages reads rows in customer id order a page at a time (keyset
+// pagination).
+type keyedPages struct {
+	fetch func(after string) (*sql.Rows, error)
+	buf   []keyedRow
+	i     int
+	done  bool
+}
+
+// peek returns the current row; false at the end.
+func (p *keyedPages) peek() (keyedRow, bool, error) {
+	if p.i == len(p.buf) && !p.done {
+		after := ""
+		if len(p.buf) > 0 {
+			after = p.buf[len(p.buf)-1].id
+		}
+		rows, err := p.fetch(after)
+		if err != nil {
+			return keyedRow{}, false, err
+		}
+		p.buf, p.i = p.buf[:0], 0
+		for rows.Next() {
+			var r keyedRow
+			if err := rows.Scan(&r.id, &r.attrs); err != nil {
+				rows.Close()
+				return keyedRow{}, false, err
+			}
+			p.buf = append(p.buf, r)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return keyedRow{}, false, err
+		}
+		p.done = len(p.buf) < comparePage
+	}
+	if p.i == len(p.buf) {
+		return keyedRow{}, false, nil
+	}
+	return p.buf[p.i], true, nil
+}
+
+// comparePage is how many rows one page of a comparison reads.
+const comparePage = 2000
+
+// compareFull walks the stage and the source's layer side by side, both in
+// customer id order (byte order: the columns' collation is "C" on
+// PostgreSQL), on snap, a snapshot from before the apply's first write. The
+// walk runs in a goroutine of its own, while apply writes the changes it
+// found so far (SQLite: on the other core; two batches in memory at most).
+func (db *DB) compareFull(ctx context.Context, snap *sql.Tx, pullID, sourceID int64, out *store.PullCounts, apply func([]layerChange) error) error {
+	stageQ := db.Q(`SELECT customer_id, attrs FROM pull_stage WHERE pull_id = ? AND customer_id > ? ORDER BY customer_id LIMIT ?`)
+	layerQ := db.Q(`SELECT customer_id, attrs FROM profile_layers WHERE source_id = ? AND customer_id > ? ORDER BY customer_id LIMIT ?`)
+	stage := &keyedPages{fetch: func(after string) (*sql.Rows, error) {
+		return snap.QueryContext(ctx, stageQ, pullID, after, comparePage)
+	}}
+	layer := &keyedPages{fetch: func(after string) (*sql.Rows, error) {
+		return snap.QueryContext(ctx, layerQ, sourceID, after, comparePage)
+	}}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []layerChange)
+	var counts store.PullCounts
+	var walkErr error
+	walked := make(chan struct{})
+	go func() {
+		defer close(walked)
+		defer close(batches)
+		walkErr = walk(ctx, stage, layer, &counts, batches)
+	}()
+	var applyErr error
+	for b := range batches {
+		if applyErr == nil {
+			if applyErr = apply(b); applyErr != nil {
+				cancel() // the walk stops; drain what it sent
+			}
+		}
+	}
+	<-walked
+	if applyErr != nil {
+		return applyErr
+	}
+	if walkErr != nil {
+		return fmt.Errorf("comparing pull %d with the layer of source %d: %w", pullID, sourceID, walkErr)
+	}
+	out.New += counts.New
+	out.Updated += counts.Updated
+	out.Removed += counts.Removed
+	return nil
+}
+
+// walk merges two keyed walks and sends, in batches, what is new in the
+// stage, what differs from the layer and what the layer has that the stage
+// has not (attrs nil: removed).
+func walk(ctx context.Context, stage, layer *keyedPages, counts *store.PullCounts, batches chan<- []layerChange) error {
+	changes := make([]layerChange, 0, applyBatch)
+	send := func() error {
+		select {
+		case batches <- changes:
+			changes = make([]layerChange, 0, applyBatch)
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for {
+		s, sok, err := stage.peek()
+		if err != nil {
+			return fmt.Errorf("reading the stage: %w", err)
+		}
+		l, lok, err := layer.peek()
+		if err != nil {
+			return fmt.Errorf("reading the layer: %w", err)
+		}
+		switch {
+		case !sok && !lok:
+			if len(changes) > 0 {
+				return send()
+			}
+			return nil
+		case sok && (!lok || s.id < l.id):
+			counts.New++
+			changes = append(changes, layerChange{id: s.id, attrs: s.attrs})
+			stage.i++
+		case !sok || l.id < s.id:
+			counts.Removed++
+			changes = append(changes, layerChange{id: l.id})
+			layer.i++
+		default:
+			stage.i++
+			layer.i++
+			if bytes.Equal(s.attrs, l.attrs) {
+				continue
+			}
+			counts.Updated++
+			changes = append(changes, layerChange{id: s.id, attrs: s.attrs})
+		}
+		if len(changes) == applyBatch {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// compareIncremental passes on the staged rows that are new to the
+// source's layer or differ from it; the layer's other rows stay.
+func (db *DB) compareIncremental(ctx context.Context, tx *sql.Tx, pullID, sourceID int64, out *store.PullCounts, apply func([]layerChange) error) error {
+	q := db.Q(`SELECT s.customer_id, s.attrs, l.attrs IS NULL FROM pull_stage s
+		LEFT JOIN profile_layers l ON l.source_id = ? AND l.customer_id = s.customer_id
+		WHERE s.pull_id = ? AND s.customer_id > ? AND (l.attrs IS NULL OR l.attrs <> s.attrs)
+		ORDER BY s.customer_id LIMIT ?`)
+	after := ""
+	for {
+		rows, err := tx.QueryContext(ctx, q, sourceID, pullID, after, comparePage)
+		if err != nil {
+			return fmt.Errorf("comparing pull %d with its source's layer: %w", pullID, err)
+		}
+		var page []layerChange
+		for rows.Next() {
+			var ch layerChange
+			var isNew bool
+			if err := rows.Scan(&ch.id, &ch.attrs, &isNew); err != nil {
+				rows.Close()
+				return err
+			}
+			if isNew {
+				out.New++
+			} else {
+				out.Updated++
+			}
+			page = append(page, ch)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("comparing pull %d with its source's layer: %w", pullID, err)
+		}
+		if len(page) > 0 {
+			if err := apply(page); err != nil {
+				return err
+			}
+		}
+		if len(page) < comparePage {
+			return nil
+		}
+		after = page[len(page)-1].id
+	}
+}
+
 func (db *DB) finishPull(ctx context.Context, tx *sql.Tx, id int64, l store.Lease, status string, c store.PullCounts, errs []store.PullError, msg string) error {
 	if errs == nil {
 		errs = []store.PullError{}
@@ -424,7 +615,26 @@ func (db *DB) finishPull(ctx context.Context, tx *sql.Tx, id int64, l store.Leas
 	if n, _ := res.RowsAffected(); n != 1 {
 		return fmt.Errorf("pull %d: the lease was lost: %w", id, store.ErrConflict)
 	}
-	if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM pull_stage WHERE pull_id = ?`), id); err != nil {
+	return db.dropStage(ctx, tx, id)
+}
+
+// dropStage deletes the stage of a pull. On SQLite, when no other pull has
+// one, a DELETE without WHERE empties the table without visiting its rows
+// (a million rows: milliseconds instead of seconds).
+func (db *DB) dropStage(ctx context.Context, tx *sql.Tx, id int64) error {
+	q := db.Q(`DELETE FROM pull_stage WHERE pull_id = ?`)
+	args := []any{id}
+	if db.d == SQLite {
+		var others bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pull_stage WHERE pull_id < ?)
+			OR EXISTS (SELECT 1 FROM pull_stage WHERE pull_id > ?)`, id, id).Scan(&others); err != nil {
+			return fmt.Errorf("dropping the stage of pull %d: %w", id, err)
+		}
+		if !others {
+			q, args = `DELETE FROM pull_stage`, nil
+		}
+	}
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("dropping the stage of pull %d: %w", id, err)
 	}
 	return nil
