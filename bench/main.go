@@ -162,6 +162,7 @@ type result struct {
 	Efficiency  *float64         `json:"efficiency,omitempty"`
 	Plan        *plan            `json:"plan,omitempty"`
 	Counts      map[string]int64 `json:"counts,omitempty"`
+	Timings     map[string]int64 `json:"timings,omitempty"` // the run's phase timings (ms), as segsync reports them
 	RowsPerS    float64          `json:"rows_per_s,omitempty"`
 	Import      *importResult    `json:"import,omitempty"`
 	NaiveSent   int              `json:"naive_contacts_sent,omitempty"`
@@ -366,7 +367,7 @@ func benchOne(ctx context.Context, o options, bin, dir string, n int, out *recor
 		if r.StartedAt != nil && r.FinishedAt != nil {
 			res.ServerWallS = round(r.FinishedAt.Sub(*r.StartedAt).Seconds(), 3)
 		}
-		res.Status, res.Counts = r.Status, r.Counts
+		res.Status, res.Counts, res.Timings = r.Status, r.Counts, r.Timings
 		res.Calls, res.WriteCalls = emu.Calls(), emu.WriteCalls()
 		if p != nil {
 			res.Plan, res.MinCalls = p, &p.MinCalls

@@ -30,6 +30,28 @@ type runData struct {
 	Minor      []countRow // the rest
 	Rejections []store.Rejection
 	Samples    []sampleGroup
+	Timings    []timingRow // empty until a phase has taken time
+}
+
+// timingRow is one phase of a run as the run page lists it.
+type timingRow struct {
+	Key, Label, Took string
+}
+
+// runTimings lists where a run's time went, in the order of the phases;
+// nothing when no phase took a measurable time (queued, or a run from
+// before timings were kept).
+func runTimings(t store.RunTimings) []timingRow {
+	if t == (store.RunTimings{}) {
+		return nil
+	}
+	return []timingRow{
+		{"plan_ms", "planning", formatMS(t.PlanMS)},
+		{"status_refresh_ms", "status refresh", formatMS(t.StatusRefreshMS)},
+		{"send_ms", "sending", formatMS(t.SendMS)},
+		{"record_ms", "recording (during sending)", formatMS(t.RecordMS)},
+		{"idle_ms", "waiting for the account's connections", formatMS(t.IdleMS)},
+	}
 }
 
 type sampleGroup struct {
@@ -101,6 +123,7 @@ func (u *UI) runPage(w http.ResponseWriter, r *http.Request, p *Page) error {
 	}
 	d := runData{Run: run, Active: active(run.Status)}
 	d.Counts, d.Minor = runCounts(run.Counts)
+	d.Timings = runTimings(run.Timings)
 	if err := u.call(r, p, http.MethodGet, "/api/v1/exports/"+strconv.FormatInt(run.ExportID, 10), nil, &d.Export); err != nil && statusOf(err) != http.StatusNotFound {
 		return err
 	}
