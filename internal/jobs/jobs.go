@@ -46,6 +46,7 @@ type Store interface {
 	ReleaseRun(ctx context.Context, l store.RunLease, p store.Progress, c store.RunCounts, t store.RunTimings) error
 	FinishRun(ctx context.Context, l store.RunLease, status string, p store.Progress, c store.RunCounts, t store.RunTimings, sample store.RunSample, errMsg string) error
 	CancelRun(ctx context.Context, id int64) (store.Run, error)
+	RequestFullResync(ctx context.Context, exportID int64) error
 }
 
 // Clients gives the Mailchimp client of a connection; *connection.Service
@@ -143,6 +144,12 @@ func ParseSchedule(s string) error {
 
 // Enqueue queues a run of an export (single flight: an already queued run
 // of the same kind is returned instead, with created false).
+// RequestFullResync makes the export's next run plan every profile, not
+// only those changed since its last complete run (a "Full re-sync").
+func (r *Runner) RequestFullResync(ctx context.Context, exportID int64) error {
+	return r.Store.RequestFullResync(ctx, exportID)
+}
+
 func (r *Runner) Enqueue(ctx context.Context, exportID int64, trigger string, dryRun bool, by string) (store.Run, bool, error) {
 	r.init()
 	run, created, err := r.Store.EnqueueRun(ctx, exportID, trigger, dryRun, by)

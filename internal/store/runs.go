@@ -87,6 +87,10 @@ type RunCounts struct {
 	// contact, handled as a leaver plus an existing contact instead.
 	EmailChanged          int64 `json:"email_changed"`
 	EmailChangeCollisions int64 `json:"email_change_collisions"`
+	// Incremental says the run planned only the profiles changed since the
+	// export's last complete run (and the contacts they touch): Profiles,
+	// Contacts, Duplicates and Unchanged then count those.
+	Incremental bool `json:"incremental,omitempty"`
 }
 
 // RunTimings say where a run's time went, in milliseconds of wall time

@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -78,7 +80,10 @@ type Engine struct {
 	// MaxHeld bounds the creates and the leavers a plan pass holds back to
 	// pair address changes (default 100,000 each; see moves.go).
 	MaxHeld int
-	Metrics *Metrics
+	// FullEvery is how often a run plans every profile although an
+	// incremental plan would do (default a week; see incremental.go).
+	FullEvery time.Duration
+	Metrics   *Metrics
 }
 
 // Options of one run.
@@ -259,6 +264,9 @@ type runner struct {
 	// refreshedAt is when this run's status refresh began (zero: none).
 	refreshedAt time.Time
 
+	// inc is the run's plan scope (nil: every profile, nothing kept).
+	inc *incremental
+
 	segMu    sync.Mutex
 	segIDs   map[string]int64 // tag name -> static segment id
 	rejected atomic.Int64
@@ -289,6 +297,9 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	if !r.opt.DryRun {
 		asOf, err := r.Store.StatusAsOf(ctx, r.exp.ID)
 		if err != nil {
+			return r.result(), err
+		}
+		if err := r.choosePlan(ctx, asOf.IsZero()); err != nil {
 			return r.result(), err
 		}
 		if asOf.IsZero() {
@@ -329,7 +340,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 			r.log.Warn("releasing unused tag bits", "err", err)
 		}
 	}
-	return r.result(), nil
+	return r.result(), r.savePlan(ctx)
 }
 
 // plan runs the plan pass, pairing address changes (moves.go). When more
@@ -378,7 +389,7 @@ func (r *runner) firstRun(ctx context.Context) (Result, error) {
 	if err := r.Store.ReleaseUnusedTags(ctx, r.exp.ID); err != nil {
 		r.log.Warn("releasing unused tag bits", "err", err)
 	}
-	return r.result(), nil
+	return r.result(), r.savePlan(ctx)
 }
 
 func (r *runner) result() Result {
@@ -529,6 +540,7 @@ func (r *runner) refreshStatuses(ctx context.Context) error {
 						st[m.ID] = m.Status
 					}
 				}
+				r.planOnly(slices.Collect(maps.Keys(st)))
 				return r.Store.UpdateSyncedStatuses(ctx, r.exp.ID, st)
 			})
 			if err != nil {
@@ -550,6 +562,7 @@ func (r *runner) refreshStatuses(ctx context.Context) error {
 				arch[m.ID] = mailchimp.NormalizeEmail(m.EmailAddress)
 			}
 		}
+		r.planOnly(slices.Collect(maps.Keys(arch)))
 		return r.Store.RecordArchived(ctx, r.exp.ID, arch)
 	})
 	if err != nil {

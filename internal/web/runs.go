@@ -95,7 +95,7 @@ func samples(s store.RunSample) []sampleGroup {
 // the main outcome, then the rest.
 func runCounts(c store.RunCounts) (main, minor []countRow) {
 	main = []countRow{
-		{"profiles", "profiles in the segments", c.Profiles, false},
+		{"profiles", profilesLabel(c.Incremental), c.Profiles, false},
 		{"created", "new contacts", c.Created, false},
 		{"updated", "contacts updated", c.Updated, false},
 		{"email_changed", "addresses changed (contact kept)", c.EmailChanged, false},
@@ -112,6 +112,15 @@ func runCounts(c store.RunCounts) (main, minor []countRow) {
 		{"skipped_invalid_email", "skipped: no valid email", c.SkippedInvalidEmail, c.SkippedInvalidEmail > 0},
 	}
 	return main, minor
+}
+
+// profilesLabel names the profiles count: an incremental run counts only
+// the profiles it planned.
+func profilesLabel(incremental bool) string {
+	if incremental {
+		return "changed profiles planned (incremental run)"
+	}
+	return "profiles in the segments"
 }
 
 func active(status string) bool { return status == store.RunQueued || status == store.RunRunning }
