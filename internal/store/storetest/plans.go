@@ -19,12 +19,7 @@ import (
 func (s Suite) TestPlanState(t *testing.T) {
 	ctx := context.Background()
 	db := s.Open(t)
-	conn := int64(1)
-	e := store.Export{Name: "x", ConnectionID: &conn, AudienceID: "aud", Mapping: store.Mapping{Email: "email"},
-		StatusIfNew: "subscribed", OnLeave: "untag", Schedule: "off"}
-	if err := db.CreateExport(ctx, &e); err != nil {
-		t.Fatal(err)
-	}
+	e := newExport(t, db)
 	if _, found, err := db.PlanState(ctx, e.ID); err != nil || found {
 		t.Fatalf("PlanState of a new export = %v, %v", found, err)
 	}

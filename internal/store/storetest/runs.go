@@ -6,7 +6,20 @@ import (
 	"time"
 
 	"github.com/segsync/segsync/internal/store"
+	"github.com/segsync/segsync/internal/store/sqldb"
 )
+
+// newExport creates a minimal export.
+func newExport(t *testing.T, db *sqldb.DB) store.Export {
+	t.Helper()
+	conn := int64(1)
+	e := store.Export{Name: "x", ConnectionID: &conn, AudienceID: "aud", Mapping: store.Mapping{Email: "email"},
+		StatusIfNew: "subscribed", OnLeave: "untag", Schedule: "off"}
+	if err := db.CreateExport(context.Background(), &e); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
 
 // TestRunTimings: a run's phase timings are saved by heartbeats, releases
 // and the finish under the run's claim, read back as saved, and refused
@@ -14,12 +27,7 @@ import (
 func (s Suite) TestRunTimings(t *testing.T) {
 	ctx := context.Background()
 	db := s.Open(t)
-	conn := int64(1)
-	e := store.Export{Name: "x", ConnectionID: &conn, AudienceID: "aud", Mapping: store.Mapping{Email: "email"},
-		StatusIfNew: "subscribed", OnLeave: "untag", Schedule: "off"}
-	if err := db.CreateExport(ctx, &e); err != nil {
-		t.Fatal(err)
-	}
+	e := newExport(t, db)
 	queued, _, err := db.EnqueueRun(ctx, e.ID, store.TriggerManual, false, "")
 	if err != nil {
 		t.Fatal(err)
