@@ -116,12 +116,14 @@ func (db *DB) ChangedHashes(ctx context.Context, exportID int64, emailAttr strin
 	if err != nil {
 		return nil, err
 	}
-	collate := ""
+	// The few changed profiles lead the join (SQLite keeps the order of a
+	// CROSS JOIN); each finds its synced row by (export_id, customer_id).
+	collate, join := "", "CROSS JOIN"
 	if db.d == Postgres {
-		collate = ` COLLATE "C"`
+		collate, join = ` COLLATE "C"`, "JOIN"
 	}
 	q := `SELECT h FROM (SELECT ` + hash + ` AS h FROM profiles WHERE updated_at > ?
-		UNION SELECT s.hash FROM synced s JOIN profiles p ON p.customer_id = s.customer_id WHERE s.export_id = ? AND p.updated_at > ?) x
+		UNION SELECT s.hash FROM profiles p ` + join + ` synced s ON s.export_id = ? AND s.customer_id = p.customer_id WHERE p.updated_at > ?) x
 		WHERE h IS NOT NULL ORDER BY h` + collate
 	args := append(hargs, since, exportID, since)
 	rows, err := db.R.QueryContext(ctx, db.Q(q), args...)
