@@ -87,10 +87,11 @@ type RunCounts struct {
 	// contact, handled as a leaver plus an existing contact instead.
 	EmailChanged          int64 `json:"email_changed"`
 	EmailChangeCollisions int64 `json:"email_change_collisions"`
-	// Incremental says the run planned only the profiles changed since the
-	// export's last complete run (and the contacts they touch): Profiles,
-	// Contacts, Duplicates and Unchanged then count those.
-	Incremental bool `json:"incremental,omitempty"`
+	// Incremental is 1 when the run planned only the profiles changed
+	// since the export's last complete run (and the contacts they touch):
+	// Profiles, Contacts, Duplicates and Unchanged then count those; 0 when
+	// it planned every profile. (A number, as every count is.)
+	Incremental int64 `json:"incremental"`
 }
 
 // RunTimings say where a run's time went, in milliseconds of wall time

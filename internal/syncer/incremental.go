@@ -104,7 +104,12 @@ func (r *runner) choosePlan(ctx context.Context, firstRun bool) error {
 		r.log.Info("planning every profile", "why", in.why)
 	}
 	r.inc = in
-	r.tr.update(func(_ *store.Progress, c *store.RunCounts) { c.Incremental = !in.full() })
+	r.tr.update(func(_ *store.Progress, c *store.RunCounts) {
+		c.Incremental = 0
+		if !in.full() {
+			c.Incremental = 1
+		}
+	})
 	return nil
 }
 

@@ -43,8 +43,8 @@ func TestIncrementalRuns(t *testing.T) {
 		}
 		planned := func(res syncer.Result, incremental bool, profiles int64) {
 			t.Helper()
-			if res.Counts.Incremental != incremental || res.Counts.Profiles != profiles {
-				t.Fatalf("run planned %d profiles, incremental %v; want %d, %v (%+v)", res.Counts.Profiles, res.Counts.Incremental, profiles, incremental, res.Counts)
+			if (res.Counts.Incremental == 1) != incremental || res.Counts.Profiles != profiles {
+				t.Fatalf("run planned %d profiles, incremental %d; want %d, %v (%+v)", res.Counts.Profiles, res.Counts.Incremental, profiles, incremental, res.Counts)
 			}
 		}
 		planned(w.run(false), false, 60)
@@ -61,7 +61,7 @@ func TestIncrementalRuns(t *testing.T) {
 		ps[0].first, ps[1].tier, ps[2].tier, ps[3].email, ps[5].email = "Changed", "gold", "silver", "moved3@shop.io", "u7@shop.io"
 		w.upsert(ps[0], ps[1], ps[2], ps[3], ps[5])
 		res = w.run(false)
-		if !res.Counts.Incremental || res.Counts.Profiles != 5 || res.Counts.EmailChanged != 1 || res.Counts.Duplicates != 1 {
+		if res.Counts.Incremental != 1 || res.Counts.Profiles != 5 || res.Counts.EmailChanged != 1 || res.Counts.Duplicates != 1 {
 			t.Fatalf("incremental run after five changes = %+v", res.Counts)
 		}
 		left := map[string]want{
@@ -85,7 +85,7 @@ func TestIncrementalRuns(t *testing.T) {
 		}
 		delete(w.people, ps[10].id)
 		res = w.run(false)
-		if res.Counts.Incremental || res.Counts.Left != 1 {
+		if res.Counts.Incremental != 0 || res.Counts.Left != 1 {
 			t.Fatalf("run after a deletion = %+v", res.Counts)
 		}
 		planned(w.run(false), true, 0)
@@ -102,7 +102,7 @@ func TestIncrementalRuns(t *testing.T) {
 			t.Fatal(err)
 		}
 		res = w.run(false)
-		if res.Counts.Incremental || res.Counts.TagsRemoved == 0 {
+		if res.Counts.Incremental != 0 || res.Counts.TagsRemoved == 0 {
 			t.Fatalf("run after a rule change = %+v", res.Counts)
 		}
 		planned(w.run(false), true, 0)
@@ -111,7 +111,7 @@ func TestIncrementalRuns(t *testing.T) {
 		if err := db.RequestFullResync(ctx, w.exp.ID); err != nil {
 			t.Fatal(err)
 		}
-		if res := w.run(false); res.Counts.Incremental || res.Counts.Profiles < 30 {
+		if res := w.run(false); res.Counts.Incremental != 0 || res.Counts.Profiles < 30 {
 			t.Fatalf("run after a full re-sync request = %+v", res.Counts)
 		}
 		planned(w.run(false), true, 0)

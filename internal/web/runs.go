@@ -95,7 +95,7 @@ func samples(s store.RunSample) []sampleGroup {
 // the main outcome, then the rest.
 func runCounts(c store.RunCounts) (main, minor []countRow) {
 	main = []countRow{
-		{"profiles", profilesLabel(c.Incremental), c.Profiles, false},
+		{"profiles", profilesLabel(c.Incremental != 0), c.Profiles, false},
 		{"created", "new contacts", c.Created, false},
 		{"updated", "contacts updated", c.Updated, false},
 		{"email_changed", "addresses changed (contact kept)", c.EmailChanged, false},
