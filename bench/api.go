@@ -97,8 +97,9 @@ type exportRun struct {
 		Done  int64 `json:"done"`
 		Total int64 `json:"total"`
 	} `json:"progress"`
-	Counts map[string]int64 `json:"counts"`
-	Error  string           `json:"error"`
+	Counts  map[string]int64 `json:"counts"`
+	Timings map[string]int64 `json:"timings"` // phase timings in ms (absent before segsync kept them)
+	Error   string           `json:"error"`
 }
 
 func (r exportRun) finished() bool {

@@ -155,7 +155,7 @@ func runExports(ctx context.Context, io IO, args []string) error {
 		"get":    {"ID", exportsGet},
 		"create": {"--json JSON|@FILE|@-", exportsCreate},
 		"delete": {"ID", exportsDelete},
-		"run":    {"ID [--dry-run] [--wait]", exportsRun},
+		"run":    {"ID [--dry-run] [--full] [--wait]", exportsRun},
 	})
 }
 
@@ -235,13 +235,14 @@ func exportsDelete(ctx context.Context, io IO, args []string) error {
 func exportsRun(ctx context.Context, io IO, args []string) error {
 	fs := flag.NewFlagSet("exports run", flag.ContinueOnError)
 	dry := fs.Bool("dry-run", false, "plan only: report what would change, write nothing")
+	full := fs.Bool("full", false, "full re-sync: plan every profile, not only those changed since the last complete run")
 	wait := fs.Bool("wait", false, "wait for the run to end, with a progress bar on a terminal, and print its counts")
 	c, id, err := idCommand(fs, args, io, "export")
 	if err != nil {
 		return err
 	}
 	var run store.Run
-	if err := c.sendJSON(ctx, "POST", pathf("/api/v1/exports/%s/runs", id), map[string]bool{"dry_run": *dry}, &run); err != nil {
+	if err := c.sendJSON(ctx, "POST", pathf("/api/v1/exports/%s/runs", id), map[string]bool{"dry_run": *dry, "full_resync": *full}, &run); err != nil {
 		return err
 	}
 	fmt.Fprintf(io.Stdout, "run %d %s\n", run.ID, run.Status)

@@ -118,7 +118,7 @@ func TestErasureAcrossAccounts(t *testing.T) {
 					t.Fatal(err)
 				}
 				if dry {
-					if err := db.FinishRun(ctx, lease, store.RunSucceeded, res.Progress, res.Counts, res.Sample, ""); err != nil {
+					if err := db.FinishRun(ctx, lease, store.RunSucceeded, res.Progress, res.Counts, res.Timings, res.Sample, ""); err != nil {
 						t.Logf("saving the dry run's sample: %v", err)
 					}
 				}

@@ -125,7 +125,8 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var in struct {
-		DryRun bool `json:"dry_run"`
+		DryRun     bool `json:"dry_run"`
+		FullResync bool `json:"full_resync"`
 	}
 	if r.ContentLength != 0 {
 		if err := decodeJSON(w, r, &in); err != nil {
@@ -140,12 +141,17 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request) error {
 	if err := svc.MayRun(r.Context(), p, e); err != nil {
 		return err
 	}
+	if in.FullResync {
+		if err := rn.RequestFullResync(r.Context(), e.ID); err != nil {
+			return err
+		}
+	}
 	run, created, err := rn.Enqueue(r.Context(), e.ID, store.TriggerManual, in.DryRun, p.Email)
 	if err != nil {
 		return err
 	}
 	if created && s.deps.Audit != nil {
-		_ = s.deps.Audit.Record(r.Context(), p.Actor(), audit.RunStart, "run", run.ID, map[string]any{"export_id": e.ID, "dry_run": in.DryRun})
+		_ = s.deps.Audit.Record(r.Context(), p.Actor(), audit.RunStart, "run", run.ID, map[string]any{"export_id": e.ID, "dry_run": in.DryRun, "full_resync": in.FullResync})
 	}
 	w.Header().Set("Location", "/api/v1/runs/"+strconv.FormatInt(run.ID, 10))
 	return writeJSON(w, http.StatusAccepted, run)

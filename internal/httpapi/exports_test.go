@@ -385,7 +385,21 @@ func exportScenario(t *testing.T, db *sqldb.DB, opts emulator.Options) {
 	if w := e.emu.WriteCalls(); w != 0 || run.Counts.WriteCalls != 0 {
 		t.Errorf("run 3 over unchanged data made %d write calls: %v", w, e.emu.Calls())
 	}
+	if run.Counts.Incremental != 1 || run.Counts.Profiles != 0 {
+		t.Errorf("run 3 over unchanged data planned %d profiles (incremental %v)", run.Counts.Profiles, run.Counts.Incremental)
+	}
 	e.expectAudience(people, seeded, left)
+
+	// A full re-sync plans every profile, and sends nothing either.
+	var full store.Run
+	e.call(auth.Contributor, "POST", fmt.Sprintf("/api/v1/exports/%d/runs", exp.ID), map[string]bool{"full_resync": true}, 202, &full)
+	for deadline := time.Now().Add(60 * time.Second); full.FinishedAt == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		e.call(auth.Viewer, "GET", fmt.Sprintf("/api/v1/runs/%d", full.ID), nil, 200, &full)
+	}
+	if full.Status != store.RunSucceeded || full.Counts.Incremental != 0 || full.Counts.Profiles == 0 || e.emu.WriteCalls() != 0 {
+		t.Errorf("full re-sync = %s %+v (write calls %d)", full.Status, full.Counts, e.emu.WriteCalls())
+	}
+	run = full
 
 	var runs struct {
 		Runs []store.Run `json:"runs"`

@@ -68,7 +68,7 @@ type faultyStore struct {
 	block  bool
 }
 
-func (f *faultyStore) HeartbeatRun(ctx context.Context, l store.RunLease, lease time.Duration, p store.Progress, c store.RunCounts) (bool, error) {
+func (f *faultyStore) HeartbeatRun(ctx context.Context, l store.RunLease, lease time.Duration, p store.Progress, c store.RunCounts, t store.RunTimings) (bool, error) {
 	if f.broken.Load() {
 		if f.block { // a database that stops answering
 			<-ctx.Done()
@@ -76,7 +76,7 @@ func (f *faultyStore) HeartbeatRun(ctx context.Context, l store.RunLease, lease 
 		}
 		return false, errors.New("injected: connection reset by peer")
 	}
-	return f.DB.HeartbeatRun(ctx, l, lease, p, c)
+	return f.DB.HeartbeatRun(ctx, l, lease, p, c, t)
 }
 
 // ClaimRun fails alike once broken: the worker's database is gone for it,

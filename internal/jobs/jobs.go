@@ -35,10 +35,11 @@ type Store interface {
 	EnqueueRun(ctx context.Context, exportID int64, trigger string, dryRun bool, requestedBy string) (store.Run, bool, error)
 	GetRun(ctx context.Context, id int64) (store.Run, error)
 	ClaimRun(ctx context.Context, owner string, lease time.Duration) (store.Run, bool, error)
-	HeartbeatRun(ctx context.Context, l store.RunLease, lease time.Duration, p store.Progress, c store.RunCounts) (bool, error)
-	ReleaseRun(ctx context.Context, l store.RunLease, p store.Progress, c store.RunCounts) error
-	FinishRun(ctx context.Context, l store.RunLease, status string, p store.Progress, c store.RunCounts, sample store.RunSample, errMsg string) error
+	HeartbeatRun(ctx context.Context, l store.RunLease, lease time.Duration, p store.Progress, c store.RunCounts, t store.RunTimings) (bool, error)
+	ReleaseRun(ctx context.Context, l store.RunLease, p store.Progress, c store.RunCounts, t store.RunTimings) error
+	FinishRun(ctx context.Context, l store.RunLease, status string, p store.Progress, c store.RunCounts, t store.RunTimings, sample store.RunSample, errMsg string) error
 	CancelRun(ctx context.Context, id int64) (store.Run, error)
+	RequestFullResync(ctx context.Context, exportID int64) error
 }
 
 // Clients gives the Mailchimp client of a connection; *connection.Service
@@ -124,6 +125,12 @@ func (r *Runner) init() {
 
 // Enqueue queues a run of an export (single flight: an already queued run
 // of the same kind is returned instead, with created false).
+// RequestFullResync makes the export's next run plan every profile, not
+// only those changed since its last complete run (a "Full re-sync").
+func (r *Runner) RequestFullResync(ctx context.Context, exportID int64) error {
+	return r.Store.RequestFullResync(ctx, exportID)
+}
+
 func (r *Runner) Enqueue(ctx context.Context, exportID int64, trigger string, dryRun bool, by string) (store.Run, bool, error) {
 	r.init()
 	run, created, err := r.Store.EnqueueRun(ctx, exportID, trigger, dryRun, by)
@@ -234,7 +241,7 @@ func (r *Runner) execute(parent context.Context, run store.Run, claimSent time.T
 			abandon(err)
 			return
 		}
-		err := r.Store.FinishRun(context.WithoutCancel(parent), lease, status, res.Progress, res.Counts, res.Sample, msg)
+		err := r.Store.FinishRun(context.WithoutCancel(parent), lease, status, res.Progress, res.Counts, res.Timings, res.Sample, msg)
 		if errors.Is(err, store.ErrLeaseLost) {
 			abandon(err)
 			return
@@ -252,7 +259,7 @@ func (r *Runner) execute(parent context.Context, run store.Run, claimSent time.T
 	}
 	// Shutting down before the run started: hand it back, never fail it.
 	handBack := func() {
-		if err := r.Store.ReleaseRun(context.WithoutCancel(parent), lease, run.Progress, run.Counts); err != nil {
+		if err := r.Store.ReleaseRun(context.WithoutCancel(parent), lease, run.Progress, run.Counts, run.Timings); err != nil {
 			log.Warn("handing the run back", "err", err)
 		}
 		log.Info("run interrupted by shutdown before it started; it resumes on the next start")
@@ -281,7 +288,7 @@ func (r *Runner) execute(parent context.Context, run store.Run, claimSent time.T
 	}
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
-	tracker := syncer.NewTracker(run.Progress, run.Counts)
+	tracker := syncer.NewTracker(run.Progress, run.Counts, run.Timings)
 	if run.CancelRequested {
 		cancel(errCancelRequested)
 	}
@@ -325,8 +332,8 @@ func (r *Runner) execute(parent context.Context, run store.Run, claimSent time.T
 			sent := r.Clock()
 			hctx, hcancel := context.WithTimeout(ctx, max(keeper.remaining(), time.Millisecond))
 			var cancelReq bool
-			err := tracker.Save(func(p store.Progress, c store.RunCounts) (err error) {
-				cancelReq, err = r.Store.HeartbeatRun(hctx, lease, r.Lease, p, c)
+			err := tracker.Save(func(p store.Progress, c store.RunCounts, t store.RunTimings) (err error) {
+				cancelReq, err = r.Store.HeartbeatRun(hctx, lease, r.Lease, p, c, t)
 				return err
 			})
 			hcancel()
@@ -378,7 +385,7 @@ func (r *Runner) execute(parent context.Context, run store.Run, claimSent time.T
 		// Shutting down: give the lease back at once so the next process
 		// resumes the run without waiting for it to expire.
 		p, c := tracker.Snapshot()
-		if err := r.Store.ReleaseRun(context.WithoutCancel(parent), lease, p, c); err != nil {
+		if err := r.Store.ReleaseRun(context.WithoutCancel(parent), lease, p, c, tracker.Timings()); err != nil {
 			log.Warn("handing the run back", "err", err)
 		}
 		log.Info("run interrupted by shutdown; it resumes on the next start")

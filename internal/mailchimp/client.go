@@ -349,7 +349,9 @@ func ctxErr(ctx context.Context) error {
 // err; any HTTP answer is returned as ans.
 func (c *Client) attempt(ctx context.Context, r request, target string, body []byte) (answer, error) {
 	waitStart := time.Now()
+	endWait := slotWait(ctx)
 	release, err := c.limiter.Acquire(ctx, c.account)
+	endWait()
 	if err != nil {
 		return answer{}, fmt.Errorf("mailchimp %s: %w: %w", r.op, errLimiter, err)
 	}

@@ -35,6 +35,7 @@ type Run struct {
 	FinishedAt      *time.Time `json:"finished_at"`
 	Progress        Progress   `json:"progress"`
 	Counts          RunCounts  `json:"counts"`
+	Timings         RunTimings `json:"timings"`
 	Error           string     `json:"error"`
 	Sample          RunSample  `json:"sample,omitempty"`
 	CancelRequested bool       `json:"cancel_requested"`
@@ -86,6 +87,30 @@ type RunCounts struct {
 	// contact, handled as a leaver plus an existing contact instead.
 	EmailChanged          int64 `json:"email_changed"`
 	EmailChangeCollisions int64 `json:"email_change_collisions"`
+	// Incremental is 1 when the run planned only the profiles changed
+	// since the export's last complete run (and the contacts they touch):
+	// Profiles, Contacts, Duplicates and Unchanged then count those; 0 when
+	// it planned every profile. (A number, as every count is.)
+	Incremental int64 `json:"incremental"`
+}
+
+// RunTimings say where a run's time went, in milliseconds of wall time
+// summed over the run's attempts. The phases of one attempt follow each
+// other except Record, the time spent writing acknowledgements and
+// statuses to the database, which overlaps Send, and Idle, the time during
+// which a call of the run waited for one of the account's connections
+// (taken by other runs or processes), which overlaps the phases that call.
+type RunTimings struct {
+	PlanMS          int64 `json:"plan_ms"`           // reading merge fields and segments, planning the changes
+	StatusRefreshMS int64 `json:"status_refresh_ms"` // learning the statuses that changed in Mailchimp
+	SendMS          int64 `json:"send_ms"`           // sending the changes (the diff streamed again) until the last answer is recorded
+	RecordMS        int64 `json:"record_ms"`         // writing acknowledgements and statuses to the database
+	IdleMS          int64 `json:"idle_ms"`           // calls waiting for one of the account's connections
+}
+
+// Add returns the sum of two timings.
+func (t RunTimings) Add(o RunTimings) RunTimings {
+	return RunTimings{t.PlanMS + o.PlanMS, t.StatusRefreshMS + o.StatusRefreshMS, t.SendMS + o.SendMS, t.RecordMS + o.RecordMS, t.IdleMS + o.IdleMS}
 }
 
 // RunSample lists a few contacts per kind of change (dry runs).
@@ -126,12 +151,12 @@ type RunStore interface {
 	// progress and counts, if the claim l still holds and its lease has not
 	// expired; otherwise it returns ErrLeaseLost. It reports whether a
 	// cancel was requested.
-	HeartbeatRun(ctx context.Context, l RunLease, lease time.Duration, p Progress, c RunCounts) (cancel bool, err error)
+	HeartbeatRun(ctx context.Context, l RunLease, lease time.Duration, p Progress, c RunCounts, t RunTimings) (cancel bool, err error)
 	// ReleaseRun gives a claimed run back (shutdown): its lease expires at
 	// once, so the next worker resumes it. ErrLeaseLost as HeartbeatRun.
-	ReleaseRun(ctx context.Context, l RunLease, p Progress, c RunCounts) error
+	ReleaseRun(ctx context.Context, l RunLease, p Progress, c RunCounts, t RunTimings) error
 	// FinishRun ends the run of claim l; ErrLeaseLost as HeartbeatRun.
-	FinishRun(ctx context.Context, l RunLease, status string, p Progress, c RunCounts, sample RunSample, errMsg string) error
+	FinishRun(ctx context.Context, l RunLease, status string, p Progress, c RunCounts, t RunTimings, sample RunSample, errMsg string) error
 	// CancelRun cancels a queued run at once, or asks a running one to stop.
 	CancelRun(ctx context.Context, id int64) (Run, error)
 	AddRejections(ctx context.Context, runID int64, rs []Rejection) error

@@ -66,7 +66,7 @@ func TestCountsFollowRecords(t *testing.T) {
 	}
 	st := &stallingStore{DB: db, release: make(chan struct{})}
 	e := &syncer.Engine{Store: st, Source: db, Concurrency: 4}
-	tr := syncer.NewTracker(store.Progress{}, store.RunCounts{})
+	tr := syncer.NewTracker(store.Progress{}, store.RunCounts{}, store.RunTimings{})
 	type outcome struct {
 		res syncer.Result
 		err error

@@ -40,6 +40,7 @@ type desiredContact struct {
 	fields     map[string]any // merge tag -> value converted to the merge field's type
 	fieldsHash string
 	tags       uint64 // wanted tag bits
+	merged     int    // profiles merged into the contact
 }
 
 // fieldSpec maps one attribute to one merge tag of a given merge type.
@@ -67,7 +68,10 @@ type profileRow struct {
 // one address are merged: the most recently updated profile's fields win
 // (ties: the smallest customer_id) and the memberships are united. Memory
 // holds the profiles of one address.
-func desiredStream(ctx context.Context, src Source, rules []*segment.Rule, bits []uint64, emailAttr string, specs []fieldSpec, cnt *desiredCounts) iter.Seq2[*desiredContact, error] {
+//
+// members streams the segments' members (all of them, or those of some
+// addresses: see diff).
+func desiredStream(members func(fn func(store.HashedMember) error) error, bits []uint64, emailAttr string, specs []fieldSpec, cnt *desiredCounts) iter.Seq2[*desiredContact, error] {
 	return func(yield func(*desiredContact, error) bool) {
 		var group []profileRow
 		lastValid := ""
@@ -104,7 +108,7 @@ func desiredStream(ctx context.Context, src Source, rules []*segment.Rule, bits 
 			}
 			p := group[win]
 			d := &desiredContact{hash: h, email: emailaddr.Normalize(p.email), customerID: p.customerID,
-				updatedAt: p.updatedAt, tags: tags}
+				updatedAt: p.updatedAt, tags: tags, merged: len(group)}
 			d.fields, d.fieldsHash = mapFields(p.attrs, specs)
 			if !yield(d, nil) {
 				stopped = true
@@ -117,7 +121,7 @@ func desiredStream(ctx context.Context, src Source, rules []*segment.Rule, bits 
 			need[sp.attr] = true
 		}
 		var scratch []attrjson.Member
-		err := src.StreamMembersByHash(ctx, rules, emailAttr, func(m store.HashedMember) error {
+		err := members(func(m store.HashedMember) error {
 			if m.Hash == "" { // no usable address at all
 				cnt.profiles++
 				cnt.invalid++

@@ -109,18 +109,31 @@ func classify(d *desiredContact, s *store.Synced, onLeave string, cnt *diffCount
 func (r *runner) diff(ctx context.Context, visit func(*change) error) error {
 	cnt := &diffCounts{}
 	desired := func(yield func(*desiredContact, error) bool) {}
+	inc := r.inc != nil && !r.inc.full()
 	if len(r.rules) > 0 {
-		desired = desiredStream(ctx, r.Source, r.rules, r.segBits, r.exp.Mapping.Email, r.specs, &cnt.desiredCounts)
+		members := func(fn func(store.HashedMember) error) error {
+			if inc {
+				return r.Source.(hashSource).StreamMembersOfHashes(ctx, r.rules, r.exp.Mapping.Email, r.inc.only, fn)
+			}
+			return r.Source.StreamMembersByHash(ctx, r.rules, r.exp.Mapping.Email, fn)
+		}
+		desired = desiredStream(members, r.segBits, r.exp.Mapping.Email, r.specs, &cnt.desiredCounts)
 	}
 	dNext, dStop := iter.Pull2(desired)
 	defer dStop()
 	synced := func(yield func(store.Synced, error) bool) {
-		err := r.Store.StreamSynced(ctx, r.exp.ID, func(s store.Synced) error {
+		each := func(s store.Synced) error {
 			if !yield(s, nil) {
 				return errStop
 			}
 			return nil
-		})
+		}
+		var err error
+		if inc {
+			err = r.Store.(incrementalStore).StreamSyncedOfHashes(ctx, r.exp.ID, r.inc.only, each)
+		} else {
+			err = r.Store.StreamSynced(ctx, r.exp.ID, each)
+		}
 		if err != nil && !errors.Is(err, errStop) {
 			yield(store.Synced{}, err)
 		}
@@ -140,6 +153,9 @@ func (r *runner) diff(ctx context.Context, visit func(*change) error) error {
 	for dOK || sOK {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if dOK && d.merged > 1 && r.inc != nil {
+			r.inc.dups[d.hash] = true // planned again by every incremental run
 		}
 		var c change
 		switch {

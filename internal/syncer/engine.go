@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -79,7 +81,10 @@ type Engine struct {
 	// MaxHeld bounds the creates and the leavers a plan pass holds back to
 	// pair address changes (default 100,000 each; see moves.go).
 	MaxHeld int
-	Metrics *Metrics
+	// FullEvery is how often a run plans every profile although an
+	// incremental plan would do (default a week; see incremental.go).
+	FullEvery time.Duration
+	Metrics   *Metrics
 }
 
 // Options of one run.
@@ -101,6 +106,7 @@ type Result struct {
 	Status   string // store.RunSucceeded, RunPartiallySucceeded
 	Progress store.Progress
 	Counts   store.RunCounts
+	Timings  store.RunTimings
 	Sample   store.RunSample
 }
 
@@ -115,25 +121,35 @@ type Tracker struct {
 	mu       sync.Mutex
 	counts   store.RunCounts
 	progress store.Progress
+	// earlier are the timings of the run's earlier attempts; clock
+	// measures this one.
+	earlier store.RunTimings
+	clock   phaseClock
 	// saveMu orders the saves of the counts: a heartbeat (Save) never
 	// writes counts older than the recorder has just saved.
 	saveMu sync.Mutex
 }
 
-// NewTracker starts from the progress and counts of an earlier attempt of
-// the same run (a resumed run adds to what was acknowledged before).
-func NewTracker(p store.Progress, c store.RunCounts) *Tracker {
-	return &Tracker{progress: store.Progress{Done: p.Done}, counts: c}
+// NewTracker starts from the progress, counts and timings of an earlier
+// attempt of the same run (a resumed run adds to what was acknowledged and
+// spent before).
+func NewTracker(p store.Progress, c store.RunCounts, t store.RunTimings) *Tracker {
+	return &Tracker{progress: store.Progress{Done: p.Done}, counts: c, earlier: t}
 }
 
-// Save calls save with the current progress and counts, never while the
-// recorder saves counts with its changes: heartbeats save through it.
-func (t *Tracker) Save(save func(store.Progress, store.RunCounts) error) error {
+// Save calls save with the current progress, counts and timings, never
+// while the recorder saves counts with its changes: heartbeats save
+// through it.
+func (t *Tracker) Save(save func(store.Progress, store.RunCounts, store.RunTimings) error) error {
 	t.saveMu.Lock()
 	defer t.saveMu.Unlock()
 	p, c := t.Snapshot()
-	return save(p, c)
+	return save(p, c, t.Timings())
 }
+
+// Timings returns where the run's time went so far, earlier attempts
+// included.
+func (t *Tracker) Timings() store.RunTimings { return t.earlier.Add(t.clock.timings()) }
 
 // commit hands write the counts with deltas added; once it succeeded, the
 // deltas are added to the tracker's counts.
@@ -207,8 +223,11 @@ func (e *Engine) Execute(ctx context.Context, exp store.Export, mc Mailchimp, op
 	}
 	r := &runner{Engine: eng, exp: exp, mc: mc, opt: opt, tr: tr, log: e.logger().With("export", exp.ID, "run", opt.RunID)}
 	start := time.Now()
+	// The run's calls report their waits for the account's connections.
+	ctx = mailchimp.WithSlotWait(ctx, func() func() { return tr.clock.begin(phaseIdle) })
 	res, err := r.run(ctx)
-	e.Metrics.observeRun(res, err, time.Since(start))
+	res.Timings = tr.Timings() // the flow-back of statuses, deferred by run, included
+	e.Metrics.observeRun(res, err, time.Since(start), tr.clock.durations())
 	return res, err
 }
 
@@ -246,6 +265,9 @@ type runner struct {
 	// refreshedAt is when this run's status refresh began (zero: none).
 	refreshedAt time.Time
 
+	// inc is the run's plan scope (nil: every profile, nothing kept).
+	inc *incremental
+
 	segMu    sync.Mutex
 	segIDs   map[string]int64 // tag name -> static segment id
 	rejected atomic.Int64
@@ -268,6 +290,8 @@ func (r *runner) batchSize() int {
 func (r *runner) run(ctx context.Context) (Result, error) {
 	r.list = r.exp.AudienceID
 	defer r.flowStatuses(ctx)
+	endPlan := r.timed(phasePlan)
+	defer endPlan()
 	if err := r.prepare(ctx); err != nil {
 		return r.result(), err
 	}
@@ -276,7 +300,11 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		if err != nil {
 			return r.result(), err
 		}
+		if err := r.choosePlan(ctx, asOf.IsZero()); err != nil {
+			return r.result(), err
+		}
 		if asOf.IsZero() {
+			endPlan()
 			return r.firstRun(ctx)
 		}
 	}
@@ -284,6 +312,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	// run, is the whole run. A run with nothing to do ends here, without a
 	// single call beyond reading the merge fields.
 	plan, err := r.plan(ctx)
+	endPlan()
 	if err != nil {
 		return r.result(), err
 	}
@@ -312,7 +341,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 			r.log.Warn("releasing unused tag bits", "err", err)
 		}
 	}
-	return r.result(), nil
+	return r.result(), r.savePlan(ctx)
 }
 
 // plan runs the plan pass, pairing address changes (moves.go). When more
@@ -361,7 +390,7 @@ func (r *runner) firstRun(ctx context.Context) (Result, error) {
 	if err := r.Store.ReleaseUnusedTags(ctx, r.exp.ID); err != nil {
 		r.log.Warn("releasing unused tag bits", "err", err)
 	}
-	return r.result(), nil
+	return r.result(), r.savePlan(ctx)
 }
 
 func (r *runner) result() Result {
@@ -370,7 +399,7 @@ func (r *runner) result() Result {
 	if c.Rejected > 0 {
 		status = store.RunPartiallySucceeded
 	}
-	return Result{Status: status, Progress: p, Counts: c}
+	return Result{Status: status, Progress: p, Counts: c, Timings: r.tr.Timings()}
 }
 
 // prepare reads the audience's merge fields (creating missing ones when the
@@ -481,6 +510,7 @@ func (r *runner) guessType(ctx context.Context, attr string) string {
 // Mailchimp since the last refresh, so that no status is ever sent on stale
 // knowledge.
 func (r *runner) refreshStatuses(ctx context.Context) error {
+	defer r.timed(phaseStatusRefresh)()
 	asOf, err := r.Store.StatusAsOf(ctx, r.exp.ID)
 	if err != nil {
 		return err
@@ -511,6 +541,7 @@ func (r *runner) refreshStatuses(ctx context.Context) error {
 						st[m.ID] = m.Status
 					}
 				}
+				r.planOnly(slices.Collect(maps.Keys(st)))
 				return r.Store.UpdateSyncedStatuses(ctx, r.exp.ID, st)
 			})
 			if err != nil {
@@ -532,6 +563,7 @@ func (r *runner) refreshStatuses(ctx context.Context) error {
 				arch[m.ID] = emailaddr.Normalize(m.EmailAddress)
 			}
 		}
+		r.planOnly(slices.Collect(maps.Keys(arch)))
 		return r.Store.RecordArchived(ctx, r.exp.ID, arch)
 	})
 	if err != nil {
@@ -556,6 +588,7 @@ func (r *runner) flowStatuses(ctx context.Context) {
 	if !ok || r.opt.DryRun || r.refreshedAt.IsZero() {
 		return
 	}
+	defer r.timed(phaseRecord)()
 	start := time.Now()
 	n, err := f.FlowStatuses(context.WithoutCancel(ctx), r.exp.ID, r.list, r.refreshedAt)
 	if err != nil {
@@ -579,6 +612,9 @@ func (r *runner) callErr(what string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
+
+// timed starts a span of phase ph; the returned function ends it.
+func (r *runner) timed(ph phase) func() { return r.tr.clock.begin(ph) }
 
 func (r *runner) countWrite() {
 	r.tr.update(func(_ *store.Progress, c *store.RunCounts) { c.WriteCalls++ })

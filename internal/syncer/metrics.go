@@ -13,6 +13,7 @@ type Metrics struct {
 	runs     *prometheus.CounterVec
 	contacts *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	phases   *prometheus.HistogramVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (if not nil).
@@ -28,9 +29,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "segsync_run_duration_seconds", Help: "Duration of export runs.",
 			Buckets: prometheus.ExponentialBuckets(0.1, 2, 16),
 		}, []string{"status"}),
+		phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "segsync_run_phase_seconds", Help: "Wall time of each phase of a run attempt: plan, status_refresh, send, record (overlaps send), idle (calls waiting for the account's connections).",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 14),
+		}, []string{"phase"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.runs, m.contacts, m.duration)
+		reg.MustRegister(m.runs, m.contacts, m.duration, m.phases)
 	}
 	return m
 }
@@ -41,7 +46,7 @@ func (m *Metrics) contact(kind string) {
 	}
 }
 
-func (m *Metrics) observeRun(res Result, err error, d time.Duration) {
+func (m *Metrics) observeRun(res Result, err error, d time.Duration, phases [numPhases]time.Duration) {
 	if m == nil {
 		return
 	}
@@ -55,4 +60,7 @@ func (m *Metrics) observeRun(res Result, err error, d time.Duration) {
 	}
 	m.runs.WithLabelValues(status).Inc()
 	m.duration.WithLabelValues(status).Observe(d.Seconds())
+	for ph, pd := range phases {
+		m.phases.WithLabelValues(phaseNames[ph]).Observe(pd.Seconds())
+	}
 }

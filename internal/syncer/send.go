@@ -53,6 +53,7 @@ type sender struct {
 }
 
 func (r *runner) send(ctx context.Context) error {
+	defer r.timed(phaseSend)()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	s := &sender{r: r, ctx: ctx, cancel: cancel,
@@ -283,7 +284,10 @@ func (s *sender) createIntents(ctx context.Context, ops []op) bool {
 		row.InAudience, row.Status, row.FieldsHash, row.RejectedHash = false, statusCreating, o.c.d.fieldsHash, ""
 		intents[i] = store.SyncedChange{Hash: o.c.hash, Set: &row}
 	}
-	if err := s.rec.retry(func() error { return s.r.Store.ApplySynced(context.WithoutCancel(ctx), s.r.exp.ID, intents) }); err != nil {
+	endRecord := s.r.timed(phaseRecord)
+	err := s.rec.retry(func() error { return s.r.Store.ApplySynced(context.WithoutCancel(ctx), s.r.exp.ID, intents) })
+	endRecord()
+	if err != nil {
 		s.fail(err)
 		return false
 	}
@@ -821,6 +825,10 @@ func (rec *recorder) loop() {
 	var rejects []store.Rejection
 	var counts []countDelta
 	flush := func() {
+		if len(changes)+len(rejects)+len(counts) == 0 {
+			return
+		}
+		defer rec.r.timed(phaseRecord)()
 		// Rejections first: the counts saved with the changes below
 		// include them.
 		if rec.err == nil && len(rejects) > 0 {

@@ -460,8 +460,9 @@ func (u *UI) deleteExport(w http.ResponseWriter, r *http.Request, p *Page) error
 // runExport starts a run (or a dry run) and shows it.
 func (u *UI) runExport(w http.ResponseWriter, r *http.Request, p *Page) error {
 	dry := p.Form.Get("dry_run") == "true"
+	full := p.Form.Get("full_resync") == "true"
 	var run store.Run
-	if err := u.call(r, p, http.MethodPost, exportAPI(r)+"/runs", map[string]bool{"dry_run": dry}, &run); err != nil {
+	if err := u.call(r, p, http.MethodPost, exportAPI(r)+"/runs", map[string]bool{"dry_run": dry, "full_resync": full}, &run); err != nil {
 		var ae *APIError
 		if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusUnauthorized && ae.Status != http.StatusForbidden && ae.Status != http.StatusNotFound {
 			return redirect(w, r, "/exports/"+r.PathValue("id"), "!The export cannot run: "+friendly(ae.Detail))
@@ -469,8 +470,11 @@ func (u *UI) runExport(w http.ResponseWriter, r *http.Request, p *Page) error {
 		return err
 	}
 	msg := "Run started."
-	if dry {
+	switch {
+	case dry:
 		msg = "Dry run started: nothing is sent to Mailchimp."
+	case full:
+		msg = "Full re-sync started: the run plans every profile."
 	}
 	return redirect(w, r, "/runs/"+strconv.FormatInt(run.ID, 10), msg)
 }

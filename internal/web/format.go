@@ -92,6 +92,21 @@ func formatTime(v any) string {
 }
 
 // formatAgo writes how long ago (or from now) a time is.
+// formatMS writes a duration given in milliseconds for people: 850 ms,
+// 4.2 s, 3 min 5 s, 2 h 10 min.
+func formatMS(ms int64) string {
+	d := time.Duration(ms) * time.Millisecond
+	switch {
+	case d < time.Second:
+		return strconv.FormatInt(ms, 10) + " ms"
+	case d < time.Minute:
+		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + " s"
+	case d < time.Hour:
+		return fmt.Sprintf("%d min %d s", d/time.Minute, d%time.Minute/time.Second)
+	}
+	return fmt.Sprintf("%d h %d min", d/time.Hour, d%time.Hour/time.Minute)
+}
+
 func formatAgo(v any) string {
 	t, ok := timeOf(v)
 	if !ok {

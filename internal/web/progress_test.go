@@ -81,4 +81,9 @@ func TestBrowserLiveProgressAndCancel(t *testing.T) {
 	if st := text(t, ctx, "[data-run-status]"); st != "Cancelled" {
 		t.Fatalf("after Cancel the run is %q", st)
 	}
+	// The finished run says where its time went: it was sending.
+	run(t, ctx, "reload the finished run", chromedp.Reload(), chromedp.WaitVisible(css(`[data-timing-key="send_ms"]`)))
+	if took := text(t, ctx, `[data-timing-key="send_ms"]`); took == "" || took == "0 ms" {
+		t.Fatalf("the cancelled run spent %q sending", took)
+	}
 }

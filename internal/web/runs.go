@@ -30,6 +30,28 @@ type runData struct {
 	Minor      []countRow // the rest
 	Rejections []store.Rejection
 	Samples    []sampleGroup
+	Timings    []timingRow // empty until a phase has taken time
+}
+
+// timingRow is one phase of a run as the run page lists it.
+type timingRow struct {
+	Key, Label, Took string
+}
+
+// runTimings lists where a run's time went, in the order of the phases;
+// nothing when no phase took a measurable time (queued, or a run from
+// before timings were kept).
+func runTimings(t store.RunTimings) []timingRow {
+	if t == (store.RunTimings{}) {
+		return nil
+	}
+	return []timingRow{
+		{"plan_ms", "planning", formatMS(t.PlanMS)},
+		{"status_refresh_ms", "status refresh", formatMS(t.StatusRefreshMS)},
+		{"send_ms", "sending", formatMS(t.SendMS)},
+		{"record_ms", "recording (during sending)", formatMS(t.RecordMS)},
+		{"idle_ms", "waiting for the account's connections", formatMS(t.IdleMS)},
+	}
 }
 
 type sampleGroup struct {
@@ -73,7 +95,7 @@ func samples(s store.RunSample) []sampleGroup {
 // the main outcome, then the rest.
 func runCounts(c store.RunCounts) (main, minor []countRow) {
 	main = []countRow{
-		{"profiles", "profiles in the segments", c.Profiles, false},
+		{"profiles", profilesLabel(c.Incremental != 0), c.Profiles, false},
 		{"created", "new contacts", c.Created, false},
 		{"updated", "contacts updated", c.Updated, false},
 		{"email_changed", "addresses changed (contact kept)", c.EmailChanged, false},
@@ -92,6 +114,15 @@ func runCounts(c store.RunCounts) (main, minor []countRow) {
 	return main, minor
 }
 
+// profilesLabel names the profiles count: an incremental run counts only
+// the profiles it planned.
+func profilesLabel(incremental bool) string {
+	if incremental {
+		return "changed profiles planned (incremental run)"
+	}
+	return "profiles in the segments"
+}
+
 func active(status string) bool { return status == store.RunQueued || status == store.RunRunning }
 
 func (u *UI) runPage(w http.ResponseWriter, r *http.Request, p *Page) error {
@@ -101,6 +132,7 @@ func (u *UI) runPage(w http.ResponseWriter, r *http.Request, p *Page) error {
 	}
 	d := runData{Run: run, Active: active(run.Status)}
 	d.Counts, d.Minor = runCounts(run.Counts)
+	d.Timings = runTimings(run.Timings)
 	if err := u.call(r, p, http.MethodGet, "/api/v1/exports/"+strconv.FormatInt(run.ExportID, 10), nil, &d.Export); err != nil && statusOf(err) != http.StatusNotFound {
 		return err
 	}

@@ -364,8 +364,14 @@ func (db *DB) ApplyEmailChange(ctx context.Context, audienceID, oldHash, newHash
 			newHash, oldHash, audienceID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, db.Q(`UPDATE synced SET hash = ?, email = ? WHERE hash = ? AND export_id IN (SELECT id FROM exports WHERE audience_id = ?)`),
-			newHash, newEmail, oldHash, audienceID)
+		if _, err := tx.ExecContext(ctx, db.Q(`UPDATE synced SET hash = ?, email = ? WHERE hash = ? AND export_id IN (SELECT id FROM exports WHERE audience_id = ?)`),
+			newHash, newEmail, oldHash, audienceID); err != nil {
+			return err
+		}
+		// The synced state moved without a profile change: the audience's
+		// exports plan fully next time (incremental runs follow profiles).
+		_, err := tx.ExecContext(ctx, db.Q(`UPDATE export_plans SET full_requested_at = `+db.nowMicros()+`
+			WHERE export_id IN (SELECT id FROM exports WHERE audience_id = ?)`), audienceID)
 		return err
 	})
 	if err != nil {

@@ -44,7 +44,7 @@ func TestCreateErasureScrubs(t *testing.T) {
 		}
 		sample := store.RunSample{"create": {{Email: "ann@shop.io", CustomerID: "c1"}, {Email: "bob@shop.io", CustomerID: "c2"}},
 			"update": {{Email: "ann@shop.io"}}}
-		if err := db.FinishRun(ctx, store.RunLease{RunID: run.ID, Token: claimed.LeaseToken}, store.RunSucceeded, store.Progress{}, store.RunCounts{}, sample, ""); err != nil {
+		if err := db.FinishRun(ctx, store.RunLease{RunID: run.ID, Token: claimed.LeaseToken}, store.RunSucceeded, store.Progress{}, store.RunCounts{}, store.RunTimings{}, sample, ""); err != nil {
 			t.Fatal(err)
 		}
 		if err := db.AddRejections(ctx, run.ID, []store.Rejection{{Email: "ann@shop.io", CustomerID: "", Reason: "r", Kind: "permanent"},

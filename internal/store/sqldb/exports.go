@@ -161,6 +161,7 @@ func (db *DB) DeleteExport(ctx context.Context, id int64) error {
 		for _, q := range []string{
 			`DELETE FROM synced WHERE export_id = ?`,
 			`DELETE FROM export_tags WHERE export_id = ?`,
+			`DELETE FROM export_plans WHERE export_id = ?`,
 			`DELETE FROM run_rejections WHERE run_id IN (SELECT id FROM runs WHERE export_id = ?)`,
 			`DELETE FROM runs WHERE export_id = ?`,
 		} {

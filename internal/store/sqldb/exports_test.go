@@ -159,28 +159,29 @@ func TestRunQueue(t *testing.T) {
 		if len(l1.Token) != 32 {
 			t.Fatalf("lease token %q", l1.Token)
 		}
-		cancel, err := db.HeartbeatRun(ctx, l1, time.Minute, store.Progress{Done: 1, Total: 2}, store.RunCounts{Created: 1})
+		cancel, err := db.HeartbeatRun(ctx, l1, time.Minute, store.Progress{Done: 1, Total: 2}, store.RunCounts{Created: 1}, store.RunTimings{PlanMS: 5})
 		if err != nil || cancel {
 			t.Fatalf("HeartbeatRun = %v, %v", cancel, err)
 		}
 		stranger := store.RunLease{RunID: r1.ID, Token: "0123456789abcdef0123456789abcdef"}
-		if _, err := db.HeartbeatRun(ctx, stranger, time.Minute, store.Progress{}, store.RunCounts{}); !errors.Is(err, store.ErrLeaseLost) || !errors.Is(err, store.ErrConflict) {
+		if _, err := db.HeartbeatRun(ctx, stranger, time.Minute, store.Progress{}, store.RunCounts{}, store.RunTimings{}); !errors.Is(err, store.ErrLeaseLost) || !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("HeartbeatRun by a stranger: %v", err)
 		}
 		if _, err := db.CancelRun(ctx, r1.ID); err != nil {
 			t.Fatal(err)
 		}
-		if cancel, _ := db.HeartbeatRun(ctx, l1, time.Minute, store.Progress{}, store.RunCounts{}); !cancel {
+		if cancel, _ := db.HeartbeatRun(ctx, l1, time.Minute, store.Progress{}, store.RunCounts{}, store.RunTimings{}); !cancel {
 			t.Fatal("cancel request not reported")
 		}
 		if err := db.AddRejections(ctx, r1.ID, []store.Rejection{{Email: "x@y.io", CustomerID: "x", Reason: "fake", Kind: "permanent"}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.FinishRun(ctx, l1, store.RunCancelled, store.Progress{Done: 1, Total: 2}, store.RunCounts{Created: 1}, nil, "cancelled"); err != nil {
+		if err := db.FinishRun(ctx, l1, store.RunCancelled, store.Progress{Done: 1, Total: 2}, store.RunCounts{Created: 1}, store.RunTimings{PlanMS: 7, StatusRefreshMS: 1, SendMS: 20, RecordMS: 3, IdleMS: 2}, nil, "cancelled"); err != nil {
 			t.Fatal(err)
 		}
 		got, _ := db.GetRun(ctx, r1.ID)
-		if got.Status != store.RunCancelled || got.Counts.Created != 1 || got.FinishedAt == nil || got.Progress.Total != 2 {
+		if got.Status != store.RunCancelled || got.Counts.Created != 1 || got.FinishedAt == nil || got.Progress.Total != 2 ||
+			got.Timings != (store.RunTimings{PlanMS: 7, StatusRefreshMS: 1, SendMS: 20, RecordMS: 3, IdleMS: 2}) {
 			t.Fatalf("finished run = %+v", got)
 		}
 		var rej []store.Rejection
@@ -201,10 +202,10 @@ func TestRunQueue(t *testing.T) {
 		}
 		// The first claim is fenced off: same owner name, older token.
 		old := store.RunLease{RunID: r2.ID, Token: c2.LeaseToken}
-		if err := db.FinishRun(ctx, old, store.RunSucceeded, store.Progress{}, store.RunCounts{}, nil, ""); !errors.Is(err, store.ErrLeaseLost) {
+		if err := db.FinishRun(ctx, old, store.RunSucceeded, store.Progress{}, store.RunCounts{}, store.RunTimings{}, nil, ""); !errors.Is(err, store.ErrLeaseLost) {
 			t.Fatalf("FinishRun by the old claim: %v", err)
 		}
-		if _, err := db.HeartbeatRun(ctx, old, time.Minute, store.Progress{}, store.RunCounts{}); !errors.Is(err, store.ErrLeaseLost) {
+		if _, err := db.HeartbeatRun(ctx, old, time.Minute, store.Progress{}, store.RunCounts{}, store.RunTimings{}); !errors.Is(err, store.ErrLeaseLost) {
 			t.Fatalf("HeartbeatRun by the old claim: %v", err)
 		}
 		if c3.LeaseToken == c2.LeaseToken {
@@ -216,17 +217,17 @@ func TestRunQueue(t *testing.T) {
 		}
 		// Handing the run back lets the next worker resume it at once.
 		l3 := store.RunLease{RunID: r2.ID, Token: c3.LeaseToken}
-		if err := db.ReleaseRun(ctx, l3, store.Progress{Done: 1}, store.RunCounts{}); err != nil {
+		if err := db.ReleaseRun(ctx, l3, store.Progress{Done: 1}, store.RunCounts{}, store.RunTimings{SendMS: 4}); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.ReleaseRun(ctx, l3, store.Progress{Done: 1}, store.RunCounts{}); !errors.Is(err, store.ErrLeaseLost) {
+		if err := db.ReleaseRun(ctx, l3, store.Progress{Done: 1}, store.RunCounts{}, store.RunTimings{SendMS: 4}); !errors.Is(err, store.ErrLeaseLost) {
 			t.Fatalf("second ReleaseRun: %v", err)
 		}
 		c4, ok, _ := db.ClaimRun(ctx, "w4", time.Minute)
-		if !ok || c4.ID != r2.ID || c4.Attempts != 3 || c4.Progress.Done != 1 {
+		if !ok || c4.ID != r2.ID || c4.Attempts != 3 || c4.Progress.Done != 1 || c4.Timings.SendMS != 4 {
 			t.Fatalf("ClaimRun after release = %+v, %v", c4, ok)
 		}
-		if err := db.FinishRun(ctx, store.RunLease{RunID: r2.ID, Token: c4.LeaseToken}, store.RunSucceeded, store.Progress{}, store.RunCounts{}, nil, ""); err != nil {
+		if err := db.FinishRun(ctx, store.RunLease{RunID: r2.ID, Token: c4.LeaseToken}, store.RunSucceeded, store.Progress{}, store.RunCounts{}, store.RunTimings{}, nil, ""); err != nil {
 			t.Fatal(err)
 		}
 		list, _ := db.ListRuns(ctx, e.ID, 0)

@@ -88,7 +88,7 @@ func TestFencedWrites(t *testing.T) {
 			}
 		}
 		expired("lease expired")
-		if _, err := db.HeartbeatRun(ctx, store.RunLease{RunID: c1.ID, Token: c1.LeaseToken}, time.Minute, store.Progress{}, store.RunCounts{}); !errors.Is(err, store.ErrLeaseLost) {
+		if _, err := db.HeartbeatRun(ctx, store.RunLease{RunID: c1.ID, Token: c1.LeaseToken}, time.Minute, store.Progress{}, store.RunCounts{}, store.RunTimings{}); !errors.Is(err, store.ErrLeaseLost) {
 			t.Fatalf("heartbeat of an expired lease: %v", err)
 		}
 

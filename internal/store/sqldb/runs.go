@@ -14,7 +14,7 @@ import (
 )
 
 const runColumns = `id, export_id, status, trigger_kind, dry_run, requested_by, created_at, started_at, finished_at,
-	done, total, counts, sample, error, cancel_requested, lease_owner, attempts, lease_token`
+	done, total, counts, sample, error, cancel_requested, lease_owner, attempts, lease_token, timings`
 
 func scanRun(r rowScanner) (store.Run, error) {
 	var (
@@ -22,10 +22,11 @@ func scanRun(r rowScanner) (store.Run, error) {
 		cat, sat, fat int64
 		counts        string
 		sample        string
+		timings       string
 	)
 	if err := r.Scan(&run.ID, &run.ExportID, &run.Status, &run.Trigger, &run.DryRun, &run.RequestedBy, &cat, &sat, &fat,
 		&run.Progress.Done, &run.Progress.Total, &counts, &sample, &run.Error, &run.CancelRequested, &run.LeaseOwner,
-		&run.Attempts, &run.LeaseToken); err != nil {
+		&run.Attempts, &run.LeaseToken, &timings); err != nil {
 		return run, err
 	}
 	run.CreatedAt = fromMicros(cat)
@@ -39,6 +40,9 @@ func scanRun(r rowScanner) (store.Run, error) {
 	}
 	if err := json.Unmarshal([]byte(counts), &run.Counts); err != nil {
 		return run, fmt.Errorf("run %d: counts: %w", run.ID, err)
+	}
+	if err := json.Unmarshal([]byte(timings), &run.Timings); err != nil {
+		return run, fmt.Errorf("run %d: timings: %w", run.ID, err)
 	}
 	if sample != "" && sample != "{}" {
 		if err := json.Unmarshal([]byte(sample), &run.Sample); err != nil {
@@ -184,6 +188,11 @@ func marshalCounts(c store.RunCounts) string {
 	return string(b)
 }
 
+func marshalTimings(t store.RunTimings) string {
+	b, _ := json.Marshal(t)
+	return string(b)
+}
+
 // fenceWhere is the condition every write of a run's worker carries: the
 // run still bears the claim's token and its lease has not expired by the
 // database's clock. Its arguments are fenceArgs.
@@ -199,13 +208,13 @@ func leaseLost(l store.RunLease) error {
 }
 
 // HeartbeatRun extends a lease and saves progress; it reports a requested cancel.
-func (db *DB) HeartbeatRun(ctx context.Context, l store.RunLease, lease time.Duration, p store.Progress, c store.RunCounts) (bool, error) {
+func (db *DB) HeartbeatRun(ctx context.Context, l store.RunLease, lease time.Duration, p store.Progress, c store.RunCounts, t store.RunTimings) (bool, error) {
 	if l.Token == "" {
 		return false, leaseLost(l)
 	}
 	var cancel bool
-	args := append([]any{lease.Microseconds(), p.Done, p.Total, marshalCounts(c)}, fenceArgs(l)...)
-	err := db.W.QueryRowContext(ctx, db.Q(`UPDATE runs SET lease_until = `+db.nowMicros()+` + ?, done = ?, total = ?, counts = ?
+	args := append([]any{lease.Microseconds(), p.Done, p.Total, marshalCounts(c), marshalTimings(t)}, fenceArgs(l)...)
+	err := db.W.QueryRowContext(ctx, db.Q(`UPDATE runs SET lease_until = `+db.nowMicros()+` + ?, done = ?, total = ?, counts = ?, timings = ?
 		WHERE `+db.fenceWhere()+` RETURNING cancel_requested`), args...).Scan(&cancel)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, leaseLost(l)
@@ -217,12 +226,12 @@ func (db *DB) HeartbeatRun(ctx context.Context, l store.RunLease, lease time.Dur
 }
 
 // ReleaseRun lets the lease of claim l expire at once.
-func (db *DB) ReleaseRun(ctx context.Context, l store.RunLease, p store.Progress, c store.RunCounts) error {
+func (db *DB) ReleaseRun(ctx context.Context, l store.RunLease, p store.Progress, c store.RunCounts, t store.RunTimings) error {
 	if l.Token == "" {
 		return leaseLost(l)
 	}
-	args := append([]any{p.Done, p.Total, marshalCounts(c)}, fenceArgs(l)...)
-	res, err := db.W.ExecContext(ctx, db.Q(`UPDATE runs SET lease_until = 0, lease_token = '', done = ?, total = ?, counts = ?
+	args := append([]any{p.Done, p.Total, marshalCounts(c), marshalTimings(t)}, fenceArgs(l)...)
+	res, err := db.W.ExecContext(ctx, db.Q(`UPDATE runs SET lease_until = 0, lease_token = '', done = ?, total = ?, counts = ?, timings = ?
 		WHERE `+db.fenceWhere()), args...)
 	if err != nil {
 		return fmt.Errorf("releasing run %d: %w", l.RunID, err)
@@ -234,7 +243,7 @@ func (db *DB) ReleaseRun(ctx context.Context, l store.RunLease, p store.Progress
 }
 
 // FinishRun ends the run of claim l.
-func (db *DB) FinishRun(ctx context.Context, l store.RunLease, status string, p store.Progress, c store.RunCounts, sample store.RunSample, errMsg string) error {
+func (db *DB) FinishRun(ctx context.Context, l store.RunLease, status string, p store.Progress, c store.RunCounts, t store.RunTimings, sample store.RunSample, errMsg string) error {
 	if l.Token == "" {
 		return leaseLost(l)
 	}
@@ -246,8 +255,8 @@ func (db *DB) FinishRun(ctx context.Context, l store.RunLease, status string, p 
 		}
 		smp = string(b)
 	}
-	args := append([]any{status, p.Done, p.Total, marshalCounts(c), smp, errMsg}, fenceArgs(l)...)
-	res, err := db.W.ExecContext(ctx, db.Q(`UPDATE runs SET status = ?, finished_at = `+db.nowMicros()+`, done = ?, total = ?, counts = ?,
+	args := append([]any{status, p.Done, p.Total, marshalCounts(c), marshalTimings(t), smp, errMsg}, fenceArgs(l)...)
+	res, err := db.W.ExecContext(ctx, db.Q(`UPDATE runs SET status = ?, finished_at = `+db.nowMicros()+`, done = ?, total = ?, counts = ?, timings = ?,
 		sample = ?, error = ?, lease_owner = '', lease_token = '', lease_until = 0 WHERE `+db.fenceWhere()), args...)
 	if err != nil {
 		return fmt.Errorf("finishing run %d: %w", l.RunID, err)

@@ -355,7 +355,16 @@ func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, em
 	if !segment.ValidAttributeName(emailAttr) {
 		return fmt.Errorf("streaming members: e-mail attribute %q: %w", emailAttr, store.ErrInvalid)
 	}
-	query, args, err := db.streamQuery(rules, emailAttr)
+	return db.streamMembers(ctx, rules, emailAttr, nil, fn)
+}
+
+// streamMembers is StreamMembersByHash over the profiles that pass only
+// (nil: all of them).
+func (db *DB) streamMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, only *hashFilter, fn func(store.HashedMember) error) error {
+	if len(rules) == 0 || len(rules) > store.MaxStreamRules {
+		return fmt.Errorf("streaming members: %d rules, want 1 to %d: %w", len(rules), store.MaxStreamRules, store.ErrInvalid)
+	}
+	query, args, err := db.streamQuery(rules, emailAttr, only)
 	if err != nil {
 		return err
 	}
@@ -425,7 +434,7 @@ func (db *DB) sortMembers(ctx context.Context, query string, args []any, nrules 
 // may not flatten (LIMIT -1 on SQLite, OFFSET 0 on PostgreSQL), so the
 // membership columns double as the filter; attrs are converted for output
 // only for the members.
-func (db *DB) streamQuery(rules []*segment.Rule, emailAttr string) (string, []any, error) {
+func (db *DB) streamQuery(rules []*segment.Rule, emailAttr string, only *hashFilter) (string, []any, error) {
 	// SQLite gives a JSON string as TEXT and numbers and booleans as
 	// INTEGER or REAL, which sortMembers tells apart by their Go type.
 	email := `json_extract(s.attrs, ?)`
@@ -440,6 +449,10 @@ func (db *DB) streamQuery(rules []*segment.Rule, emailAttr string) (string, []an
 		where, wargs, err := db.compile(rules[0])
 		if err != nil {
 			return "", nil, err
+		}
+		if only != nil {
+			where = only.cond + ` AND (` + where + `)`
+			args = append(args, only.args...)
 		}
 		q := `SELECT ` + email + `, s.customer_id, ` + attrs + `, s.updated_at FROM profiles s WHERE ` + where
 		return q, append(args, wargs...), nil
@@ -464,6 +477,10 @@ func (db *DB) streamQuery(rules []*segment.Rule, emailAttr string) (string, []an
 	fence := ` LIMIT -1`
 	if db.d == Postgres {
 		fence = ` OFFSET 0`
+	}
+	if only != nil {
+		fence = ` WHERE ` + only.cond + fence
+		args = append(args, only.args...)
 	}
 	q := `SELECT ` + email + `, s.customer_id, ` + attrs + `, s.updated_at` + memberCols(len(rules)) + ` FROM (SELECT customer_id, attrs, updated_at` + cols.String() +
 		` FROM profiles` + fence + `) s WHERE ` + filter.String()

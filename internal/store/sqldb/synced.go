@@ -136,7 +136,13 @@ const syncedColumns = `hash, email, customer_id, in_audience, in_export, fields_
 
 // StreamSynced streams the export's synced rows in hash order.
 func (db *DB) StreamSynced(ctx context.Context, exportID int64, fn func(store.Synced) error) error {
-	rows, err := db.R.QueryContext(ctx, db.Q(`SELECT `+syncedColumns+` FROM synced WHERE export_id = ? ORDER BY hash`), exportID)
+	return db.streamSynced(ctx, exportID, "", nil, fn)
+}
+
+// streamSynced is StreamSynced over the rows that also meet cond (SQL
+// starting with " AND ", with its arguments).
+func (db *DB) streamSynced(ctx context.Context, exportID int64, cond string, args []any, fn func(store.Synced) error) error {
+	rows, err := db.R.QueryContext(ctx, db.Q(`SELECT `+syncedColumns+` FROM synced WHERE export_id = ?`+cond+` ORDER BY hash`), append([]any{exportID}, args...)...)
 	if err != nil {
 		return fmt.Errorf("reading synced state of export %d: %w", exportID, err)
 	}

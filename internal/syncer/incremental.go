@@ -1,0 +1,240 @@
+package syncer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/segsync/segsync/internal/segment"
+	"github.com/segsync/segsync/internal/store"
+)
+
+// Incremental planning (docs/engine.md, "Incremental runs"): a run plans
+// only the contacts that profiles changed since the export's last complete
+// run touch, unless it must plan fully.
+
+// incrementalStore is a store that keeps what runs planned from and finds
+// what changed since (package sqldb).
+type incrementalStore interface {
+	PlanState(ctx context.Context, exportID int64) (store.PlanState, bool, error)
+	ProfileMark(ctx context.Context) (store.ProfileMark, error)
+	SavePlanState(ctx context.Context, exportID int64, st store.PlanState) error
+	ChangedHashes(ctx context.Context, exportID int64, emailAttr string, since int64) ([]string, error)
+	StreamSyncedOfHashes(ctx context.Context, exportID int64, hashes []string, fn func(store.Synced) error) error
+}
+
+// hashSource streams the members of some addresses only (package sqldb).
+type hashSource interface {
+	StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, emailAttr string, hashes []string, fn func(store.HashedMember) error) error
+}
+
+// incremental is one run's plan scope.
+type incremental struct {
+	st   store.PlanState // what the last complete run planned from
+	mark store.ProfileMark
+	fp   string
+	// why the run plans every profile; "" when it plans only.
+	why  string
+	only []string // the hashes to plan, ascending
+	// dups are the hashes of contacts merged from several profiles that
+	// this run's diffs saw.
+	dups map[string]bool
+}
+
+func (in *incremental) full() bool { return in.why != "" }
+
+// FullEvery is how often an export is planned fully when nothing else asks
+// for it, to prove that incremental runs converge (default a week).
+func (e *Engine) fullEvery() time.Duration {
+	if e.FullEvery <= 0 {
+		return 7 * 24 * time.Hour
+	}
+	return e.FullEvery
+}
+
+// reservedPrefix starts the attributes Mailchimp's statuses are written
+// back to, without moving a profile's updated_at.
+const reservedPrefix = "mailchimp."
+
+// choosePlan decides whether the run plans fully or only what changed.
+// firstRun forces a full plan. Stores without incremental support, and dry
+// runs, plan fully and keep nothing.
+func (r *runner) choosePlan(ctx context.Context, firstRun bool) error {
+	s, ok := r.Store.(incrementalStore)
+	if _, src := r.Source.(hashSource); !ok || !src || r.opt.DryRun {
+		return nil
+	}
+	mark, err := s.ProfileMark(ctx)
+	if err != nil {
+		return err
+	}
+	st, found, err := s.PlanState(ctx, r.exp.ID)
+	if err != nil {
+		return err
+	}
+	in := &incremental{st: st, mark: mark, fp: r.fingerprint(), dups: map[string]bool{}}
+	switch {
+	case firstRun:
+		in.why = "first run"
+	case !found || st.FullAt.IsZero():
+		in.why = "no complete plan yet"
+	case st.Fingerprint != in.fp:
+		in.why = "the segments, their rules, the mapping or the audience changed"
+	case !st.FullRequestedAt.Before(st.FullAt):
+		in.why = "full re-sync requested"
+	case st.Deletions != mark.Deletions:
+		in.why = "profiles were deleted"
+	case mark.Now.Sub(st.FullAt) >= r.fullEvery():
+		in.why = "periodic full plan"
+	case r.readsReserved():
+		in.why = "a segment or the mapping reads the Mailchimp status attributes"
+	}
+	if !in.full() {
+		changed, err := s.ChangedHashes(ctx, r.exp.ID, r.exp.Mapping.Email, st.Through)
+		if err != nil {
+			return err
+		}
+		in.only = unionSorted(changed, st.Duplicates)
+		r.log.Info("planning incrementally", "contacts", len(in.only), "changed", len(changed), "merged", len(st.Duplicates))
+	} else {
+		r.log.Info("planning every profile", "why", in.why)
+	}
+	r.inc = in
+	r.tr.update(func(_ *store.Progress, c *store.RunCounts) {
+		c.Incremental = 0
+		if !in.full() {
+			c.Incremental = 1
+		}
+	})
+	return nil
+}
+
+// planOnly adds hashes to an incremental run's scope (contacts whose status
+// Mailchimp reported changed).
+func (r *runner) planOnly(hashes []string) {
+	if r.inc == nil || r.inc.full() || len(hashes) == 0 {
+		return
+	}
+	slices.Sort(hashes)
+	r.inc.only = unionSorted(r.inc.only, slices.Compact(hashes))
+}
+
+// savePlan records what this complete run planned from: the next run
+// plans what changed after it. A run with rejections keeps the old state,
+// so the next one plans its contacts again.
+func (r *runner) savePlan(ctx context.Context) error {
+	in := r.inc
+	if in == nil {
+		return nil
+	}
+	if _, c := r.tr.Snapshot(); c.Rejected > 0 {
+		return nil
+	}
+	next := store.PlanState{Fingerprint: in.fp, Through: in.mark.Through, Deletions: in.mark.Deletions, FullAt: in.st.FullAt}
+	var dups []string
+	if in.full() {
+		next.FullAt = in.mark.Now
+	} else {
+		// Merged contacts outside this run's scope stay merged.
+		for _, h := range in.st.Duplicates {
+			if _, planned := slices.BinarySearch(in.only, h); !planned {
+				dups = append(dups, h)
+			}
+		}
+	}
+	for h := range in.dups {
+		dups = append(dups, h)
+	}
+	slices.Sort(dups)
+	next.Duplicates = slices.Compact(dups)
+	return r.Store.(incrementalStore).SavePlanState(context.WithoutCancel(ctx), r.exp.ID, next)
+}
+
+// fingerprint names what the desired state is computed from.
+func (r *runner) fingerprint() string {
+	type seg struct {
+		ID   int64         `json:"id"`
+		Tag  string        `json:"tag"`
+		Bit  uint64        `json:"bit"`
+		Rule *segment.Rule `json:"rule"`
+	}
+	var conn int64
+	if r.exp.ConnectionID != nil {
+		conn = *r.exp.ConnectionID
+	}
+	v := struct {
+		Conn     int64         `json:"conn"`
+		Audience string        `json:"audience"`
+		Segments []seg         `json:"segments"`
+		Mapping  store.Mapping `json:"mapping"`
+		Fields   []string      `json:"fields"`
+	}{Conn: conn, Audience: r.exp.AudienceID, Mapping: r.exp.Mapping}
+	for i, id := range r.exp.SegmentIDs {
+		v.Segments = append(v.Segments, seg{ID: id, Tag: r.tagNames[r.segBits[i]], Bit: r.segBits[i], Rule: r.rules[i]})
+	}
+	for _, sp := range r.specs {
+		v.Fields = append(v.Fields, sp.attr+"\x00"+sp.tag+"\x00"+sp.typ)
+	}
+	b, _ := json.Marshal(v)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// readsReserved says whether a rule or the mapping reads an attribute that
+// changes without moving the profile's updated_at.
+func (r *runner) readsReserved() bool {
+	for _, sp := range r.specs {
+		if strings.HasPrefix(sp.attr, reservedPrefix) {
+			return true
+		}
+	}
+	if strings.HasPrefix(r.exp.Mapping.Email, reservedPrefix) {
+		return true
+	}
+	for _, rule := range r.rules {
+		if ruleReads(rule, reservedPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func ruleReads(r *segment.Rule, prefix string) bool {
+	if r == nil {
+		return false
+	}
+	if strings.HasPrefix(r.Attribute, prefix) {
+		return true
+	}
+	for _, sub := range r.Rules {
+		if ruleReads(sub, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// unionSorted merges two ascending lists without duplicates.
+func unionSorted(a, b []string) []string {
+	out := make([]string, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		var v string
+		switch {
+		case j >= len(b) || (i < len(a) && a[i] < b[j]):
+			v, i = a[i], i+1
+		case i >= len(a) || b[j] < a[i]:
+			v, j = b[j], j+1
+		default:
+			v, i, j = a[i], i+1, j+1
+		}
+		if len(out) == 0 || out[len(out)-1] != v {
+			out = append(out, v)
+		}
+	}
+	return out
+}
