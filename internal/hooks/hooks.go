@@ -99,11 +99,28 @@ func PathFor(exportID int64, secret string) string {
 
 // URLFor makes (once) and returns the export's webhook URL.
 func (rc *Receiver) URLFor(ctx context.Context, publicURL string, exportID int64) (string, error) {
-	secret, err := rc.Store.WebhookSecret(ctx, exportID, NewSecret())
+	secret, err := rc.secret(ctx, exportID, true)
 	if err != nil {
 		return "", err
 	}
-	return strings.TrimSuffix(publicURL, "/") + PathFor(exportID, secret), nil
+	return hookURL(publicURL, exportID, secret), nil
+}
+
+func hookURL(publicURL string, exportID int64, secret string) string {
+	return strings.TrimSuffix(publicURL, "/") + PathFor(exportID, secret)
+}
+
+// secret reads the export's webhook secret ("" when it has none) and, when
+// create is set and it has none yet, makes it: a write only the first time.
+func (rc *Receiver) secret(ctx context.Context, exportID int64, create bool) (string, error) {
+	secret, _, err := rc.Store.WebhookTarget(ctx, exportID)
+	if err == nil && secret == "" && create {
+		secret, err = rc.Store.WebhookSecret(ctx, exportID, NewSecret())
+	}
+	if err != nil {
+		return "", fmt.Errorf("webhook of export %d: %w", exportID, err)
+	}
+	return secret, nil
 }
 
 // Check resolves a URL secret ("<export id>.<secret>") to the export's

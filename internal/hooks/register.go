@@ -2,9 +2,11 @@ package hooks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/segsync/segsync/internal/mailchimp"
@@ -39,6 +41,22 @@ var (
 	Sources = mailchimp.WebhookSources{User: true, Admin: true}
 )
 
+// Names lists the flags set in Events or Sources as Mailchimp's API spells
+// them (their JSON names), for people who register a webhook by hand.
+func Names(flags any) []string {
+	b, _ := json.Marshal(flags)
+	var m map[string]bool
+	_ = json.Unmarshal(b, &m)
+	var names []string
+	for name, on := range m {
+		if on {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
 // Enabled reports whether webhooks are registered at all.
 func (rg *Registrar) Enabled() bool { return rg != nil && rg.PublicURL != "" }
 
@@ -55,11 +73,12 @@ func (rg *Registrar) Ensure(ctx context.Context, e store.Export) error {
 }
 
 func (rg *Registrar) ensure(ctx context.Context, e store.Export) error {
-	want, err := rg.Receiver.URLFor(ctx, rg.PublicURL, e.ID)
+	secret, err := rg.Receiver.secret(ctx, e.ID, true)
 	if err != nil {
-		return fmt.Errorf("webhook of export %d: %w", e.ID, err)
+		return err
 	}
-	mc, have, err := rg.ours(ctx, e)
+	want := hookURL(rg.PublicURL, e.ID, secret)
+	mc, have, err := rg.ours(ctx, e, secret)
 	if err != nil {
 		return err
 	}
@@ -98,7 +117,11 @@ func (rg *Registrar) Remove(ctx context.Context, e store.Export) error {
 }
 
 func (rg *Registrar) remove(ctx context.Context, e store.Export) error {
-	mc, have, err := rg.ours(ctx, e)
+	secret, err := rg.Receiver.secret(ctx, e.ID, false)
+	if err != nil || secret == "" { // an export without a secret never had a webhook
+		return err
+	}
+	mc, have, err := rg.ours(ctx, e, secret)
 	if err != nil {
 		return err
 	}
@@ -112,15 +135,8 @@ func (rg *Registrar) remove(ctx context.Context, e store.Export) error {
 }
 
 // ours gives the client of e's connection and the webhooks of e's
-// audience that point at e's hook path (none if e never had a secret).
-func (rg *Registrar) ours(ctx context.Context, e store.Export) (*mailchimp.Client, []mailchimp.Webhook, error) {
-	secret, _, err := rg.Receiver.Store.WebhookTarget(ctx, e.ID)
-	if err != nil {
-		return nil, nil, fmt.Errorf("webhook of export %d: %w", e.ID, err)
-	}
-	if secret == "" {
-		return nil, nil, nil
-	}
+// audience that point at e's hook path (the one with secret).
+func (rg *Registrar) ours(ctx context.Context, e store.Export, secret string) (*mailchimp.Client, []mailchimp.Webhook, error) {
 	mc, err := rg.Clients.ClientFor(ctx, *e.ConnectionID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("webhook of export %d: %w", e.ID, err)

@@ -72,6 +72,10 @@ func TestRegistrar(t *testing.T) {
 			return all
 		}
 
+		if ev, src := strings.Join(hooks.Names(hooks.Events), ","), strings.Join(hooks.Names(hooks.Sources), ","); ev != "cleaned,profile,subscribe,unsubscribe,upemail" || src != "admin,user" {
+			t.Errorf("names: events %s, sources %s", ev, src)
+		}
+
 		off := &hooks.Registrar{Receiver: rc, Clients: oneClient{mc}}
 		if err := off.Ensure(ctx, exp); err != nil || len(hooksOn(listA)) != 0 {
 			t.Fatalf("without a public URL: %v, %+v", err, hooksOn(listA))

@@ -63,7 +63,5 @@ func (s *Server) exportWebhook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	return writeJSON(w, http.StatusOK, map[string]any{"url": u,
-		"events":  []string{"subscribe", "unsubscribe", "profile", "cleaned", "upemail"},
-		"sources": []string{"user", "admin"}}) // as hooks.Events and hooks.Sources
+	return writeJSON(w, http.StatusOK, map[string]any{"url": u, "events": hooks.Names(hooks.Events), "sources": hooks.Names(hooks.Sources)})
 }
