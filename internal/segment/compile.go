@@ -57,13 +57,10 @@ func HashExpr(d Dialect, column, attribute string) (expr string, args []any, err
 type compiler struct {
 	d   Dialect
 	col string
-	// asciiText says that the condition being written compares text for
-	// (in)equality or substrings with values that fold to ASCII (see
-	// asciiFoldable); noS that none of them holds an s, and numeric that
-	// one of them reads as a number (see equality).
-	asciiText, noS, numeric bool
-	b                       strings.Builder
-	args                    []any
+	// text classifies the values of the condition being written.
+	text textClass
+	b    strings.Builder
+	args []any
 }
 
 func (c *compiler) rule(r *Rule, depth int) error {
@@ -124,21 +121,8 @@ func (c *compiler) rule(r *Rule, depth int) error {
 
 func (c *compiler) condition(r *Rule) error {
 	vals := r.Values
-	switch r.Op {
-	case Eq, Neq, In, NotIn, Contains, StartsWith, EndsWith:
-		c.asciiText = asciiFoldable(vals)
-	default:
-		c.asciiText = false
-	}
-	c.noS, c.numeric = true, false
-	for _, v := range vals {
-		folded := textfold.Fold(v.Raw)
-		c.noS = c.noS && !strings.Contains(folded, "s")
-		if _, err := strconv.ParseFloat(folded, 64); err == nil {
-			c.numeric = true
-		}
-	}
-	defer func() { c.asciiText = false }()
+	c.text = classifyText(r.Op, vals)
+	defer func() { c.text = textClass{} }()
 	need := func(n int) error {
 		if len(vals) != n {
 			return fmt.Errorf("segment: %s on %q needs %d value(s), has %d", r.Op, r.Attribute, n, len(vals))
@@ -261,27 +245,50 @@ func (c *compiler) compare(attr string, op Op, v Value) error {
 	return c.param(v)
 }
 
-// asciiFoldable reports whether vals are text that folds to ASCII
-// ("Amsterdam", "GOLD"). Against such a value, the ASCII lowering every
-// database has natively compares exactly as textfold.Fold does, provided
-// the long s (ſ) is first replaced by s: in NFC text (segsync stores text
-// NFC) ſ is the only rune outside ASCII that folds into ASCII (the Kelvin
-// sign, the other one, is not NFC), so at every other position both sides
-// are a rune outside ASCII, which no ASCII value or substring of one can
-// match. That keeps the common case as fast as it was before Unicode
-// folding; other values, and ordering, use segsync_fold.
-func asciiFoldable(vals []Value) bool {
+// textClass says how a condition's values let text be compared.
+//
+// ascii: the condition compares text for (in)equality or substrings
+// against values that all fold to ASCII ("Amsterdam", "GOLD"). Against
+// such values the ASCII lowering every database has natively compares
+// exactly as textfold.Fold does, provided the long s (ſ) is first replaced
+// by s: in NFC text (segsync stores text NFC) ſ is the only rune outside
+// ASCII that folds into ASCII (the Kelvin sign, the other one, is not
+// NFC), so at every other position both sides are a rune outside ASCII,
+// which no ASCII value or substring of one can match. That keeps the
+// common case as fast as it was before Unicode folding; other values, and
+// ordering, use segsync_fold.
+//
+// noS: no value holds an s, so the long s cannot matter and the replace
+// can go. numeric: a value reads as a number (see equality).
+type textClass struct{ ascii, noS, numeric bool }
+
+func classifyText(op Op, vals []Value) textClass {
+	switch op {
+	case Eq, Neq, In, NotIn, Contains, StartsWith, EndsWith:
+	default:
+		return textClass{}
+	}
+	tc := textClass{ascii: len(vals) > 0, noS: true}
 	for _, v := range vals {
-		if v.Type != Text {
-			return false
+		folded := textfold.Fold(v.Raw)
+		if v.Type != Text || !isASCII(folded) {
+			return textClass{}
 		}
-		for _, r := range textfold.Fold(v.Raw) {
-			if r >= 0x80 {
-				return false
-			}
+		tc.noS = tc.noS && !strings.Contains(folded, "s")
+		if _, err := strconv.ParseFloat(folded, 64); err == nil {
+			tc.numeric = true
 		}
 	}
-	return len(vals) > 0
+	return tc
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // equality writes, where one exists, a cheaper left-hand side that is only
@@ -299,16 +306,16 @@ func (c *compiler) equality(attr string, v Value) bool {
 	switch v.Type {
 	case Text:
 		switch {
-		case c.asciiText && c.noS:
+		case c.text.ascii && c.text.noS:
 			// Without an s among the values, the long s cannot matter
-			// (see asciiFoldable) and NOCASE folds exactly A–Z; a number or
+			// (see textClass) and NOCASE folds exactly A–Z; a number or
 			// boolean (INTEGER or REAL) never equals a TEXT value.
 			c.add("json_extract(" + c.col + ", ?) COLLATE NOCASE")
-		case c.asciiText && !c.numeric:
+		case c.text.ascii && !c.text.numeric:
 			// replace() turns a number into its text, which no value that
 			// does not read as a number can equal.
 			c.add("lower(replace(json_extract(" + c.col + ", ?), 'ſ', 's'))")
-		case c.asciiText:
+		case c.text.ascii:
 			return false
 		default:
 			c.add("segsync_fold(json_extract(" + c.col + ", ?))")
@@ -338,9 +345,9 @@ func (c *compiler) accessor(attr string, v Value) error {
 	case Text:
 		fold := "segsync_fold("
 		switch {
-		case c.asciiText && c.noS: // see asciiFoldable and equality
+		case c.text.ascii && c.text.noS: // see textClass and equality
 			fold = "lower("
-		case c.asciiText:
+		case c.text.ascii:
 			fold = "lower(replace("
 		}
 		if pg {
@@ -349,13 +356,13 @@ func (c *compiler) accessor(attr string, v Value) error {
 			c.add("(CASE WHEN json_type(" + c.col + ", ?) = 'text' THEN " + fold + "json_extract(" + c.col + ", ?)")
 		}
 		switch {
-		case c.asciiText && c.noS && pg:
+		case c.text.ascii && c.text.noS && pg:
 			c.add(` COLLATE "C")`)
-		case c.asciiText && pg:
+		case c.text.ascii && pg:
 			c.add(`, 'ſ', 's') COLLATE "C")`)
-		case c.asciiText && c.noS:
+		case c.text.ascii && c.text.noS:
 			c.add(")")
-		case c.asciiText:
+		case c.text.ascii:
 			c.add(", 'ſ', 's'))")
 		case pg:
 			c.add(`) COLLATE "C"`) // code point order, whatever the database's collation

@@ -18,7 +18,7 @@ import (
 // same data in the same run: the ASCII-only equality segsync used before
 // (lower() / COLLATE NOCASE), and today's Unicode folding for an equality
 // and a prefix, each with a value that folds to ASCII (the database's
-// ASCII lowering, see segment.asciiFoldable) and an accented one
+// ASCII lowering, see segment.textClass) and an accented one
 // (segsync_fold).
 //
 //	go test -run '^$' -bench CountTextFold -benchtime 3x ./internal/store/sqldb
