@@ -86,6 +86,9 @@ func (db *DB) CreateErasure(ctx context.Context, customerID, requestedBy string)
 		if err := cat.apply(ctx, db, tx); err != nil {
 			return err
 		}
+		if err := db.deleteLayers(ctx, tx, []any{customerID}); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM synced WHERE export_id IN (SELECT id FROM exports) AND customer_id = ?`), customerID); err != nil {
 			return fmt.Errorf("deleting synced state: %w", err)
 		}

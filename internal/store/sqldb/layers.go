@@ -158,15 +158,18 @@ func (m *merger) apply(changes []layerChange) (layerResult, error) {
 func (m *merger) applyPage(changes []layerChange) (layerResult, error) {
 	var res layerResult
 	db := m.db
-	args := make([]any, 0, len(changes)+1)
+	args := make([]any, 0, len(changes))
 	for _, c := range changes {
 		args = append(args, c.id)
 	}
 	in := placeholders(len(changes), 1)
 	others := map[string][]layer{}
 	if m.others {
+		// Probes of the layers' key, one per other source and profile
+		// (migration 0014: there is no index on customer_id alone).
 		rows, err := m.query(db.Q(`SELECT customer_id, source_id, attrs FROM profile_layers
-			WHERE customer_id IN (`+in+`) AND source_id <> ?`), append(args, m.source)...)
+			WHERE source_id IN (SELECT id FROM sources WHERE id <> ?) AND customer_id IN (`+in+`)`),
+			append([]any{m.source}, args...)...)
 		if err != nil {
 			return res, fmt.Errorf("reading profile layers: %w", err)
 		}
@@ -281,6 +284,16 @@ func (m *merger) applyPage(changes []layerChange) (layerResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// deleteLayers deletes every layer of the given customer ids, with their
+// profiles: the layers have no foreign key to profiles (migration 0014).
+func (db *DB) deleteLayers(ctx context.Context, tx *sql.Tx, ids []any) error {
+	q := db.Q(`DELETE FROM profile_layers WHERE source_id IN (SELECT id FROM sources) AND customer_id IN (` + placeholders(len(ids), 1) + `)`)
+	if _, err := tx.ExecContext(ctx, q, ids...); err != nil {
+		return fmt.Errorf("deleting the layers of %d profiles: %w", len(ids), err)
+	}
+	return nil
 }
 
 // finish writes the attribute catalogue's changes.

@@ -339,6 +339,9 @@ func (db *DB) deleteProfiles(ctx context.Context, ids []any) (int64, error) {
 			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 				return fmt.Errorf("deleting profiles: %w", err)
 			}
+			if err := db.deleteLayers(ctx, tx, chunk); err != nil {
+				return err
+			}
 		}
 		return cat.apply(ctx, db, tx)
 	})

@@ -233,8 +233,8 @@ func (db *DB) NamedScheduleLast(ctx context.Context, name string) (time.Time, er
 
 // ProfileSources implements store.SourceStore.
 func (db *DB) ProfileSources(ctx context.Context, customerID string) (map[string]string, error) {
-	rows, err := db.W.QueryContext(ctx, db.Q(`SELECT s.name, s.priority, s.id, l.attrs FROM profile_layers l
-		JOIN sources s ON s.id = l.source_id WHERE l.customer_id = ?`), customerID)
+	rows, err := db.W.QueryContext(ctx, db.Q(`SELECT s.name, s.priority, s.id, l.attrs FROM sources s
+		JOIN profile_layers l ON l.source_id = s.id AND l.customer_id = ?`), customerID)
 	if err != nil {
 		return nil, fmt.Errorf("reading the sources of profile %q: %w", customerID, err)
 	}
