@@ -306,3 +306,79 @@ func TestLargePullPages(t *testing.T) {
 		}
 	})
 }
+
+// TestLargePullsOverSources merges pages of thousands of profiles from an
+// upload and two sources (the merger writes one page while it merges the
+// next) and checks every profile and the attribute catalogue.
+func TestLargePullsOverSources(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		w := newWorld(t, db)
+		var up []store.ProfilePatch
+		for i := range 3000 {
+			up = append(up, store.ProfilePatch{CustomerID: fmt.Sprintf("k%05d", i), Attrs: `{"city":"U"}`})
+		}
+		if _, err := db.UpsertProfiles(w.ctx, up); err != nil {
+			t.Fatal(err)
+		}
+		file := func(from, to int, row func(i int) string) string {
+			var b strings.Builder
+			b.WriteString("id,city,score\n")
+			for i := from; i < to; i++ {
+				fmt.Fprintf(&b, "k%05d,%s\n", i, row(i))
+			}
+			return b.String()
+		}
+		a := newFileServer(t, file(1000, 5000, func(i int) string { return fmt.Sprintf("A%d,%d", i%7, i) }))
+		b := newFileServer(t, file(2500, 4500, func(i int) string { return fmt.Sprintf(",%d", -i) }))
+		sa := w.create(httpSource("a", a.URL+"/a.csv", 5))
+		sb := w.create(httpSource("b", b.URL+"/b.csv", 1))
+		for _, s := range []View{sa, sb} {
+			if p := w.pull(s.ID, false); p.Status != store.RunSucceeded {
+				t.Fatalf("pull of %s: %s %+v %q", s.Name, p.Status, p.Counts, p.Error)
+			}
+		}
+		want := func(i int) map[string]any {
+			m := map[string]any{}
+			if i < 3000 {
+				m["city"] = "U" // uploads (priority 0) first
+			} else if i < 5000 {
+				m["city"] = fmt.Sprintf("A%d", i%7)
+			}
+			if i >= 1000 && i < 5000 {
+				m["score"] = float64(i)
+			}
+			if i >= 2500 && i < 4500 {
+				m["score"] = float64(-i) // b (1) over a (5); b's empty city is absent
+			}
+			return m
+		}
+		for i := range 5000 {
+			id := fmt.Sprintf("k%05d", i)
+			if got, exp := w.attrs(id), want(i); fmt.Sprint(got) != fmt.Sprint(exp) {
+				t.Fatalf("%s = %v, want %v", id, got, exp)
+			}
+		}
+		// a drops everything from k02000 on: profiles only a and b held go
+		// when b has none of them either.
+		a.set(file(1000, 2000, func(i int) string { return fmt.Sprintf("A%d,%d", i%7, i) }))
+		if p := w.pull(sa.ID, true); p.Status != store.RunSucceeded || p.Counts.Removed != 3000 || p.Counts.Deleted != 500 {
+			t.Fatalf("shrinking pull: %s %+v %q", p.Status, p.Counts, p.Error)
+		}
+		if n, _ := db.CountProfiles(w.ctx); n != 4500 {
+			t.Errorf("%d profiles, want 4500", n)
+		}
+		cat, err := db.ProfileAttributes(w.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int64{}
+		for _, c := range cat {
+			got[c.Name+"/"+c.Type] = c.Count
+		}
+		// city: 3000 uploads + k03000..k04499 from... none (a dropped them): 3000;
+		// score: a's k01000..k01999 and b's k02500..k04499.
+		if got["city/string"] != 3000 || got["score/number"] != 3000 || len(got) != 2 {
+			t.Errorf("catalogue = %v", got)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/segsync/segsync/internal/profile/attrjson"
@@ -55,6 +56,9 @@ func attributeSources(ls []layer, names map[int64]string) (map[string]string, er
 type layerChange struct {
 	id    string
 	attrs []byte
+	// fresh: the source's layer has no row for id (so far as the caller
+	// knows; false is always safe).
+	fresh bool
 }
 
 // layerResult counts what a batch of layer changes did.
@@ -140,30 +144,90 @@ func (m *merger) exec(query string, args ...any) error {
 
 // apply changes the source's layer of the given profiles (at most a few
 // thousand, distinct ids) and writes the re-merged profiles: a profile that
-// no layer holds any more is deleted.
+// no layer holds any more is deleted. A page is read, merged and written;
+// the merge of the next page (Go, on another core) runs while the database
+// writes this one, when the two pages share no profile.
 func (m *merger) apply(changes []layerChange) (layerResult, error) {
 	var res layerResult
+	var pages [][]layerChange
 	for start := 0; start < len(changes); start += layerPage {
-		r, err := m.applyPage(changes[start:min(start+layerPage, len(changes))])
+		pages = append(pages, changes[start:min(start+layerPage, len(changes))])
+	}
+	var cur *mergedPage
+	for i, page := range pages {
+		if cur == nil {
+			in, err := m.read(page)
+			if err != nil {
+				return res, err
+			}
+			if cur, err = m.merge(page, in); err != nil {
+				return res, err
+			}
+		}
+		var next *mergedPage
+		var nextErr error
+		var wg sync.WaitGroup
+		if i+1 < len(pages) && disjoint(page, pages[i+1]) {
+			in, err := m.read(pages[i+1]) // before this page's writes: it shares no profile with it
+			if err != nil {
+				return res, err
+			}
+			wg.Go(func() { next, nextErr = m.merge(pages[i+1], in) })
+		}
+		err := m.write(cur)
+		wg.Wait()
 		if err != nil {
 			return res, err
 		}
-		res.created += r.created
-		res.deleted += r.deleted
-		res.updated += r.updated
+		if nextErr != nil {
+			return res, nextErr
+		}
+		res.created += cur.res.created
+		res.deleted += cur.res.deleted
+		res.updated += cur.res.updated
+		cur = next
 	}
 	return res, nil
 }
 
-func (m *merger) applyPage(changes []layerChange) (layerResult, error) {
-	var res layerResult
+// disjoint reports whether two pages of changes share no profile.
+func disjoint(a, b []layerChange) bool {
+	ids := make(map[string]struct{}, len(a))
+	for _, c := range a {
+		ids[c.id] = struct{}{}
+	}
+	for _, c := range b {
+		if _, ok := ids[c.id]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+// pageState is what the database holds for a page of changes: the other
+// sources' layers and the stored profiles.
+type pageState struct {
+	others map[string][]layer
+	stored map[string][]byte
+}
+
+// read reads the state of a page's profiles.
+func (m *merger) read(changes []layerChange) (pageState, error) {
 	db := m.db
+	st := pageState{others: map[string][]layer{}, stored: make(map[string][]byte, len(changes))}
 	args := make([]any, 0, len(changes))
+	fresh := true
 	for _, c := range changes {
 		args = append(args, c.id)
+		fresh = fresh && c.fresh
+	}
+	// Every profile has a layer (the merger deletes one that has none):
+	// with no other source's layers, a profile new to this source's layer
+	// is new.
+	if !m.others && fresh {
+		return st, nil
 	}
 	in := placeholders(len(changes), 1)
-	others := map[string][]layer{}
 	if m.others {
 		// Probes of the layers' key, one per other source and profile
 		// (migration 0014: there is no index on customer_id alone).
@@ -171,60 +235,66 @@ func (m *merger) applyPage(changes []layerChange) (layerResult, error) {
 			WHERE source_id IN (SELECT id FROM sources WHERE id <> ?) AND customer_id IN (`+in+`)`),
 			append([]any{m.source}, args...)...)
 		if err != nil {
-			return res, fmt.Errorf("reading profile layers: %w", err)
+			return st, fmt.Errorf("reading profile layers: %w", err)
 		}
 		for rows.Next() {
 			var id string
 			var l layer
 			if err := rows.Scan(&id, &l.source, &l.attrs); err != nil {
 				rows.Close()
-				return res, fmt.Errorf("reading profile layers: %w", err)
+				return st, fmt.Errorf("reading profile layers: %w", err)
 			}
 			l.priority = m.priority[l.source]
-			others[id] = append(others[id], l)
+			st.others[id] = append(st.others[id], l)
 		}
 		if err := rows.Close(); err != nil {
-			return res, err
+			return st, err
 		}
 	}
-	stored := make(map[string][]byte, len(changes))
 	rows, err := m.query(db.Q(`SELECT customer_id, `+db.attrsCol()+` FROM profiles WHERE customer_id IN (`+in+`)`), args...)
 	if err != nil {
-		return res, fmt.Errorf("reading profiles: %w", err)
+		return st, fmt.Errorf("reading profiles: %w", err)
 	}
 	for rows.Next() {
 		var id string
 		var a []byte
 		if err := rows.Scan(&id, &a); err != nil {
 			rows.Close()
-			return res, fmt.Errorf("reading profiles: %w", err)
+			return st, fmt.Errorf("reading profiles: %w", err)
 		}
-		stored[id] = a
+		st.stored[id] = a
 	}
-	if err := rows.Close(); err != nil {
-		return res, err
-	}
+	return st, rows.Close()
+}
 
-	var writes, layerWrites []any
-	var deletes, layerDeletes []any
-	nw, nl := 0, 0
+// mergedPage is a page of changes merged, ready to be written.
+type mergedPage struct {
+	res                   layerResult
+	writes, layerWrites   []any // profiles and layers, three values a row
+	deletes, layerDeletes []any // customer ids
+}
+
+// merge merges a page's changes with the state read for them (no database
+// access: it may run beside a write). Only merges update the catalogue,
+// one page after another.
+func (m *merger) merge(changes []layerChange, st pageState) (*mergedPage, error) {
+	out := &mergedPage{}
 	for _, c := range changes {
-		ls := others[c.id]
+		ls := st.others[c.id]
 		if c.attrs != nil {
 			ls = append(ls, layer{source: m.source, priority: m.priority[m.source], attrs: c.attrs})
-			layerWrites = append(layerWrites, m.source, c.id, string(c.attrs))
-			nl++
+			out.layerWrites = append(out.layerWrites, m.source, c.id, string(c.attrs))
 		} else {
-			layerDeletes = append(layerDeletes, c.id)
+			out.layerDeletes = append(out.layerDeletes, c.id)
 		}
-		old, found := stored[c.id]
+		old, found := st.stored[c.id]
 		if len(ls) == 0 {
 			if found {
 				if err := m.cat.forget(old); err != nil {
-					return res, fmt.Errorf("profile %q: %w", c.id, err)
+					return nil, fmt.Errorf("profile %q: %w", c.id, err)
 				}
-				deletes = append(deletes, c.id)
-				res.deleted++
+				out.deletes = append(out.deletes, c.id)
+				out.res.deleted++
 			}
 			continue
 		}
@@ -235,55 +305,60 @@ func (m *merger) applyPage(changes []layerChange) (layerResult, error) {
 		}
 		merged, err := attrjson.MergeLayers(old, objs)
 		if err != nil {
-			return res, fmt.Errorf("profile %q: %w", c.id, err)
+			return nil, fmt.Errorf("profile %q: %w", c.id, err)
 		}
 		if found && string(merged) == string(old) {
 			continue
 		}
 		if found {
 			if err := m.cat.forget(old); err != nil {
-				return res, fmt.Errorf("profile %q: %w", c.id, err)
+				return nil, fmt.Errorf("profile %q: %w", c.id, err)
 			}
-			res.updated++
+			out.res.updated++
 		} else {
-			res.created++
+			out.res.created++
 		}
 		if err := attrjson.Types(merged, func(name []byte, typ string) { m.cat.add(name, typ, 1) }); err != nil {
-			return res, err
+			return nil, err
 		}
-		writes = append(writes, c.id, string(merged), m.now)
-		nw++
+		out.writes = append(out.writes, c.id, string(merged), m.now)
 	}
-	if nw > 0 {
+	return out, nil
+}
+
+// write writes a merged page: profiles before layers.
+func (m *merger) write(p *mergedPage) error {
+	db := m.db
+	if nw := len(p.writes) / 3; nw > 0 {
 		for s := 0; s < nw; s += profileWriteChunk {
 			e := min(s+profileWriteChunk, nw)
-			if err := m.exec(db.writeProfilesQuery(e-s), writes[3*s:3*e]...); err != nil {
-				return res, fmt.Errorf("writing %d profiles: %w", e-s, err)
+			if err := m.exec(db.writeProfilesQuery(e-s), p.writes[3*s:3*e]...); err != nil {
+				return fmt.Errorf("writing %d profiles: %w", e-s, err)
 			}
 		}
 	}
-	if len(deletes) > 0 {
-		if err := m.exec(db.Q(`DELETE FROM profiles WHERE customer_id IN (`+placeholders(len(deletes), 1)+`)`), deletes...); err != nil {
-			return res, fmt.Errorf("deleting %d profiles: %w", len(deletes), err)
+	if len(p.deletes) > 0 {
+		if err := m.exec(db.Q(`DELETE FROM profiles WHERE customer_id IN (`+placeholders(len(p.deletes), 1)+`)`), p.deletes...); err != nil {
+			return fmt.Errorf("deleting %d profiles: %w", len(p.deletes), err)
 		}
 	}
-	if nl > 0 {
+	if nl := len(p.layerWrites) / 3; nl > 0 {
 		for s := 0; s < nl; s += profileWriteChunk {
 			e := min(s+profileWriteChunk, nl)
 			q := db.Q(`INSERT INTO profile_layers (source_id, customer_id, attrs) VALUES ` + placeholders(e-s, 3) +
 				` ON CONFLICT (source_id, customer_id) DO UPDATE SET attrs = excluded.attrs`)
-			if err := m.exec(q, layerWrites[3*s:3*e]...); err != nil {
-				return res, fmt.Errorf("writing %d profile layers: %w", e-s, err)
+			if err := m.exec(q, p.layerWrites[3*s:3*e]...); err != nil {
+				return fmt.Errorf("writing %d profile layers: %w", e-s, err)
 			}
 		}
 	}
-	if len(layerDeletes) > 0 {
-		q := db.Q(`DELETE FROM profile_layers WHERE source_id = ? AND customer_id IN (` + placeholders(len(layerDeletes), 1) + `)`)
-		if err := m.exec(q, append([]any{m.source}, layerDeletes...)...); err != nil {
-			return res, fmt.Errorf("removing %d profile layers: %w", len(layerDeletes), err)
+	if len(p.layerDeletes) > 0 {
+		q := db.Q(`DELETE FROM profile_layers WHERE source_id = ? AND customer_id IN (` + placeholders(len(p.layerDeletes), 1) + `)`)
+		if err := m.exec(q, append([]any{m.source}, p.layerDeletes...)...); err != nil {
+			return fmt.Errorf("removing %d profile layers: %w", len(p.layerDeletes), err)
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // deleteLayers deletes every layer of the given customer ids, with their

@@ -78,7 +78,7 @@ func (db *DB) UpsertProfiles(ctx context.Context, patches []store.ProfilePatch) 
 				counts.Unchanged++
 				continue
 			}
-			changes = append(changes, layerChange{id: p.CustomerID, attrs: append([]byte(nil), merged...)})
+			changes = append(changes, layerChange{id: p.CustomerID, attrs: append([]byte(nil), merged...), fresh: old == nil})
 		}
 		if len(changes) == 0 {
 			return nil

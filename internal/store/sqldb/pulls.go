@@ -531,7 +531,7 @@ func walk(ctx context.Context, stage, layer *keyedPages, counts *store.PullCount
 			return nil
 		case sok && (!lok || s.id < l.id):
 			counts.New++
-			changes = append(changes, layerChange{id: s.id, attrs: s.attrs})
+			changes = append(changes, layerChange{id: s.id, attrs: s.attrs, fresh: true})
 			stage.i++
 		case !sok || l.id < s.id:
 			counts.Removed++
@@ -577,6 +577,7 @@ func (db *DB) compareIncremental(ctx context.Context, tx *sql.Tx, pullID, source
 			}
 			if isNew {
 				out.New++
+				ch.fresh = true
 			} else {
 				out.Updated++
 			}
