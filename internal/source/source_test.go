@@ -132,6 +132,19 @@ func TestPullsMergeAndRemove(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
+		// While uploads is the only source, its layer is the profile.
+		if srcs, err := db.ProfileSources(w.ctx, "c1"); err != nil || len(srcs) != 2 || srcs["city"] != "uploads" || srcs["name"] != "uploads" {
+			t.Errorf("sources of c1 before any pull = %v, %v", srcs, err)
+		}
+		// c2 unsubscribed in Mailchimp (a reserved attribute): when crm
+		// joins, the uploads layer is stored without it and c2 keeps it.
+		flow := `UPDATE profiles SET attrs = json_set(attrs, '$."mailchimp.a1.status"', 'unsubscribed') WHERE customer_id = 'c2'`
+		if db.SQLDialect() == sqldb.Postgres {
+			flow = `UPDATE profiles SET attrs = attrs || jsonb_build_object('mailchimp.a1.status', 'unsubscribed') WHERE customer_id = 'c2'`
+		}
+		if _, err := db.W.ExecContext(w.ctx, flow); err != nil {
+			t.Fatal(err)
+		}
 		crm := newFileServer(t, "id,city,points\nc1,Amsterdam,10\nc3,Gouda,30\n")
 		src := w.create(httpSource("crm", crm.URL+"/people.csv", 5))
 		if src.DSNSet || len(src.Headers) != 1 || src.Headers[0] != "Authorization" {
@@ -147,6 +160,13 @@ func TestPullsMergeAndRemove(t *testing.T) {
 		}
 		if a := w.attrs("c3"); a["city"] != "Gouda" {
 			t.Errorf("c3 = %v", a)
+		}
+		if a := w.attrs("c2"); a["city"] != "Delft" || a["mailchimp.a1.status"] != "unsubscribed" {
+			t.Errorf("c2 = %v", a)
+		}
+		var layer string
+		if err := db.R.QueryRowContext(w.ctx, db.Q(`SELECT attrs FROM profile_layers WHERE source_id = 1 AND customer_id = ?`), "c2").Scan(&layer); err != nil || layer != `{"city":"Delft"}` {
+			t.Errorf("uploads layer of c2 = %s, %v", layer, err)
 		}
 		srcs, err := db.ProfileSources(w.ctx, "c1")
 		if err != nil || srcs["city"] != "uploads" || srcs["points"] != "crm" {

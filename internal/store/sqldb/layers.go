@@ -4,12 +4,14 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/segsync/segsync/internal/profile/attrjson"
+	"github.com/segsync/segsync/internal/store"
 )
 
 // layerPage is how many profiles one step of a layer change handles.
@@ -59,6 +61,10 @@ type layerChange struct {
 	// fresh: the source's layer has no row for id (so far as the caller
 	// knows; false is always safe).
 	fresh bool
+	// stored, when storedRead, is the profile as stored (nil: none), read
+	// by the caller in this transaction.
+	stored     []byte
+	storedRead bool
 }
 
 // layerResult counts what a batch of layer changes did.
@@ -77,7 +83,10 @@ type merger struct {
 	// others: some other source has a layer. When none has, no profile
 	// has a layer to re-read besides the merger's source's.
 	others bool
-	cat    *catalogDelta
+	// inProfiles: the merger's source is uploads and its layer is not
+	// stored (see uploadsInProfiles).
+	inProfiles bool
+	cat        *catalogDelta
 	now    int64
 	stmts  map[string]*sql.Stmt // prepared once per transaction
 }
@@ -101,6 +110,18 @@ func (db *DB) newMerger(ctx context.Context, tx *sql.Tx, source int64) (*merger,
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading source priorities: %w", err)
 	}
+	inProfiles, err := db.uploadsInProfiles(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case source == store.UploadsSourceID:
+		m.inProfiles = inProfiles
+	case inProfiles: // another source joins: uploads needs a layer of its own now
+		if err := db.storeUploadsLayer(ctx, tx); err != nil {
+			return nil, err
+		}
+	}
 	// Two range probes of the layers' primary key, not a scan of this
 	// source's layer (PostgreSQL: every layer writer holds profileLockKey,
 	// so this stays true until the transaction ends).
@@ -109,6 +130,79 @@ func (db *DB) newMerger(ctx context.Context, tx *sql.Tx, source int64) (*merger,
 		return nil, fmt.Errorf("looking for other sources' layers: %w", err)
 	}
 	return m, nil
+}
+
+// uploadsInProfiles reports whether the layer of the source uploads lives
+// in the profiles themselves. While no other source has a layer, each
+// profile is its uploads layer plus its reserved attributes: a separate
+// copy would double every import's writes. The first other source to
+// write a layer stores the uploads layer first (storeUploadsLayer); from
+// then on it is kept like any other.
+func (db *DB) uploadsInProfiles(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (bool, error) {
+	var in bool
+	if err := q.QueryRowContext(ctx, db.Q(`SELECT layer_in_profiles FROM sources WHERE id = ?`), store.UploadsSourceID).Scan(&in); err != nil {
+		return false, fmt.Errorf("reading where the uploads layer is: %w", err)
+	}
+	return in, nil
+}
+
+// storeUploadsLayer writes the uploads layer of every profile (its
+// attributes but the reserved ones), in customer id order, page by page.
+func (db *DB) storeUploadsLayer(ctx context.Context, tx *sql.Tx) error {
+	read, err := tx.PrepareContext(ctx, db.Q(`SELECT customer_id, `+db.attrsCol()+` FROM profiles WHERE customer_id > ? ORDER BY customer_id LIMIT ?`))
+	if err != nil {
+		return fmt.Errorf("storing the uploads layer: %w", err)
+	}
+	defer read.Close()
+	var canon attrjson.Merger
+	after := ""
+	for {
+		rows, err := read.QueryContext(ctx, after, layerPage)
+		if err != nil {
+			return fmt.Errorf("storing the uploads layer: %w", err)
+		}
+		var args []any
+		for rows.Next() {
+			var id string
+			var attrs []byte
+			if err := rows.Scan(&id, &attrs); err != nil {
+				rows.Close()
+				return fmt.Errorf("storing the uploads layer: %w", err)
+			}
+			// Its attributes, canonical (PostgreSQL prints jsonb its own
+			// way), without the reserved ones.
+			c, _, err := canon.Merge(nil, attrs, nil)
+			var l []byte
+			if err == nil {
+				l, err = attrjson.MergeLayers(nil, [][]byte{c})
+			}
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("storing the uploads layer of %q: %w", id, err)
+			}
+			args = append(args, store.UploadsSourceID, id, string(l))
+			after = id
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("storing the uploads layer: %w", err)
+		}
+		n := len(args) / 3
+		for s := 0; s < n; s += profileWriteChunk {
+			e := min(s+profileWriteChunk, n)
+			if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO profile_layers (source_id, customer_id, attrs) VALUES `+placeholders(e-s, 3)), args[3*s:3*e]...); err != nil {
+				return fmt.Errorf("storing the uploads layer: %w", err)
+			}
+		}
+		if n < layerPage {
+			break
+		}
+	}
+	if _, err := tx.ExecContext(ctx, db.Q(`UPDATE sources SET layer_in_profiles = ? WHERE id = ?`), false, store.UploadsSourceID); err != nil {
+		return fmt.Errorf("storing the uploads layer: %w", err)
+	}
+	return nil
 }
 
 // stmt returns query prepared in the merger's transaction, once: pages of
@@ -216,15 +310,19 @@ func (m *merger) read(changes []layerChange) (pageState, error) {
 	db := m.db
 	st := pageState{others: map[string][]layer{}, stored: make(map[string][]byte, len(changes))}
 	args := make([]any, 0, len(changes))
-	fresh := true
+	fresh, read := true, true
 	for _, c := range changes {
 		args = append(args, c.id)
 		fresh = fresh && c.fresh
+		read = read && c.storedRead
+		if c.storedRead && c.stored != nil {
+			st.stored[c.id] = c.stored
+		}
 	}
 	// Every profile has a layer (the merger deletes one that has none):
 	// with no other source's layers, a profile new to this source's layer
 	// is new.
-	if !m.others && fresh {
+	if !m.others && (fresh || read) {
 		return st, nil
 	}
 	in := placeholders(len(changes), 1)
@@ -281,11 +379,14 @@ func (m *merger) merge(changes []layerChange, st pageState) (*mergedPage, error)
 	out := &mergedPage{}
 	for _, c := range changes {
 		ls := st.others[c.id]
-		if c.attrs != nil {
+		switch {
+		case c.attrs == nil:
+			out.layerDeletes = append(out.layerDeletes, c.id)
+		case m.inProfiles:
+			ls = append(ls, layer{source: m.source, priority: m.priority[m.source], attrs: c.attrs})
+		default:
 			ls = append(ls, layer{source: m.source, priority: m.priority[m.source], attrs: c.attrs})
 			out.layerWrites = append(out.layerWrites, m.source, c.id, string(c.attrs))
-		} else {
-			out.layerDeletes = append(out.layerDeletes, c.id)
 		}
 		old, found := st.stored[c.id]
 		if len(ls) == 0 {

@@ -54,7 +54,11 @@ func (db *DB) UpsertProfiles(ctx context.Context, patches []store.ProfilePatch) 
 				return fmt.Errorf("locking profiles: %w", err)
 			}
 		}
-		existing, err := db.lookupProfileAttrs(ctx, tx, patches)
+		inProfiles, err := db.uploadsInProfiles(ctx, tx)
+		if err != nil {
+			return err
+		}
+		existing, err := db.lookupProfileAttrs(ctx, tx, patches, inProfiles)
 		if err != nil {
 			return err
 		}
@@ -78,7 +82,8 @@ func (db *DB) UpsertProfiles(ctx context.Context, patches []store.ProfilePatch) 
 				counts.Unchanged++
 				continue
 			}
-			changes = append(changes, layerChange{id: p.CustomerID, attrs: append([]byte(nil), merged...), fresh: old == nil})
+			changes = append(changes, layerChange{id: p.CustomerID, attrs: append([]byte(nil), merged...), fresh: old == nil,
+				stored: old, storedRead: inProfiles})
 		}
 		if len(changes) == 0 {
 			return nil
@@ -102,11 +107,15 @@ func (db *DB) UpsertProfiles(ctx context.Context, patches []store.ProfilePatch) 
 }
 
 // lookupProfileAttrs returns the uploads layer of those patches' profiles
-// that have one.
-func (db *DB) lookupProfileAttrs(ctx context.Context, tx *sql.Tx, patches []store.ProfilePatch) (map[string][]byte, error) {
+// that have one: the stored profile itself when the layer lives in it
+// (uploadsInProfiles).
+func (db *DB) lookupProfileAttrs(ctx context.Context, tx *sql.Tx, patches []store.ProfilePatch, inProfiles bool) (map[string][]byte, error) {
 	existing := make(map[string][]byte, len(patches)/4)
 	args := make([]any, 0, profileLookupChunk)
 	query := func(n int) string {
+		if inProfiles {
+			return db.Q(`SELECT customer_id, ` + db.attrsCol() + ` FROM profiles WHERE customer_id IN (` + placeholders(n, 1) + `)`)
+		}
 		return db.Q(`SELECT customer_id, attrs FROM profile_layers WHERE source_id = 1 AND customer_id IN (` + placeholders(n, 1) + `)`)
 	}
 	var full *sql.Stmt // the statement for a full chunk, prepared once

@@ -253,6 +253,20 @@ func (db *DB) ProfileSources(ctx context.Context, customerID string) (map[string
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	if len(ls) == 0 {
+		// The uploads layer may live in the profile (uploadsInProfiles).
+		var name string
+		var attrs []byte
+		err := db.W.QueryRowContext(ctx, db.Q(`SELECT s.name, p.`+db.attrsCol()+` FROM sources s JOIN profiles p ON p.customer_id = ?
+			WHERE s.id = ? AND s.layer_in_profiles`), customerID, store.UploadsSourceID).Scan(&name, &attrs)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return nil, fmt.Errorf("reading the sources of profile %q: %w", customerID, err)
+		default:
+			ls, names = append(ls, layer{source: store.UploadsSourceID, attrs: attrs}), append(names, name)
+		}
+	}
 	byID := map[int64]string{}
 	for i, l := range ls {
 		byID[l.source] = names[i]

@@ -242,31 +242,43 @@ func (s Suite) TestProfilesDeleteExcept(t *testing.T) {
 }
 
 // TestProfilesDeleteTakesLayers deletes profiles one way and another and
-// imports them again: nothing of what their sources said before comes back.
+// imports them again: nothing of what their sources said before comes back,
+// whether the uploads layer lives in the profiles or is stored.
 func (s Suite) TestProfilesDeleteTakesLayers(t *testing.T) {
 	t.Parallel()
-	db := s.Open(t)
-	ctx := context.Background()
-	upsert(t, db, pp("a", `{"old":1}`), pp("b", `{"old":2}`), pp("c", `{"old":3}`))
-	if err := db.DeleteProfile(ctx, "a"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.DeleteProfilesExcept(ctx, func(id string) bool { return id == "c" }); err != nil {
-		t.Fatal(err)
-	}
-	upsert(t, db, pp("a", `{"new":1}`), pp("b", `{"new":2}`))
-	for id, want := range map[string]string{"a": `{"new":1}`, "b": `{"new":2}`, "c": `{"old":3}`} {
-		p, err := db.GetProfile(ctx, id)
-		if err != nil {
+	for _, stored := range []bool{false, true} {
+		db := s.Open(t)
+		ctx := context.Background()
+		if stored {
+			if _, err := db.W.ExecContext(ctx, db.Q(`UPDATE sources SET layer_in_profiles = ? WHERE id = 1`), false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		upsert(t, db, pp("a", `{"old":1}`), pp("b", `{"old":2}`), pp("c", `{"old":3}`))
+		if err := db.DeleteProfile(ctx, "a"); err != nil {
 			t.Fatal(err)
 		}
-		if string(p.Attrs) != want {
-			t.Errorf("profile %s after delete and import = %s, want %s", id, p.Attrs, want)
+		if _, err := db.DeleteProfilesExcept(ctx, func(id string) bool { return id == "c" }); err != nil {
+			t.Fatal(err)
 		}
-	}
-	var layers int
-	if err := db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM profile_layers`).Scan(&layers); err != nil || layers != 3 {
-		t.Errorf("%d layers left (%v), want 3", layers, err)
+		upsert(t, db, pp("a", `{"new":1}`), pp("b", `{"new":2}`))
+		for id, want := range map[string]string{"a": `{"new":1}`, "b": `{"new":2}`, "c": `{"old":3}`} {
+			p, err := db.GetProfile(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(p.Attrs) != want {
+				t.Errorf("stored layer %v: profile %s after delete and import = %s, want %s", stored, id, p.Attrs, want)
+			}
+		}
+		want := 0
+		if stored {
+			want = 3
+		}
+		var layers int
+		if err := db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM profile_layers`).Scan(&layers); err != nil || layers != want {
+			t.Errorf("stored layer %v: %d layers left (%v), want %d", stored, layers, err, want)
+		}
 	}
 }
 

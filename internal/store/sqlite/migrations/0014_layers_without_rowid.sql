@@ -1,3 +1,11 @@
+-- While no source but uploads has a layer, each profile is its uploads
+-- layer plus its reserved attributes: the layer is not stored a second
+-- time (package sqldb, uploadsInProfiles). The first other source to write
+-- a layer stores it (storeUploadsLayer) and clears the flag.
+ALTER TABLE sources ADD COLUMN layer_in_profiles INTEGER NOT NULL DEFAULT 0;
+UPDATE sources SET layer_in_profiles = 1
+WHERE id = 1 AND NOT EXISTS (SELECT 1 FROM profile_layers WHERE source_id <> 1);
+
 -- A layer is written once per profile per source, and read by its primary
 -- key: (source_id, customer_id), in key order by a pull's comparison, or a
 -- page of customer ids per source by the merger. WITHOUT ROWID keeps each
@@ -12,6 +20,7 @@ CREATE TABLE profile_layers_0014 (
     attrs       TEXT    NOT NULL,
     PRIMARY KEY (source_id, customer_id)
 ) WITHOUT ROWID;
-INSERT INTO profile_layers_0014 (source_id, customer_id, attrs) SELECT source_id, customer_id, attrs FROM profile_layers;
+INSERT INTO profile_layers_0014 (source_id, customer_id, attrs) SELECT source_id, customer_id, attrs FROM profile_layers
+WHERE source_id <> 1 OR NOT (SELECT layer_in_profiles FROM sources WHERE id = 1);
 DROP TABLE profile_layers;
 ALTER TABLE profile_layers_0014 RENAME TO profile_layers;
