@@ -87,8 +87,8 @@ type merger struct {
 	// stored (see uploadsInProfiles).
 	inProfiles bool
 	cat        *catalogDelta
-	now    int64
-	stmts  map[string]*sql.Stmt // prepared once per transaction
+	now        int64
+	stmts      map[string]*sql.Stmt // prepared once per transaction
 }
 
 func (db *DB) newMerger(ctx context.Context, tx *sql.Tx, source int64) (*merger, error) {
