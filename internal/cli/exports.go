@@ -96,7 +96,7 @@ func newEngine(cfg config.Config, st *sqldb.DB, sec *security, log *slog.Logger,
 		Webhooks:     webhooks,
 		Runner:       runner,
 		Sources:      srcs,
-		SourceWorker: &source.Worker{Service: srcs, Store: st, Log: log, Metrics: sm, Runs: runner, Lease: cfg.RunLease, RefreshSchedule: cfg.RefreshSchedule},
+		SourceWorker: &source.Worker{Service: srcs, Store: st, Log: log, Metrics: sm, Runs: runner, Lease: cfg.RunLease, RefreshSchedule: cfg.RefreshSchedule, StageDir: cfg.DataDir},
 		Erasures: &erasure.Service{Store: st, Clients: erasure.ConnectionClients{Of: sec.Connections}, Audit: sec.Audit,
 			Log: log, Owner: processOwner(), Lease: cfg.RunLease},
 	}

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/segsync/segsync/internal/audit"
+	"github.com/segsync/segsync/internal/source/stage"
 	"github.com/segsync/segsync/internal/store"
 	"github.com/segsync/segsync/internal/store/dbtest"
 	"github.com/segsync/segsync/internal/store/sqldb"
@@ -67,7 +69,7 @@ func TestRefreshRunsExportsAfterPulls(t *testing.T) {
 }
 
 // TestFencedPull: a worker whose lease expired and was claimed again can
-// neither stage, heartbeat, apply nor finish: only the new holder writes.
+// neither heartbeat, apply nor finish: only the new holder writes.
 func TestFencedPull(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
 		w := newWorld(t, db)
@@ -81,22 +83,16 @@ func TestFencedPull(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatalf("claim: %v %v", ok, err)
 		}
-		if _, err := db.StagePullRows(w.ctx, p.ID, old, []store.StagedRow{{CustomerID: "c9", Attrs: `{"a":9}`}}); err != nil {
-			t.Fatal(err)
-		}
+		stale := newStage(t, store.StagedRow{CustomerID: "c9", Attrs: `{"a":9}`})
 		time.Sleep(900 * time.Millisecond) // the old holder is "paused" past its lease
 		fresh := store.Lease{Token: "new", TTL: 5 * time.Second}
 		if _, ok, err := db.ClaimPull(w.ctx, fresh); err != nil || !ok {
 			t.Fatalf("take-over: %v %v", ok, err)
 		}
 		for what, err := range map[string]error{
-			"stage": func() error {
-				_, err := db.StagePullRows(w.ctx, p.ID, old, []store.StagedRow{{CustomerID: "c8", Attrs: `{}`}})
-				return err
-			}(),
 			"heartbeat": func() error { _, err := db.HeartbeatPull(w.ctx, p.ID, old, store.PullCounts{}); return err }(),
 			"apply": func() error {
-				_, err := db.ApplyPullStage(w.ctx, p.ID, old, store.ApplyPull{Full: true}, store.PullCounts{}, nil, store.RunSucceeded)
+				_, err := db.ApplyPullStage(w.ctx, p.ID, old, store.ApplyPull{Stage: stale, Full: true}, store.PullCounts{}, nil, store.RunSucceeded)
 				return err
 			}(),
 			"finish": db.FinishPull(w.ctx, p.ID, old, store.RunFailed, store.PullCounts{}, nil, "x"),
@@ -108,12 +104,30 @@ func TestFencedPull(t *testing.T) {
 		if n, _ := db.CountProfiles(w.ctx); n != 0 {
 			t.Errorf("the stale holder changed profiles: %d", n)
 		}
-		// The new holder's stage started empty: the old one's rows are gone.
-		if _, err := db.ApplyPullStage(w.ctx, p.ID, fresh, store.ApplyPull{Full: true, MinRatio: 0.5}, store.PullCounts{}, nil, store.RunSucceeded); err != nil {
+		// The new holder applies its own stage.
+		if _, err := db.ApplyPullStage(w.ctx, p.ID, fresh, store.ApplyPull{Stage: newStage(t, store.StagedRow{CustomerID: "c1", Attrs: `{"a":1}`}), Full: true, MinRatio: 0.5},
+			store.PullCounts{}, nil, store.RunSucceeded); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := db.GetProfile(w.ctx, "c9"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("the stale stage was applied: %v", err)
 		}
+		if _, err := db.GetProfile(w.ctx, "c1"); err != nil {
+			t.Errorf("the new holder's stage was not applied: %v", err)
+		}
 	})
+}
+
+// newStage stages rows in a stage that the test removes.
+func newStage(t *testing.T, rows ...store.StagedRow) *stage.Stage {
+	t.Helper()
+	s, err := stage.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.Add(context.Background(), rows); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

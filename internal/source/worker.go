@@ -20,6 +20,7 @@ import (
 	"github.com/segsync/segsync/internal/profile"
 	"github.com/segsync/segsync/internal/profile/attrjson"
 	"github.com/segsync/segsync/internal/source/connector"
+	"github.com/segsync/segsync/internal/source/stage"
 	"github.com/segsync/segsync/internal/store"
 )
 
@@ -45,6 +46,9 @@ type Worker struct {
 	// often schedules and refreshes are looked at (default 5 s).
 	RefreshSchedule string
 	SchedulerTick   time.Duration
+	// StageDir is where pulls stage their rows (package stage): the
+	// data directory; the system's temporary directory when empty.
+	StageDir string
 
 	once sync.Once
 	wake chan struct{}
@@ -66,6 +70,7 @@ func (w *Worker) init() {
 			w.Log = slog.New(slog.DiscardHandler)
 		}
 		w.Service.OnQueued(w.Wake)
+		stage.RemoveStale(w.StageDir)
 	})
 }
 
@@ -247,7 +252,16 @@ func (w *Worker) execute(parent context.Context, p store.Pull, lease store.Lease
 			}
 		}
 	}()
-	highWater, readErr := w.read(ctx, src, p, lease, st)
+	stg, err := stage.Open(ctx, w.StageDir)
+	if err != nil {
+		cancel(nil)
+		<-hbDone
+		finish(store.RunFailed, err.Error()+"; nothing was changed")
+		return
+	}
+	defer stg.Close()
+	highWater, readErr := w.read(ctx, src, stg, st)
+	read := time.Since(started)
 	stop := func() { cancel(nil); <-hbDone }
 	cause := context.Cause(ctx)
 	switch {
@@ -272,10 +286,11 @@ func (w *Worker) execute(parent context.Context, p store.Pull, lease store.Lease
 	if st.snapshot().Rejected > 0 {
 		status = store.RunPartiallySucceeded
 	}
-	apply := store.ApplyPull{Full: src.Mode != ModeIncremental, MinRatio: src.MinRatio, AllowShrink: p.AllowShrink, HighWater: highWater}
+	apply := store.ApplyPull{Stage: stg, Full: src.Mode != ModeIncremental, MinRatio: src.MinRatio, AllowShrink: p.AllowShrink, HighWater: highWater}
 	applying.Store(true)
 	counts, err := w.Store.ApplyPullStage(ctx, p.ID, lease, apply, st.snapshot(), st.errs, status)
 	stop()
+	stg.Close() // now: a large stage need not wait for the logging below
 	switch {
 	case errors.Is(err, store.ErrShrink):
 		finish(store.RunFailed, shrinkMessage(err))
@@ -295,7 +310,8 @@ func (w *Worker) execute(parent context.Context, p store.Pull, lease store.Lease
 		"via": "source", "source_id": src.ID, "source": src.Name, "pull": p.ID, "received": counts.Received, "new": counts.New, "updated": counts.Updated,
 		"removed": counts.Removed, "rejected": counts.Rejected, "deleted": counts.Deleted})
 	log.Info("pull applied", "status", status, "received", counts.Received, "new", counts.New, "updated", counts.Updated,
-		"unchanged", counts.Unchanged, "removed", counts.Removed, "rejected", counts.Rejected)
+		"unchanged", counts.Unchanged, "removed", counts.Removed, "rejected", counts.Rejected,
+		"read", read.Round(time.Millisecond), "apply", (time.Since(started) - read).Round(time.Millisecond))
 }
 
 func orSystem(by string) string {
@@ -328,7 +344,7 @@ type batch struct {
 // read streams the source's rows into the pull's stage and returns the
 // new high-water mark. Reading and staging overlap: one goroutine stages a
 // batch while this one reads the next (two batches in memory at most).
-func (w *Worker) read(ctx context.Context, src store.Source, p store.Pull, lease store.Lease, st *pullState) (string, error) {
+func (w *Worker) read(ctx context.Context, src store.Source, stg *stage.Stage, st *pullState) (string, error) {
 	cfg, c, err := w.Service.connectorConfig(src)
 	if err != nil {
 		return "", err
@@ -358,7 +374,7 @@ func (w *Worker) read(ctx context.Context, src store.Source, p store.Pull, lease
 	go func() {
 		defer close(staged)
 		for b := range full {
-			dups, err := w.Store.StagePullRows(ctx, p.ID, lease, b.rows)
+			dups, err := stg.Add(ctx, b.rows)
 			if err != nil {
 				cancel(fmt.Errorf("staging rows: %w", err))
 				return

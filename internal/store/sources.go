@@ -90,8 +90,18 @@ type StagedRow struct {
 	Attrs      string
 }
 
+// Stage is the rows of a pull, each key once, staged by the worker outside
+// the store (package source/stage).
+type Stage interface {
+	Len() int64
+	// Page returns up to n staged rows whose keys follow after, in the
+	// keys' byte order.
+	Page(ctx context.Context, after string, n int) ([]StagedRow, error)
+}
+
 // ApplyPull says how a staged pull is applied.
 type ApplyPull struct {
+	Stage       Stage
 	Full        bool    // full mode: the source's rows absent from the pull are removed
 	MinRatio    float64 // shrink guard (full mode)
 	AllowShrink bool
@@ -140,16 +150,14 @@ type SourceStore interface {
 	ListPulls(ctx context.Context, sourceID int64, limit int) ([]Pull, error)
 	LastPull(ctx context.Context, sourceID int64) (Pull, bool, error)
 	// ClaimPull leases a pull whose lease expired (restarting it from
-	// scratch: its stage is dropped), or the oldest queued one.
+	// scratch), or the oldest queued one.
 	ClaimPull(ctx context.Context, l Lease) (Pull, bool, error)
 	// HeartbeatPull renews the lease and saves counts; ErrConflict when the
 	// lease is lost. It reports a requested cancel.
 	HeartbeatPull(ctx context.Context, id int64, l Lease, c PullCounts) (cancel bool, err error)
-	// StagePullRows adds rows to the pull's stage (a row whose key is
-	// already staged is returned in dups and not staged).
-	StagePullRows(ctx context.Context, id int64, l Lease, rows []StagedRow) (dups []int, err error)
-	// ApplyPullStage applies the stage to the source's layer and re-merges
-	// the affected profiles, in one transaction, and finishes the pull.
+	// ApplyPullStage applies the pull's stage (a.Stage) to the source's
+	// layer and re-merges the affected profiles, in one transaction, and
+	// finishes the pull.
 	ApplyPullStage(ctx context.Context, id int64, l Lease, a ApplyPull, c PullCounts, errs []PullError, status string) (PullCounts, error)
 	// FinishPull ends a pull without applying anything.
 	FinishPull(ctx context.Context, id int64, l Lease, status string, c PullCounts, errs []PullError, msg string) error

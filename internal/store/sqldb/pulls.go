@@ -166,9 +166,6 @@ func (db *DB) ClaimPull(ctx context.Context, l store.Lease) (store.Pull, bool, e
 				return fmt.Errorf("claiming pull %d: %w", id, err)
 			}
 			if n, _ := res.RowsAffected(); n == 1 {
-				if err := db.dropStage(ctx, tx, id); err != nil {
-					return err
-				}
 				claimed = id
 				return nil
 			}
@@ -234,93 +231,6 @@ func (db *DB) HeartbeatPull(ctx context.Context, id int64, l store.Lease, c stor
 	return cancel, nil
 }
 
-// stageChunk is how many rows one INSERT into the stage writes.
-const stageChunk = 500
-
-// StagePullRows implements store.SourceStore.
-func (db *DB) StagePullRows(ctx context.Context, id int64, l store.Lease, rows []store.StagedRow) ([]int, error) {
-	var dups []int
-	err := db.Tx(ctx, func(tx *sql.Tx) error {
-		dups = dups[:0]
-		if err := db.holdPull(ctx, tx, id, l); err != nil {
-			return err
-		}
-		// Keys repeated within this batch are refused here; keys staged by
-		// an earlier batch are left out by the insert and refused after.
-		seen := make(map[string]bool, len(rows))
-		var full *sql.Stmt // the statement of a full chunk, prepared once
-		kept := make([]int, 0, stageChunk)
-		args := make([]any, 0, 3*stageChunk)
-		flush := func() error {
-			n := len(kept)
-			if n == 0 {
-				return nil
-			}
-			defer func() { args, kept = args[:0], kept[:0] }()
-			insert := db.Q(`INSERT INTO pull_stage (pull_id, customer_id, attrs) VALUES ` + placeholders(n, 3) +
-				` ON CONFLICT (pull_id, customer_id) DO NOTHING`)
-			var res sql.Result
-			var err error
-			if _, err = tx.ExecContext(ctx, `SAVEPOINT stage_chunk`); err != nil {
-				return fmt.Errorf("staging %d rows: %w", n, err)
-			}
-			if n == stageChunk {
-				if full == nil {
-					if full, err = tx.PrepareContext(ctx, insert); err != nil {
-						return fmt.Errorf("staging %d rows: %w", n, err)
-					}
-				}
-				res, err = full.ExecContext(ctx, args...)
-			} else {
-				res, err = tx.ExecContext(ctx, insert, args...)
-			}
-			if err != nil {
-				return fmt.Errorf("staging %d rows: %w", n, err)
-			}
-			if got, err := res.RowsAffected(); err == nil && got == int64(n) {
-				_, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT stage_chunk`)
-				return err
-			}
-			// Some keys were staged by an earlier batch (rare): stage the
-			// chunk again, asking which rows went in.
-			if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT stage_chunk`); err != nil {
-				return fmt.Errorf("staging %d rows: %w", n, err)
-			}
-			ins, err := queryStrings(ctx, tx, insert+` RETURNING customer_id`, args...)
-			if err != nil {
-				return fmt.Errorf("staging %d rows: %w", n, err)
-			}
-			got := make(map[string]bool, len(ins))
-			for _, k := range ins {
-				got[k] = true
-			}
-			for _, i := range kept {
-				if !got[rows[i].CustomerID] {
-					dups = append(dups, i)
-				}
-			}
-			_, err = tx.ExecContext(ctx, `RELEASE SAVEPOINT stage_chunk`)
-			return err
-		}
-		for i, r := range rows {
-			if seen[r.CustomerID] {
-				dups = append(dups, i)
-				continue
-			}
-			seen[r.CustomerID] = true
-			args = append(args, id, r.CustomerID, r.Attrs)
-			kept = append(kept, i)
-			if len(kept) == stageChunk {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-		}
-		return flush()
-	})
-	return dups, err
-}
-
 // ApplyPullStage implements store.SourceStore.
 func (db *DB) ApplyPullStage(ctx context.Context, id int64, l store.Lease, a store.ApplyPull, c store.PullCounts, errs []store.PullError, status string) (store.PullCounts, error) {
 	out := c
@@ -356,10 +266,7 @@ func (db *DB) ApplyPullStage(ctx context.Context, id int64, l store.Lease, a sto
 		if src, err = scanSource(tx.QueryRowContext(ctx, db.Q(`SELECT `+sourceColumns+` FROM sources s WHERE id = (SELECT source_id FROM pulls WHERE id = ?)`), id)); err != nil {
 			return fmt.Errorf("reading the source of pull %d: %w", id, err)
 		}
-		var staged int64
-		if err := tx.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM pull_stage WHERE pull_id = ?`), id).Scan(&staged); err != nil {
-			return fmt.Errorf("counting the stage of pull %d: %w", id, err)
-		}
+		staged := a.Stage.Len()
 		if a.Full && !a.AllowShrink && src.LastFullRows > 0 && float64(staged) < a.MinRatio*float64(src.LastFullRows) {
 			return fmt.Errorf("%w: the pull returned %d rows, fewer than %.2f × the %d rows of the last successful full pull; "+
 				"nothing was changed (pull again with allow_shrink to accept it)", store.ErrShrink, staged, a.MinRatio, src.LastFullRows)
@@ -374,9 +281,12 @@ func (db *DB) ApplyPullStage(ctx context.Context, id int64, l store.Lease, a sto
 			return err
 		}
 		if a.Full {
-			err = db.compareFull(ctx, snap, id, src.ID, &out, apply)
+			err = db.compareFull(ctx, snap, a.Stage, src.ID, &out, apply)
 		} else {
-			err = db.compareIncremental(ctx, tx, id, src.ID, &out, apply)
+			err = db.compareIncremental(ctx, tx, a.Stage, src.ID, &out, apply)
+		}
+		if err != nil {
+			err = fmt.Errorf("comparing pull %d with the layer of source %d: %w", id, src.ID, err)
 		}
 		if err != nil {
 			return err
@@ -414,7 +324,7 @@ type keyedRow struct {
 // keyedPages reads rows in customer id order a page at a time (keyset
 // pagination).
 type keyedPages struct {
-	fetch func(after string) (*sql.Rows, error)
+	fetch func(after string, buf []keyedRow) ([]keyedRow, error) // appends a page to buf
 	buf   []keyedRow
 	i     int
 	done  bool
@@ -427,22 +337,11 @@ func (p *keyedPages) peek() (keyedRow, bool, error) {
 		if len(p.buf) > 0 {
 			after = p.buf[len(p.buf)-1].id
 		}
-		rows, err := p.fetch(after)
-		if err != nil {
+		var err error
+		if p.buf, err = p.fetch(after, p.buf[:0]); err != nil {
 			return keyedRow{}, false, err
 		}
-		p.buf, p.i = p.buf[:0], 0
-		for rows.Next() {
-			var r keyedRow
-			if err := rows.Scan(&r.id, &r.attrs); err != nil {
-				rows.Close()
-				return keyedRow{}, false, err
-			}
-			p.buf = append(p.buf, r)
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return keyedRow{}, false, err
-		}
+		p.i = 0
 		p.done = len(p.buf) < comparePage
 	}
 	if p.i == len(p.buf) {
@@ -459,14 +358,29 @@ const comparePage = 2000
 // PostgreSQL), on snap, a snapshot from before the apply's first write. The
 // walk runs in a goroutine of its own, while apply writes the changes it
 // found so far (SQLite: on the other core; two batches in memory at most).
-func (db *DB) compareFull(ctx context.Context, snap *sql.Tx, pullID, sourceID int64, out *store.PullCounts, apply func([]layerChange) error) error {
-	stageQ := db.Q(`SELECT customer_id, attrs FROM pull_stage WHERE pull_id = ? AND customer_id > ? ORDER BY customer_id LIMIT ?`)
+func (db *DB) compareFull(ctx context.Context, snap *sql.Tx, st store.Stage, sourceID int64, out *store.PullCounts, apply func([]layerChange) error) error {
 	layerQ := db.Q(`SELECT customer_id, attrs FROM profile_layers WHERE source_id = ? AND customer_id > ? ORDER BY customer_id LIMIT ?`)
-	stage := &keyedPages{fetch: func(after string) (*sql.Rows, error) {
-		return snap.QueryContext(ctx, stageQ, pullID, after, comparePage)
+	stage := &keyedPages{fetch: func(after string, buf []keyedRow) ([]keyedRow, error) {
+		page, err := st.Page(ctx, after, comparePage)
+		for _, r := range page {
+			buf = append(buf, keyedRow{id: r.CustomerID, attrs: []byte(r.Attrs)})
+		}
+		return buf, err
 	}}
-	layer := &keyedPages{fetch: func(after string) (*sql.Rows, error) {
-		return snap.QueryContext(ctx, layerQ, sourceID, after, comparePage)
+	layer := &keyedPages{fetch: func(after string, buf []keyedRow) ([]keyedRow, error) {
+		rows, err := snap.QueryContext(ctx, layerQ, sourceID, after, comparePage)
+		if err != nil {
+			return buf, err
+		}
+		for rows.Next() {
+			var r keyedRow
+			if err := rows.Scan(&r.id, &r.attrs); err != nil {
+				rows.Close()
+				return buf, err
+			}
+			buf = append(buf, r)
+		}
+		return buf, errors.Join(rows.Err(), rows.Close())
 	}}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -492,7 +406,7 @@ func (db *DB) compareFull(ctx context.Context, snap *sql.Tx, pullID, sourceID in
 		return applyErr
 	}
 	if walkErr != nil {
-		return fmt.Errorf("comparing pull %d with the layer of source %d: %w", pullID, sourceID, walkErr)
+		return walkErr
 	}
 	out.New += counts.New
 	out.Updated += counts.Updated
@@ -555,46 +469,57 @@ func walk(ctx context.Context, stage, layer *keyedPages, counts *store.PullCount
 }
 
 // compareIncremental passes on the staged rows that are new to the
-// source's layer or differ from it; the layer's other rows stay.
-func (db *DB) compareIncremental(ctx context.Context, tx *sql.Tx, pullID, sourceID int64, out *store.PullCounts, apply func([]layerChange) error) error {
-	q := db.Q(`SELECT s.customer_id, s.attrs, l.attrs IS NULL FROM pull_stage s
-		LEFT JOIN profile_layers l ON l.source_id = ? AND l.customer_id = s.customer_id
-		WHERE s.pull_id = ? AND s.customer_id > ? AND (l.attrs IS NULL OR l.attrs <> s.attrs)
-		ORDER BY s.customer_id LIMIT ?`)
+// source's layer or differ from it; the layer's other rows stay. It reads
+// the stage a page at a time and the layer's rows of that page by key.
+func (db *DB) compareIncremental(ctx context.Context, tx *sql.Tx, st store.Stage, sourceID int64, out *store.PullCounts, apply func([]layerChange) error) error {
 	after := ""
 	for {
-		rows, err := tx.QueryContext(ctx, q, sourceID, pullID, after, comparePage)
+		page, err := st.Page(ctx, after, comparePage)
 		if err != nil {
-			return fmt.Errorf("comparing pull %d with its source's layer: %w", pullID, err)
+			return err
 		}
-		var page []layerChange
-		for rows.Next() {
-			var ch layerChange
-			var isNew bool
-			if err := rows.Scan(&ch.id, &ch.attrs, &isNew); err != nil {
-				rows.Close()
-				return err
-			}
-			if isNew {
-				out.New++
-				ch.fresh = true
-			} else {
-				out.Updated++
-			}
-			page = append(page, ch)
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return fmt.Errorf("comparing pull %d with its source's layer: %w", pullID, err)
-		}
-		if len(page) > 0 {
-			if err := apply(page); err != nil {
-				return err
-			}
-		}
-		if len(page) < comparePage {
+		if len(page) == 0 {
 			return nil
 		}
-		after = page[len(page)-1].id
+		after = page[len(page)-1].CustomerID
+		ids := make([]any, 0, len(page)+1)
+		ids = append(ids, sourceID)
+		for _, r := range page {
+			ids = append(ids, r.CustomerID)
+		}
+		layer := make(map[string]string, len(page))
+		rows, err := tx.QueryContext(ctx, db.Q(`SELECT customer_id, attrs FROM profile_layers WHERE source_id = ? AND customer_id IN (`+placeholders(len(page), 1)+`)`), ids...)
+		if err != nil {
+			return fmt.Errorf("reading the layer: %w", err)
+		}
+		for rows.Next() {
+			var id, attrs string
+			if err := rows.Scan(&id, &attrs); err != nil {
+				rows.Close()
+				return fmt.Errorf("reading the layer: %w", err)
+			}
+			layer[id] = attrs
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("reading the layer: %w", err)
+		}
+		var changes []layerChange
+		for _, r := range page {
+			old, ok := layer[r.CustomerID]
+			switch {
+			case !ok:
+				out.New++
+				changes = append(changes, layerChange{id: r.CustomerID, attrs: []byte(r.Attrs), fresh: true})
+			case old != r.Attrs:
+				out.Updated++
+				changes = append(changes, layerChange{id: r.CustomerID, attrs: []byte(r.Attrs)})
+			}
+		}
+		if len(changes) > 0 {
+			if err := apply(changes); err != nil {
+				return err
+			}
+		}
 	}
 }
 
@@ -615,28 +540,6 @@ func (db *DB) finishPull(ctx context.Context, tx *sql.Tx, id int64, l store.Leas
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
 		return fmt.Errorf("pull %d: the lease was lost: %w", id, store.ErrConflict)
-	}
-	return db.dropStage(ctx, tx, id)
-}
-
-// dropStage deletes the stage of a pull. On SQLite, when no other pull has
-// one, a DELETE without WHERE empties the table without visiting its rows
-// (a million rows: milliseconds instead of seconds).
-func (db *DB) dropStage(ctx context.Context, tx *sql.Tx, id int64) error {
-	q := db.Q(`DELETE FROM pull_stage WHERE pull_id = ?`)
-	args := []any{id}
-	if db.d == SQLite {
-		var others bool
-		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pull_stage WHERE pull_id < ?)
-			OR EXISTS (SELECT 1 FROM pull_stage WHERE pull_id > ?)`, id, id).Scan(&others); err != nil {
-			return fmt.Errorf("dropping the stage of pull %d: %w", id, err)
-		}
-		if !others {
-			q, args = `DELETE FROM pull_stage`, nil
-		}
-	}
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("dropping the stage of pull %d: %w", id, err)
 	}
 	return nil
 }

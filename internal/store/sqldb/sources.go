@@ -154,11 +154,7 @@ func (db *DB) DeleteSource(ctx context.Context, id int64) (int64, error) {
 		if err := m.finish(); err != nil {
 			return err
 		}
-		// Its pulls go with it (ON DELETE CASCADE); their stages have no
-		// foreign key (migration 0013), so they go here.
-		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM pull_stage WHERE pull_id IN (SELECT id FROM pulls WHERE source_id = ?)`), id); err != nil {
-			return fmt.Errorf("dropping the stages of source %d's pulls: %w", id, err)
-		}
+		// Its pulls go with it (ON DELETE CASCADE).
 		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM sources WHERE id = ?`), id); err != nil {
 			return fmt.Errorf("deleting source %d: %w", id, err)
 		}

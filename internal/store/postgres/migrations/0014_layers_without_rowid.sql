@@ -13,3 +13,7 @@ DELETE FROM profile_layers WHERE source_id = 1 AND (SELECT layer_in_profiles FRO
 -- layers (package sqldb, deleteLayers).
 DROP INDEX profile_layers_customer;
 ALTER TABLE profile_layers DROP CONSTRAINT profile_layers_customer_id_fkey;
+
+-- A pull's rows are staged outside the store, in a scratch file of the
+-- worker's own (package source/stage): staging writes nothing here.
+DROP TABLE pull_stage;

@@ -24,3 +24,7 @@ INSERT INTO profile_layers_0014 (source_id, customer_id, attrs) SELECT source_id
 WHERE source_id <> 1 OR NOT (SELECT layer_in_profiles FROM sources WHERE id = 1);
 DROP TABLE profile_layers;
 ALTER TABLE profile_layers_0014 RENAME TO profile_layers;
+
+-- A pull's rows are staged outside the store, in a scratch file of the
+-- worker's own (package source/stage): staging writes nothing here.
+DROP TABLE pull_stage;
