@@ -41,21 +41,19 @@ func (s *Service) StartRefresh(ctx context.Context, actor audit.Actor, trigger s
 	if s.runs == nil {
 		return RefreshView{}, fmt.Errorf("this process runs no exports")
 	}
-	f, err := s.store.CreateRefresh(ctx, trigger, actor.Email)
-	if err != nil {
-		return RefreshView{}, err
-	}
 	srcs, err := s.store.ListSources(ctx)
 	if err != nil {
 		return RefreshView{}, err
 	}
+	var pulled []int64
 	for _, src := range srcs {
-		if src.Kind == "upload" || src.Schedule != schedule.Refresh {
-			continue
+		if src.Kind != "upload" && src.Schedule == schedule.Refresh {
+			pulled = append(pulled, src.ID)
 		}
-		if _, _, err := s.store.EnqueuePull(ctx, src.ID, &f.ID, store.TriggerRefresh, false, actor.Email); err != nil {
-			return RefreshView{}, fmt.Errorf("queueing a pull of source %q: %w", src.Name, err)
-		}
+	}
+	f, err := s.store.CreateRefresh(ctx, trigger, actor.Email, pulled)
+	if err != nil {
+		return RefreshView{}, err
 	}
 	s.wake()
 	if err := s.Advance(ctx); err != nil { // no pulls: the runs start now

@@ -131,3 +131,36 @@ func newStage(t *testing.T, rows ...store.StagedRow) *stage.Stage {
 	}
 	return s
 }
+
+// TestRefreshQueuesItsPulls: a refresh is created with all its pulls at
+// once; it adopts a pull queued already and leaves out a deleted source.
+func TestRefreshQueuesItsPulls(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		w := newWorld(t, db)
+		f := newFileServer(t, "id,a\nc1,1\n")
+		a := w.create(httpSource("a", f.URL, 10))
+		b := w.create(httpSource("b", f.URL, 20))
+		manual, err := w.svc.Pull(w.ctx, audit.System, a.ID, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := db.CreateRefresh(w.ctx, store.TriggerManual, "t", []int64{a.ID, b.ID, 9999})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pulls, err := db.RefreshPulls(w.ctx, r.ID)
+		if err != nil || len(pulls) != 2 {
+			t.Fatalf("pulls of the refresh: %+v, %v", pulls, err)
+		}
+		adopted := false
+		for _, p := range pulls {
+			adopted = adopted || p.ID == manual.ID
+			if p.Status != store.RunQueued || (p.SourceID != a.ID && p.SourceID != b.ID) {
+				t.Errorf("pull %+v", p)
+			}
+		}
+		if !adopted {
+			t.Errorf("the queued pull %d of a was not adopted: %+v", manual.ID, pulls)
+		}
+	})
+}

@@ -163,7 +163,11 @@ type SourceStore interface {
 	FinishPull(ctx context.Context, id int64, l Lease, status string, c PullCounts, errs []PullError, msg string) error
 	CancelPull(ctx context.Context, id int64) (Pull, error)
 
-	CreateRefresh(ctx context.Context, trigger, by string) (Refresh, error)
+	// CreateRefresh creates a refresh and queues a pull of each of the
+	// sources for it (adopting one queued already), in one transaction: a
+	// refresh is never seen with only some of its pulls, so its exports
+	// never start on half-pulled data. A source deleted meanwhile is left out.
+	CreateRefresh(ctx context.Context, trigger, by string, sources []int64) (Refresh, error)
 	GetRefresh(ctx context.Context, id int64) (Refresh, error)
 	ListRefreshes(ctx context.Context, status string) ([]Refresh, error)
 	RefreshPulls(ctx context.Context, refreshID int64) ([]Pull, error)

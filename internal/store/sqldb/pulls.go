@@ -53,11 +53,32 @@ func scanPull(r rowScanner) (store.Pull, error) {
 
 // EnqueuePull implements store.SourceStore.
 func (db *DB) EnqueuePull(ctx context.Context, sourceID int64, refreshID *int64, trigger string, allowShrink bool, by string) (store.Pull, bool, error) {
+	var p store.Pull
+	var created bool
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		p, created, err = db.enqueuePull(ctx, tx, sourceID, refreshID, trigger, allowShrink, by)
+		return err
+	})
+	return p, created, err
+}
+
+// enqueuePull queues a pull of a source inside tx, unless one is queued
+// already: that one then stands for this request too (a refresh adopts it
+// when it has none).
+func (db *DB) enqueuePull(ctx context.Context, tx *sql.Tx, sourceID int64, refreshID *int64, trigger string, allowShrink bool, by string) (store.Pull, bool, error) {
 	var ref any
 	if refreshID != nil {
 		ref = *refreshID
 	}
-	p, err := scanPull(db.W.QueryRowContext(ctx, db.Q(`INSERT INTO pulls (source_id, refresh_id, status, trigger_kind, allow_shrink,
+	var exists bool
+	if err := tx.QueryRowContext(ctx, db.Q(`SELECT EXISTS (SELECT 1 FROM sources WHERE id = ?)`), sourceID).Scan(&exists); err != nil {
+		return store.Pull{}, false, fmt.Errorf("queueing a pull of source %d: %w", sourceID, err)
+	}
+	if !exists {
+		return store.Pull{}, false, fmt.Errorf("source %d: %w", sourceID, store.ErrNotFound)
+	}
+	p, err := scanPull(tx.QueryRowContext(ctx, db.Q(`INSERT INTO pulls (source_id, refresh_id, status, trigger_kind, allow_shrink,
 		requested_by, created_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING `+pullColumns),
 		sourceID, ref, store.RunQueued, trigger, allowShrink, by, time.Now().UnixMicro()))
 	if err == nil {
@@ -69,21 +90,20 @@ func (db *DB) EnqueuePull(ctx context.Context, sourceID int64, refreshID *int64,
 		}
 		return p, false, fmt.Errorf("queueing a pull of source %d: %w", sourceID, err)
 	}
-	// One is queued already (pulls_one_queued): that one stands for this
-	// request too; a refresh adopts it when it has none.
-	p, err = scanPull(db.W.QueryRowContext(ctx, db.Q(`SELECT `+pullColumns+` FROM pulls WHERE source_id = ? AND status = ?`),
+	// One is queued already (pulls_one_queued).
+	p, err = scanPull(tx.QueryRowContext(ctx, db.Q(`SELECT `+pullColumns+` FROM pulls WHERE source_id = ? AND status = ?`),
 		sourceID, store.RunQueued))
 	if err != nil {
 		return p, false, fmt.Errorf("reading the queued pull of source %d: %w", sourceID, err)
 	}
 	if refreshID != nil && p.RefreshID == nil {
-		if _, err := db.W.ExecContext(ctx, db.Q(`UPDATE pulls SET refresh_id = ? WHERE id = ? AND refresh_id IS NULL`), *refreshID, p.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, db.Q(`UPDATE pulls SET refresh_id = ? WHERE id = ? AND refresh_id IS NULL`), *refreshID, p.ID); err != nil {
 			return p, false, fmt.Errorf("attaching pull %d to refresh %d: %w", p.ID, *refreshID, err)
 		}
 		p.RefreshID = refreshID
 	}
 	if allowShrink && !p.AllowShrink {
-		if _, err := db.W.ExecContext(ctx, db.Q(`UPDATE pulls SET allow_shrink = ? WHERE id = ?`), true, p.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, db.Q(`UPDATE pulls SET allow_shrink = ? WHERE id = ?`), true, p.ID); err != nil {
 			return p, false, err
 		}
 		p.AllowShrink = true

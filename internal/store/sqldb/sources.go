@@ -295,9 +295,23 @@ func scanRefresh(r rowScanner) (store.Refresh, error) {
 const refreshColumns = `id, status, trigger_kind, requested_by, created_at, finished_at, run_ids, error`
 
 // CreateRefresh implements store.SourceStore.
-func (db *DB) CreateRefresh(ctx context.Context, trigger, by string) (store.Refresh, error) {
-	f, err := scanRefresh(db.W.QueryRowContext(ctx, db.Q(`INSERT INTO refreshes (status, trigger_kind, requested_by, created_at)
-		VALUES (?, ?, ?, ?) RETURNING `+refreshColumns), store.RefreshPulling, trigger, by, time.Now().UnixMicro()))
+func (db *DB) CreateRefresh(ctx context.Context, trigger, by string, sources []int64) (store.Refresh, error) {
+	var f store.Refresh
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		f, err = scanRefresh(tx.QueryRowContext(ctx, db.Q(`INSERT INTO refreshes (status, trigger_kind, requested_by, created_at)
+			VALUES (?, ?, ?, ?) RETURNING `+refreshColumns), store.RefreshPulling, trigger, by, time.Now().UnixMicro()))
+		if err != nil {
+			return err
+		}
+		for _, id := range sources {
+			_, _, err := db.enqueuePull(ctx, tx, id, &f.ID, store.TriggerRefresh, false, by)
+			if err != nil && !errors.Is(err, store.ErrNotFound) { // a source deleted meanwhile is not pulled
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return f, fmt.Errorf("creating a refresh: %w", err)
 	}
