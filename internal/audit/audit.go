@@ -103,18 +103,26 @@ func New(st store.AuditStore, log *slog.Logger) *Log {
 // Record appends one event. objectID may be a number or a string. A failure
 // is logged and returned; callers decide whether it should fail their work.
 func (l *Log) Record(ctx context.Context, actor Actor, action, objectType string, objectID any, detail map[string]any) error {
-	e := store.AuditEvent{
-		At: l.now(), ActorID: actor.ID, ActorEmail: actor.Email,
-		Action: action, ObjectType: objectType, ObjectID: idString(objectID), Detail: Scrub(detail),
-	}
-	if e.ActorEmail == "" && e.ActorID == 0 {
-		e.ActorEmail = System.Email
-	}
+	e := Event(actor, action, objectType, objectID, detail)
+	e.At = l.now()
 	if err := l.st.AddAuditEvent(context.WithoutCancel(ctx), &e); err != nil {
 		l.log.Error("audit event not recorded", "action", action, "object_type", objectType, "object_id", e.ObjectID, "err", err)
 		return fmt.Errorf("recording audit event: %w", err)
 	}
 	return nil
+}
+
+// Event is the event Record would append, for a store that writes it in
+// a transaction of its own (its time is the store's when At is zero).
+func Event(actor Actor, action, objectType string, objectID any, detail map[string]any) store.AuditEvent {
+	e := store.AuditEvent{
+		ActorID: actor.ID, ActorEmail: actor.Email,
+		Action: action, ObjectType: objectType, ObjectID: idString(objectID), Detail: Scrub(detail),
+	}
+	if e.ActorEmail == "" && e.ActorID == 0 {
+		e.ActorEmail = System.Email
+	}
+	return e
 }
 
 // List returns events newest first.

@@ -72,6 +72,12 @@ func (s *Service) record(ctx context.Context, actor audit.Actor, action string, 
 	if s.Audit == nil {
 		return
 	}
+	_ = s.Audit.Record(ctx, actor, action, "profile", e.CustomerID, detail(e))
+}
+
+// detail is an erasure's audit detail. The customer id is kept as the
+// proof of what was erased; the address never enters the log.
+func detail(e store.Erasure) map[string]any {
 	auds := make([]map[string]any, len(e.Audiences))
 	for i, t := range e.Audiences {
 		a := map[string]any{"connection_id": t.ConnectionID, "audience_id": t.AudienceID}
@@ -80,9 +86,7 @@ func (s *Service) record(ctx context.Context, actor audit.Actor, action string, 
 		}
 		auds[i] = a
 	}
-	// The customer id is kept as the proof of what was erased; the
-	// address never enters the log.
-	_ = s.Audit.Record(ctx, actor, action, "profile", e.CustomerID, map[string]any{"erasure": e.ID, "audiences": auds})
+	return map[string]any{"erasure": e.ID, "audiences": auds}
 }
 
 func (s *Service) logger() *slog.Logger {
@@ -210,12 +214,12 @@ func (s *Service) deleteAll(ctx context.Context, e store.Erasure) error {
 	if failed > 0 {
 		wait := s.backoff(e.Attempts)
 		s.logger().Warn("erasure incomplete; retrying", "erasure", e.ID, "failed", failed, "in", wait)
-		return s.Store.FinishErasure(ctx, e.ID, e.Token, false, lastErr, time.Now().Add(wait))
+		return s.Store.FinishErasure(ctx, e.ID, e.Token, false, lastErr, time.Now().Add(wait), nil)
 	}
-	if err := s.Store.FinishErasure(ctx, e.ID, e.Token, true, "", time.Time{}); err != nil {
+	done := audit.Event(audit.System, ActionDone, "profile", e.CustomerID, detail(e))
+	if err := s.Store.FinishErasure(ctx, e.ID, e.Token, true, "", time.Time{}, &done); err != nil {
 		return err
 	}
-	s.record(ctx, audit.System, ActionDone, e)
 	s.logger().Info("erasure done", "erasure", e.ID, "audiences", len(e.Audiences))
 	return nil
 }

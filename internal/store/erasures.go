@@ -64,5 +64,7 @@ type ErasureStore interface {
 	// still the request's current token (ErrConflict otherwise).
 	RenewErasure(ctx context.Context, id, token int64, lease time.Duration) error
 	// FinishErasure ends a claim: succeeded, or pending again until retryAt.
-	FinishErasure(ctx context.Context, id, token int64, succeeded bool, errMsg string, retryAt time.Time) error
+	// done, when not nil, is added to the audit log in the same
+	// transaction: an erasure is never done without its record.
+	FinishErasure(ctx context.Context, id, token int64, succeeded bool, errMsg string, retryAt time.Time, done *AuditEvent) error
 }

@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -12,6 +13,13 @@ import (
 
 // AddAuditEvent appends one event to the audit log and sets its ID.
 func (db *DB) AddAuditEvent(ctx context.Context, e *store.AuditEvent) error {
+	return db.addAuditEvent(ctx, db.W, e)
+}
+
+// addAuditEvent is AddAuditEvent through q: the database or a transaction.
+func (db *DB) addAuditEvent(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, e *store.AuditEvent) error {
 	if e.At.IsZero() {
 		e.At = time.Now()
 	}
@@ -23,7 +31,7 @@ func (db *DB) AddAuditEvent(ctx context.Context, e *store.AuditEvent) error {
 		}
 		detail = b
 	}
-	if err := db.W.QueryRowContext(ctx, db.Q(`INSERT INTO audit_events (at, actor_id, actor_email, action, object_type, object_id, detail)
+	if err := q.QueryRowContext(ctx, db.Q(`INSERT INTO audit_events (at, actor_id, actor_email, action, object_type, object_id, detail)
 		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		authMicros(e.At), authNullID(e.ActorID), e.ActorEmail, e.Action, e.ObjectType, e.ObjectID, string(detail)).Scan(&e.ID); err != nil {
 		return fmt.Errorf("recording audit event %s: %w", e.Action, err)

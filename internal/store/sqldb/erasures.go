@@ -264,19 +264,24 @@ func (db *DB) RenewErasure(ctx context.Context, id, token int64, lease time.Dura
 }
 
 // FinishErasure implements store.ErasureStore.
-func (db *DB) FinishErasure(ctx context.Context, id, token int64, succeeded bool, errMsg string, retryAt time.Time) error {
+func (db *DB) FinishErasure(ctx context.Context, id, token int64, succeeded bool, errMsg string, retryAt time.Time, done *store.AuditEvent) error {
 	status, finished := store.ErasurePending, int64(0)
 	if succeeded {
 		status, finished = store.ErasureSucceeded, time.Now().UnixMicro()
 	}
-	res, err := db.W.ExecContext(ctx, db.Q(`UPDATE erasures SET status = ?, finished_at = ?, last_error = ?, next_at = ?,
-		lease_owner = '', lease_until = 0 WHERE id = ? AND token = ? AND status = ?`),
-		status, finished, errMsg, retryAt.UnixMicro(), id, token, store.ErasureRunning)
-	if err != nil {
-		return fmt.Errorf("finishing erasure %d: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("erasure %d was claimed by another worker: %w", id, store.ErrConflict)
-	}
-	return nil
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.Q(`UPDATE erasures SET status = ?, finished_at = ?, last_error = ?, next_at = ?,
+			lease_owner = '', lease_until = 0 WHERE id = ? AND token = ? AND status = ?`),
+			status, finished, errMsg, retryAt.UnixMicro(), id, token, store.ErasureRunning)
+		if err != nil {
+			return fmt.Errorf("finishing erasure %d: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("erasure %d was claimed by another worker: %w", id, store.ErrConflict)
+		}
+		if done != nil {
+			return db.addAuditEvent(ctx, tx, done)
+		}
+		return nil
+	})
 }

@@ -107,8 +107,19 @@ func TestRenewErasure(t *testing.T) {
 		if err := db.RenewErasure(ctx, e.ID, claimed.Token-1, time.Minute); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("renewal with a stale token: %v", err)
 		}
-		if err := db.FinishErasure(ctx, e.ID, claimed.Token, true, "", time.Time{}); err != nil {
+		// The audit record of the erasure goes with its end, or not at all.
+		done := store.AuditEvent{ActorEmail: "system", Action: "profile.erased", ObjectType: "profile", ObjectID: "c1"}
+		if err := db.FinishErasure(ctx, e.ID, claimed.Token-1, true, "", time.Time{}, &done); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("finish with a stale token: %v", err)
+		}
+		if evs, err := db.ListAuditEvents(ctx, store.AuditFilter{}); err != nil || len(evs) != 0 {
+			t.Errorf("a refused finish recorded %+v, %v", evs, err)
+		}
+		if err := db.FinishErasure(ctx, e.ID, claimed.Token, true, "", time.Time{}, &done); err != nil {
 			t.Fatal(err)
+		}
+		if evs, err := db.ListAuditEvents(ctx, store.AuditFilter{}); err != nil || len(evs) != 1 || evs[0].Action != "profile.erased" || evs[0].ID != done.ID {
+			t.Errorf("the finish recorded %+v, %v", evs, err)
 		}
 		if err := db.RenewErasure(ctx, e.ID, claimed.Token, time.Minute); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("renewal of a finished erasure: %v", err)
