@@ -465,6 +465,12 @@ type rowMapper struct {
 	keySeen bool
 	mm      []attrjson.Member
 	buf     []byte
+	// The rows of a query have their fields in one order: the order by
+	// name of the last row's attributes is kept (names, by identity of
+	// the cached names, and perm) and reused while it fits.
+	names  [][]byte
+	perm   []int
+	sorted []attrjson.Member
 }
 
 func newRowMapper(key string, rename map[string]string, exclude []string) *rowMapper {
@@ -531,10 +537,10 @@ func (m *rowMapper) mapRow(row connector.Row) (id, attrs, reason string, fatal e
 			m.mm = append(m.mm, attrjson.Member{Name: a, Value: f.Value})
 		}
 	}
-	m.buf = attrjson.AppendObject(m.buf[:0], m.mm)
-	for i := 1; i < len(m.mm); i++ { // sorted by name now
-		if bytes.Equal(m.mm[i].Name, m.mm[i-1].Name) {
-			return "", "", "", fmt.Errorf("two columns give the attribute %q (check rename)", m.mm[i].Name)
+	m.buf = attrjson.AppendObject(m.buf[:0], m.byName())
+	for i := 1; i < len(m.sorted); i++ { // sorted by name
+		if bytes.Equal(m.sorted[i].Name, m.sorted[i-1].Name) {
+			return "", "", "", fmt.Errorf("two columns give the attribute %q (check rename)", m.sorted[i].Name)
 		}
 	}
 	switch {
@@ -544,6 +550,28 @@ func (m *rowMapper) mapRow(row connector.Row) (id, attrs, reason string, fatal e
 		return "", "", fmt.Sprintf("the key is longer than %d bytes", profile.MaxKeyBytes), nil
 	}
 	return id, string(m.buf), "", nil
+}
+
+// byName returns the row's members (m.mm) ordered by name, in m.sorted,
+// through the order of the last row when its names were the same.
+func (m *rowMapper) byName() []attrjson.Member {
+	same := len(m.names) == len(m.mm)
+	for i := 0; same && i < len(m.mm); i++ {
+		same = len(m.mm[i].Name) > 0 && len(m.names[i]) > 0 && &m.mm[i].Name[0] == &m.names[i][0]
+	}
+	if !same {
+		m.names, m.perm = m.names[:0], m.perm[:0]
+		for i, x := range m.mm {
+			m.names = append(m.names, x.Name)
+			m.perm = append(m.perm, i)
+		}
+		slices.SortStableFunc(m.perm, func(a, b int) int { return bytes.Compare(m.mm[a].Name, m.mm[b].Name) })
+	}
+	m.sorted = m.sorted[:0]
+	for _, i := range m.perm {
+		m.sorted = append(m.sorted, m.mm[i])
+	}
+	return m.sorted
 }
 
 // keyText is a key value as text: a string's contents or a number's digits.

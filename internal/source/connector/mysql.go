@@ -28,6 +28,7 @@ type myReader struct {
 	ptrs   []any
 	row    Row
 	buf    []byte
+	ends   []int // where each field's value ends in buf (-1: NULL), reused
 }
 
 func openMySQL(ctx context.Context, cfg Config, opt Options) (Reader, error) {
@@ -141,7 +142,7 @@ func (r *myReader) Next(ctx context.Context) (Row, bool, error) {
 	r.n++
 	r.row = Row{Num: r.n, Fields: r.row.Fields[:0]}
 	r.buf = r.buf[:0]
-	ends := make([]int, 0, len(r.raw))
+	ends := r.ends[:0]
 	for i, v := range r.raw {
 		if v == nil {
 			ends = append(ends, -1)
@@ -157,6 +158,7 @@ func (r *myReader) Next(ctx context.Context) (Row, bool, error) {
 			}
 		}
 	}
+	r.ends = ends
 	start := 0
 	for i, e := range ends {
 		if e < 0 {
