@@ -211,6 +211,29 @@ func TestPullsMergeAndRemove(t *testing.T) {
 		if w.attrs("c4") != nil || w.attrs("c1")["city"] != "Utrecht" {
 			t.Errorf("after deleting the source: c4=%v c1=%v", w.attrs("c4"), w.attrs("c1"))
 		}
+		// uploads is alone again: its layer lives in the profiles, and
+		// c2 still has its status.
+		var layers int
+		if err := db.R.QueryRowContext(w.ctx, `SELECT COUNT(*) FROM profile_layers`).Scan(&layers); err != nil || layers != 0 {
+			t.Errorf("%d layers stored after the last source went (%v)", layers, err)
+		}
+		if _, err := db.UpsertProfiles(w.ctx, []store.ProfilePatch{{CustomerID: "c2", Attrs: `{"name":"Bo"}`}}); err != nil {
+			t.Fatal(err)
+		}
+		if a := w.attrs("c2"); a["city"] != "Delft" || a["name"] != "Bo" || a["mailchimp.a1.status"] != "unsubscribed" {
+			t.Errorf("c2 after an upload = %v", a)
+		}
+		if srcs, err := db.ProfileSources(w.ctx, "c2"); err != nil || srcs["name"] != "uploads" || srcs["city"] != "uploads" || len(srcs) != 2 {
+			t.Errorf("sources of c2 = %v, %v", srcs, err)
+		}
+		// A source created and deleted without a pull stores no layer.
+		never := w.create(httpSource("never", crm.URL+"/people.csv", 7))
+		if _, err := w.svc.Delete(w.ctx, audit.System, never.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.R.QueryRowContext(w.ctx, `SELECT COUNT(*) FROM profile_layers`).Scan(&layers); err != nil || layers != 0 {
+			t.Errorf("%d layers stored after deleting a source never pulled (%v)", layers, err)
+		}
 	})
 }
 

@@ -132,6 +132,26 @@ func (db *DB) newMerger(ctx context.Context, tx *sql.Tx, source int64) (*merger,
 	return m, nil
 }
 
+// reabsorbUploadsLayer lets the uploads layer live in the profiles again
+// once no other source has a layer (the last one was deleted): each
+// profile is then its uploads layer plus its reserved attributes.
+func (db *DB) reabsorbUploadsLayer(ctx context.Context, tx *sql.Tx) error {
+	var others bool
+	if err := tx.QueryRowContext(ctx, db.Q(`SELECT EXISTS (SELECT 1 FROM profile_layers WHERE source_id > ?)`), store.UploadsSourceID).Scan(&others); err != nil {
+		return fmt.Errorf("looking for other sources' layers: %w", err)
+	}
+	if others {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM profile_layers WHERE source_id = ?`), store.UploadsSourceID); err != nil {
+		return fmt.Errorf("dropping the stored uploads layer: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, db.Q(`UPDATE sources SET layer_in_profiles = ? WHERE id = ?`), true, store.UploadsSourceID); err != nil {
+		return fmt.Errorf("dropping the stored uploads layer: %w", err)
+	}
+	return nil
+}
+
 // uploadsInProfiles reports whether the layer of the source uploads lives
 // in the profiles themselves. While no other source has a layer, each
 // profile is its uploads layer plus its reserved attributes: a separate

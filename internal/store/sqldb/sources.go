@@ -126,10 +126,7 @@ func (db *DB) DeleteSource(ctx context.Context, id int64) (int64, error) {
 				return fmt.Errorf("locking profiles: %w", err)
 			}
 		}
-		m, err := db.newMerger(ctx, tx, id)
-		if err != nil {
-			return err
-		}
+		var m *merger // made for the first profile: a source never pulled needs none
 		after := ""
 		for {
 			ids, err := queryStrings(ctx, tx, db.Q(`SELECT customer_id FROM profile_layers WHERE source_id = ? AND customer_id > ?
@@ -139,6 +136,11 @@ func (db *DB) DeleteSource(ctx context.Context, id int64) (int64, error) {
 			}
 			if len(ids) == 0 {
 				break
+			}
+			if m == nil {
+				if m, err = db.newMerger(ctx, tx, id); err != nil {
+					return err
+				}
 			}
 			after = ids[len(ids)-1]
 			changes := make([]layerChange, len(ids))
@@ -151,14 +153,16 @@ func (db *DB) DeleteSource(ctx context.Context, id int64) (int64, error) {
 			}
 			deleted += r.deleted
 		}
-		if err := m.finish(); err != nil {
-			return err
+		if m != nil {
+			if err := m.finish(); err != nil {
+				return err
+			}
 		}
 		// Its pulls go with it (ON DELETE CASCADE).
 		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM sources WHERE id = ?`), id); err != nil {
 			return fmt.Errorf("deleting source %d: %w", id, err)
 		}
-		return nil
+		return db.reabsorbUploadsLayer(ctx, tx)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("deleting source %d: %w", id, err)
