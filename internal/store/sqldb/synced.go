@@ -100,23 +100,21 @@ func (db *DB) releaseUnusedTags(ctx context.Context, f *store.RunLease, exportID
 		bits = append(bits, b)
 	}
 	sort.Ints(bits)
+	// A bit is in use when one contact carries it: a look per bit, which
+	// stops at the first such contact (at once for the tags of the
+	// export's segments); one pass OR-ing every row's tags read the whole
+	// export on every run (2.2 s over 1M).
 	var used uint64
-	// One pass over the export's rows: OR of every tag set.
-	rows, err := db.R.QueryContext(ctx, db.Q(`SELECT DISTINCT tags FROM synced WHERE export_id = ? AND tags <> 0`), exportID)
-	if err != nil {
-		return fmt.Errorf("reading tag use of export %d: %w", exportID, err)
-	}
-	for rows.Next() {
-		var t int64
-		if err := rows.Scan(&t); err != nil {
-			rows.Close()
-			return err
+	for _, b := range bits {
+		var one int
+		err := db.R.QueryRowContext(ctx, db.Q(`SELECT 1 FROM synced WHERE export_id = ? AND (tags & CAST(? AS BIGINT)) <> 0 LIMIT 1`),
+			exportID, int64(1)<<b).Scan(&one)
+		switch {
+		case err == nil:
+			used |= 1 << b
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("reading tag use of export %d: %w", exportID, err)
 		}
-		used |= uint64(t)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	return db.fencedTx(ctx, f, func(tx *sql.Tx) error {
 		for _, b := range bits {
@@ -485,10 +483,17 @@ func (db *DB) updateSyncedStatuses(ctx context.Context, f *store.RunLease, expor
 // SyncedOtherStatus reports whether the export has a contact in the audience
 // whose status is not status. It stops at the first one; a GROUP BY of the
 // statuses made SQLite sort every row in its in-memory temp store (≈500 MB
-// for 10M contacts).
+// for 10M contacts). For "subscribed" (what runs ask) the partial index
+// synced_other_status (migration 0016) holds just those contacts: without
+// it, an audience where everyone is subscribed was read whole (2.2 s of a
+// run over 1M after 1% changed).
 func (db *DB) SyncedOtherStatus(ctx context.Context, exportID int64, status string) (bool, error) {
+	q, args := `SELECT 1 FROM synced WHERE export_id = ? AND in_audience AND status <> ? LIMIT 1`, []any{exportID, status}
+	if status == "subscribed" {
+		q, args = `SELECT 1 FROM synced WHERE export_id = ? AND in_audience AND status <> 'subscribed' LIMIT 1`, []any{exportID}
+	}
 	var found int
-	err := db.R.QueryRowContext(ctx, db.Q(`SELECT 1 FROM synced WHERE export_id = ? AND in_audience AND status <> ? LIMIT 1`), exportID, status).Scan(&found)
+	err := db.R.QueryRowContext(ctx, db.Q(q), args...).Scan(&found)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
