@@ -97,6 +97,16 @@ func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, at
 		updateQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ` + status + `, ?, ?) WHERE id > ? AND id <= ? AND json_type(attrs, ?) IS %s NULL AND ` + due
 	}
 	newQ, shownQ := db.Q(fmt.Sprintf(updateQ, "")), db.Q(fmt.Sprintf(updateQ, "NOT"))
+	// No profile shows a status of the audience yet (the audience's first
+	// run): the first statement would find nothing in any range.
+	var shown int64
+	if err := db.R.QueryRowContext(ctx, db.Q(`SELECT COALESCE(SUM(profile_count), 0) FROM profile_attributes WHERE name = ?`), statusAttr).Scan(&shown); err != nil {
+		return 0, fmt.Errorf("reading the attribute catalogue: %w", err)
+	}
+	statements := []string{shownQ, newQ}
+	if shown == 0 {
+		statements[0] = ""
+	}
 	var total int64
 	for lo := int64(0); lo < maxID; lo += flowRange {
 		hi := lo + flowRange
@@ -107,7 +117,10 @@ func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, at
 				}
 			}
 			var n [2]int64
-			for i, q := range []string{shownQ, newQ} {
+			for i, q := range statements {
+				if q == "" {
+					continue
+				}
 				res, err := tx.ExecContext(ctx, q, statusKey, exportID, atKey, when, lo, hi, statusKey, exportID)
 				if err != nil {
 					return fmt.Errorf("writing statuses on profiles: %w", err)
