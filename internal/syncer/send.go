@@ -822,15 +822,20 @@ func newRecorder(r *runner, fail func(error)) *recorder {
 // queue, behind the acknowledgements it counts.
 type countDelta func(*store.RunCounts)
 
-// change queues an acknowledged change and, after it, what it adds to the
-// run's counts: counts are added (and saved with the run) only once the
-// changes before them are recorded, so that a run resumed after a crash
-// neither counts a contact twice nor misses one (see Tracker).
+// acked is an acknowledged change with what it adds to the run's counts.
+type acked struct {
+	change store.SyncedChange
+	counts []countDelta
+}
+
+// change queues an acknowledged change with what it adds to the run's
+// counts, as one item: both are recorded (and saved with the run) in the
+// same transaction, so that a run resumed after a crash neither counts a
+// contact twice nor misses one (see Tracker). Queued apart, a flush
+// could fall between them and a lost lease after it lose the count of a
+// contact whose acknowledgement was recorded.
 func (rec *recorder) change(c store.SyncedChange, count ...countDelta) {
-	rec.ch <- c
-	for _, fn := range count {
-		rec.ch <- fn
-	}
+	rec.ch <- acked{change: c, counts: count}
 }
 
 func (rec *recorder) reject(r store.Rejection) { rec.ch <- r }
@@ -907,8 +912,8 @@ func (rec *recorder) loop() {
 				return
 			}
 			switch x := v.(type) {
-			case store.SyncedChange:
-				changes = append(changes, x)
+			case acked:
+				changes, counts = append(changes, x.change), append(counts, x.counts...)
 			case store.Rejection:
 				rejects = append(rejects, x)
 			case countDelta:
