@@ -3,6 +3,9 @@ package syncer_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime/pprof"
+	"strconv"
 	"testing"
 
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
@@ -12,12 +15,16 @@ import (
 	"github.com/segsync/segsync/internal/syncer"
 )
 
-// BenchmarkRun measures a first run (everything new) and a second run
-// (nothing changed) of 20,000 contacts in two segments on SQLite against
-// the in-process emulator.
+// BenchmarkRun measures a first run (everything new), a second run
+// (nothing changed) and a run after 1% of the profiles changed, of 20,000
+// contacts (SEGSYNC_BENCH_PROFILES profiles) in two segments on SQLite
+// against the in-process emulator.
 func BenchmarkRun(b *testing.B) {
-	const n = 20000
-	for _, phase := range []string{"first", "unchanged"} {
+	n := 20000
+	if v, err := strconv.Atoi(os.Getenv("SEGSYNC_BENCH_PROFILES")); err == nil && v > 0 {
+		n = v
+	}
+	for _, phase := range []string{"first", "unchanged", "changed1pct"} {
 		b.Run(phase, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
@@ -30,10 +37,18 @@ func BenchmarkRun(b *testing.B) {
 				}
 				w.mc = newClient(b, srv)
 				ps := make([]store.ProfilePatch, 0, n)
+				var changed []store.ProfilePatch // 1%: a new first name, every tenth also leaves Big
 				for j := 0; j < n; j++ {
 					p := person{id: fmt.Sprintf("c%06d", j), email: fmt.Sprintf("person%d@shop.io", j), first: "First", last: "Last",
 						city: cities(j), tier: []string{"gold", "silver"}[j%2], spend: j % 1000}
 					ps = append(ps, store.ProfilePatch{CustomerID: p.id, Attrs: p.attrs()})
+					if j%100 == 7 {
+						p.first = "Changed"
+						if j%1000 == 307 {
+							p.spend = 1
+						}
+						changed = append(changed, store.ProfilePatch{CustomerID: p.id, Attrs: p.attrs()})
+					}
 				}
 				if _, err := db.UpsertProfiles(context.Background(), ps); err != nil {
 					b.Fatal(err)
@@ -56,13 +71,21 @@ func BenchmarkRun(b *testing.B) {
 					}
 					return res
 				}
-				if phase == "unchanged" {
+				if phase != "first" {
 					run()
 				}
+				if phase == "changed1pct" {
+					if _, err := db.UpsertProfiles(context.Background(), changed); err != nil {
+						b.Fatal(err)
+					}
+				}
 				b.StartTimer()
-				res := run()
+				var res syncer.Result
+				// Labelled for a CPU profile: pprof -tagfocus=run=measured.
+				pprof.Do(context.Background(), pprof.Labels("run", "measured"), func(context.Context) { res = run() })
 				b.StopTimer()
-				if phase == "first" && res.Counts.Created == 0 || phase == "unchanged" && res.Counts.WriteCalls != 0 {
+				if phase == "first" && res.Counts.Created == 0 || phase == "unchanged" && res.Counts.WriteCalls != 0 ||
+					phase == "changed1pct" && res.Counts.Updated == 0 {
 					b.Fatalf("%s run: %+v", phase, res.Counts)
 				}
 				b.ReportMetric(float64(res.Counts.Contacts), "contacts/op")

@@ -113,7 +113,7 @@ func (r *runner) diff(ctx context.Context, visit func(*change) error) error {
 	if len(r.rules) > 0 {
 		members := func(fn func(store.HashedMember) error) error {
 			if inc {
-				return r.Source.(hashSource).StreamMembersOfHashes(ctx, r.rules, r.exp.Mapping.Email, r.inc.only, fn)
+				return r.inc.streamMembers(ctx, r, fn)
 			}
 			return r.Source.StreamMembersByHash(ctx, r.rules, r.exp.Mapping.Email, fn)
 		}

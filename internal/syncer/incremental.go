@@ -43,6 +43,78 @@ type incremental struct {
 	// dups are the hashes of contacts merged from several profiles that
 	// this run's diffs saw.
 	dups map[string]bool
+	// members are those the first pass over the scope read, for the
+	// passes after it (nil: none kept).
+	members *memberCache
+}
+
+// memberCache holds the segment members of an incremental run's scope as
+// its first pass read them: narrowing the member stream to some addresses
+// still computes the subscriber hash of every profile in the database
+// (≈2 s over 1M), and the send pass would pay that again after the plan
+// pass. Members of addresses added to the scope since (statuses the
+// refresh found changed) are read from the store and merged in.
+type memberCache struct {
+	hashes  []string // the scope they were read for, ascending
+	members []store.HashedMember
+	size    int
+}
+
+// maxCachedMembers bounds the bytes of attributes a memberCache holds; a
+// larger scope is read from the store by every pass.
+const maxCachedMembers = 32 << 20
+
+// streamMembers streams the members of the run's scope in hash order.
+func (in *incremental) streamMembers(ctx context.Context, r *runner, fn func(store.HashedMember) error) error {
+	src := r.Source.(hashSource)
+	read := func(hashes []string, fn func(store.HashedMember) error) error {
+		return src.StreamMembersOfHashes(ctx, r.rules, r.exp.Mapping.Email, hashes, fn)
+	}
+	c := in.members
+	if c == nil {
+		keep := &memberCache{hashes: slices.Clone(in.only)}
+		err := read(in.only, func(m store.HashedMember) error {
+			if keep != nil {
+				keep.size += len(m.Attrs) + len(m.Hash) + len(m.CustomerID)
+				if keep.size > maxCachedMembers {
+					keep = nil
+				} else {
+					m.Attrs = slices.Clone(m.Attrs)
+					keep.members = append(keep.members, m)
+				}
+			}
+			return fn(m)
+		})
+		if err == nil && keep != nil { // a pass stopped early read only part
+			in.members = keep
+		}
+		return err
+	}
+	var added []string
+	for _, h := range in.only {
+		if _, ok := slices.BinarySearch(c.hashes, h); !ok {
+			added = append(added, h)
+		}
+	}
+	// Both are in hash order and share no address: a merge.
+	i := 0
+	err := read(added, func(m store.HashedMember) error {
+		for ; i < len(c.members) && c.members[i].Hash < m.Hash; i++ {
+			if err := fn(c.members[i]); err != nil {
+				return err
+			}
+		}
+		return fn(m)
+	})
+	if err != nil {
+		return err
+	}
+	for ; i < len(c.members); i++ {
+		if err := fn(c.members[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (in *incremental) full() bool { return in.why != "" }

@@ -117,3 +117,34 @@ func TestIncrementalRuns(t *testing.T) {
 		planned(w.run(false), true, 0)
 	})
 }
+
+// TestIncrementalRefreshWidensScope: contacts whose status the refresh
+// finds changed join an incremental run's scope after its plan pass; the
+// send pass reads their profiles too (next to the members the plan pass
+// kept), so they are neither taken for leavers nor untagged.
+func TestIncrementalRefreshWidensScope(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		w := newWorld(t, db, emulator.Options{})
+		var ps []person
+		for i := range 20 {
+			ps = append(ps, person{id: fmt.Sprintf("c%02d", i), email: fmt.Sprintf("u%d@shop.io", i), first: "F", tier: "gold"})
+		}
+		w.upsert(ps...)
+		w.goldExport("untag")
+		w.run(false)
+		if res := w.run(false); res.Counts.Incremental != 1 || res.Counts.Profiles != 0 {
+			t.Fatalf("steady state = %+v", res.Counts)
+		}
+		for _, e := range []string{"u4@shop.io", "u15@shop.io"} {
+			if err := w.srv.Unsubscribe(w.list, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ps[9].first = "G" // something to send, so the run refreshes statuses
+		w.upsert(ps[9])
+		res := w.run(false)
+		if c := res.Counts; c.Incremental != 1 || c.Profiles != 3 || c.Updated != 1 || c.Left != 0 || c.TagsRemoved != 0 {
+			t.Fatalf("run after a change and two unsubscribes = %+v", c)
+		}
+	})
+}

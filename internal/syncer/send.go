@@ -44,6 +44,8 @@ type sender struct {
 	budget chan struct{}
 	wg     sync.WaitGroup
 	rec    *recorder
+	// intents takes the create intents to write (intentLoop).
+	intents chan intentWrite
 
 	creates, bulks []op
 
@@ -61,6 +63,8 @@ func (r *runner) send(ctx context.Context) error {
 		budget: make(chan struct{}, 4*r.concurrency()),
 		tagAdd: map[uint64][]op{}, tagDel: map[uint64][]op{}}
 	s.rec = newRecorder(r, func(err error) { cancel(err) })
+	s.intents = make(chan intentWrite)
+	go s.intentLoop()
 	err := r.diff(ctx, s.visit)
 	if err == nil {
 		s.flushBatches()
@@ -70,6 +74,7 @@ func (r *runner) send(ctx context.Context) error {
 		s.flushTags(true)
 		s.wg.Wait()
 	}
+	close(s.intents) // every job that writes intents has ended
 	if recErr := s.rec.close(); recErr != nil {
 		return recErr
 	}
@@ -284,14 +289,61 @@ func (s *sender) createIntents(ctx context.Context, ops []op) bool {
 		row.InAudience, row.Status, row.FieldsHash, row.RejectedHash = false, statusCreating, o.c.d.fieldsHash, ""
 		intents[i] = store.SyncedChange{Hash: o.c.hash, Set: &row}
 	}
-	endRecord := s.r.timed(phaseRecord)
-	err := s.rec.retry(func() error { return s.r.Store.ApplySynced(context.WithoutCancel(ctx), s.r.exp.ID, intents) })
-	endRecord()
-	if err != nil {
+	done := make(chan error, 1)
+	s.intents <- intentWrite{rows: intents, done: done}
+	if err := <-done; err != nil {
 		s.fail(err)
 		return false
 	}
 	return true
+}
+
+// intentWrite is one batch's create intents and where to report that they
+// are durable (nil) or could not be written.
+type intentWrite struct {
+	rows []store.SyncedChange
+	done chan error
+}
+
+// maxIntentRows bounds the intents written in one transaction.
+const maxIntentRows = 5000
+
+// intentLoop writes create intents as they come, with every batch that
+// waits meanwhile in the same transaction (a group commit): batches wait
+// for the database's single writer side by side, and one transaction per
+// batch paid a commit, a lease check and a page write of the customer
+// index for nearly every contact. Each batch is sent only once its own
+// intents are durable, as before.
+func (s *sender) intentLoop() {
+	for w := range s.intents {
+		batch := []intentWrite{w}
+		rows := append([]store.SyncedChange(nil), w.rows...)
+	more:
+		for len(rows) < maxIntentRows {
+			select {
+			case w, ok := <-s.intents:
+				if !ok {
+					break more
+				}
+				batch, rows = append(batch, w), append(rows, w.rows...)
+			default:
+				break more
+			}
+		}
+		if err := s.ctx.Err(); err != nil {
+			// The run stops: the batches will not be sent.
+			for _, w := range batch {
+				w.done <- err
+			}
+			continue
+		}
+		endRecord := s.r.timed(phaseRecord)
+		err := s.rec.retry(func() error { return s.r.Store.ApplySynced(context.WithoutCancel(s.ctx), s.r.exp.ID, rows) })
+		endRecord()
+		for _, w := range batch {
+			w.done <- err
+		}
+	}
 }
 
 func (s *sender) create(ctx context.Context, ops []op) {
@@ -770,15 +822,20 @@ func newRecorder(r *runner, fail func(error)) *recorder {
 // queue, behind the acknowledgements it counts.
 type countDelta func(*store.RunCounts)
 
-// change queues an acknowledged change and, after it, what it adds to the
-// run's counts: counts are added (and saved with the run) only once the
-// changes before them are recorded, so that a run resumed after a crash
-// neither counts a contact twice nor misses one (see Tracker).
+// acked is an acknowledged change with what it adds to the run's counts.
+type acked struct {
+	change store.SyncedChange
+	counts []countDelta
+}
+
+// change queues an acknowledged change with what it adds to the run's
+// counts, as one item: both are recorded (and saved with the run) in the
+// same transaction, so that a run resumed after a crash neither counts a
+// contact twice nor misses one (see Tracker). Queued apart, a flush
+// could fall between them and a lost lease after it lose the count of a
+// contact whose acknowledgement was recorded.
 func (rec *recorder) change(c store.SyncedChange, count ...countDelta) {
-	rec.ch <- c
-	for _, fn := range count {
-		rec.ch <- fn
-	}
+	rec.ch <- acked{change: c, counts: count}
 }
 
 func (rec *recorder) reject(r store.Rejection) { rec.ch <- r }
@@ -855,8 +912,8 @@ func (rec *recorder) loop() {
 				return
 			}
 			switch x := v.(type) {
-			case store.SyncedChange:
-				changes = append(changes, x)
+			case acked:
+				changes, counts = append(changes, x.change), append(counts, x.counts...)
 			case store.Rejection:
 				rejects = append(rejects, x)
 			case countDelta:

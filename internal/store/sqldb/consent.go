@@ -20,10 +20,16 @@ const flowWhere = `export_id = ? AND customer_id <> '' AND status <> 'creating'
 	AND ((in_audience AND status <> '') OR (NOT in_audience AND profile_status <> ''))
 	AND ` + flowStatus + ` <> profile_status`
 
-// flowRange is how many profile ids FlowStatuses rewrites per transaction
-// (short transactions: runs recording acknowledgements meanwhile wait
-// little for SQLite's single writer).
-const flowRange = 50_000
+// flowRange is how many profile ids FlowStatuses rewrites per transaction,
+// and flowNoteRows how many contacts' profile_status it notes per
+// transaction: short transactions, so that runs recording acknowledgements
+// and the run's own lease heartbeats wait little for SQLite's single
+// writer (one statement over a million contacts held it long enough for a
+// run to lose its lease).
+const (
+	flowRange    = 20_000
+	flowNoteRows = 50_000
+)
 
 // FlowStatuses writes Mailchimp's word back on the profiles (SPEC 12): for
 // every contact of the export whose status differs from what its profile
@@ -34,7 +40,7 @@ const flowRange = 50_000
 // (flowByContacts); many (a first run) by one ordered pass over the
 // profiles (flowByProfiles): walking a million contacts in hash order
 // rewrote profile pages at random (74 s and GBs of WAL on SQLite). A run
-// without status changes costs one pass over the export's synced rows.
+// without status changes costs a look into the partial index synced_flow_due.
 // profiles.updated_at is left alone: the attributes are not sent to
 // Mailchimp, and updated_at decides which profile's fields win for a
 // shared address and what counts as new data.
@@ -51,7 +57,9 @@ func (db *DB) FlowStatuses(ctx context.Context, exportID int64, audienceID strin
 	if due == 0 {
 		return 0, nil
 	}
-	if err := db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM profiles`).Scan(&profiles); err != nil {
+	// Counted only as far as the choice needs (a full count read the
+	// whole customer_id index on every run).
+	if err := db.R.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM (SELECT 1 FROM profiles LIMIT ?) p`), due*20+1).Scan(&profiles); err != nil {
 		return 0, fmt.Errorf("reading profiles: %w", err)
 	}
 	if due*20 < profiles {
@@ -74,16 +82,30 @@ func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, at
 	status := `(SELECT ` + flowStatus + ` FROM synced x WHERE x.export_id = ? AND x.customer_id = profiles.customer_id
 		ORDER BY x.in_audience DESC LIMIT 1)`
 	due := `EXISTS (SELECT 1 FROM synced WHERE ` + flowWhere + ` AND synced.customer_id = profiles.customer_id)`
-	var missingQ, updateQ string
+	// Two statements per range: the profiles that show a status already,
+	// then those without the attribute yet (in this order: the first
+	// statement must not see what the second wrote), whose number goes to
+	// the attribute catalogue. A separate count of the new ones looked
+	// every contact up once more.
+	var updateQ string
 	var statusKey, atKey any = statusAttr, atAttr
 	if db.d == Postgres {
-		missingQ = `SELECT COUNT(*) FROM profiles WHERE id > ? AND id <= ? AND attrs -> CAST(? AS text) IS NULL AND ` + due
 		updateQ = `UPDATE profiles SET attrs = attrs || jsonb_build_object(CAST(? AS text), ` + status + `, CAST(? AS text), CAST(? AS text))
-			WHERE id > ? AND id <= ? AND ` + due
+			WHERE id > ? AND id <= ? AND attrs -> CAST(? AS text) IS %s NULL AND ` + due
 	} else {
 		statusKey, atKey = `$."`+statusAttr+`"`, `$."`+atAttr+`"`
-		missingQ = `SELECT COUNT(*) FROM profiles WHERE id > ? AND id <= ? AND json_type(attrs, ?) IS NULL AND ` + due
-		updateQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ` + status + `, ?, ?) WHERE id > ? AND id <= ? AND ` + due
+		updateQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ` + status + `, ?, ?) WHERE id > ? AND id <= ? AND json_type(attrs, ?) IS %s NULL AND ` + due
+	}
+	newQ, shownQ := db.Q(fmt.Sprintf(updateQ, "")), db.Q(fmt.Sprintf(updateQ, "NOT"))
+	// No profile shows a status of the audience yet (the audience's first
+	// run): the first statement would find nothing in any range.
+	var shown int64
+	if err := db.R.QueryRowContext(ctx, db.Q(`SELECT COALESCE(SUM(profile_count), 0) FROM profile_attributes WHERE name = ?`), statusAttr).Scan(&shown); err != nil {
+		return 0, fmt.Errorf("reading the attribute catalogue: %w", err)
+	}
+	statements := []string{shownQ, newQ}
+	if shown == 0 {
+		statements[0] = ""
 	}
 	var total int64
 	for lo := int64(0); lo < maxID; lo += flowRange {
@@ -94,24 +116,19 @@ func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, at
 					return err
 				}
 			}
-			var missing int64
-			if err := tx.QueryRowContext(ctx, db.Q(missingQ), lo, hi, statusKey, exportID).Scan(&missing); err != nil {
-				return fmt.Errorf("counting new status attributes: %w", err)
-			}
-			res, err := tx.ExecContext(ctx, db.Q(updateQ), statusKey, exportID, atKey, when, lo, hi, exportID)
-			if err != nil {
-				return fmt.Errorf("writing statuses on profiles: %w", err)
-			}
-			n, _ := res.RowsAffected()
-			total += n
-			if missing > 0 {
-				if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO profile_attributes (name, type, profile_count) VALUES (?, ?, ?), (?, ?, ?)
-					ON CONFLICT (name, type) DO UPDATE SET profile_count = profile_attributes.profile_count + excluded.profile_count`),
-					statusAttr, attrjson.TypeString, missing, atAttr, attrjson.TypeDate, missing); err != nil {
-					return fmt.Errorf("updating the attribute catalogue: %w", err)
+			var n [2]int64
+			for i, q := range statements {
+				if q == "" {
+					continue
 				}
+				res, err := tx.ExecContext(ctx, q, statusKey, exportID, atKey, when, lo, hi, statusKey, exportID)
+				if err != nil {
+					return fmt.Errorf("writing statuses on profiles: %w", err)
+				}
+				n[i], _ = res.RowsAffected()
 			}
-			return nil
+			total += n[0] + n[1]
+			return db.countStatusAttrs(ctx, tx, statusAttr, atAttr, n[1])
 		})
 		if err != nil {
 			return total, fmt.Errorf("writing statuses of export %d on profiles: %w", exportID, err)
@@ -119,10 +136,37 @@ func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, at
 	}
 	// Webhooks write both the profile and profile_status themselves, and
 	// nothing else changes this export's statuses while its run is here.
-	if _, err := db.W.ExecContext(ctx, db.Q(`UPDATE synced SET profile_status = `+flowStatus+` WHERE `+flowWhere), exportID); err != nil {
-		return total, fmt.Errorf("noting the statuses written for export %d: %w", exportID, err)
+	if err := db.noteFlowed(ctx, exportID); err != nil {
+		return total, err
 	}
 	return total, nil
+}
+
+// noteFlowed sets profile_status of the export's contacts whose profiles
+// flowByProfiles rewrote, in hash order (the table's own order: a
+// sequential rewrite), flowNoteRows contacts per transaction.
+func (db *DB) noteFlowed(ctx context.Context, exportID int64) error {
+	after := ""
+	for {
+		var upto string
+		err := db.R.QueryRowContext(ctx, db.Q(`SELECT hash FROM synced WHERE export_id = ? AND hash > ? ORDER BY hash LIMIT 1 OFFSET ?`),
+			exportID, after, flowNoteRows-1).Scan(&upto)
+		last := errors.Is(err, sql.ErrNoRows)
+		if err != nil && !last {
+			return fmt.Errorf("noting the statuses written for export %d: %w", exportID, err)
+		}
+		q, args := `UPDATE synced SET profile_status = `+flowStatus+` WHERE `+flowWhere+` AND hash > ?`, []any{exportID, after}
+		if !last {
+			q, args = q+` AND hash <= ?`, append(args, upto)
+		}
+		if _, err := db.W.ExecContext(ctx, db.Q(q), args...); err != nil {
+			return fmt.Errorf("noting the statuses written for export %d: %w", exportID, err)
+		}
+		if last {
+			return nil
+		}
+		after = upto
+	}
 }
 
 // flowChunk is how many contacts flowByContacts writes per transaction.

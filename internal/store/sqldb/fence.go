@@ -22,6 +22,12 @@ import (
 // synced rows it wrote, locked, and the worker taking the run over would
 // wait on them for as long as it stays frozen.
 func (db *DB) fencedTx(ctx context.Context, f *store.RunLease, fn func(tx *sql.Tx) error) error {
+	if f != nil {
+		// Parsed once per process, not once per transaction.
+		if err := db.prepareCached(ctx, db.fenceCheckQuery()); err != nil {
+			return fmt.Errorf("checking the lease of run %d: %w", f.RunID, err)
+		}
+	}
 	return db.Tx(ctx, func(tx *sql.Tx) error {
 		if db.d == Postgres {
 			if _, err := tx.ExecContext(ctx, fmt.Sprintf(`SET LOCAL idle_in_transaction_session_timeout = %d`,
@@ -42,7 +48,12 @@ func (db *DB) checkFence(ctx context.Context, tx *sql.Tx, l store.RunLease) erro
 	if l.Token == "" {
 		return leaseLost(l)
 	}
-	res, err := tx.ExecContext(ctx, db.Q(`UPDATE runs SET lease_token = lease_token WHERE `+db.fenceWhere()), fenceArgs(l)...)
+	st, err := db.txStmt(ctx, tx, db.fenceCheckQuery())
+	if err != nil {
+		return fmt.Errorf("checking the lease of run %d: %w", l.RunID, err)
+	}
+	defer st.Close()
+	res, err := st.ExecContext(ctx, fenceArgs(l)...)
 	if err != nil {
 		return fmt.Errorf("checking the lease of run %d: %w", l.RunID, err)
 	}
@@ -50,6 +61,10 @@ func (db *DB) checkFence(ctx context.Context, tx *sql.Tx, l store.RunLease) erro
 		return leaseLost(l)
 	}
 	return nil
+}
+
+func (db *DB) fenceCheckQuery() string {
+	return db.Q(`UPDATE runs SET lease_token = lease_token WHERE ` + db.fenceWhere())
 }
 
 // fencedIdleTimeout is how long a fenced transaction may wait for its

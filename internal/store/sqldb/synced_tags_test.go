@@ -122,5 +122,12 @@ func TestSyncedOtherStatus(t *testing.T) {
 		check(false)
 		set(e.ID, "a4", "archived", true)
 		check(true)
+		// Back to subscribed: the contact leaves the partial index.
+		set(e.ID, "a4", "subscribed", true)
+		check(false)
+		if err := db.UpdateSyncedStatuses(ctx, e.ID, map[string]string{"a1": "cleaned"}); err != nil {
+			t.Fatal(err)
+		}
+		check(true)
 	})
 }
