@@ -210,6 +210,11 @@ func (r *runner) savePlan(ctx context.Context) error {
 	var dups []string
 	if in.full() {
 		next.FullAt = in.mark.Now
+		// The request this plan saw is answered even when the database
+		// clock (milliseconds on SQLite) gave both the same time.
+		if r := in.st.FullRequestedAt; !r.Before(next.FullAt) {
+			next.FullAt = r.Add(time.Microsecond)
+		}
 	} else {
 		// Merged contacts outside this run's scope stay merged.
 		for _, h := range in.st.Duplicates {
