@@ -140,8 +140,11 @@ func TestRunnerSingleFlightAndCancel(t *testing.T) {
 		ctx, stop := context.WithCancel(context.Background())
 		defer stop()
 		f := setup(t, db, 1500, emulator.Options{LatencyPerMember: 200 * time.Microsecond})
+		// A lease of a few seconds: heartbeats renew it through the run; at
+		// 1 s a loaded machine (a stalled SQLite writer) lost it over and
+		// over and the run never finished in time.
 		r := &jobs.Runner{Store: db, Engine: &syncer.Engine{Store: db, Source: db}, Clients: clients{f.srv.URL, f.srv.Key()},
-			Lease: time.Second, Poll: 20 * time.Millisecond}
+			Lease: 3 * time.Second, Poll: 20 * time.Millisecond}
 		first, created, err := r.Enqueue(ctx, f.exp.ID, store.TriggerManual, false, "t")
 		if err != nil || !created {
 			t.Fatal(err)
