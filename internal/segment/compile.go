@@ -17,15 +17,16 @@ const (
 )
 
 // Compile turns a rule into a boolean SQL expression over the attrs column
-// of the profiles table, with '?' placeholders and their arguments. The
-// expression is never NULL, so NOT and OR compose as expected.
+// of the profiles table and its folded shadow attrs_fold (see textClass),
+// with '?' placeholders and their arguments. The expression is never NULL,
+// so NOT and OR compose as expected.
 func Compile(r *Rule, d Dialect) (where string, args []any, err error) {
 	return CompileColumn(r, d, "attrs")
 }
 
 // CompileColumn is Compile over another column expression, e.g. "p.attrs"
-// when the profiles table is aliased. column comes from the caller's code,
-// never from a rule.
+// when the profiles table is aliased; the shadow is column + "_fold"
+// ("p.attrs_fold"). column comes from the caller's code, never from a rule.
 func CompileColumn(r *Rule, d Dialect, column string) (where string, args []any, err error) {
 	if d != SQLite && d != Postgres {
 		return "", nil, fmt.Errorf("segment: unknown SQL dialect %q", d)

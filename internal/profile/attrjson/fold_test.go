@@ -76,3 +76,21 @@ func FuzzFoldShadow(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkFoldShadow is FoldShadow's cost per profile written, for a row
+// like the import benchmark's (internal/profile) with an ASCII city and
+// with an accented one.
+func BenchmarkFoldShadow(b *testing.B) {
+	for _, city := range []string{"Oslo", "Gdańsk"} {
+		obj := []byte(`{"age":31,"city":"` + city + `","email":"user1@example.com","first_name":"First1","last_name":"Last1",` +
+			`"plan":"plan, 1","score":1.11,"signup":"2011-02-11","vip":false,"visits":1}`)
+		b.Run(city, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, err := FoldShadow(obj); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
