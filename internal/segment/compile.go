@@ -17,15 +17,16 @@ const (
 )
 
 // Compile turns a rule into a boolean SQL expression over the attrs column
-// of the profiles table, with '?' placeholders and their arguments. The
-// expression is never NULL, so NOT and OR compose as expected.
+// of the profiles table and its folded shadow attrs_fold (see textClass),
+// with '?' placeholders and their arguments. The expression is never NULL,
+// so NOT and OR compose as expected.
 func Compile(r *Rule, d Dialect) (where string, args []any, err error) {
 	return CompileColumn(r, d, "attrs")
 }
 
 // CompileColumn is Compile over another column expression, e.g. "p.attrs"
-// when the profiles table is aliased. column comes from the caller's code,
-// never from a rule.
+// when the profiles table is aliased; the shadow is column + "_fold"
+// ("p.attrs_fold"). column comes from the caller's code, never from a rule.
 func CompileColumn(r *Rule, d Dialect, column string) (where string, args []any, err error) {
 	if d != SQLite && d != Postgres {
 		return "", nil, fmt.Errorf("segment: unknown SQL dialect %q", d)
@@ -245,7 +246,8 @@ func (c *compiler) compare(attr string, op Op, v Value) error {
 	return c.param(v)
 }
 
-// textClass says how a condition's values let text be compared.
+// textClass says how a condition's values let text be compared. Every
+// form below compares exactly as textfold.Fold does; they differ in cost.
 //
 // ascii: the condition compares text for (in)equality or substrings
 // against values that all fold to ASCII ("Amsterdam", "GOLD"). Against
@@ -255,12 +257,26 @@ func (c *compiler) compare(attr string, op Op, v Value) error {
 // ASCII that folds into ASCII (the Kelvin sign, the other one, is not
 // NFC), so at every other position both sides are a rune outside ASCII,
 // which no ASCII value or substring of one can match. That keeps the
-// common case as fast as it was before Unicode folding; other values, and
-// ordering, use segsync_fold.
+// common case as fast as it was before Unicode folding.
+//
+// accented: the condition tests equality (eq, in) or a substring
+// against values that all fold to text outside ASCII ("Émile"). Only a
+// stored value outside ASCII can fold to such text, and the folded shadow
+// (attrjson.FoldShadow, the column <column>_fold) holds the fold of
+// exactly those values, so these conditions read the shadow alone: a
+// profile without it (NULL) cannot match.
+//
+// negated: neq or not_in against such values. A string attribute that
+// the shadow does not hold folds to ASCII text, which equals none of the
+// values, as the empty string does: ” stands in for it.
+//
+// None of these (ordering, an in mixing both kinds of value): the shadow
+// where it holds the attribute, else the ASCII lowering of the attribute,
+// which is then ASCII (see folded).
 //
 // noS: no value holds an s, so the long s cannot matter and the replace
 // can go. numeric: a value reads as a number (see equality).
-type textClass struct{ ascii, noS, numeric bool }
+type textClass struct{ ascii, accented, negated, noS, numeric bool }
 
 func classifyText(op Op, vals []Value) textClass {
 	switch op {
@@ -268,11 +284,17 @@ func classifyText(op Op, vals []Value) textClass {
 	default:
 		return textClass{}
 	}
-	tc := textClass{ascii: len(vals) > 0, noS: true}
+	positive := op != Neq && op != NotIn
+	tc := textClass{ascii: len(vals) > 0, accented: len(vals) > 0 && positive, negated: len(vals) > 0 && !positive, noS: true}
 	for _, v := range vals {
-		folded := textfold.Fold(v.Raw)
-		if v.Type != Text || !isASCII(folded) {
+		if v.Type != Text {
 			return textClass{}
+		}
+		folded := textfold.Fold(v.Raw)
+		if isASCII(folded) {
+			tc.accented, tc.negated = false, false
+		} else {
+			tc.ascii = false
 		}
 		tc.noS = tc.noS && !strings.Contains(folded, "s")
 		if _, err := strconv.ParseFloat(folded, 64); err == nil {
@@ -296,8 +318,7 @@ func isASCII(s string) bool {
 // function call looks the row's JSON up again, so equality on text and
 // booleans uses one call instead of a type test plus an extraction:
 //
-//   - text: segsync_fold(json_extract(…)). A JSON number or boolean comes
-//     out as an INTEGER or REAL, for which segsync_fold gives NULL.
+//   - text: see the cases below and textClass.
 //   - booleans: json_type(…) is 'true' or 'false' only for booleans.
 func (c *compiler) equality(attr string, v Value) bool {
 	if c.d != SQLite {
@@ -315,10 +336,11 @@ func (c *compiler) equality(attr string, v Value) bool {
 			// replace() turns a number into its text, which no value that
 			// does not read as a number can equal.
 			c.add("lower(replace(json_extract(" + c.col + ", ?), 'ſ', 's'))")
-		case c.text.ascii:
-			return false
+		case c.text.accented:
+			// The shadow holds strings only.
+			c.add("json_extract(" + c.col + "_fold, ?)")
 		default:
-			c.add("segsync_fold(json_extract(" + c.col + ", ?))")
+			return false
 		}
 	case Bool:
 		c.add("json_type(" + c.col + ", ?)")
@@ -343,35 +365,7 @@ func (c *compiler) accessor(attr string, v Value) error {
 		c.key(attr)
 		c.key(attr)
 	case Text:
-		fold := "segsync_fold("
-		switch {
-		case c.text.ascii && c.text.noS: // see textClass and equality
-			fold = "lower("
-		case c.text.ascii:
-			fold = "lower(replace("
-		}
-		if pg {
-			c.add("(CASE WHEN jsonb_typeof(" + c.col + " -> CAST(? AS text)) = 'string' THEN " + fold + c.col + " ->> CAST(? AS text)")
-		} else {
-			c.add("(CASE WHEN json_type(" + c.col + ", ?) = 'text' THEN " + fold + "json_extract(" + c.col + ", ?)")
-		}
-		switch {
-		case c.text.ascii && c.text.noS && pg:
-			c.add(` COLLATE "C")`)
-		case c.text.ascii && pg:
-			c.add(`, 'ſ', 's') COLLATE "C")`)
-		case c.text.ascii && c.text.noS:
-			c.add(")")
-		case c.text.ascii:
-			c.add(", 'ſ', 's'))")
-		case pg:
-			c.add(`) COLLATE "C"`) // code point order, whatever the database's collation
-		default:
-			c.add(")")
-		}
-		c.add(" END)")
-		c.key(attr)
-		c.key(attr)
+		c.textAccessor(attr)
 	case Bool:
 		if pg {
 			c.add("(CASE WHEN jsonb_typeof(" + c.col + " -> CAST(? AS text)) = 'boolean' THEN " + c.col + " ->> CAST(? AS text) END)")
@@ -395,6 +389,69 @@ func (c *compiler) accessor(attr string, v Value) error {
 		return fmt.Errorf("segment: value of unknown type %d", v.Type)
 	}
 	return nil
+}
+
+// textAccessor writes the attribute's folded text (textfold.Fold), or NULL
+// when it is not a string, in the form c.text allows (see textClass); on
+// PostgreSQL ordered by code point, whatever the database's collation.
+func (c *compiler) textAccessor(attr string) {
+	pg := c.d == Postgres
+	switch {
+	case c.text.accented && pg:
+		c.add("(" + c.col + `_fold ->> CAST(? AS text) COLLATE "C")`)
+		c.key(attr)
+		return
+	case c.text.accented:
+		c.add("json_extract(" + c.col + "_fold, ?)")
+		c.key(attr)
+		return
+	case c.text.negated && pg:
+		c.add("(CASE WHEN jsonb_typeof(" + c.col + " -> CAST(? AS text)) = 'string' THEN COALESCE(" + c.col + `_fold ->> CAST(? AS text), '') END COLLATE "C")`)
+		c.key(attr)
+		c.key(attr)
+		return
+	case c.text.negated:
+		c.add("(CASE WHEN json_type(" + c.col + ", ?) = 'text' THEN COALESCE(json_extract(" + c.col + "_fold, ?), '') END)")
+		c.key(attr)
+		c.key(attr)
+		return
+	case !c.text.ascii:
+		c.folded(attr)
+		return
+	}
+	// ASCII values: lowered (on PostgreSQL under "C": A–Z only, whatever
+	// the locale), the long s replaced first unless noS.
+	arg, coll := "json_extract("+c.col+", ?)", ""
+	if pg {
+		arg, coll = c.col+" ->> CAST(? AS text)", ` COLLATE "C"`
+	}
+	if !c.text.noS {
+		arg = "replace(" + arg + ", 'ſ', 's')"
+	}
+	if pg {
+		c.add("(CASE WHEN jsonb_typeof(" + c.col + " -> CAST(? AS text)) = 'string' THEN lower(" + arg + coll + ") END)")
+	} else {
+		c.add("(CASE WHEN json_type(" + c.col + ", ?) = 'text' THEN lower(" + arg + ") END)")
+	}
+	c.key(attr)
+	c.key(attr)
+}
+
+// folded writes the attribute's folded text for any value: the shadow's
+// entry where it has one, else the attribute lowered in ASCII when it is a
+// string. A string without an entry in the shadow is ASCII, for which
+// that lowering (under "C" on PostgreSQL: A–Z only, whatever the locale)
+// is textfold.Fold.
+func (c *compiler) folded(attr string) {
+	if c.d == Postgres {
+		c.add("(COALESCE(" + c.col + "_fold ->> CAST(? AS text), CASE WHEN jsonb_typeof(" + c.col + " -> CAST(? AS text)) = 'string' THEN lower(" +
+			c.col + ` ->> CAST(? AS text) COLLATE "C") END) COLLATE "C")`)
+	} else {
+		c.add("COALESCE(json_extract(" + c.col + "_fold, ?), CASE WHEN json_type(" + c.col + ", ?) = 'text' THEN lower(json_extract(" + c.col + ", ?)) END)")
+	}
+	c.key(attr)
+	c.key(attr)
+	c.key(attr)
 }
 
 // param writes the placeholder of a value in its comparable form.

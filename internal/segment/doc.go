@@ -63,12 +63,27 @@
 // the key on PostgreSQL) and values as parameters. Dates use the functions
 // segsync_date and segsync_instant (Go functions registered with the SQLite
 // driver, plpgsql functions created by migration 0002 on PostgreSQL); the
-// conformance suite checks that they agree with DateKeys. Text is folded
-// by segsync_fold: textfold.Fold registered with the SQLite driver, and on
-// PostgreSQL an immutable SQL function of one translate() generated from
-// Go's Unicode tables (migration 0010, textfold.Migration), so it does not
-// depend on the server's collation provider; the conformance suite checks
-// awkward names and every folding rune on both.
+// conformance suite checks that they agree with DateKeys.
+//
+// Text compares in textfold.Fold's form without folding any row's text in
+// SQL. An ASCII string folds by ASCII lowering, which both databases have
+// (lower(), COLLATE NOCASE; under "C" on PostgreSQL, so whatever the
+// locale). The fold of every other string attribute is stored beside the
+// attributes at write time: the folded shadow, a JSON object in the column
+// <column>_fold (profiles.attrs_fold; attrjson.FoldShadow), NULL for a
+// profile whose strings are all ASCII. A condition whose values fold to
+// ASCII compiles to ASCII lowering alone (the long s, the one NFC rune
+// that folds into ASCII, replaced first where a value holds an s); one
+// whose values fold to text outside ASCII can only match a value outside
+// ASCII, so eq, in and the substring operators read the shadow alone and
+// neq and not_in need only the attribute's type besides; ordering and in
+// lists mixing both kinds take the shadow's entry, else the attribute's
+// ASCII lowering (see textClass). segsync_fold, the same folding as an SQL
+// function (textfold.Fold registered with the SQLite driver; a translate()
+// generated from Go's Unicode tables on PostgreSQL, migration 0010), fills
+// the shadow of profiles stored before it existed (migration 0015); the
+// conformance suite checks awkward names, every folding rune, and that the
+// shadow follows every change of a profile on both databases.
 //
 // HashExpr is Mailchimp's subscriber hash (emailaddr.Hash) in SQL
 // (segsync_hash) for callers that need it inside a query; the store's member

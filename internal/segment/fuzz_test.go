@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/segsync/segsync/internal/profile/attrjson"
 	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store/dbtest"
 	"github.com/segsync/segsync/internal/store/sqldb"
@@ -34,7 +35,8 @@ type fuzzDB struct {
 func openFuzzDBs(f testing.TB) []fuzzDB { return openDBsWith(f, fuzzProfiles) }
 
 // openDBsWith opens SQLite, and PostgreSQL when configured, each holding
-// the given profiles (ids c0, c1, …) written directly, as they are.
+// the given profiles (ids c0, c1, …) written directly, as they are, with
+// their folded shadow as the store writes it (attrjson.FoldShadow).
 func openDBsWith(f testing.TB, profiles []string) []fuzzDB {
 	dbs := []fuzzDB{{name: "sqlite", db: dbtest.SQLite(f)}}
 	if os.Getenv("SEGSYNC_TEST_POSTGRES_URL") != "" {
@@ -42,8 +44,16 @@ func openDBsWith(f testing.TB, profiles []string) []fuzzDB {
 	}
 	for _, d := range dbs {
 		for i, attrs := range profiles {
-			if _, err := d.db.W.Exec(d.db.Q(`INSERT INTO profiles (customer_id, attrs, updated_at) VALUES (?, ?, 0)`),
-				fmt.Sprintf("c%d", i), attrs); err != nil {
+			shadow, err := attrjson.FoldShadow([]byte(attrs))
+			if err != nil {
+				f.Fatalf("fixture %s: %v", attrs, err)
+			}
+			var fold any
+			if shadow != nil {
+				fold = string(shadow)
+			}
+			if _, err := d.db.W.Exec(d.db.Q(`INSERT INTO profiles (customer_id, attrs, attrs_fold, updated_at) VALUES (?, ?, ?, 0)`),
+				fmt.Sprintf("c%d", i), attrs, fold); err != nil {
 				f.Fatalf("%s: inserting fixture: %v", d.name, err)
 			}
 		}

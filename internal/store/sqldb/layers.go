@@ -442,7 +442,9 @@ func (m *merger) merge(changes []layerChange, st pageState) (*mergedPage, error)
 		if err := attrjson.Types(merged, func(name []byte, typ string) { m.cat.add(name, typ, 1) }); err != nil {
 			return nil, err
 		}
-		out.writes = append(out.writes, c.id, string(merged), m.now)
+		if out.writes, err = appendProfileWrite(out.writes, c.id, merged, m.now); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -450,10 +452,10 @@ func (m *merger) merge(changes []layerChange, st pageState) (*mergedPage, error)
 // write writes a merged page: profiles before layers.
 func (m *merger) write(p *mergedPage) error {
 	db := m.db
-	if nw := len(p.writes) / 3; nw > 0 {
+	if nw := len(p.writes) / profileWriteCols; nw > 0 {
 		for s := 0; s < nw; s += profileWriteChunk {
 			e := min(s+profileWriteChunk, nw)
-			if err := m.exec(db.writeProfilesQuery(e-s), p.writes[3*s:3*e]...); err != nil {
+			if err := m.exec(db.writeProfilesQuery(e-s), p.writes[profileWriteCols*s:profileWriteCols*e]...); err != nil {
 				return fmt.Errorf("writing %d profiles: %w", e-s, err)
 			}
 		}

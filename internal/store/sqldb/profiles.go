@@ -189,9 +189,32 @@ func placeholders(n, width int) string {
 	return b.String()
 }
 
+// profileWriteCols is how many arguments writeProfilesQuery takes per row
+// (appendProfileWrite appends them).
+const profileWriteCols = 4
+
+// writeProfilesQuery inserts or replaces rows profiles, each given by
+// appendProfileWrite: it is the one statement that writes profiles.attrs
+// (besides the reserved status attributes, see attrjson.FoldShadow).
 func (db *DB) writeProfilesQuery(rows int) string {
-	return db.Q(`INSERT INTO profiles (customer_id, attrs, updated_at) VALUES ` + placeholders(rows, 3) +
-		` ON CONFLICT (customer_id) DO UPDATE SET attrs = excluded.attrs, updated_at = excluded.updated_at`)
+	return db.Q(`INSERT INTO profiles (customer_id, attrs, attrs_fold, updated_at) VALUES ` + placeholders(rows, profileWriteCols) +
+		` ON CONFLICT (customer_id) DO UPDATE SET attrs = excluded.attrs, attrs_fold = excluded.attrs_fold, updated_at = excluded.updated_at`)
+}
+
+// appendProfileWrite appends the arguments of writeProfilesQuery for one
+// profile: its canonical attributes and their folded shadow
+// (attrjson.FoldShadow, NULL for ASCII-only attributes), computed here so
+// that no write of attrs leaves a stale shadow behind.
+func appendProfileWrite(args []any, id string, attrs []byte, updated int64) ([]any, error) {
+	shadow, err := attrjson.FoldShadow(attrs)
+	if err != nil {
+		return args, fmt.Errorf("profile %q: %w", id, err)
+	}
+	var fold any // NULL
+	if shadow != nil {
+		fold = string(shadow)
+	}
+	return append(args, id, string(attrs), fold, updated), nil
 }
 
 // catalogDelta accumulates changes to the attribute catalogue.

@@ -2,13 +2,18 @@ package storetest
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/segsync/segsync/internal/profile/attrjson"
 	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store"
+	"github.com/segsync/segsync/internal/store/sqldb"
 	"github.com/segsync/segsync/internal/textfold"
 )
 
@@ -117,5 +122,117 @@ func (s Suite) TestTextFolding(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestFoldShadow changes profiles between accented and ASCII values (and
+// back, and away) and checks after every step that each text operator
+// still selects what Go's folding says and that every profile's folded
+// shadow is the one its attributes give: a stale or missing shadow would
+// keep or lose matches of accented values.
+func (s Suite) TestFoldShadow(t *testing.T) {
+	t.Parallel()
+	db := s.Open(t)
+	ctx := context.Background()
+	rules := []string{
+		`{"attribute":"n","op":"eq","value":"ÉMILE"}`,
+		`{"attribute":"n","op":"eq","value":"emile"}`,
+		`{"attribute":"n","op":"neq","value":"émile"}`,
+		`{"attribute":"n","op":"in","value":["émile","zoe"]}`,
+		`{"attribute":"n","op":"not_in","value":["émile","ZOË"]}`,
+		`{"attribute":"n","op":"starts_with","value":"ÉM"}`,
+		`{"attribute":"c","op":"contains","value":"ür"}`,
+		`{"attribute":"c","op":"ends_with","value":"RICH"}`,
+		`{"attribute":"n","op":"gt","value":"zz"}`,
+		`{"attribute":"n","op":"lt","value":"zp"}`,
+		`{"attribute":"n","op":"gte","value":"ZOË"}`,
+		`{"not":{"attribute":"n","op":"eq","value":"zoë"}}`,
+	}
+	steps := []struct {
+		patches []store.ProfilePatch
+		want    []string // per rule
+	}{
+		{[]store.ProfilePatch{pp("s1", `{"c":"Zürich","n":"Émile"}`), pp("s2", `{"n":"Emile"}`), pp("s3", `{"k":7,"n":"ZOË"}`), pp("s4", `{"n":7}`)},
+			[]string{"s1", "s2", "s2 s3", "s1", "s2", "s1", "s1", "s1", "s1", "s2 s3", "s1 s3", "s1 s2 s4"}},
+		// Accented to ASCII: the shadow goes (s1) or keeps only the
+		// other accented attribute (s3 gains one).
+		{[]store.ProfilePatch{pp("s1", `{"c":null,"n":"Emile"}`), pp("s3", `{"m":"Ærø","n":"Zoe"}`)},
+			[]string{"", "s1 s2", "s1 s2 s3", "s3", "s1 s2 s3", "", "", "", "", "s1 s2 s3", "", "s1 s2 s3 s4"}},
+		// And back; an ASCII profile turns accented, one loses its last
+		// accented attribute.
+		{[]store.ProfilePatch{pp("s1", `{"c":"ZÜRICH","n":"émile"}`), pp("s2", `{"n":"Émile"}`), pp("s3", `{"m":null}`)},
+			[]string{"s1 s2", "", "s3", "s1 s2 s3", "s3", "s1 s2", "s1", "s1", "s1 s2", "s3", "s1 s2", "s1 s2 s3 s4"}},
+	}
+	for i, st := range steps {
+		upsert(t, db, st.patches...)
+		CheckFoldShadows(t, db)
+		for j, rule := range rules {
+			r, err := segment.Parse([]byte(rule), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, err := db.SegmentMembers(ctx, r, 100, "")
+			if err != nil {
+				t.Fatalf("SegmentMembers(%s): %v", rule, err)
+			}
+			if got := ids(t, page.Profiles); got != st.want[j] {
+				t.Errorf("step %d: members of %s = [%s], want [%s]", i, rule, got, st.want[j])
+			}
+		}
+	}
+	// A deleted profile takes its shadow along; written again, it has a
+	// new one.
+	if err := db.DeleteProfile(ctx, "s2"); err != nil {
+		t.Fatal(err)
+	}
+	upsert(t, db, pp("s2", `{"n":"ÉMILE"}`))
+	CheckFoldShadows(t, db)
+}
+
+// CheckFoldShadows fails t unless every profile's stored folded shadow
+// (profiles.attrs_fold) is the one attrjson.FoldShadow gives its stored
+// attributes: what segment rules on accented text read.
+func CheckFoldShadows(t testing.TB, db *sqldb.DB) {
+	t.Helper()
+	q := `SELECT customer_id, attrs, attrs_fold FROM profiles`
+	if db.SQLDialect() == sqldb.Postgres {
+		q = `SELECT customer_id, attrs::text, attrs_fold::text FROM profiles`
+	}
+	rows, err := db.R.QueryContext(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, attrs string
+		var fold sql.NullString
+		if err := rows.Scan(&id, &attrs, &fold); err != nil {
+			t.Fatal(err)
+		}
+		var m attrjson.Merger
+		canon, err := m.Canonical([]byte(attrs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := attrjson.FoldShadow(canon)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want == nil || !fold.Valid {
+			if want != nil || fold.Valid {
+				t.Errorf("profile %s %s: shadow %v, want %s", id, attrs, fold, want)
+			}
+			continue
+		}
+		var got, exp map[string]any
+		if err := json.Unmarshal([]byte(fold.String), &got); err != nil {
+			t.Fatalf("profile %s: shadow %s: %v", id, fold.String, err)
+		}
+		if err := json.Unmarshal(want, &exp); err != nil || !maps.Equal(got, exp) {
+			t.Errorf("profile %s %s: shadow %s, want %s", id, attrs, fold.String, want)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 }
