@@ -164,6 +164,13 @@ func (s *Service) carryOut(ctx context.Context, e store.Erasure) error {
 	if cause := context.Cause(work); errors.Is(cause, store.ErrConflict) {
 		return cause
 	}
+	if ctx.Err() != nil && err != nil {
+		// Shutting down: hand the job back (its lease ends now), so the
+		// next process resumes it at once instead of after the lease.
+		if rerr := s.Store.RenewErasure(context.WithoutCancel(ctx), e.ID, e.Token, 0); rerr != nil {
+			s.logger().Warn("handing an erasure back", "erasure", e.ID, "err", rerr)
+		}
+	}
 	return err
 }
 

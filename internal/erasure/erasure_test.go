@@ -254,20 +254,7 @@ func TestErasureUnknown(t *testing.T) {
 func TestErasureRenewsItsLease(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := context.Background()
-		if _, err := db.UpsertProfiles(ctx, []store.ProfilePatch{{CustomerID: "c1", Attrs: `{"email":"ann@shop.io"}`}}); err != nil {
-			t.Fatal(err)
-		}
-		conn := int64(1)
-		exp := store.Export{Name: "x", ConnectionID: &conn, AudienceID: "aud", Mapping: store.Mapping{Email: "email"},
-			StatusIfNew: "subscribed", OnLeave: "untag", Schedule: "off"}
-		if err := db.CreateExport(ctx, &exp); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.ApplySynced(ctx, exp.ID, []store.SyncedChange{
-			{Hash: "h1", Set: &store.Synced{Hash: "h1", Email: "ann@shop.io", CustomerID: "c1", InAudience: true}},
-		}); err != nil {
-			t.Fatal(err)
-		}
+		oneContact(t, db)
 		const lease = time.Second
 		other := &erasure.Service{Store: db, Owner: "w2", Lease: lease}
 		var stolen atomic.Bool
@@ -299,6 +286,59 @@ func TestErasureRenewsItsLease(t *testing.T) {
 		}
 		if did, err := other.RunOnce(ctx); did || err != nil {
 			t.Errorf("the finished job was claimed again: %v %v", did, err)
+		}
+	})
+}
+
+// oneContact stores customer c1 (ann@shop.io), sent to audience "aud" of
+// connection 1.
+func oneContact(t *testing.T, db *sqldb.DB) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := db.UpsertProfiles(ctx, []store.ProfilePatch{{CustomerID: "c1", Attrs: `{"email":"ann@shop.io"}`}}); err != nil {
+		t.Fatal(err)
+	}
+	conn := int64(1)
+	exp := store.Export{Name: "x", ConnectionID: &conn, AudienceID: "aud", Mapping: store.Mapping{Email: "email"},
+		StatusIfNew: "subscribed", OnLeave: "untag", Schedule: "off"}
+	if err := db.CreateExport(ctx, &exp); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ApplySynced(ctx, exp.ID, []store.SyncedChange{
+		{Hash: "h1", Set: &store.Synced{Hash: "h1", Email: "ann@shop.io", CustomerID: "c1", InAudience: true}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestErasureHandedBackOnShutdown: a worker shut down in the middle of a
+// delete hands the job back; the next worker resumes it at once, not
+// after the lease.
+func TestErasureHandedBackOnShutdown(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		oneContact(t, db)
+		started := make(chan struct{})
+		stuck := clients{wrap: func(int64, erasure.Deleter) erasure.Deleter {
+			return deleterFunc(func(ctx context.Context, _, _ string) error {
+				close(started)
+				<-ctx.Done() // Mailchimp does not answer before the shutdown
+				return ctx.Err()
+			})
+		}, mc: map[int64]*mailchimp.Client{1: nil}}
+		w := &erasure.Service{Store: db, Clients: stuck, Owner: "w1", Lease: time.Hour}
+		e, err := w.Request(context.Background(), audit.System, "c1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, shutdown := context.WithCancel(context.Background())
+		go func() { <-started; shutdown() }()
+		if did, err := w.RunOnce(ctx); !did || err == nil {
+			t.Fatalf("the worker shut down mid-delete: %v %v", did, err)
+		}
+		time.Sleep(2 * time.Millisecond) // past the handed-back lease's end
+		got, ok, err := db.ClaimErasure(context.Background(), "w2", time.Hour)
+		if err != nil || !ok || got.ID != e.ID {
+			t.Fatalf("the next worker could not resume the job at once: %+v %v %v", got, ok, err)
 		}
 	})
 }
