@@ -321,7 +321,8 @@ func (r *Runner) execute(parent context.Context, run store.Run, claimSent time.T
 				return
 			case <-t.C:
 			}
-			if err := keeper.check(); err != nil {
+			if err := keeper.check(); err != nil { // before the watchdog noticed
+				log.Warn("lease lost: stopping the run at once", "why", err.Error())
 				cancel(err)
 				return
 			}
