@@ -34,6 +34,7 @@ type DB struct {
 	migrations fs.FS
 	log        *slog.Logger
 	stmts      sync.Map // query → *sql.Stmt prepared on W (stmtcache.go)
+	onClose    []func() error
 }
 
 // New wraps opened pools. migrations holds NNNN_name.sql files.
@@ -44,6 +45,9 @@ func New(d Dialect, w, r *sql.DB, migrations fs.FS, log *slog.Logger) *DB {
 	return &DB{d: d, W: w, R: r, migrations: migrations, log: log}
 }
 
+// OnClose has Close call f first (an opener's background work).
+func (db *DB) OnClose(f func() error) { db.onClose = append(db.onClose, f) }
+
 // Dialect names the SQL flavour.
 func (db *DB) Dialect() string { return string(db.d) }
 
@@ -52,7 +56,11 @@ func (db *DB) SQLDialect() Dialect { return db.d }
 
 // Close closes both pools.
 func (db *DB) Close() error {
-	err := db.W.Close()
+	var err error
+	for _, f := range db.onClose {
+		err = errors.Join(err, f())
+	}
+	err = errors.Join(err, db.W.Close())
 	if db.R != db.W {
 		err = errors.Join(err, db.R.Close())
 	}

@@ -7,12 +7,14 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/segsync/segsync/internal/store/sqldb"
 
@@ -43,7 +45,10 @@ func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, er
 		q.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + q.Encode()
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	// The writer never checkpoints in its commits (a large transaction's
+	// commit would copy hundreds of megabytes of WAL into the database
+	// before returning): checkpointer does, beside it.
+	w, err := sql.Open("sqlite", dsn+"&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
@@ -64,9 +69,53 @@ func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, er
 	r.SetMaxIdleConns(8)
 	sub, _ := fs.Sub(migrationFiles, "migrations")
 	db := sqldb.New(sqldb.SQLite, w, r, sub, log)
+	ck, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	db.OnClose(checkpointer(ck, log))
 	if err := db.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return db, nil
+}
+
+// checkpointEvery is how often the checkpointer copies committed WAL
+// frames into the database.
+const checkpointEvery = 500 * time.Millisecond
+
+// checkpointer checkpoints the WAL on a connection of its own, in the
+// background (PASSIVE: it waits for no reader and no writer), and returns
+// the function that stops it and closes the connection.
+func checkpointer(ck *sql.DB, log *slog.Logger) func() error {
+	ck.SetMaxOpenConns(1)
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(checkpointEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if _, err := ck.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil && ctx.Err() == nil {
+				log.Warn("checkpointing the WAL", "err", err)
+			}
+		}
+	}()
+	return func() error {
+		cancel()
+		<-done
+		// A last checkpoint, so that a closed store's file holds it all.
+		_, err := ck.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		return errors.Join(err, ck.Close())
+	}
 }
