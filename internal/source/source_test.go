@@ -425,3 +425,34 @@ func TestLargePullsOverSources(t *testing.T) {
 		}
 	})
 }
+
+// TestPullHandedBackOnShutdown: a worker shut down while its pull streams
+// hands it back; another worker claims it at once, not after the lease.
+func TestPullHandedBackOnShutdown(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		w := newWorld(t, db)
+		streaming := make(chan struct{})
+		slow := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			rw.Header().Set("Content-Type", "text/csv")
+			fmt.Fprint(rw, "id,a\nc1,1\n")
+			rw.(http.Flusher).Flush()
+			close(streaming)
+			<-r.Context().Done() // the rest never comes before the shutdown
+		}))
+		defer slow.Close()
+		src := w.create(Input{Name: "slow", Kind: "http", Key: "id", URL: slow.URL + "/s.csv"})
+		p, err := w.svc.Pull(w.ctx, audit.System, src.ID, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, shutdown := context.WithCancel(w.ctx)
+		go func() { <-streaming; shutdown() }()
+		if ok, err := w.w.RunOne(ctx); !ok || err != nil {
+			t.Fatalf("the interrupted pull: %v %v", ok, err)
+		}
+		got, ok, err := db.ClaimPull(w.ctx, store.Lease{Token: "next", TTL: time.Minute})
+		if err != nil || !ok || got.ID != p.ID || got.Attempts != 2 {
+			t.Fatalf("the next worker could not take the pull at once: %+v %v %v", got, ok, err)
+		}
+	})
+}

@@ -275,7 +275,7 @@ func (w *Worker) execute(parent context.Context, p store.Pull, lease store.Lease
 		return
 	case parent.Err() != nil:
 		stop()
-		log.Info("pull interrupted by shutdown; it starts again on the next start")
+		w.handBack(context.WithoutCancel(parent), p.ID, lease, log)
 		return
 	case readErr != nil:
 		stop()
@@ -300,6 +300,7 @@ func (w *Worker) execute(parent context.Context, p store.Pull, lease store.Lease
 		return
 	case err != nil:
 		if parent.Err() != nil {
+			w.handBack(context.WithoutCancel(parent), p.ID, lease, log)
 			return
 		}
 		finish(store.RunFailed, "applying the pull: "+err.Error())
@@ -344,6 +345,16 @@ type batch struct {
 // read streams the source's rows into the pull's stage and returns the
 // new high-water mark. Reading and staging overlap: one goroutine stages a
 // batch while this one reads the next (two batches in memory at most).
+// handBack gives an interrupted pull back at shutdown: the next process
+// (or another one) starts it again at once, not after its lease.
+func (w *Worker) handBack(ctx context.Context, id int64, lease store.Lease, log *slog.Logger) {
+	if err := w.Store.ReleasePull(ctx, id, lease); err != nil {
+		log.Warn("handing the pull back", "err", err)
+		return
+	}
+	log.Info("pull interrupted by shutdown and handed back; it starts again from scratch")
+}
+
 func (w *Worker) read(ctx context.Context, src store.Source, stg *stage.Stage, st *pullState) (string, error) {
 	cfg, c, err := w.Service.connectorConfig(src)
 	if err != nil {

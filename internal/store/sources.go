@@ -152,6 +152,9 @@ type SourceStore interface {
 	// ClaimPull leases a pull whose lease expired (restarting it from
 	// scratch), or the oldest queued one.
 	ClaimPull(ctx context.Context, l Lease) (Pull, bool, error)
+	// ReleasePull gives a claimed pull back (shutdown): any worker may
+	// claim it at once and starts it again from scratch.
+	ReleasePull(ctx context.Context, id int64, l Lease) error
 	// HeartbeatPull renews the lease and saves counts; ErrConflict when the
 	// lease is lost. It reports a requested cancel.
 	HeartbeatPull(ctx context.Context, id int64, l Lease, c PullCounts) (cancel bool, err error)

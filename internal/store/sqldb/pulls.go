@@ -235,6 +235,19 @@ func (db *DB) holdPull(ctx context.Context, tx *sql.Tx, id int64, l store.Lease)
 	return nil
 }
 
+// ReleasePull implements store.SourceStore.
+func (db *DB) ReleasePull(ctx context.Context, id int64, l store.Lease) error {
+	res, err := db.W.ExecContext(ctx, db.Q(`UPDATE pulls SET lease_until = 0 WHERE id = ? AND status = ? AND lease_token = ?`),
+		id, store.RunRunning, l.Token)
+	if err != nil {
+		return fmt.Errorf("handing pull %d back: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("pull %d: the lease was lost: %w", id, store.ErrConflict)
+	}
+	return nil
+}
+
 // HeartbeatPull implements store.SourceStore.
 func (db *DB) HeartbeatPull(ctx context.Context, id int64, l store.Lease, c store.PullCounts) (bool, error) {
 	b, _ := json.Marshal(c)
