@@ -292,6 +292,10 @@ func (r *Runner) execute(parent context.Context, run store.Run, claimSent time.T
 	if run.CancelRequested {
 		cancel(errCancelRequested)
 	}
+	lost := func(err error) { // whichever goroutine notices first
+		log.Warn("lease lost: stopping the run at once", "why", err.Error())
+		cancel(err)
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { // the watchdog: stops the run when the claim can no longer be trusted
@@ -305,8 +309,7 @@ func (r *Runner) execute(parent context.Context, run store.Run, claimSent time.T
 			case <-t.C:
 			}
 			if err := keeper.check(); err != nil {
-				log.Warn("lease lost: stopping the run at once", "why", err.Error())
-				cancel(err)
+				lost(err)
 				return
 			}
 		}
@@ -322,8 +325,7 @@ func (r *Runner) execute(parent context.Context, run store.Run, claimSent time.T
 			case <-t.C:
 			}
 			if err := keeper.check(); err != nil { // before the watchdog noticed
-				log.Warn("lease lost: stopping the run at once", "why", err.Error())
-				cancel(err)
+				lost(err)
 				return
 			}
 			// Through the tracker: never counts older than the recorder
@@ -341,8 +343,7 @@ func (r *Runner) execute(parent context.Context, run store.Run, claimSent time.T
 			switch {
 			case errors.Is(err, store.ErrLeaseLost):
 				keeper.lose(err)
-				log.Warn("lease lost: stopping the run at once", "why", keeper.check().Error())
-				cancel(keeper.check())
+				lost(keeper.check())
 				return
 			case err != nil:
 				log.Warn("heartbeat failed; the run stops unless the lease is renewed in time",

@@ -158,11 +158,9 @@ func (db *DB) reabsorbUploadsLayer(ctx context.Context, tx *sql.Tx) error {
 // copy would double every import's writes. The first other source to
 // write a layer stores the uploads layer first (storeUploadsLayer); from
 // then on it is kept like any other.
-func (db *DB) uploadsInProfiles(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}) (bool, error) {
+func (db *DB) uploadsInProfiles(ctx context.Context, tx *sql.Tx) (bool, error) {
 	var in bool
-	if err := q.QueryRowContext(ctx, db.Q(`SELECT layer_in_profiles FROM sources WHERE id = ?`), store.UploadsSourceID).Scan(&in); err != nil {
+	if err := tx.QueryRowContext(ctx, db.Q(`SELECT layer_in_profiles FROM sources WHERE id = ?`), store.UploadsSourceID).Scan(&in); err != nil {
 		return false, fmt.Errorf("reading where the uploads layer is: %w", err)
 	}
 	return in, nil
