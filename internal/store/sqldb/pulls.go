@@ -286,13 +286,16 @@ func (db *DB) ApplyPullStage(ctx context.Context, id int64, l store.Lease, a sto
 			}
 			defer snap.Rollback()
 		}
+		// The lease is renewed first: its row stays locked until commit, so
+		// no other worker can claim the pull while this one waits for the
+		// profile lock (PostgreSQL), however long that takes.
+		if err := db.holdPull(ctx, tx, id, l); err != nil {
+			return err
+		}
 		if db.d == Postgres {
 			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
 				return fmt.Errorf("locking profiles: %w", err)
 			}
-		}
-		if err := db.holdPull(ctx, tx, id, l); err != nil {
-			return err
 		}
 		var src store.Source
 		var err error
