@@ -70,6 +70,18 @@ type SyncedChange struct {
 	RemoveTags uint64
 }
 
+// Intent notes, before a create is sent, that a contact is being created
+// with the given fields; it lasts until the contact's outcome is recorded
+// (the first Set of its hash), so an answer lost to a crash or a dropped
+// connection leaves it behind for the next run to recognise its own
+// contact by.
+type Intent struct {
+	Hash       string
+	Email      string
+	CustomerID string
+	FieldsHash string
+}
+
 // ExportStore keeps export definitions and their synced state.
 type ExportStore interface {
 	CreateExport(ctx context.Context, e *Export) error
@@ -111,6 +123,11 @@ type ExportStore interface {
 	StreamSynced(ctx context.Context, exportID int64, fn func(Synced) error) error
 	// ApplySynced writes acknowledged changes in one transaction.
 	ApplySynced(ctx context.Context, exportID int64, changes []SyncedChange) error
+	// AddIntents notes create intents (see Intent) in one transaction and
+	// returns, by hash, the FieldsHash of the intents the contacts had
+	// before: an earlier run's or attempt's create whose answer was never
+	// recorded.
+	AddIntents(ctx context.Context, exportID int64, intents []Intent) (map[string]string, error)
 	// UpdateSyncedStatuses sets the last known status of the given contacts
 	// (hash → status) that the export has in the audience (InAudience).
 	UpdateSyncedStatuses(ctx context.Context, exportID int64, statuses map[string]string) error

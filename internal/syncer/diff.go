@@ -20,6 +20,10 @@ type change struct {
 	leave                   string        // "", KindArchive or KindUnsubscribe
 	old                     *store.Synced // KindEmailChange: the contact whose address changes
 	createStatus            string        // KindCreate: status instead of status_if_new
+	// earlierIntent (KindCreate) is the fields hash of a create of the
+	// contact sent by an earlier run or attempt whose answer was never
+	// recorded (store.Intent): "" when there was none.
+	earlierIntent string
 }
 
 func (c *change) empty() bool {

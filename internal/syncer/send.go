@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,9 @@ func (t *ticket) done() {
 type op struct {
 	c  *change
 	tk *ticket
+	// held is the created contact's row while it waits for its tags
+	// (tag additions only; see heldRow).
+	held *heldRow
 }
 
 // sender executes a diff's changes: it batches them, sends up to the
@@ -44,6 +48,7 @@ type sender struct {
 	budget chan struct{}
 	wg     sync.WaitGroup
 	rec    *recorder
+	hold   *holder
 	// intents takes the create intents to write (intentLoop).
 	intents chan intentWrite
 
@@ -63,6 +68,7 @@ func (r *runner) send(ctx context.Context) error {
 		budget: make(chan struct{}, 4*r.concurrency()),
 		tagAdd: map[uint64][]op{}, tagDel: map[uint64][]op{}}
 	s.rec = newRecorder(r, func(err error) { cancel(err) })
+	s.hold = newHolder(s.rec, maxHold)
 	s.intents = make(chan intentWrite)
 	go s.intentLoop()
 	err := r.diff(ctx, s.visit)
@@ -75,6 +81,7 @@ func (r *runner) send(ctx context.Context) error {
 		s.wg.Wait()
 	}
 	close(s.intents) // every job that writes intents has ended
+	s.hold.close()   // every job that answers tags has ended
 	if recErr := s.rec.close(); recErr != nil {
 		return recErr
 	}
@@ -86,6 +93,10 @@ func (r *runner) send(ctx context.Context) error {
 	}
 	return ctx.Err()
 }
+
+// maxHold is how long a created contact's row may wait for its tags
+// before it is recorded without them (heldRow).
+const maxHold = 2 * time.Second
 
 func (s *sender) fail(err error) { s.cancel(err) }
 
@@ -242,6 +253,9 @@ func (s *sender) callFailed(ops []op, what string, err error) {
 // reject records a refused contact. permanentMarker stores the data hash
 // so the same data is not sent again.
 func (s *sender) reject(o op, kind mailchimp.Kind, reason string, permanentMarker bool) {
+	if o.held != nil {
+		s.hold.tagAnswered(o.held, 0, nil)
+	}
 	c := o.c
 	s.r.Metrics.contact("rejected")
 	s.rec.reject(store.Rejection{Email: c.email, CustomerID: c.customerID, Reason: reason, Kind: kind.String()})
@@ -281,28 +295,37 @@ func (s *sender) acked(c *change, status string) store.Synced {
 func (s *sender) createIntents(ctx context.Context, ops []op) bool {
 	// Note the intent first: if the answer is lost (crash, dropped
 	// connection), the next attempt hears "contact exists" and can tell,
-	// from this mark and the contact's data, that the contact is ours.
-	intents := make([]store.SyncedChange, len(ops))
+	// from this note and the contact's data, that the contact is ours.
+	intents := make([]store.Intent, len(ops))
 	for i, o := range ops {
-		row := s.base(o.c)
-		row.Email, row.CustomerID = o.c.email, o.c.customerID
-		row.InAudience, row.Status, row.FieldsHash, row.RejectedHash = false, statusCreating, o.c.d.fieldsHash, ""
-		intents[i] = store.SyncedChange{Hash: o.c.hash, Set: &row}
+		intents[i] = store.Intent{Hash: o.c.hash, Email: o.c.email, CustomerID: o.c.customerID, FieldsHash: o.c.d.fieldsHash}
 	}
-	done := make(chan error, 1)
-	s.intents <- intentWrite{rows: intents, done: done}
-	if err := <-done; err != nil {
-		s.fail(err)
+	done := make(chan intentResult, 1)
+	s.intents <- intentWrite{intents: intents, done: done}
+	res := <-done
+	if res.err != nil {
+		s.fail(res.err)
 		return false
+	}
+	for _, o := range ops {
+		o.c.earlierIntent = res.earlier[o.c.hash]
 	}
 	return true
 }
 
 // intentWrite is one batch's create intents and where to report that they
-// are durable (nil) or could not be written.
+// are durable, or could not be written.
 type intentWrite struct {
-	rows []store.SyncedChange
-	done chan error
+	intents []store.Intent
+	done    chan intentResult
+}
+
+// intentResult is the outcome of writing intents: the fields hashes of the
+// intents noted before (by an earlier run or attempt whose answer was never
+// recorded), or the error.
+type intentResult struct {
+	earlier map[string]string
+	err     error
 }
 
 // maxIntentRows bounds the intents written in one transaction.
@@ -310,22 +333,20 @@ const maxIntentRows = 5000
 
 // intentLoop writes create intents as they come, with every batch that
 // waits meanwhile in the same transaction (a group commit): batches wait
-// for the database's single writer side by side, and one transaction per
-// batch paid a commit, a lease check and a page write of the customer
-// index for nearly every contact. Each batch is sent only once its own
-// intents are durable, as before.
+// for the database's single writer side by side. Each batch is sent only
+// once its own intents are durable.
 func (s *sender) intentLoop() {
 	for w := range s.intents {
 		batch := []intentWrite{w}
-		rows := append([]store.SyncedChange(nil), w.rows...)
+		intents := append([]store.Intent(nil), w.intents...)
 	more:
-		for len(rows) < maxIntentRows {
+		for len(intents) < maxIntentRows {
 			select {
 			case w, ok := <-s.intents:
 				if !ok {
 					break more
 				}
-				batch, rows = append(batch, w), append(rows, w.rows...)
+				batch, intents = append(batch, w), append(intents, w.intents...)
 			default:
 				break more
 			}
@@ -333,15 +354,19 @@ func (s *sender) intentLoop() {
 		if err := s.ctx.Err(); err != nil {
 			// The run stops: the batches will not be sent.
 			for _, w := range batch {
-				w.done <- err
+				w.done <- intentResult{err: err}
 			}
 			continue
 		}
 		endRecord := s.r.timed(phaseRecord)
-		err := s.rec.retry(func() error { return s.r.Store.ApplySynced(context.WithoutCancel(s.ctx), s.r.exp.ID, rows) })
+		var earlier map[string]string
+		err := s.rec.retry(func() (err error) {
+			earlier, err = s.r.Store.AddIntents(context.WithoutCancel(s.ctx), s.r.exp.ID, intents)
+			return err
+		})
 		endRecord()
 		for _, w := range batch {
-			w.done <- err
+			w.done <- intentResult{earlier: earlier, err: err}
 		}
 	}
 }
@@ -379,7 +404,12 @@ func (s *sender) create(ctx context.Context, ops []op) {
 		answered[o.c.email] = true
 		row := s.acked(o.c, m.Status)
 		row.CreatedByUs = true
-		s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row}, func(rc *store.RunCounts) { rc.Created++ })
+		ch, count := store.SyncedChange{Hash: o.c.hash, Set: &row}, func(rc *store.RunCounts) { rc.Created++ }
+		if o.c.addTags != 0 {
+			o.held = s.hold.hold(ch, bits.OnesCount64(o.c.addTags), count)
+		} else {
+			s.rec.change(ch, count)
+		}
 		s.r.Metrics.contact(KindCreate)
 		s.queueTags(o, o.c.addTags, 0)
 		o.tk.done()
@@ -415,8 +445,9 @@ func (s *sender) create(ctx context.Context, ops []op) {
 	}
 }
 
-// statusCreating marks a synced row whose contact was sent for creation
-// without an acknowledgement yet.
+// statusCreating marked a synced row whose contact was sent for creation
+// without an acknowledgement yet, before intents had a table of their own
+// (migration 0017 turns such rows into intents).
 const statusCreating = "creating"
 
 // adopt handles a contact that already exists: learn its status and data;
@@ -444,7 +475,7 @@ func (s *sender) adopt(ctx context.Context, o op, replayed bool) {
 		return
 	}
 	same := sameFields(m.MergeFields, c.d.fields)
-	intent := replayed || (c.s != nil && c.s.Status == statusCreating && c.s.FieldsHash == c.d.fieldsHash)
+	intent := replayed || c.earlierIntent == c.d.fieldsHash
 	ours := same && intent && m.Status == s.r.exp.StatusIfNew
 	status := m.Status
 	if !same {
@@ -788,6 +819,10 @@ func (s *sender) tagCall(ctx context.Context, bit uint64, add, del []op) {
 		if i < len(add) {
 			ch.AddTags = bit
 			s.r.Metrics.contact(KindTagAdd)
+			if o.held != nil && s.hold.tagAnswered(o.held, bit, count) {
+				o.tk.done()
+				continue
+			}
 		} else {
 			ch.RemoveTags = bit
 			if o.c.d == nil && o.c.s != nil && o.c.s.InExport && o.c.leave == "" {
@@ -802,6 +837,14 @@ func (s *sender) tagCall(ctx context.Context, bit uint64, add, del []op) {
 		o.tk.done()
 	}
 }
+
+// A recorder's transaction holds up to recordBatch acknowledgements, or
+// what came in recordEvery: fewer, larger transactions write each page of
+// the synced state fewer times (a commit writes every page it changed).
+const (
+	recordBatch = 5000
+	recordEvery = 500 * time.Millisecond
+)
 
 // recorder writes acknowledgements and rejections in batched transactions.
 type recorder struct {
@@ -902,7 +945,7 @@ func (rec *recorder) loop() {
 		}
 		changes, rejects, counts = changes[:0], rejects[:0], counts[:0]
 	}
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(recordEvery)
 	defer tick.Stop()
 	for {
 		select {
@@ -919,7 +962,7 @@ func (rec *recorder) loop() {
 			case countDelta:
 				counts = append(counts, x)
 			}
-			if len(changes)+len(rejects) >= 1000 {
+			if len(changes)+len(rejects) >= recordBatch {
 				flush()
 			}
 		case <-tick.C:

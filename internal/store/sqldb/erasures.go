@@ -25,8 +25,13 @@ func (db *DB) CreateErasure(ctx context.Context, customerID, requestedBy string)
 				return fmt.Errorf("locking profiles: %w", err)
 			}
 		}
-		rows, err := tx.QueryContext(ctx, db.Q(`SELECT e.connection_id, e.audience_id, s.email, s.in_audience OR s.status = 'creating'
-			FROM exports e JOIN synced s ON s.export_id = e.id WHERE s.customer_id = ? ORDER BY e.connection_id, e.audience_id, s.email`), customerID)
+		// The contacts the exports sent, and those sent for creation
+		// without an answer yet (create intents: they may exist).
+		rows, err := tx.QueryContext(ctx, db.Q(`SELECT e.connection_id, e.audience_id, s.email, s.in_audience OR s.status = 'creating' AS sent
+			FROM exports e JOIN synced s ON s.export_id = e.id WHERE s.customer_id = ?
+			UNION ALL SELECT e.connection_id, e.audience_id, i.email, TRUE
+			FROM exports e JOIN synced_intents i ON i.export_id = e.id WHERE i.customer_id = ?
+			ORDER BY 1, 2, 3`), customerID, customerID)
 		if err != nil {
 			return fmt.Errorf("reading the contacts sent: %w", err)
 		}
@@ -91,6 +96,9 @@ func (db *DB) CreateErasure(ctx context.Context, customerID, requestedBy string)
 		}
 		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM synced WHERE export_id IN (SELECT id FROM exports) AND customer_id = ?`), customerID); err != nil {
 			return fmt.Errorf("deleting synced state: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM synced_intents WHERE customer_id = ?`), customerID); err != nil {
+			return fmt.Errorf("deleting create intents: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM run_rejections WHERE customer_id = ?`), customerID); err != nil {
 			return fmt.Errorf("deleting run rejections: %w", err)

@@ -102,6 +102,11 @@ func (f *Fenced) ApplySyncedRun(ctx context.Context, exportID int64, changes []s
 	return f.DB.ApplySyncedRun(ctx, exportID, changes, runID, token, c)
 }
 
+// AddIntents notes create intents under the claim.
+func (f *Fenced) AddIntents(ctx context.Context, exportID int64, intents []store.Intent) (map[string]string, error) {
+	return f.DB.addIntents(ctx, &f.lease, exportID, intents)
+}
+
 // ExportTags assigns tag bits under the claim.
 func (f *Fenced) ExportTags(ctx context.Context, exportID int64, names []string) (map[string]int, error) {
 	return f.DB.exportTags(ctx, &f.lease, exportID, names)

@@ -35,3 +35,15 @@ func (db *DB) txStmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, 
 	}
 	return tx.PrepareContext(ctx, query)
 }
+
+// txExec runs query in tx, through the statement prepared once per process
+// when there is one.
+func (db *DB) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	st, err := db.txStmt(ctx, tx, query)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_, err = st.ExecContext(ctx, args...)
+	return err
+}

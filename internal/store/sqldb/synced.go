@@ -225,7 +225,7 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 		hot = append(hot, syncedUpsertQuery(syncedUpsertRows, false), syncedUpsertQuery(syncedUpsertRows, true))
 	}
 	if len(sets) >= syncedReadRows {
-		hot = append(hot, syncedCustomersQuery(syncedReadRows))
+		hot = append(hot, syncedCustomersQuery(syncedReadRows), intentDeleteQuery(syncedReadRows))
 	}
 	if len(changes) >= syncedTagRows {
 		hot = append(hot, syncedTagQuery(syncedTagRows))
@@ -245,10 +245,14 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 			}
 			deletes = deletes[n:]
 		}
-		same, other, err := db.splitByCustomer(ctx, tx, exportID, sets)
+		if err := db.dropIntents(ctx, tx, exportID, sets); err != nil {
+			return err
+		}
+		same, other, exists, err := db.splitByCustomer(ctx, tx, exportID, sets)
 		if err != nil {
 			return err
 		}
+		tagged := foldNewTags(other, exists, changes)
 		for keep, group := range [][]store.SyncedChange{other, same} {
 			for len(group) > 0 {
 				n := min(len(group), syncedUpsertRows)
@@ -258,7 +262,7 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 				group = group[n:]
 			}
 		}
-		if err := db.applySyncedTags(ctx, tx, exportID, changes); err != nil {
+		if err := db.applySyncedTags(ctx, tx, exportID, tagged); err != nil {
 			return err
 		}
 		if also != nil {
@@ -270,6 +274,148 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 		return fmt.Errorf("recording synced state of export %d: %w", exportID, err)
 	}
 	return nil
+}
+
+// AddIntents notes create intents in one transaction and returns the
+// fields hashes of the intents the contacts had before (an intent noted
+// again replaces the earlier one).
+func (db *DB) AddIntents(ctx context.Context, exportID int64, intents []store.Intent) (map[string]string, error) {
+	return db.addIntents(ctx, nil, exportID, intents)
+}
+
+func (db *DB) addIntents(ctx context.Context, f *store.RunLease, exportID int64, intents []store.Intent) (map[string]string, error) {
+	if len(intents) == 0 {
+		return nil, nil
+	}
+	if len(intents) >= intentRows {
+		for _, q := range []string{intentInsertQuery(intentRows), intentReadQuery(intentRows)} {
+			if err := db.prepareCached(ctx, db.Q(q)); err != nil {
+				return nil, fmt.Errorf("noting create intents of export %d: %w", exportID, err)
+			}
+		}
+	}
+	var earlier map[string]string
+	err := db.fencedTx(ctx, f, func(tx *sql.Tx) error {
+		earlier = nil
+		for rest := intents; len(rest) > 0; {
+			n := min(len(rest), intentRows)
+			args := make([]any, 0, 5*n)
+			args = append(args, exportID)
+			for _, in := range rest[:n] {
+				args = append(args, in.Hash)
+			}
+			if err := db.readIntents(ctx, tx, n, args, &earlier); err != nil {
+				return err
+			}
+			args = args[:0]
+			for _, in := range rest[:n] {
+				args = append(args, exportID, in.Hash, in.Email, in.CustomerID, in.FieldsHash)
+			}
+			if err := db.txExec(ctx, tx, db.Q(intentInsertQuery(n)), args...); err != nil {
+				return fmt.Errorf("noting %d create intents: %w", n, err)
+			}
+			rest = rest[n:]
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("noting create intents of export %d: %w", exportID, err)
+	}
+	return earlier, nil
+}
+
+// readIntents adds the intents of n contacts (args: the export, then their
+// hashes) to *into.
+func (db *DB) readIntents(ctx context.Context, tx *sql.Tx, n int, args []any, into *map[string]string) error {
+	st, err := db.txStmt(ctx, tx, db.Q(intentReadQuery(n)))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return fmt.Errorf("reading %d create intents: %w", n, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h, fh string
+		if err := rows.Scan(&h, &fh); err != nil {
+			return fmt.Errorf("reading %d create intents: %w", n, err)
+		}
+		if *into == nil {
+			*into = map[string]string{}
+		}
+		(*into)[h] = fh
+	}
+	return rows.Err()
+}
+
+// intentRows is how many intents one statement writes.
+const intentRows = 200
+
+func intentInsertQuery(n int) string {
+	return `INSERT INTO synced_intents (export_id, hash, email, customer_id, fields_hash) VALUES ` + placeholders(n, 5) +
+		` ON CONFLICT (export_id, hash) DO UPDATE SET email = excluded.email, customer_id = excluded.customer_id, fields_hash = excluded.fields_hash`
+}
+
+func intentReadQuery(n int) string {
+	return `SELECT hash, fields_hash FROM synced_intents WHERE export_id = ? AND hash IN (` + placeholders(n, 1) + `)`
+}
+
+// dropIntents deletes the create intents of the contacts whose outcome sets
+// records: an intent lives only until then.
+func (db *DB) dropIntents(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange) error {
+	args := make([]any, 0, syncedReadRows+1)
+	for rest := sets; len(rest) > 0; {
+		n := min(len(rest), syncedReadRows)
+		args = append(args[:0], exportID)
+		for _, c := range rest[:n] {
+			args = append(args, c.Hash)
+		}
+		if err := db.txExec(ctx, tx, db.Q(intentDeleteQuery(n)), args...); err != nil {
+			return fmt.Errorf("dropping the create intents of %d contacts: %w", n, err)
+		}
+		rest = rest[n:]
+	}
+	return nil
+}
+
+func intentDeleteQuery(n int) string {
+	return `DELETE FROM synced_intents WHERE export_id = ? AND hash IN (` + placeholders(n, 1) + `)`
+}
+
+// foldNewTags writes the tag changes of new rows into their insert: a
+// contact's first recorded change is usually its create with the tags that
+// followed it (heldRow), which was an insert and an update of the same row.
+// other are the sets of rows that do not exist or change their customer,
+// exists the customers of the rows that exist (splitByCustomer);
+// a change is folded only when it is its contact's one change in the
+// batch and the row does not exist. It returns the changes whose tags are
+// still to apply, and leaves changes itself as it was (it may be retried).
+func foldNewTags(other []store.SyncedChange, exists map[string]string, changes []store.SyncedChange) []store.SyncedChange {
+	n := map[string]int{}
+	for _, c := range changes {
+		n[c.Hash]++
+	}
+	folded := map[string]bool{}
+	for i, c := range other {
+		if _, ok := exists[c.Hash]; !ok && n[c.Hash] == 1 && (c.AddTags != 0 || c.RemoveTags != 0) {
+			row := *c.Set
+			row.Tags = (row.Tags | c.AddTags) &^ c.RemoveTags
+			other[i].Set = &row
+			folded[c.Hash] = true
+		}
+	}
+	if len(folded) == 0 {
+		return changes
+	}
+	rest := make([]store.SyncedChange, 0, len(changes)-len(folded))
+	for _, c := range changes {
+		if !folded[c.Hash] {
+			rest = append(rest, c)
+		}
+	}
+	return rest
 }
 
 // applySyncedTags applies the tag changes of a batch with the effect of
@@ -382,9 +528,10 @@ func syncedUpsertQuery(n int, keepCustomer bool) string {
 }
 
 // splitByCustomer splits sets into the rows that exist with the same
-// customer_id already and the others (new rows, or a new customer_id).
-func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange) (same, other []store.SyncedChange, err error) {
-	have := make(map[string]string, len(sets))
+// customer_id already and the others (new rows, or a new customer_id);
+// have maps the hash of every row that exists to its customer_id.
+func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange) (same, other []store.SyncedChange, have map[string]string, err error) {
+	have = make(map[string]string, len(sets))
 	args := make([]any, 0, syncedReadRows+1)
 	for rest := sets; len(rest) > 0; {
 		n := min(len(rest), syncedReadRows)
@@ -394,24 +541,24 @@ func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, s
 		}
 		st, err := db.txStmt(ctx, tx, db.Q(syncedCustomersQuery(n)))
 		if err != nil {
-			return nil, nil, fmt.Errorf("reading customers of %d contacts: %w", n, err)
+			return nil, nil, nil, fmt.Errorf("reading customers of %d contacts: %w", n, err)
 		}
 		rows, err := st.QueryContext(ctx, args...)
 		if err != nil {
 			st.Close()
-			return nil, nil, fmt.Errorf("reading customers of %d contacts: %w", n, err)
+			return nil, nil, nil, fmt.Errorf("reading customers of %d contacts: %w", n, err)
 		}
 		for rows.Next() {
 			var h, c string
 			if err := rows.Scan(&h, &c); err != nil {
 				rows.Close()
 				st.Close()
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			have[h] = c
 		}
 		if err := errors.Join(rows.Err(), rows.Close(), st.Close()); err != nil {
-			return nil, nil, fmt.Errorf("reading customers of %d contacts: %w", n, err)
+			return nil, nil, nil, fmt.Errorf("reading customers of %d contacts: %w", n, err)
 		}
 		rest = rest[n:]
 	}
@@ -422,7 +569,7 @@ func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, s
 			other = append(other, c)
 		}
 	}
-	return same, other, nil
+	return same, other, have, nil
 }
 
 // upsertSynced inserts or updates rows (all but their tags) in one
