@@ -77,11 +77,13 @@ func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, at
 	if err := db.R.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM profiles`).Scan(&maxID); err != nil {
 		return 0, fmt.Errorf("reading profiles: %w", err)
 	}
-	// The contact of a profile: of several of one customer in the export
-	// (rare: left-over addresses), the one in the audience.
-	status := `(SELECT ` + flowStatus + ` FROM synced x WHERE x.export_id = ? AND x.customer_id = profiles.customer_id
-		ORDER BY x.in_audience DESC LIMIT 1)`
-	due := `EXISTS (SELECT 1 FROM synced WHERE ` + flowWhere + ` AND synced.customer_id = profiles.customer_id)`
+	// The status the profile should show: its contact's (of several of one
+	// customer in the export, rare left-over addresses, the one in the
+	// audience), NULL while unknown or in flight. The index synced_customer
+	// covers it, so no synced row is read. A profile is written when it
+	// shows another status, and "deleted" only over a status it showed.
+	status := `(SELECT CASE WHEN x.in_audience THEN NULLIF(NULLIF(x.status, ''), 'creating') ELSE 'deleted' END
+		FROM synced x WHERE x.export_id = ? AND x.customer_id = profiles.customer_id ORDER BY x.in_audience DESC LIMIT 1)`
 	// Two statements per range: the profiles that show a status already,
 	// then those without the attribute yet (in this order: the first
 	// statement must not see what the second wrote), whose number goes to
@@ -91,12 +93,15 @@ func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, at
 	var statusKey, atKey any = statusAttr, atAttr
 	if db.d == Postgres {
 		updateQ = `UPDATE profiles SET attrs = attrs || jsonb_build_object(CAST(? AS text), ` + status + `, CAST(? AS text), CAST(? AS text))
-			WHERE id > ? AND id <= ? AND attrs -> CAST(? AS text) IS %s NULL AND ` + due
+			WHERE id > ? AND id <= ? AND attrs -> CAST(? AS text) IS %[1]s NULL
+			AND ` + status + ` IS NOT NULL AND (attrs ->> CAST(? AS text)) IS DISTINCT FROM ` + status + `%[2]s`
 	} else {
 		statusKey, atKey = `$."`+statusAttr+`"`, `$."`+atAttr+`"`
-		updateQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ` + status + `, ?, ?) WHERE id > ? AND id <= ? AND json_type(attrs, ?) IS %s NULL AND ` + due
+		updateQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ` + status + `, ?, ?) WHERE id > ? AND id <= ? AND json_type(attrs, ?) IS %[1]s NULL
+			AND ` + status + ` IS NOT NULL AND json_extract(attrs, ?) IS NOT ` + status + `%[2]s`
 	}
-	newQ, shownQ := db.Q(fmt.Sprintf(updateQ, "")), db.Q(fmt.Sprintf(updateQ, "NOT"))
+	newQ := db.Q(fmt.Sprintf(updateQ, "", ` AND `+status+` <> 'deleted'`))
+	shownQ := db.Q(fmt.Sprintf(updateQ, "NOT", ""))
 	// No profile shows a status of the audience yet (the audience's first
 	// run): the first statement would find nothing in any range.
 	var shown int64
@@ -121,7 +126,11 @@ func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, at
 				if q == "" {
 					continue
 				}
-				res, err := tx.ExecContext(ctx, q, statusKey, exportID, atKey, when, lo, hi, statusKey, exportID)
+				args := []any{statusKey, exportID, atKey, when, lo, hi, statusKey, exportID, statusKey, exportID}
+				if q == newQ {
+					args = append(args, exportID)
+				}
+				res, err := tx.ExecContext(ctx, q, args...)
 				if err != nil {
 					return fmt.Errorf("writing statuses on profiles: %w", err)
 				}

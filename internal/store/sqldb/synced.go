@@ -388,11 +388,11 @@ func intentDeleteQuery(n int) string {
 // contact's first recorded change is usually its create with the tags that
 // followed it (heldRow), which was an insert and an update of the same row.
 // other are the sets of rows that do not exist or change their customer,
-// exists the customers of the rows that exist (splitByCustomer);
+// exists the keys of the rows that exist (splitByCustomer);
 // a change is folded only when it is its contact's one change in the
 // batch and the row does not exist. It returns the changes whose tags are
 // still to apply, and leaves changes itself as it was (it may be retried).
-func foldNewTags(other []store.SyncedChange, exists map[string]string, changes []store.SyncedChange) []store.SyncedChange {
+func foldNewTags(other []store.SyncedChange, exists map[string]syncedKey, changes []store.SyncedChange) []store.SyncedChange {
 	n := map[string]int{}
 	for _, c := range changes {
 		n[c.Hash]++
@@ -497,17 +497,18 @@ func syncedTagQuery(n int) string {
 	return `UPDATE synced SET tags = (tags | CAST(? AS BIGINT)) & ~CAST(? AS BIGINT) WHERE export_id = ? AND hash IN (` + placeholders(n, 1) + `)`
 }
 
-// syncedCustomersQuery reads the customer_id of n contacts.
+// syncedCustomersQuery reads the key of synced_customer of n contacts.
 func syncedCustomersQuery(n int) string {
-	return `SELECT hash, customer_id FROM synced WHERE export_id = ? AND hash IN (` + placeholders(n, 1) + `)`
+	return `SELECT hash, customer_id, in_audience, status FROM synced WHERE export_id = ? AND hash IN (` + placeholders(n, 1) + `)`
 }
 
 // syncedUpsertQuery is the upsert of n rows (all columns but the tags of
-// existing rows). With keepCustomer, an existing row keeps its customer_id:
-// an UPDATE naming a column rewrites its index entries even when the value
-// stays, and synced_customer's entries lie at random (customer order),
-// which cost a page write per acknowledgement.
-func syncedUpsertQuery(n int, keepCustomer bool) string {
+// existing rows). With keepKey, an existing row keeps its customer_id,
+// in_audience and status, the columns of synced_customer besides the
+// export: an UPDATE naming a column rewrites its index entries even when
+// the value stays, and synced_customer's entries lie at random (customer
+// order), which cost a page write per acknowledgement.
+func syncedUpsertQuery(n int, keepKey bool) string {
 	var q strings.Builder
 	q.WriteString(`INSERT INTO synced (export_id, ` + syncedColumns + `) VALUES `)
 	for i := range n {
@@ -517,21 +518,27 @@ func syncedUpsertQuery(n int, keepCustomer bool) string {
 		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	}
 	q.WriteString(` ON CONFLICT (export_id, hash) DO UPDATE SET email = excluded.email,`)
-	if !keepCustomer {
-		q.WriteString(` customer_id = excluded.customer_id,`)
+	if !keepKey {
+		q.WriteString(` customer_id = excluded.customer_id, in_audience = excluded.in_audience, status = excluded.status,`)
 	}
-	q.WriteString(` in_audience = excluded.in_audience,
-		in_export = excluded.in_export, fields_hash = excluded.fields_hash,
+	q.WriteString(` in_export = excluded.in_export, fields_hash = excluded.fields_hash,
 		created_by_us = excluded.created_by_us, archived_by_us = excluded.archived_by_us,
-		status = excluded.status, rejected_hash = excluded.rejected_hash`)
+		rejected_hash = excluded.rejected_hash`)
 	return q.String()
 }
 
+// syncedKey is a row's part of the key of synced_customer.
+type syncedKey struct {
+	customer   string
+	inAudience bool
+	status     string
+}
+
 // splitByCustomer splits sets into the rows that exist with the same
-// customer_id already and the others (new rows, or a new customer_id);
-// have maps the hash of every row that exists to its customer_id.
-func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange) (same, other []store.SyncedChange, have map[string]string, err error) {
-	have = make(map[string]string, len(sets))
+// customer_id, in_audience and status already and the others (new rows, or
+// a change of one of them); have holds the key of every row that exists.
+func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange) (same, other []store.SyncedChange, have map[string]syncedKey, err error) {
+	have = make(map[string]syncedKey, len(sets))
 	args := make([]any, 0, syncedReadRows+1)
 	for rest := sets; len(rest) > 0; {
 		n := min(len(rest), syncedReadRows)
@@ -549,13 +556,14 @@ func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, s
 			return nil, nil, nil, fmt.Errorf("reading customers of %d contacts: %w", n, err)
 		}
 		for rows.Next() {
-			var h, c string
-			if err := rows.Scan(&h, &c); err != nil {
+			var h string
+			var k syncedKey
+			if err := rows.Scan(&h, &k.customer, &k.inAudience, &k.status); err != nil {
 				rows.Close()
 				st.Close()
 				return nil, nil, nil, err
 			}
-			have[h] = c
+			have[h] = k
 		}
 		if err := errors.Join(rows.Err(), rows.Close(), st.Close()); err != nil {
 			return nil, nil, nil, fmt.Errorf("reading customers of %d contacts: %w", n, err)
@@ -563,7 +571,7 @@ func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, s
 		rest = rest[n:]
 	}
 	for _, c := range sets {
-		if cid, ok := have[c.Hash]; ok && cid == c.Set.CustomerID {
+		if k, ok := have[c.Hash]; ok && k == (syncedKey{c.Set.CustomerID, c.Set.InAudience, c.Set.Status}) {
 			same = append(same, c)
 		} else {
 			other = append(other, c)
@@ -573,8 +581,8 @@ func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, s
 }
 
 // upsertSynced inserts or updates rows (all but their tags) in one
-// statement; keepCustomer: see syncedUpsertQuery.
-func (db *DB) upsertSynced(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange, keepCustomer bool) error {
+// statement; keepKey: see syncedUpsertQuery.
+func (db *DB) upsertSynced(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange, keepKey bool) error {
 	args := make([]any, 0, len(sets)*12)
 	for _, c := range sets {
 		s := c.Set
@@ -583,7 +591,7 @@ func (db *DB) upsertSynced(ctx context.Context, tx *sql.Tx, exportID int64, sets
 	}
 	// Full-size statements (most of a large run) are parsed once per
 	// process instead of once per call (2.6 s of CPU in a 1M first run).
-	st, err := db.txStmt(ctx, tx, db.Q(syncedUpsertQuery(len(sets), keepCustomer)))
+	st, err := db.txStmt(ctx, tx, db.Q(syncedUpsertQuery(len(sets), keepKey)))
 	if err != nil {
 		return fmt.Errorf("upserting %d contacts: %w", len(sets), err)
 	}
