@@ -26,6 +26,7 @@ import (
 	"github.com/segsync/segsync/internal/mailchimp"
 	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store"
+	"golang.org/x/sync/errgroup"
 )
 
 // Mailchimp is the part of the Marketing API the engine uses; *mailchimp.Client
@@ -293,20 +294,39 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	defer r.flowStatuses(ctx)
 	endPlan := r.timed(phasePlan)
 	defer endPlan()
+	var asOf time.Time
+	if !r.opt.DryRun {
+		var err error
+		if asOf, err = r.Store.StatusAsOf(ctx, r.exp.ID); err != nil {
+			return r.result(), err
+		}
+	}
+	if !r.opt.DryRun && asOf.IsZero() {
+		// A first run's status refresh (the archived contacts) needs
+		// nothing prepare reads: both go at once, with the listing of the
+		// audience's tags, so the first create leaves one round trip
+		// sooner.
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return r.prepare(gctx) })
+		g.Go(func() error { return r.refreshStatuses(gctx) })
+		if len(r.exp.SegmentIDs) > 0 {
+			g.Go(func() error { return r.listSegments(gctx) })
+		}
+		if err := g.Wait(); err != nil {
+			return r.result(), err
+		}
+		if err := r.choosePlan(ctx, true); err != nil {
+			return r.result(), err
+		}
+		endPlan()
+		return r.firstRun(ctx)
+	}
 	if err := r.prepare(ctx); err != nil {
 		return r.result(), err
 	}
 	if !r.opt.DryRun {
-		asOf, err := r.Store.StatusAsOf(ctx, r.exp.ID)
-		if err != nil {
+		if err := r.choosePlan(ctx, false); err != nil {
 			return r.result(), err
-		}
-		if err := r.choosePlan(ctx, asOf.IsZero()); err != nil {
-			return r.result(), err
-		}
-		if asOf.IsZero() {
-			endPlan()
-			return r.firstRun(ctx)
 		}
 	}
 	// Pass 1: plan. It counts the work (the progress total) and, for a dry
@@ -375,15 +395,12 @@ func (r *runner) plan(ctx context.Context) (*planner, error) {
 	return plan, nil
 }
 
-// firstRun sends an export that never refreshed statuses, so has sent
+// firstRun sends an export whose first status refresh just ran, so has sent
 // nothing yet: every contact is a create, and planning would only count
 // them at the cost of a whole extra pass over the segments (about a tenth
 // of a 1M export's wall time at Mailchimp's latency). The progress total
 // grows as the diff finds the contacts.
 func (r *runner) firstRun(ctx context.Context) (Result, error) {
-	if err := r.refreshStatuses(ctx); err != nil {
-		return r.result(), err
-	}
 	r.growTotal = true
 	if err := r.send(ctx); err != nil {
 		return r.result(), err
@@ -533,21 +550,29 @@ func (r *runner) refreshStatuses(ctx context.Context) error {
 		if other {
 			statuses = append(statuses, mailchimp.StatusSubscribed)
 		}
+		// The listings are independent: they go at once.
+		g, gctx := errgroup.WithContext(ctx)
 		for _, status := range statuses {
-			q := mailchimp.MemberQuery{Status: status, SinceLastChanged: asOf.Add(-r.skew()), Fields: []string{"members.id", "members.status"}}
-			err := r.mc.ListMembers(ctx, r.list, q, func(ms []mailchimp.Member) error {
-				st := make(map[string]string, len(ms))
-				for _, m := range ms {
-					if m.ID != "" && m.Status != "" {
-						st[m.ID] = m.Status
+			g.Go(func() error {
+				q := mailchimp.MemberQuery{Status: status, SinceLastChanged: asOf.Add(-r.skew()), Fields: []string{"members.id", "members.status"}}
+				err := r.mc.ListMembers(gctx, r.list, q, func(ms []mailchimp.Member) error {
+					st := make(map[string]string, len(ms))
+					for _, m := range ms {
+						if m.ID != "" && m.Status != "" {
+							st[m.ID] = m.Status
+						}
 					}
+					r.planOnly(slices.Collect(maps.Keys(st)))
+					return r.Store.UpdateSyncedStatuses(gctx, r.exp.ID, st)
+				})
+				if err != nil {
+					return r.callErr("listing "+status+" members changed since the last run", err)
 				}
-				r.planOnly(slices.Collect(maps.Keys(st)))
-				return r.Store.UpdateSyncedStatuses(ctx, r.exp.ID, st)
+				return nil
 			})
-			if err != nil {
-				return r.callErr("listing "+status+" members changed since the last run", err)
-			}
+		}
+		if err := g.Wait(); err != nil {
+			return err
 		}
 	}
 	// Listings leave archived contacts out unless asked for. Archived

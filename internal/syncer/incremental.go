@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"sync"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -40,6 +41,8 @@ type incremental struct {
 	// why the run plans every profile; "" when it plans only.
 	why  string
 	only []string // the hashes to plan, ascending
+	// onlyMu guards only while the status refresh adds to it.
+	onlyMu sync.Mutex
 	// dups are the hashes of contacts merged from several profiles that
 	// this run's diffs saw.
 	dups map[string]bool
@@ -191,6 +194,8 @@ func (r *runner) planOnly(hashes []string) {
 	if r.inc == nil || r.inc.full() || len(hashes) == 0 {
 		return
 	}
+	r.inc.onlyMu.Lock() // the status listings run at once
+	defer r.inc.onlyMu.Unlock()
 	slices.Sort(hashes)
 	r.inc.only = unionSorted(r.inc.only, slices.Compact(hashes))
 }

@@ -46,7 +46,9 @@ type sender struct {
 	cancel context.CancelCauseFunc
 	sem    chan struct{}
 	budget chan struct{}
-	wg     sync.WaitGroup
+	// wg counts every job; feeders the jobs other than tag calls, any of
+	// which may queue tags.
+	wg, feeders sync.WaitGroup
 	rec    *recorder
 	hold   *holder
 	// intents takes the create intents to write (intentLoop).
@@ -75,11 +77,13 @@ func (r *runner) send(ctx context.Context) error {
 	if err == nil {
 		s.flushBatches()
 	}
-	s.wg.Wait()
+	// Once no job can queue tags any more, the part-filled tag batches go
+	// out at once, beside the tag calls still in flight.
+	s.feeders.Wait()
 	if err == nil && ctx.Err() == nil {
 		s.flushTags(true)
-		s.wg.Wait()
 	}
+	s.wg.Wait()
 	close(s.intents) // every job that writes intents has ended
 	s.hold.close()   // every job that answers tags has ended
 	if recErr := s.rec.close(); recErr != nil {
@@ -104,13 +108,19 @@ func (s *sender) fail(err error) { s.cancel(err) }
 // Top-level jobs (from the diff) also take a budget slot, which bounds the
 // work in memory; follow-ups (from acknowledgements) do not, so they can
 // never deadlock against their parents.
-func (s *sender) spawn(top bool, fn func(ctx context.Context)) { s.spawnAfter(top, nil, fn) }
+func (s *sender) spawn(top bool, fn func(ctx context.Context)) { s.launch(top, true, nil, fn) }
 
 // spawnAfter is spawn with pre run on the new goroutine before it waits for
 // a concurrency slot: work that needs no Mailchimp connection (writing
 // create intents to the database) must not hold one of the account's few
 // connections idle. fn runs only if pre returns true.
 func (s *sender) spawnAfter(top bool, pre func(ctx context.Context) bool, fn func(ctx context.Context)) {
+	s.launch(top, true, pre, fn)
+}
+
+// launch is spawnAfter for a job that may queue tags (feeds) or not (a
+// tag call).
+func (s *sender) launch(top, feeds bool, pre func(ctx context.Context) bool, fn func(ctx context.Context)) {
 	if top {
 		select {
 		case s.budget <- struct{}{}:
@@ -119,8 +129,14 @@ func (s *sender) spawnAfter(top bool, pre func(ctx context.Context) bool, fn fun
 		}
 	}
 	s.wg.Add(1)
+	if feeds {
+		s.feeders.Add(1)
+	}
 	go func() {
 		defer s.wg.Done()
+		if feeds {
+			defer s.feeders.Done()
+		}
 		if top {
 			defer func() { <-s.budget }()
 		}
@@ -729,7 +745,7 @@ func (s *sender) flushTagLocked(bit uint64) {
 	if len(add) == 0 && len(del) == 0 {
 		return
 	}
-	s.spawn(false, func(ctx context.Context) { s.tagCall(ctx, bit, add, del) })
+	s.launch(false, false, nil, func(ctx context.Context) { s.tagCall(ctx, bit, add, del) })
 }
 
 // segmentFor returns the static segment of a tag, creating it when create
@@ -740,9 +756,11 @@ func (s *sender) segmentFor(ctx context.Context, name string, create bool) (int6
 	defer s.r.segMu.Unlock()
 	key := strings.ToLower(strings.TrimSpace(name))
 	if s.r.segIDs == nil {
-		if err := s.listSegments(ctx); err != nil {
+		ids, err := s.r.readSegments(ctx)
+		if err != nil {
 			return 0, err
 		}
+		s.r.segIDs = ids
 	}
 	if id, ok := s.r.segIDs[key]; ok || !create {
 		return id, nil
@@ -752,8 +770,9 @@ func (s *sender) segmentFor(ctx context.Context, name string, create bool) (int6
 	if err != nil {
 		// The create may have succeeded with its answer lost (the retry
 		// then hears "already exists"), or another run created it: look.
-		if lerr := s.listSegments(ctx); lerr == nil {
-			if id, ok := s.r.segIDs[key]; ok {
+		if ids, lerr := s.r.readSegments(ctx); lerr == nil {
+			s.r.segIDs = ids
+			if id, ok := ids[key]; ok {
 				return id, nil
 			}
 		}
@@ -763,19 +782,34 @@ func (s *sender) segmentFor(ctx context.Context, name string, create bool) (int6
 	return sg.ID, nil
 }
 
-func (s *sender) listSegments(ctx context.Context) error {
-	segs, err := s.r.mc.ListSegments(ctx, s.r.list, mailchimp.SegmentStatic)
+// listSegments reads the audience's static segments (tags) into segIDs,
+// before the first tag call needs them.
+func (r *runner) listSegments(ctx context.Context) error {
+	ids, err := r.readSegments(ctx)
 	if err != nil {
-		return err
+		return r.callErr("listing the audience's tags", err)
 	}
-	s.r.segIDs = map[string]int64{}
+	r.segMu.Lock()
+	r.segIDs = ids
+	r.segMu.Unlock()
+	return nil
+}
+
+// readSegments reads the audience's static segments (tags): id by name
+// folded as Mailchimp matches tag names.
+func (r *runner) readSegments(ctx context.Context) (map[string]int64, error) {
+	segs, err := r.mc.ListSegments(ctx, r.list, mailchimp.SegmentStatic)
+	if err != nil {
+		return nil, err
+	}
+	ids := map[string]int64{}
 	for _, sg := range segs {
 		k := strings.ToLower(strings.TrimSpace(sg.Name))
-		if _, dup := s.r.segIDs[k]; !dup {
-			s.r.segIDs[k] = sg.ID
+		if _, dup := ids[k]; !dup {
+			ids[k] = sg.ID
 		}
 	}
-	return nil
+	return ids, nil
 }
 
 func (s *sender) tagCall(ctx context.Context, bit uint64, add, del []op) {
@@ -842,8 +876,8 @@ func (s *sender) tagCall(ctx context.Context, bit uint64, add, del []op) {
 // what came in recordEvery: fewer, larger transactions write each page of
 // the synced state fewer times (a commit writes every page it changed).
 const (
-	recordBatch = 5000
-	recordEvery = 500 * time.Millisecond
+	recordBatch = 20000
+	recordEvery = time.Second
 )
 
 // recorder writes acknowledgements and rejections in batched transactions.
