@@ -1,13 +1,13 @@
 package syncer
 
 import (
-	"sync"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/segsync/segsync/internal/segment"

@@ -49,8 +49,8 @@ type sender struct {
 	// wg counts every job; feeders the jobs other than tag calls, any of
 	// which may queue tags.
 	wg, feeders sync.WaitGroup
-	rec    *recorder
-	hold   *holder
+	rec         *recorder
+	hold        *holder
 	// intents takes the create intents to write (intentLoop).
 	intents chan intentWrite
 
