@@ -159,6 +159,15 @@ type plan struct {
 	MinCalls   int    `json:"min_write_calls"`
 }
 
+// minSeconds is the least time the plan's write calls take with conns
+// connections, each call costing latency plus perMember for every contact
+// it carries (the emulator's model: batch subscribes and tag batches).
+func (p plan) minSeconds(latency, perMember time.Duration, conns int) float64 {
+	members := p.Creates + p.Updates + p.TagAdds[0] + p.TagAdds[1] + p.TagRemoves[0] + p.TagRemoves[1]
+	total := time.Duration(p.MinCalls)*latency + time.Duration(members)*perMember
+	return total.Seconds() / float64(conns)
+}
+
 // planFull is the plan of a first run over n profiles: every profile in
 // either segment is created (batch subscribe) and tagged (static segment
 // additions), plus the creation of the two static segments (tags).

@@ -146,32 +146,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // result is one JSON line.
 type result struct {
-	Run         string           `json:"run"` // import, full, nochange, change1pct, naive
-	Profiles    int              `json:"profiles"`
-	Store       string           `json:"store"`
-	LatencyMS   float64          `json:"latency_ms"`
-	MaxConns    int              `json:"max_conns"`
-	WallS       float64          `json:"wall_s"`
-	ServerWallS float64          `json:"server_wall_s,omitempty"` // started_at → finished_at of the run
-	CPUS        float64          `json:"cpu_s"`                   // segsync process
-	PeakRSSMB   float64          `json:"peak_rss_mb"`             // segsync process, this measurement
-	Status      string           `json:"status,omitempty"`
-	Calls       map[string]int   `json:"calls,omitempty"` // by endpoint, from the emulator
-	WriteCalls  int              `json:"write_calls"`
-	MinCalls    *int             `json:"min_write_calls,omitempty"` // export runs only
-	Efficiency  *float64         `json:"efficiency,omitempty"`
-	Plan        *plan            `json:"plan,omitempty"`
-	Counts      map[string]int64 `json:"counts,omitempty"`
-	Timings     map[string]int64 `json:"timings,omitempty"` // the run's phase timings (ms), as segsync reports them
-	RowsPerS    float64          `json:"rows_per_s,omitempty"`
-	Import      *importResult    `json:"import,omitempty"`
-	NaiveSent   int              `json:"naive_contacts_sent,omitempty"`
-	NaiveTotal  int              `json:"naive_contacts_total,omitempty"`
-	ProjectedS  float64          `json:"naive_projected_wall_s,omitempty"`
-	Ratio       float64          `json:"naive_over_segsync,omitempty"` // naive (projected) wall ÷ segsync full-export wall
-	Load1       float64          `json:"load1"`
-	At          time.Time        `json:"at"`
-	Note        string           `json:"note,omitempty"`
+	Run         string         `json:"run"` // import, full, nochange, change1pct, naive
+	Profiles    int            `json:"profiles"`
+	Store       string         `json:"store"`
+	LatencyMS   float64        `json:"latency_ms"`
+	MaxConns    int            `json:"max_conns"`
+	WallS       float64        `json:"wall_s"`
+	ServerWallS float64        `json:"server_wall_s,omitempty"` // started_at → finished_at of the run
+	CPUS        float64        `json:"cpu_s"`                   // segsync process
+	PeakRSSMB   float64        `json:"peak_rss_mb"`             // segsync process, this measurement
+	Status      string         `json:"status,omitempty"`
+	Calls       map[string]int `json:"calls,omitempty"` // by endpoint, from the emulator
+	WriteCalls  int            `json:"write_calls"`
+	MinCalls    *int           `json:"min_write_calls,omitempty"` // export runs only
+	// Efficiency is the least time the minimal calls take (MinS) over the
+	// run's wall time; SendEfficiency the same over the time from the
+	// first Mailchimp call to the last answer (CallSpanS), which leaves
+	// out the work before the first call and after the last (the status
+	// flow-back onto the profiles).
+	Efficiency     *float64         `json:"efficiency,omitempty"`
+	MinS           float64          `json:"min_s,omitempty"`
+	CallSpanS      float64          `json:"mailchimp_span_s,omitempty"`
+	SendEfficiency *float64         `json:"send_efficiency,omitempty"`
+	Plan           *plan            `json:"plan,omitempty"`
+	Counts         map[string]int64 `json:"counts,omitempty"`
+	Timings        map[string]int64 `json:"timings,omitempty"` // the run's phase timings (ms), as segsync reports them
+	RowsPerS       float64          `json:"rows_per_s,omitempty"`
+	Import         *importResult    `json:"import,omitempty"`
+	NaiveSent      int              `json:"naive_contacts_sent,omitempty"`
+	NaiveTotal     int              `json:"naive_contacts_total,omitempty"`
+	ProjectedS     float64          `json:"naive_projected_wall_s,omitempty"`
+	Ratio          float64          `json:"naive_over_segsync,omitempty"` // naive (projected) wall ÷ segsync full-export wall
+	Load1          float64          `json:"load1"`
+	At             time.Time        `json:"at"`
+	Note           string           `json:"note,omitempty"`
 }
 
 type recorder struct {
@@ -371,9 +379,17 @@ func benchOne(ctx context.Context, o options, bin, dir string, n int, out *recor
 		res.Calls, res.WriteCalls = emu.Calls(), emu.WriteCalls()
 		if p != nil {
 			res.Plan, res.MinCalls = p, &p.MinCalls
+			if first, last := emu.CallSpan(); !first.IsZero() {
+				res.CallSpanS = round(last.Sub(first).Seconds(), 3)
+			}
 			if o.latency > 0 && res.WallS > 0 {
-				eff := round(float64(p.MinCalls)*o.latency.Seconds()/float64(o.maxConns)/res.WallS, 3)
+				res.MinS = round(p.minSeconds(o.latency, o.latencyPerMember, o.maxConns), 3)
+				eff := round(res.MinS/res.WallS, 3)
 				res.Efficiency = &eff
+				if res.CallSpanS > 0 {
+					se := round(res.MinS/res.CallSpanS, 3)
+					res.SendEfficiency = &se
+				}
 			}
 		}
 		if r.Status != "succeeded" {

@@ -155,8 +155,11 @@ func TestHeartbeatFailures(t *testing.T) {
 			db, _ := openSQLite(t)
 			ctx, stop := context.WithCancel(context.Background())
 			defer stop()
+			// Slow enough that the run outlasts the lease after its first
+			// 500 contacts are recorded (the recorder commits every second,
+			// and a created contact's row may wait for its tags).
 			const n = 3000
-			f := setup(t, db, n, emulator.Options{LatencyPerMember: time.Millisecond})
+			f := setup(t, db, n, emulator.Options{LatencyPerMember: 2 * time.Millisecond})
 			faulty := &faultyStore{DB: db, block: block}
 			aSends := &sends{next: http.DefaultTransport}
 			aLog := &syncBuffer{}

@@ -155,6 +155,11 @@
 //     work as Bearer (or "OAuth") credentials on the API.
 //   - A path that exists with other methods answers 405 "Method Not
 //     Allowed"; an unknown path 404. Both need a valid key first (401).
+//   - Latency is the time a request takes, the emulator's own work
+//     included: the change is applied when the request comes in and the
+//     answer is held until Latency has passed (a caller that gives up
+//     meanwhile loses the answer, not the change, as with Mailchimp over a
+//     slow network). LatencyPerMember is added for every member of a batch.
 //   - The connection limit counts requests in flight per account, including
 //     the time spent in Latency; a request beyond MaxConns gets 429 with
 //     Retry-After: 1 at once.

@@ -27,8 +27,9 @@ type Options struct {
 	// MaxConns is the number of concurrent requests each account may have in
 	// flight; more are answered with 429. Default 10.
 	MaxConns int
-	// Latency is added to every API request; LatencyPerMember is added per
-	// member in batch calls (batch subscribe, static segment batches).
+	// Latency is how long every API request takes, the emulator's own work
+	// included (the answer is held until then); LatencyPerMember is added
+	// per member in batch calls (batch subscribe, static segment batches).
 	Latency          time.Duration
 	LatencyPerMember time.Duration
 	// FailRate (0–1) is the share of API requests that fail with 500, 503 or
@@ -76,6 +77,9 @@ type Emulator struct {
 
 	callMu sync.Mutex
 	calls  map[string]int
+	// callSpan is when the first request since the last reset came in
+	// and when the last one answered.
+	callSpan [2]time.Time
 
 	routeList []string // API routes, "METHOD /path/{template}"
 
@@ -198,6 +202,7 @@ func (e *Emulator) api(mux *http.ServeMux, route string, h apiFunc) {
 
 func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, route string, h apiFunc) {
 	e.count(route)
+	defer e.answered()
 	a, perr := e.authenticate(r)
 	if perr != nil {
 		writeProblem(w, perr)
@@ -217,16 +222,24 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, route string
 			detail: fmt.Sprintf("You have exceeded the limit of %d simultaneous connections.", e.maxConns)})
 		return
 	}
-	if err := sleepCtx(r.Context(), e.opts.Latency); err != nil {
-		return
-	}
+	// The call takes Latency, the emulator's own work included (it stands
+	// for Mailchimp's, which the latency models): the change is applied at
+	// once and the answer leaves Latency after the request came in. A
+	// caller that gives up meanwhile loses the answer, not the change.
+	answerAt := time.Now().Add(e.opts.Latency)
 	f, after := e.drawFault()
 	if f != faultNone && !after {
+		if err := sleepUntil(r.Context(), answerAt); err != nil {
+			return
+		}
 		e.log.Debug("emulator: injected fault before change", "route", route, "fault", f)
 		injectFault(w, f)
 		return
 	}
 	out, err := h(r, a)
+	if err := sleepUntil(r.Context(), answerAt); err != nil {
+		return
+	}
 	if f != faultNone {
 		e.log.Debug("emulator: injected fault after change", "route", route, "fault", f)
 		injectFault(w, f)
@@ -314,6 +327,16 @@ func (e *Emulator) drawFault() (fault, bool) {
 func (e *Emulator) count(route string) {
 	e.callMu.Lock()
 	e.calls[route]++
+	if e.callSpan[0].IsZero() {
+		e.callSpan[0] = time.Now()
+	}
+	e.callMu.Unlock()
+}
+
+// answered notes the end of a request for CallSpan.
+func (e *Emulator) answered() {
+	e.callMu.Lock()
+	e.callSpan[1] = time.Now()
 	e.callMu.Unlock()
 }
 
@@ -356,6 +379,9 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// sleepUntil waits until t or until ctx ends.
+func sleepUntil(ctx context.Context, t time.Time) error { return sleepCtx(ctx, time.Until(t)) }
 
 // memberDelay applies --latency-per-member for a batch of n members.
 func (e *Emulator) memberDelay(ctx context.Context, n int) error {

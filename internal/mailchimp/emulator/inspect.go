@@ -331,6 +331,14 @@ func (e *Emulator) Calls() map[string]int {
 	return maps.Clone(e.calls)
 }
 
+// CallSpan returns when the first API request since the last
+// ResetCounters came in and when the last one was answered (zero: none).
+func (e *Emulator) CallSpan() (first, last time.Time) {
+	e.callMu.Lock()
+	defer e.callMu.Unlock()
+	return e.callSpan[0], e.callSpan[1]
+}
+
 // CallCount returns the calls of one route, e.g. "PUT /lists/{list_id}/members/{subscriber_hash}".
 func (e *Emulator) CallCount(route string) int {
 	e.callMu.Lock()
@@ -366,6 +374,7 @@ func (e *Emulator) MaxConcurrent(apiKey string) int {
 func (e *Emulator) ResetCounters() {
 	e.callMu.Lock()
 	clear(e.calls)
+	e.callSpan = [2]time.Time{}
 	e.callMu.Unlock()
 	for _, a := range e.accounts {
 		a.maxSeen.Store(0)
