@@ -88,20 +88,24 @@ func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, at
 	// then those without the attribute yet (in this order: the first
 	// statement must not see what the second wrote), whose number goes to
 	// the attribute catalogue. A separate count of the new ones looked
-	// every contact up once more.
-	var updateQ string
+	// every contact up once more. Each statement names the lookup twice
+	// (SET and WHERE): the database runs it twice per profile.
+	var setQ, newQ, shownQ string
 	var statusKey, atKey any = statusAttr, atAttr
 	if db.d == Postgres {
-		updateQ = `UPDATE profiles SET attrs = attrs || jsonb_build_object(CAST(? AS text), ` + status + `, CAST(? AS text), CAST(? AS text))
-			WHERE id > ? AND id <= ? AND attrs -> CAST(? AS text) IS %[1]s NULL
-			AND ` + status + ` IS NOT NULL AND (attrs ->> CAST(? AS text)) IS DISTINCT FROM ` + status + `%[2]s`
+		setQ = `UPDATE profiles SET attrs = attrs || jsonb_build_object(CAST(? AS text), ` + status + `, CAST(? AS text), CAST(? AS text))
+			WHERE id > ? AND id <= ? AND `
+		newQ = setQ + `attrs -> CAST(? AS text) IS NULL AND COALESCE(` + status + `, 'deleted') <> 'deleted'`
+		shownQ = setQ + `attrs -> CAST(? AS text) IS NOT NULL
+			AND COALESCE(` + status + `, attrs ->> CAST(? AS text)) IS DISTINCT FROM (attrs ->> CAST(? AS text))`
 	} else {
 		statusKey, atKey = `$."`+statusAttr+`"`, `$."`+atAttr+`"`
-		updateQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ` + status + `, ?, ?) WHERE id > ? AND id <= ? AND json_type(attrs, ?) IS %[1]s NULL
-			AND ` + status + ` IS NOT NULL AND json_extract(attrs, ?) IS NOT ` + status + `%[2]s`
+		setQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ` + status + `, ?, ?) WHERE id > ? AND id <= ? AND `
+		newQ = setQ + `json_type(attrs, ?) IS NULL AND COALESCE(` + status + `, 'deleted') <> 'deleted'`
+		shownQ = setQ + `json_type(attrs, ?) IS NOT NULL
+			AND COALESCE(` + status + `, json_extract(attrs, ?)) IS NOT json_extract(attrs, ?)`
 	}
-	newQ := db.Q(fmt.Sprintf(updateQ, "", ` AND `+status+` <> 'deleted'`))
-	shownQ := db.Q(fmt.Sprintf(updateQ, "NOT", ""))
+	newQ, shownQ = db.Q(newQ), db.Q(shownQ)
 	// No profile shows a status of the audience yet (the audience's first
 	// run): the first statement would find nothing in any range.
 	var shown int64
@@ -126,9 +130,9 @@ func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, at
 				if q == "" {
 					continue
 				}
-				args := []any{statusKey, exportID, atKey, when, lo, hi, statusKey, exportID, statusKey, exportID}
-				if q == newQ {
-					args = append(args, exportID)
+				args := []any{statusKey, exportID, atKey, when, lo, hi, statusKey, exportID}
+				if q == shownQ {
+					args = append(args, statusKey, statusKey)
 				}
 				res, err := tx.ExecContext(ctx, q, args...)
 				if err != nil {
