@@ -227,6 +227,7 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, route string
 	// once and the answer leaves Latency after the request came in. A
 	// caller that gives up meanwhile loses the answer, not the change.
 	answerAt := time.Now().Add(e.opts.Latency)
+	r = r.WithContext(context.WithValue(r.Context(), answerAtKey{}, &answerAt)) // memberDelay adds to it
 	f, after := e.drawFault()
 	if f != faultNone && !after {
 		if err := sleepUntil(r.Context(), answerAt); err != nil {
@@ -384,9 +385,17 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 func sleepUntil(ctx context.Context, t time.Time) error { return sleepCtx(ctx, time.Until(t)) }
 
 // memberDelay applies --latency-per-member for a batch of n members.
+// The answer of a batch leaves that much later (see serveAPI).
 func (e *Emulator) memberDelay(ctx context.Context, n int) error {
+	if at, ok := ctx.Value(answerAtKey{}).(*time.Time); ok {
+		*at = at.Add(time.Duration(n) * e.opts.LatencyPerMember)
+		return ctx.Err()
+	}
 	return sleepCtx(ctx, time.Duration(n)*e.opts.LatencyPerMember)
 }
+
+// answerAtKey holds, in a request's context, when its answer leaves.
+type answerAtKey struct{}
 
 // decodeBody reads a JSON request body into v.
 func decodeBody(r *http.Request, v any) error {
