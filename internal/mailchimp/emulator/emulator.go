@@ -385,13 +385,14 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 func sleepUntil(ctx context.Context, t time.Time) error { return sleepCtx(ctx, time.Until(t)) }
 
 // memberDelay applies --latency-per-member for a batch of n members.
-// The answer of a batch leaves that much later (see serveAPI).
+// It waits before the change, and the answer of the batch leaves that much
+// later than the call latency alone (see serveAPI).
 func (e *Emulator) memberDelay(ctx context.Context, n int) error {
+	d := time.Duration(n) * e.opts.LatencyPerMember
 	if at, ok := ctx.Value(answerAtKey{}).(*time.Time); ok {
-		*at = at.Add(time.Duration(n) * e.opts.LatencyPerMember)
-		return ctx.Err()
+		*at = at.Add(d)
 	}
-	return sleepCtx(ctx, time.Duration(n)*e.opts.LatencyPerMember)
+	return sleepCtx(ctx, d)
 }
 
 // answerAtKey holds, in a request's context, when its answer leaves.
