@@ -365,15 +365,26 @@ func intentReadQuery(n int) string {
 // dropIntents deletes the create intents of the contacts whose outcome sets
 // records: an intent lives only until then.
 func (db *DB) dropIntents(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange) error {
+	return byHashChunks(exportID, sets, func(n int, args []any) error {
+		if err := db.txExec(ctx, tx, db.Q(intentDeleteQuery(n)), args...); err != nil {
+			return fmt.Errorf("dropping the create intents of %d contacts: %w", n, err)
+		}
+		return nil
+	})
+}
+
+// byHashChunks calls fn for every syncedReadRows changes with their number
+// and the arguments export id, hash, hash, … (the same slice each time).
+func byHashChunks(exportID int64, changes []store.SyncedChange, fn func(n int, args []any) error) error {
 	args := make([]any, 0, syncedReadRows+1)
-	for rest := sets; len(rest) > 0; {
+	for rest := changes; len(rest) > 0; {
 		n := min(len(rest), syncedReadRows)
 		args = append(args[:0], exportID)
 		for _, c := range rest[:n] {
 			args = append(args, c.Hash)
 		}
-		if err := db.txExec(ctx, tx, db.Q(intentDeleteQuery(n)), args...); err != nil {
-			return fmt.Errorf("dropping the create intents of %d contacts: %w", n, err)
+		if err := fn(n, args); err != nil {
+			return err
 		}
 		rest = rest[n:]
 	}
@@ -539,36 +550,32 @@ type syncedKey struct {
 // a change of one of them); have holds the key of every row that exists.
 func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange) (same, other []store.SyncedChange, have map[string]syncedKey, err error) {
 	have = make(map[string]syncedKey, len(sets))
-	args := make([]any, 0, syncedReadRows+1)
-	for rest := sets; len(rest) > 0; {
-		n := min(len(rest), syncedReadRows)
-		args = append(args[:0], exportID)
-		for _, c := range rest[:n] {
-			args = append(args, c.Hash)
-		}
+	err = byHashChunks(exportID, sets, func(n int, args []any) error {
 		st, err := db.txStmt(ctx, tx, db.Q(syncedCustomersQuery(n)))
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("reading customers of %d contacts: %w", n, err)
+			return fmt.Errorf("reading customers of %d contacts: %w", n, err)
 		}
+		defer st.Close()
 		rows, err := st.QueryContext(ctx, args...)
 		if err != nil {
-			st.Close()
-			return nil, nil, nil, fmt.Errorf("reading customers of %d contacts: %w", n, err)
+			return fmt.Errorf("reading customers of %d contacts: %w", n, err)
 		}
+		defer rows.Close()
 		for rows.Next() {
 			var h string
 			var k syncedKey
 			if err := rows.Scan(&h, &k.customer, &k.inAudience, &k.status); err != nil {
-				rows.Close()
-				st.Close()
-				return nil, nil, nil, err
+				return err
 			}
 			have[h] = k
 		}
-		if err := errors.Join(rows.Err(), rows.Close(), st.Close()); err != nil {
-			return nil, nil, nil, fmt.Errorf("reading customers of %d contacts: %w", n, err)
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("reading customers of %d contacts: %w", n, err)
 		}
-		rest = rest[n:]
+		return nil
+	})
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	for _, c := range sets {
 		if k, ok := have[c.Hash]; ok && k == (syncedKey{c.Set.CustomerID, c.Set.InAudience, c.Set.Status}) {
