@@ -22,11 +22,12 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultTimeout        = 120 * time.Second
-	DefaultMaxRetries     = 6
-	DefaultRetryBaseDelay = 500 * time.Millisecond
-	DefaultRetryMaxDelay  = 30 * time.Second
-	DefaultMaxRetryAfter  = 2 * time.Minute
+	DefaultTimeout          = 120 * time.Second
+	DefaultMaxRetries       = 6
+	DefaultRateLimitRetries = 20
+	DefaultRetryBaseDelay   = 500 * time.Millisecond
+	DefaultRetryMaxDelay    = 30 * time.Second
+	DefaultMaxRetryAfter    = 2 * time.Minute
 
 	maxResponseBytes = 64 << 20
 )
@@ -57,10 +58,14 @@ type Config struct {
 	UserAgent  string        // default: "segsync"
 	Timeout    time.Duration // per attempt; default 120 s
 
-	MaxRetries     int           // retries after the first attempt; 0: default 6; <0: none
-	RetryBaseDelay time.Duration // first backoff; default 500 ms
-	RetryMaxDelay  time.Duration // backoff cap; default 30 s
-	MaxRetryAfter  time.Duration // cap on a server's Retry-After; default 2 min
+	MaxRetries int // retries after the first attempt; 0: default 6; <0: none
+	// RateLimitRetries bounds the retries after 429s (and bodiless 403s),
+	// which are counted apart from MaxRetries: such a call never ran, and
+	// Mailchimp asks to back off, not to give up; 0: default 20; <0: none.
+	RateLimitRetries int
+	RetryBaseDelay   time.Duration // first backoff; default 500 ms
+	RetryMaxDelay    time.Duration // backoff cap; default 30 s
+	MaxRetryAfter    time.Duration // cap on a server's Retry-After; default 2 min
 }
 
 // Client calls the Mailchimp Marketing API. It is safe for concurrent use.
@@ -76,6 +81,7 @@ type Client struct {
 	userAgent  string
 	timeout    time.Duration
 	maxRetries int
+	maxLimited int // retries after 429s, counted apart
 	baseDelay  time.Duration
 	maxDelay   time.Duration
 	maxAfter   time.Duration
@@ -139,6 +145,7 @@ func New(cfg Config) (*Client, error) {
 		userAgent:  cfg.UserAgent,
 		timeout:    cfg.Timeout,
 		maxRetries: cfg.MaxRetries,
+		maxLimited: cfg.RateLimitRetries,
 		baseDelay:  cfg.RetryBaseDelay,
 		maxDelay:   cfg.RetryMaxDelay,
 		maxAfter:   cfg.MaxRetryAfter,
@@ -181,6 +188,12 @@ func New(cfg Config) (*Client, error) {
 		c.maxRetries = DefaultMaxRetries
 	case c.maxRetries < 0:
 		c.maxRetries = 0
+	}
+	switch {
+	case c.maxLimited == 0:
+		c.maxLimited = DefaultRateLimitRetries
+	case c.maxLimited < 0:
+		c.maxLimited = 0
 	}
 	if c.baseDelay <= 0 {
 		c.baseDelay = DefaultRetryBaseDelay
@@ -256,6 +269,7 @@ func (c *Client) do(ctx context.Context, r request) error {
 	if len(r.query) > 0 {
 		target += "?" + r.query.Encode()
 	}
+	failed, limited := 0, 0 // retries so far, by kind
 	for attempt := 0; ; attempt++ {
 		ans, err := c.attempt(ctx, r, target, body)
 		if err == nil && ans.status >= 200 && ans.status < 300 {
@@ -301,11 +315,17 @@ func (c *Client) do(ctx context.Context, r request) error {
 				return apiErr
 			}
 		}
-		if attempt >= c.maxRetries {
+		rateLimited := reason == "rate_limited" || reason == "forbidden_no_body"
+		if (rateLimited && limited >= c.maxLimited) || (!rateLimited && failed >= c.maxRetries) {
 			if attempt > 0 {
 				return fmt.Errorf("%w (gave up after %d attempts)", final, attempt+1)
 			}
 			return final
+		}
+		if rateLimited {
+			limited++
+		} else {
+			failed++
 		}
 		if wait <= 0 {
 			wait = c.backoff(attempt)

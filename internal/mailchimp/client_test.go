@@ -194,13 +194,14 @@ func newScripted(t *testing.T, steps ...step) (*Client, *script, *[]time.Duratio
 	logs := &bytes.Buffer{}
 	c, err := New(Config{
 		APIKey: testKey, BaseURL: srv.URL + "/3.0",
-		Limiter:        NewLocalLimiter(2),
-		Logger:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		MaxRetries:     3,
-		RetryBaseDelay: 100 * time.Millisecond,
-		RetryMaxDelay:  time.Second,
-		MaxRetryAfter:  10 * time.Second,
-		Timeout:        200 * time.Millisecond,
+		Limiter:          NewLocalLimiter(2),
+		Logger:           slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		MaxRetries:       3,
+		RateLimitRetries: 4,
+		RetryBaseDelay:   100 * time.Millisecond,
+		RetryMaxDelay:    time.Second,
+		MaxRetryAfter:    10 * time.Second,
+		Timeout:          200 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -276,12 +277,20 @@ func TestRetryPolicy(t *testing.T) {
 		{
 			name:  "429 without body forever gives up",
 			steps: []step{bare(429, nil, "")},
-			calls: 4,
+			calls: 5,
 			check: func(t *testing.T, err error) {
-				if !IsRateLimited(err) || !strings.Contains(err.Error(), "gave up after 4 attempts") {
+				if !IsRateLimited(err) || !strings.Contains(err.Error(), "gave up after 5 attempts") {
 					t.Errorf("err = %v", err)
 				}
 			},
+		},
+		{
+			// Three failures use up MaxRetries (3); the 429s between them
+			// are counted apart, so the call still gets its answer.
+			name: "429s do not use up the retries of failures",
+			steps: []step{bare(500, nil, ""), bare(429, nil, ""), bare(502, nil, ""), bare(429, nil, ""),
+				bare(503, nil, ""), bare(429, nil, ""), ok(chimpy)},
+			calls: 7,
 		},
 		{
 			name:  "403 without body is overload",

@@ -26,8 +26,10 @@
 //
 // # Retries
 //
-// One call makes at most 1+MaxRetries attempts (default 6 retries), each
-// bounded by Config.Timeout (default 120 s, Mailchimp's own limit):
+// One call retries at most MaxRetries times after failures (default 6) and
+// RateLimitRetries times after 429s and bodiless 403s (default 20: such a
+// call never ran, and a busy account is no reason to give up on it). Each
+// attempt is bounded by Config.Timeout (default 120 s, Mailchimp's own limit):
 //
 //   - 429 Too Many Requests: wait for Retry-After (seconds or an HTTP date,
 //     capped by MaxRetryAfter) when present, else jittered exponential backoff.

@@ -461,9 +461,9 @@ func TestEmulatorMaxConns(t *testing.T) {
 			m := newCounting()
 			lim := mailchimp.NewLocalLimiter(tt.limit)
 			// Two clients of one account share the limiter, as two runs would.
-			a := newClient(t, url, mailchimp.Config{Limiter: lim, Metrics: m, MaxRetries: 100,
+			a := newClient(t, url, mailchimp.Config{Limiter: lim, Metrics: m, RateLimitRetries: 100,
 				RetryBaseDelay: time.Millisecond, RetryMaxDelay: 10 * time.Millisecond, MaxRetryAfter: 10 * time.Millisecond})
-			b := newClient(t, url, mailchimp.Config{Limiter: lim, Metrics: m, MaxRetries: 100,
+			b := newClient(t, url, mailchimp.Config{Limiter: lim, Metrics: m, RateLimitRetries: 100,
 				RetryBaseDelay: time.Millisecond, RetryMaxDelay: 10 * time.Millisecond, MaxRetryAfter: 10 * time.Millisecond})
 			var wg sync.WaitGroup
 			errs := make(chan error, 40)
