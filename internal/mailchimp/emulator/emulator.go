@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5"
 	"crypto/rand"
@@ -238,6 +239,20 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, route string
 		return
 	}
 	out, err := h(r, a)
+	// The answer is encoded within the latency too, and held until it is due.
+	var held heldAnswer
+	if f == faultNone {
+		if err != nil {
+			ae, ok := err.(*apiError)
+			if !ok {
+				e.log.Error("emulator: internal error", "route", route, "err", err)
+				ae = &apiError{status: http.StatusInternalServerError, title: "Internal Server Error", detail: err.Error()}
+			}
+			writeProblem(&held, ae)
+		} else {
+			writeResult(&held, r, out)
+		}
+	}
 	if err := sleepUntil(r.Context(), answerAt); err != nil {
 		return
 	}
@@ -246,17 +261,43 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, route string
 		injectFault(w, f)
 		return
 	}
-	if err != nil {
-		ae, ok := err.(*apiError)
-		if !ok {
-			e.log.Error("emulator: internal error", "route", route, "err", err)
-			ae = &apiError{status: http.StatusInternalServerError, title: "Internal Server Error", detail: err.Error()}
-		}
-		writeProblem(w, ae)
-		return
-	}
 	e.log.Debug("emulator: request", "route", route, "path", r.URL.Path)
-	writeResult(w, r, out)
+	held.send(w)
+}
+
+// heldAnswer is an answer written ahead of the time it is due.
+type heldAnswer struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (h *heldAnswer) Header() http.Header {
+	if h.header == nil {
+		h.header = http.Header{}
+	}
+	return h.header
+}
+
+func (h *heldAnswer) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+
+func (h *heldAnswer) Write(b []byte) (int, error) {
+	h.WriteHeader(http.StatusOK)
+	h.body = append(h.body, b...)
+	return len(b), nil
+}
+
+// send writes the held answer to w.
+func (h *heldAnswer) send(w http.ResponseWriter) {
+	for k, v := range h.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(cmp.Or(h.status, http.StatusOK))
+	_, _ = w.Write(h.body)
 }
 
 func writeResult(w http.ResponseWriter, r *http.Request, out any) {
