@@ -35,6 +35,10 @@ type DB struct {
 	log        *slog.Logger
 	stmts      sync.Map // query → *sql.Stmt prepared on W (stmtcache.go)
 	onClose    []func() error
+
+	// SpanProfiles is how many profiles make a member stream read them in
+	// several id ranges at once (0: 20,000); set before use.
+	SpanProfiles int64
 }
 
 // New wraps opened pools. migrations holds NNNN_name.sql files.

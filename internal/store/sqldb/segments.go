@@ -1,12 +1,15 @@
 package sqldb
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"github.com/segsync/segsync/internal/profile/attrjson"
 	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store"
+	"golang.org/x/sync/errgroup"
 )
 
 // MaxSegmentSample is the largest sample PreviewSegment returns.
@@ -364,13 +368,16 @@ func (db *DB) streamMembers(ctx context.Context, rules []*segment.Rule, emailAtt
 	if len(rules) == 0 || len(rules) > store.MaxStreamRules {
 		return fmt.Errorf("streaming members: %d rules, want 1 to %d: %w", len(rules), store.MaxStreamRules, store.ErrInvalid)
 	}
-	query, args, err := db.streamQuery(rules, emailAttr, only)
-	if err != nil {
-		return err
+	filters := []*hashFilter{only}
+	if only == nil {
+		var err error
+		if filters, err = db.idSpans(ctx); err != nil {
+			return err
+		}
 	}
 	sorter := newHashSorter(memberSortRunBytes)
 	defer sorter.close()
-	if err := db.sortMembers(ctx, query, args, len(rules), sorter); err != nil {
+	if err := db.sortMembers(ctx, rules, emailAttr, filters, sorter); err != nil {
 		return err
 	}
 	return sorter.each(ctx, func(r *memberRec) error {
@@ -379,9 +386,73 @@ func (db *DB) streamMembers(ctx context.Context, rules []*segment.Rule, emailAtt
 	})
 }
 
-// sortMembers runs the stream query and feeds every row to the sorter; the
-// read connection is released before the callbacks start.
-func (db *DB) sortMembers(ctx context.Context, query string, args []any, nrules int, sorter *hashSorter) error {
+// spanProfiles is DB.SpanProfiles' default.
+const spanProfiles = 20_000
+
+// idSpans splits the profiles into one id range per processor (at most
+// four): reading the members is bound by the database's rule evaluation,
+// and a run has nothing else to do until they are sorted.
+func (db *DB) idSpans(ctx context.Context) ([]*hashFilter, error) {
+	var maxID int64
+	if err := db.R.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM profiles`).Scan(&maxID); err != nil {
+		return nil, fmt.Errorf("streaming members: %w", err)
+	}
+	n := int64(min(runtime.GOMAXPROCS(0), 4))
+	if maxID < cmp.Or(db.SpanProfiles, spanProfiles) || n < 2 {
+		return []*hashFilter{nil}, nil
+	}
+	spans := make([]*hashFilter, n)
+	for i := range n {
+		hi := maxID * (i + 1) / n
+		if i == n-1 {
+			hi = math.MaxInt64 // profiles added meanwhile
+		}
+		spans[i] = &hashFilter{cond: `id > ? AND id <= ?`, args: []any{maxID * i / n, hi}}
+	}
+	return spans, nil
+}
+
+// memberChunk is how many records a reader hands the sorter at a time.
+const memberChunk = 1024
+
+// sortMembers reads the members of each filter at once (one query and
+// connection each) and feeds them to the sorter; the read connections are
+// released before the callbacks start.
+func (db *DB) sortMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, filters []*hashFilter, sorter *hashSorter) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan []memberRec, 2*len(filters))
+	g, gctx := errgroup.WithContext(ctx)
+	for _, f := range filters {
+		query, args, err := db.streamQuery(rules, emailAttr, f)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return db.readMembers(gctx, query, args, len(rules), chunks) })
+	}
+	go func() {
+		_ = g.Wait()
+		close(chunks)
+	}()
+	var addErr error
+	for c := range chunks {
+		for _, r := range c {
+			if addErr == nil {
+				addErr = sorter.add(r)
+			}
+		}
+		if addErr != nil {
+			cancel() // the readers stop; the channel is drained until closed
+		}
+	}
+	if err := g.Wait(); err != nil && addErr == nil {
+		return err
+	}
+	return addErr
+}
+
+// readMembers runs one stream query and sends its rows, hashed, in chunks.
+func (db *DB) readMembers(ctx context.Context, query string, args []any, nrules int, out chan<- []memberRec) error {
 	rows, err := db.R.QueryContext(ctx, db.Q(query), args...)
 	if err != nil {
 		return fmt.Errorf("streaming members: %w", err)
@@ -393,10 +464,21 @@ func (db *DB) sortMembers(ctx context.Context, query string, args []any, nrules 
 		attrs sql.RawBytes
 		flags = make([]bool, nrules)
 		dest  = []any{&email, &rec.customerID, &attrs, &rec.updated}
+		arena []byte // the chunk's attribute bytes: one allocation per megabyte
+		chunk = make([]memberRec, 0, memberChunk)
 	)
 	if nrules > 1 {
 		for i := range flags {
 			dest = append(dest, &flags[i])
+		}
+	}
+	send := func() error {
+		select {
+		case out <- chunk:
+			chunk = make([]memberRec, 0, memberChunk)
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 	for rows.Next() {
@@ -416,13 +498,23 @@ func (db *DB) sortMembers(ctx context.Context, query string, args []any, nrules 
 		if e, ok := email.(string); ok && emailaddr.Normalize(e) != "" {
 			rec.hash = emailaddr.Hash(e)
 		}
-		rec.attrs = sorter.keep(attrs)
-		if err := sorter.add(rec); err != nil {
-			return err
+		if cap(arena)-len(arena) < len(attrs) {
+			arena = make([]byte, 0, max(1<<20, len(attrs)))
+		}
+		n := len(arena)
+		arena = append(arena, attrs...)
+		rec.attrs = arena[n:len(arena):len(arena)]
+		if chunk = append(chunk, rec); len(chunk) == memberChunk {
+			if err := send(); err != nil {
+				return err
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("streaming members: %w", err)
+	}
+	if len(chunk) > 0 {
+		return send()
 	}
 	return nil
 }

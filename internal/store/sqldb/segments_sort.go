@@ -42,7 +42,6 @@ type hashSorter struct {
 	runBytes int
 	batch    []memberRec
 	order    []int32 // batch indexes in sorted order (cheaper to move than records)
-	arena    []byte  // current chunk that keep copies attribute bytes into
 	size     int
 	file     *os.File
 	w        *bufio.Writer
@@ -52,18 +51,7 @@ type hashSorter struct {
 
 func newHashSorter(runBytes int) *hashSorter { return &hashSorter{runBytes: runBytes} }
 
-// keep copies b into the sorter's arena: one allocation per megabyte
-// instead of one per member, which keeps the garbage collector's work low.
-func (s *hashSorter) keep(b []byte) []byte {
-	if cap(s.arena)-len(s.arena) < len(b) {
-		s.arena = make([]byte, 0, max(1<<20, len(b)))
-	}
-	n := len(s.arena)
-	s.arena = append(s.arena, b...)
-	return s.arena[n : n+len(b) : n+len(b)]
-}
-
-// add takes ownership of r's attrs (from keep, or allocated by the caller).
+// add takes ownership of r's attrs.
 func (s *hashSorter) add(r memberRec) error {
 	s.batch = append(s.batch, r)
 	s.size += len(r.hash) + len(r.customerID) + len(r.attrs) + 96
@@ -110,7 +98,7 @@ func (s *hashSorter) spill() error {
 	}
 	s.runs = append(s.runs, [2]int64{start, s.written})
 	clear(s.batch)
-	s.batch, s.size, s.arena = s.batch[:0], 0, nil
+	s.batch, s.size = s.batch[:0], 0
 	return nil
 }
 

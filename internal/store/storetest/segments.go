@@ -389,6 +389,18 @@ func (s Suite) TestSegmentStreamByHash(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("stream =\n%v\nwant\n%v", got, want)
 	}
+	// The same stream read in id ranges at once (as over many profiles).
+	db.SpanProfiles = 1
+	got = got[:0]
+	if err := db.StreamMembersByHash(ctx, []*segment.Rule{nl, young}, "email", func(m store.HashedMember) error {
+		got = append(got, row{m.Hash, m.CustomerID, m.Segments})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("stream read in id ranges =\n%v\nwant\n%v", got, want)
+	}
 	stop := errors.New("stop")
 	n := 0
 	if err := db.StreamMembersByHash(ctx, []*segment.Rule{nl}, "email", func(store.HashedMember) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
