@@ -69,7 +69,8 @@ func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, er
 	r.SetMaxIdleConns(8)
 	sub, _ := fs.Sub(migrationFiles, "migrations")
 	db := sqldb.New(sqldb.SQLite, w, r, sub, log)
-	ck, err := sql.Open("sqlite", dsn)
+	// The checkpointer waits little for others: see checkpointer.
+	ck, err := sql.Open("sqlite", dsn+"&_pragma=busy_timeout(200)")
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening %s: %w", path, err)
@@ -86,9 +87,24 @@ func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, er
 // frames into the database.
 const checkpointEvery = 500 * time.Millisecond
 
+// truncateFrames is how many WAL frames (pages) make the checkpointer
+// truncate the WAL: about 64 MiB.
+var truncateFrames int64 = 16 << 10 // a variable for tests
+
 // checkpointer checkpoints the WAL on a connection of its own, in the
 // background (PASSIVE: it waits for no reader and no writer), and returns
 // the function that stops it and closes the connection.
+//
+// A passive checkpoint copies frames but never makes the WAL start over:
+// SQLite restarts it only when a write begins while every frame is copied,
+// which a busy writer never lets happen; over a 1M export the WAL grew past
+// 1 GB, over 10M to many GB, and every read searched it. So once the WAL
+// holds truncateFrames and a passive pass has copied at least half of it
+// (a reader's old snapshot, which would keep the rest, holds back no more),
+// a TRUNCATE checkpoint holds writers back for the frames left and empties
+// it.
+// It waits at most the connection's busy timeout (200 ms) for readers of
+// the WAL, and otherwise tries again on a later tick.
 func checkpointer(ck *sql.DB, log *slog.Logger) func() error {
 	ck.SetMaxOpenConns(1)
 	if log == nil {
@@ -106,8 +122,19 @@ func checkpointer(ck *sql.DB, log *slog.Logger) func() error {
 				return
 			case <-t.C:
 			}
-			if _, err := ck.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil && ctx.Err() == nil {
-				log.Warn("checkpointing the WAL", "err", err)
+			var busy, frames, copied int64
+			err := ck.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("checkpointing the WAL", "err", err)
+				}
+				continue
+			}
+			if frames >= truncateFrames && copied >= frames/2 {
+				// SQLITE_BUSY (a reader kept it) shows as busy = 1, not an error.
+				if _, err := ck.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil && ctx.Err() == nil {
+					log.Warn("truncating the WAL", "err", err)
+				}
 			}
 		}
 	}()

@@ -1,0 +1,48 @@
+package sqlite
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// A writer that never pauses still gets its WAL emptied: passive
+// checkpoints alone let it grow by everything written.
+func TestWALStaysSmallUnderABusyWriter(t *testing.T) {
+	truncateFrames = 256 // 1 MiB of 4 KiB pages
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), FileName)
+	db, err := OpenFile(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.W.ExecContext(ctx, `CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	blob := make([]byte, 64<<10)
+	var written, peak int64
+	// Long enough for a few checkpoints, and a lot written.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end) || written < 128<<20; {
+		if _, err := db.W.ExecContext(ctx, `INSERT INTO blobs (b) VALUES (?)`, blob); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.W.ExecContext(ctx, `DELETE FROM blobs WHERE id < (SELECT MAX(id) FROM blobs) - 8`); err != nil {
+			t.Fatal(err)
+		}
+		written += int64(len(blob))
+		if st, err := os.Stat(path + "-wal"); err == nil {
+			peak = max(peak, st.Size())
+		}
+	}
+	st, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %d MiB; WAL %d MiB at the end, %d MiB at most", written>>20, st.Size()>>20, peak>>20)
+	if st.Size() > written/2 {
+		t.Fatalf("WAL of %d MiB after %d MiB written: it is not emptied", st.Size()>>20, written>>20)
+	}
+}
