@@ -419,16 +419,24 @@ const memberChunk = 1024
 // connection each) and feeds them to the sorter; the read connections are
 // released before the callbacks start.
 func (db *DB) sortMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, filters []*hashFilter, sorter *hashSorter) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	chunks := make(chan []memberRec, 2*len(filters))
-	g, gctx := errgroup.WithContext(ctx)
-	for _, f := range filters {
+	type stmt struct {
+		query string
+		args  []any
+	}
+	stmts := make([]stmt, len(filters))
+	for i, f := range filters {
 		query, args, err := db.streamQuery(rules, emailAttr, f)
 		if err != nil {
 			return err
 		}
-		g.Go(func() error { return db.readMembers(gctx, query, args, len(rules), chunks) })
+		stmts[i] = stmt{query, args}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan []memberRec, 2*len(stmts))
+	g, gctx := errgroup.WithContext(ctx)
+	for _, st := range stmts {
+		g.Go(func() error { return db.readMembers(gctx, st.query, st.args, len(rules), chunks) })
 	}
 	go func() {
 		_ = g.Wait()
