@@ -19,6 +19,7 @@ import (
 	"github.com/segsync/segsync/internal/auth"
 	"github.com/segsync/segsync/internal/fielderr"
 	"github.com/segsync/segsync/internal/mailchimp"
+	"github.com/segsync/segsync/internal/profile/attrjson"
 	"github.com/segsync/segsync/internal/schedule"
 	"github.com/segsync/segsync/internal/store"
 )
@@ -320,6 +321,12 @@ func (s *Service) validate(ctx context.Context, p auth.Principal, in Input) (sto
 	m.Email, m.FirstName, m.LastName = strings.TrimSpace(m.Email), strings.TrimSpace(m.FirstName), strings.TrimSpace(m.LastName)
 	var wants []wanted
 	checkAttr := func(field, name string) bool {
+		if attrjson.Reserved(name) {
+			// Mailchimp's own word about a contact, written back by segsync:
+			// never sent (docs/privacy.md), nor an address.
+			errs.Add(field, fmt.Sprintf("%q is written by segsync from Mailchimp and cannot be sent to it", name))
+			return false
+		}
 		if _, ok := attrType[name]; !ok {
 			errs.Add(field, fmt.Sprintf("no profile has the attribute %q", name))
 			return false

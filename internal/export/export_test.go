@@ -28,7 +28,8 @@ func (f *fakeStore) GetSegment(_ context.Context, id int64) (store.Segment, erro
 
 func (f *fakeStore) ProfileAttributes(context.Context) ([]store.AttributeInfo, error) {
 	return []store.AttributeInfo{{Name: "email", Type: "string"}, {Name: "first", Type: "string"},
-		{Name: "spend", Type: "number"}, {Name: "joined", Type: "date"}, {Name: "vip", Type: "boolean"}}, nil
+		{Name: "spend", Type: "number"}, {Name: "joined", Type: "date"}, {Name: "vip", Type: "boolean"},
+		{Name: "mailchimp.aud1.status", Type: "string"}, {Name: "mailchimp.aud1.status_changed_at", Type: "date"}}, nil
 }
 
 func (f *fakeStore) CreateExport(_ context.Context, e *store.Export) error {
@@ -90,6 +91,9 @@ func TestValidate(t *testing.T) {
 			in.Mapping.Attributes[0].MergeTag, in.CreateMissingMergeFields = "LTV", true
 		}, nil},
 		{"LNAME missing", func(in *Input) { in.Mapping.LastName = "first" }, []string{"mapping.last_name"}},
+		{"Mailchimp's statuses mapped", func(in *Input) {
+			in.Mapping.Email, in.Mapping.Attributes[1].Attribute = "mailchimp.aud1.status", "mailchimp.aud1.status_changed_at"
+		}, []string{"mapping.email", "mapping.attributes[1].attribute"}},
 		{"incompatible type", func(in *Input) { in.Mapping.Attributes[0].Attribute = "first" }, []string{"mapping.attributes[0].merge_tag"}},
 		{"bad merge tag", func(in *Input) { in.Mapping.Attributes[1].MergeTag = "TOO_LONG_TAG" }, []string{"mapping.attributes[1].merge_tag"}},
 		{"tag mapped twice", func(in *Input) { in.Mapping.Attributes[1].MergeTag = "FNAME" }, []string{"mapping.attributes[1].merge_tag"}},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/segsync/segsync/internal/connection"
 	"github.com/segsync/segsync/internal/export"
+	"github.com/segsync/segsync/internal/profile/attrjson"
 	"github.com/segsync/segsync/internal/schedule"
 	"github.com/segsync/segsync/internal/store"
 )
@@ -211,6 +212,8 @@ func (u *UI) exportForm(w http.ResponseWriter, r *http.Request, p *Page, id int6
 	if err != nil {
 		return err
 	}
+	// Mailchimp's statuses come from Mailchimp; a mapping cannot send them.
+	attrs = slices.DeleteFunc(attrs, func(a store.AttributeInfo) bool { return attrjson.Reserved(a.Name) })
 	d := exportFormData{ID: id, Connections: conns, Segments: segs, Attributes: attrs}
 	if len(conns) == 1 && p.Form.Get("connection_id") == "" {
 		p.Form.Set("connection_id", strconv.FormatInt(conns[0].ID, 10))

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
 	"github.com/segsync/segsync/internal/mailchimp/emulator/emulatortest"
@@ -185,6 +186,18 @@ func TestFormsShowErrorsNextToFields(t *testing.T) {
 		if status, body := admin.api(t, http.MethodPost, base+call.path, call.ct, call.body); status >= 300 {
 			t.Fatalf("POST %s: %d %s", call.path, status, body)
 		}
+	}
+	// After a run the catalogue holds Mailchimp's statuses: the segment
+	// builder offers them, the export's mapping does not (they are never sent).
+	if status, body := admin.api(t, http.MethodPost, base+"/api/v1/exports/1/runs", "application/json", `{}`); status != http.StatusAccepted {
+		t.Fatalf("running the export: %d %s", status, body)
+	}
+	statusAttr := "mailchimp." + listID + ".status"
+	waitUntil(t, 30*time.Second, "the run's statuses in the catalogue", func() bool {
+		return strings.Contains(admin.get(t, base+"/segments/new"), `<option value="`+statusAttr+`"`)
+	})
+	if body = admin.get(t, base+"/exports/1/edit"); strings.Contains(body, statusAttr) {
+		t.Errorf("the export form offers %s for the mapping", statusAttr)
 	}
 	// Editing loads what was saved: the rule into the builder, the export
 	// into its form; saving the edit keeps the rest.
