@@ -15,7 +15,7 @@ import (
 
 // memberSortRunBytes is how much member data the hash sorter holds in
 // memory before it writes a sorted run to its temporary file.
-const memberSortRunBytes = 64 << 20
+const memberSortRunBytes = 32 << 20
 
 // memberRec is one member between the database and the callback.
 type memberRec struct {
