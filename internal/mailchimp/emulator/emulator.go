@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"cmp"
 	"context"
 	"crypto/md5"
 	"crypto/rand"
@@ -9,9 +8,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -240,7 +241,7 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, route string
 	}
 	out, err := h(r, a)
 	// The answer is encoded within the latency too, and held until it is due.
-	var held heldAnswer
+	held := httptest.NewRecorder()
 	if f == faultNone {
 		if err != nil {
 			ae, ok := err.(*apiError)
@@ -248,9 +249,9 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, route string
 				e.log.Error("emulator: internal error", "route", route, "err", err)
 				ae = &apiError{status: http.StatusInternalServerError, title: "Internal Server Error", detail: err.Error()}
 			}
-			writeProblem(&held, ae)
+			writeProblem(held, ae)
 		} else {
-			writeResult(&held, r, out)
+			writeResult(held, r, out)
 		}
 	}
 	if err := sleepUntil(r.Context(), answerAt); err != nil {
@@ -262,42 +263,9 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, route string
 		return
 	}
 	e.log.Debug("emulator: request", "route", route, "path", r.URL.Path)
-	held.send(w)
-}
-
-// heldAnswer is an answer written ahead of the time it is due.
-type heldAnswer struct {
-	header http.Header
-	status int
-	body   []byte
-}
-
-func (h *heldAnswer) Header() http.Header {
-	if h.header == nil {
-		h.header = http.Header{}
-	}
-	return h.header
-}
-
-func (h *heldAnswer) WriteHeader(status int) {
-	if h.status == 0 {
-		h.status = status
-	}
-}
-
-func (h *heldAnswer) Write(b []byte) (int, error) {
-	h.WriteHeader(http.StatusOK)
-	h.body = append(h.body, b...)
-	return len(b), nil
-}
-
-// send writes the held answer to w.
-func (h *heldAnswer) send(w http.ResponseWriter) {
-	for k, v := range h.header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(cmp.Or(h.status, http.StatusOK))
-	_, _ = w.Write(h.body)
+	maps.Copy(w.Header(), held.Header())
+	w.WriteHeader(held.Code)
+	_, _ = w.Write(held.Body.Bytes())
 }
 
 func writeResult(w http.ResponseWriter, r *http.Request, out any) {
