@@ -290,6 +290,7 @@ func (c *Client) do(ctx context.Context, r request) error {
 		var reason string
 		var wait time.Duration
 		var final error
+		used, budget := &failed, c.maxRetries // the retries this answer draws on
 		switch {
 		case errors.Is(err, errLimiter):
 			reason, final = "limiter", err
@@ -302,10 +303,10 @@ func (c *Client) do(ctx context.Context, r request) error {
 			final = apiErr
 			switch {
 			case ans.status == http.StatusTooManyRequests:
-				reason = "rate_limited"
+				reason, used, budget = "rate_limited", &limited, c.maxLimited
 				wait = c.retryAfter(ans.header.Get("Retry-After"))
 			case ans.status == http.StatusForbidden && !apiErr.Problem:
-				reason = "forbidden_no_body"
+				reason, used, budget = "forbidden_no_body", &limited, c.maxLimited
 			case ans.status >= 500:
 				reason = "server_error"
 				if ans.status == http.StatusServiceUnavailable {
@@ -315,18 +316,13 @@ func (c *Client) do(ctx context.Context, r request) error {
 				return apiErr
 			}
 		}
-		rateLimited := reason == "rate_limited" || reason == "forbidden_no_body"
-		if (rateLimited && limited >= c.maxLimited) || (!rateLimited && failed >= c.maxRetries) {
+		if *used >= budget {
 			if attempt > 0 {
 				return fmt.Errorf("%w (gave up after %d attempts)", final, attempt+1)
 			}
 			return final
 		}
-		if rateLimited {
-			limited++
-		} else {
-			failed++
-		}
+		*used++
 		if wait <= 0 {
 			wait = c.backoff(attempt)
 		}
