@@ -238,3 +238,13 @@ func (db *DB) Migrate(ctx context.Context) error {
 	}
 	return nil
 }
+
+// sendCtx sends v on ch unless ctx ends first.
+func sendCtx[T any](ctx context.Context, ch chan<- T, v T) error {
+	select {
+	case ch <- v:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

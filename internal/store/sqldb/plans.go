@@ -165,7 +165,7 @@ func (db *DB) StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, 
 		return err
 	}
 	cond, harg := db.hashSetSQL(hash, hashes)
-	return db.streamMembers(ctx, rules, emailAttr, &hashFilter{cond: cond, args: append(hargs, harg)}, fn)
+	return db.streamMembers(ctx, rules, emailAttr, &profileFilter{cond: cond, args: append(hargs, harg)}, fn)
 }
 
 // StreamSyncedOfHashes is StreamSynced limited to the given hashes.
@@ -177,9 +177,10 @@ func (db *DB) StreamSyncedOfHashes(ctx context.Context, exportID int64, hashes [
 	return db.streamSynced(ctx, exportID, " AND "+cond, []any{arg}, fn)
 }
 
-// hashFilter narrows the profiles a member stream reads: cond (on the
-// profiles' own columns) with its arguments.
-type hashFilter struct {
+// profileFilter narrows the profiles a member stream reads: cond (on the
+// profiles' own columns: a set of subscriber hashes, a range of ids) with its
+// arguments.
+type profileFilter struct {
 	cond string
 	args []any
 }

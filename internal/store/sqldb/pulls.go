@@ -456,13 +456,9 @@ func (db *DB) compareFull(ctx context.Context, snap *sql.Tx, st store.Stage, sou
 func walk(ctx context.Context, stage, layer *keyedPages, counts *store.PullCounts, batches chan<- []layerChange) error {
 	changes := make([]layerChange, 0, applyBatch)
 	send := func() error {
-		select {
-		case batches <- changes:
-			changes = make([]layerChange, 0, applyBatch)
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		err := sendCtx(ctx, batches, changes)
+		changes = make([]layerChange, 0, applyBatch)
+		return err
 	}
 	for {
 		s, sok, err := stage.peek()

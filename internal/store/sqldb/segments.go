@@ -364,11 +364,11 @@ func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, em
 
 // streamMembers is StreamMembersByHash over the profiles that pass only
 // (nil: all of them).
-func (db *DB) streamMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, only *hashFilter, fn func(store.HashedMember) error) error {
+func (db *DB) streamMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, only *profileFilter, fn func(store.HashedMember) error) error {
 	if len(rules) == 0 || len(rules) > store.MaxStreamRules {
 		return fmt.Errorf("streaming members: %d rules, want 1 to %d: %w", len(rules), store.MaxStreamRules, store.ErrInvalid)
 	}
-	filters := []*hashFilter{only}
+	filters := []*profileFilter{only}
 	if only == nil {
 		var err error
 		if filters, err = db.idSpans(ctx); err != nil {
@@ -392,22 +392,22 @@ const spanProfiles = 20_000
 // idSpans splits the profiles into one id range per processor (at most
 // four): reading the members is bound by the database's rule evaluation,
 // and a run has nothing else to do until they are sorted.
-func (db *DB) idSpans(ctx context.Context) ([]*hashFilter, error) {
+func (db *DB) idSpans(ctx context.Context) ([]*profileFilter, error) {
 	var maxID int64
 	if err := db.R.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM profiles`).Scan(&maxID); err != nil {
 		return nil, fmt.Errorf("streaming members: %w", err)
 	}
 	n := int64(min(runtime.GOMAXPROCS(0), 4))
 	if maxID < cmp.Or(db.SpanProfiles, spanProfiles) || n < 2 {
-		return []*hashFilter{nil}, nil
+		return []*profileFilter{nil}, nil
 	}
-	spans := make([]*hashFilter, n)
+	spans := make([]*profileFilter, n)
 	for i := range n {
 		hi := maxID * (i + 1) / n
 		if i == n-1 {
 			hi = math.MaxInt64 // profiles added meanwhile
 		}
-		spans[i] = &hashFilter{cond: `id > ? AND id <= ?`, args: []any{maxID * i / n, hi}}
+		spans[i] = &profileFilter{cond: `id > ? AND id <= ?`, args: []any{maxID * i / n, hi}}
 	}
 	return spans, nil
 }
@@ -418,7 +418,7 @@ const memberChunk = 1024
 // sortMembers reads the members of each filter at once (one query and
 // connection each) and feeds them to the sorter; the read connections are
 // released before the callbacks start.
-func (db *DB) sortMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, filters []*hashFilter, sorter *hashSorter) error {
+func (db *DB) sortMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, filters []*profileFilter, sorter *hashSorter) error {
 	type stmt struct {
 		query string
 		args  []any
@@ -481,13 +481,9 @@ func (db *DB) readMembers(ctx context.Context, query string, args []any, nrules 
 		}
 	}
 	send := func() error {
-		select {
-		case out <- chunk:
-			chunk = make([]memberRec, 0, memberChunk)
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		err := sendCtx(ctx, out, chunk)
+		chunk = make([]memberRec, 0, memberChunk)
+		return err
 	}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
@@ -534,7 +530,7 @@ func (db *DB) readMembers(ctx context.Context, query string, args []any, nrules 
 // may not flatten (LIMIT -1 on SQLite, OFFSET 0 on PostgreSQL), so the
 // membership columns double as the filter; attrs are converted for output
 // only for the members.
-func (db *DB) streamQuery(rules []*segment.Rule, emailAttr string, only *hashFilter) (string, []any, error) {
+func (db *DB) streamQuery(rules []*segment.Rule, emailAttr string, only *profileFilter) (string, []any, error) {
 	// SQLite gives a JSON string as TEXT and numbers and booleans as
 	// INTEGER or REAL, which sortMembers tells apart by their Go type.
 	email := `json_extract(s.attrs, ?)`
