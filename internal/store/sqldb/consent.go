@@ -90,20 +90,26 @@ func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, at
 	// the attribute catalogue. A separate count of the new ones looked
 	// every contact up once more. Each statement names the lookup twice
 	// (SET and WHERE): the database runs it twice per profile.
-	var setQ, newQ, shownQ string
+	var setQ, hasNot, has, shownDiffers string
 	var statusKey, atKey any = statusAttr, atAttr
 	if db.d == Postgres {
 		setQ = `UPDATE profiles SET attrs = attrs || jsonb_build_object(CAST(? AS text), ` + status + `, CAST(? AS text), CAST(? AS text))
 			WHERE id > ? AND id <= ? AND `
-		newQ = setQ + `attrs -> CAST(? AS text) IS NULL AND COALESCE(` + status + `, 'deleted') <> 'deleted'`
-		shownQ = setQ + `attrs -> CAST(? AS text) IS NOT NULL
-			AND COALESCE(` + status + `, attrs ->> CAST(? AS text)) IS DISTINCT FROM (attrs ->> CAST(? AS text))`
+		hasNot, has = `attrs -> CAST(? AS text) IS NULL AND `, `attrs -> CAST(? AS text) IS NOT NULL AND `
+		shownDiffers = `COALESCE(` + status + `, attrs ->> CAST(? AS text)) IS DISTINCT FROM (attrs ->> CAST(? AS text))`
 	} else {
 		statusKey, atKey = `$."`+statusAttr+`"`, `$."`+atAttr+`"`
 		setQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ` + status + `, ?, ?) WHERE id > ? AND id <= ? AND `
-		newQ = setQ + `json_type(attrs, ?) IS NULL AND COALESCE(` + status + `, 'deleted') <> 'deleted'`
-		shownQ = setQ + `json_type(attrs, ?) IS NOT NULL
-			AND COALESCE(` + status + `, json_extract(attrs, ?)) IS NOT json_extract(attrs, ?)`
+		hasNot, has = `json_type(attrs, ?) IS NULL AND `, `json_type(attrs, ?) IS NOT NULL AND `
+		shownDiffers = `COALESCE(` + status + `, json_extract(attrs, ?)) IS NOT json_extract(attrs, ?)`
+	}
+	newStatus := `COALESCE(` + status + `, 'deleted') <> 'deleted'`
+	// A statement with its arguments after the range's bounds; new: its
+	// profiles had no status attribute.
+	type flowStmt struct {
+		q    string
+		args []any
+		new  bool
 	}
 	// No profile shows a status of the audience yet (the audience's first
 	// run): the first statement would find nothing in any range, and the
@@ -114,14 +120,12 @@ func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, at
 	if err := db.R.QueryRowContext(ctx, db.Q(`SELECT COALESCE(SUM(profile_count), 0) FROM profile_attributes WHERE name = ?`), statusAttr).Scan(&shown); err != nil {
 		return 0, fmt.Errorf("reading the attribute catalogue: %w", err)
 	}
-	newArgs := []any{statusKey}
-	if shown == 0 {
-		newQ, newArgs = setQ+`COALESCE(`+status+`, 'deleted') <> 'deleted'`, nil
-	}
-	newQ, shownQ = db.Q(newQ), db.Q(shownQ)
-	statements := []string{shownQ, newQ}
-	if shown == 0 {
-		statements[0] = ""
+	stmts := []flowStmt{{q: db.Q(setQ + newStatus), args: []any{exportID}, new: true}}
+	if shown > 0 {
+		stmts = []flowStmt{
+			{q: db.Q(setQ + has + shownDiffers), args: []any{statusKey, exportID, statusKey, statusKey}},
+			{q: db.Q(setQ + hasNot + newStatus), args: []any{statusKey, exportID}, new: true},
+		}
 	}
 	var total int64
 	for lo := int64(0); lo < maxID; lo += flowRange {
@@ -132,25 +136,18 @@ func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, at
 					return err
 				}
 			}
-			var n [2]int64
-			for i, q := range statements {
-				if q == "" {
-					continue
-				}
-				args := []any{statusKey, exportID, atKey, when, lo, hi}
-				if q == shownQ {
-					args = append(args, statusKey, exportID, statusKey, statusKey)
-				} else {
-					args = append(append(args, newArgs...), exportID)
-				}
-				res, err := tx.ExecContext(ctx, q, args...)
+			var added int64
+			for _, st := range stmts {
+				res, err := tx.ExecContext(ctx, st.q, append([]any{statusKey, exportID, atKey, when, lo, hi}, st.args...)...)
 				if err != nil {
 					return fmt.Errorf("writing statuses on profiles: %w", err)
 				}
-				n[i], _ = res.RowsAffected()
+				n, _ := res.RowsAffected()
+				if total += n; st.new {
+					added = n
+				}
 			}
-			total += n[0] + n[1]
-			return db.countStatusAttrs(ctx, tx, statusAttr, atAttr, n[1])
+			return db.countStatusAttrs(ctx, tx, statusAttr, atAttr, added)
 		})
 		if err != nil {
 			return total, fmt.Errorf("writing statuses of export %d on profiles: %w", exportID, err)
