@@ -608,20 +608,37 @@ type statusFlow interface {
 // flowStatuses writes what this run learned and acknowledged about the
 // contacts' statuses on their profiles (reserved attributes
 // mailchimp.<audience>.status and .status_changed_at), also when the run
-// ended early: what was recorded is true.
+// ended early: what was recorded is true. A run that refreshed no status
+// still writes what an earlier one left unwritten (a crash before its
+// flow-back), as of that run's refresh; with nothing due that costs a look
+// into an index.
 func (r *runner) flowStatuses(ctx context.Context) {
 	f, ok := r.Store.(statusFlow)
-	if !ok || r.opt.DryRun || r.refreshedAt.IsZero() {
+	if !ok || r.opt.DryRun {
 		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	at := r.refreshedAt
+	if at.IsZero() {
+		var err error
+		if at, err = r.Store.StatusAsOf(ctx, r.exp.ID); err != nil {
+			r.log.Warn("reading the status time", "err", err)
+			return
+		}
+		if at.IsZero() {
+			return // no status ever refreshed: nothing to write
+		}
 	}
 	defer r.timed(phaseRecord)()
 	start := time.Now()
-	n, err := f.FlowStatuses(context.WithoutCancel(ctx), r.exp.ID, r.list, r.refreshedAt)
+	n, err := f.FlowStatuses(ctx, r.exp.ID, r.list, at)
 	if err != nil {
 		r.log.Warn("writing Mailchimp statuses on profiles", "err", err)
 		return
 	}
-	r.log.Info("Mailchimp statuses written on profiles", "profiles", n, "took", time.Since(start).Round(time.Millisecond))
+	if n > 0 {
+		r.log.Info("Mailchimp statuses written on profiles", "profiles", n, "took", time.Since(start).Round(time.Millisecond))
+	}
 }
 
 func (r *runner) skew() time.Duration {

@@ -10,8 +10,10 @@ import (
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
 	"github.com/segsync/segsync/internal/profile/attrjson"
 	"github.com/segsync/segsync/internal/segment"
+	"github.com/segsync/segsync/internal/store"
 	"github.com/segsync/segsync/internal/store/dbtest"
 	"github.com/segsync/segsync/internal/store/sqldb"
+	"github.com/segsync/segsync/internal/syncer"
 )
 
 func (w *world) profileAttrs(id string) map[string]any {
@@ -38,19 +40,31 @@ func TestStatusFlowBack(t *testing.T) {
 	}
 }
 
+// flowWorld is a world with six gold profiles c0…c5 (a0…a5@shop.io), the
+// export of gold, and others silver profiles outside it.
+func flowWorld(t *testing.T, db *sqldb.DB, others int) (*world, []person) {
+	w := newWorld(t, db, emulator.Options{})
+	ps := flowPeople(others)
+	w.upsert(ps...)
+	w.goldExport("untag")
+	return w, ps
+}
+
+func flowPeople(others int) []person {
+	var ps []person
+	for i := range 6 {
+		ps = append(ps, person{id: fmt.Sprintf("c%d", i), email: fmt.Sprintf("a%d@shop.io", i), first: "F", tier: "gold"})
+	}
+	for i := range others {
+		ps = append(ps, person{id: fmt.Sprintf("o%03d", i), email: fmt.Sprintf("o%d@shop.io", i), first: "F", tier: "silver"})
+	}
+	return ps
+}
+
 func testStatusFlowBack(t *testing.T, others int) {
 	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := context.Background()
-		w := newWorld(t, db, emulator.Options{})
-		var ps []person
-		for i := range 6 {
-			ps = append(ps, person{id: fmt.Sprintf("c%d", i), email: fmt.Sprintf("a%d@shop.io", i), first: "F", tier: "gold"})
-		}
-		for i := range others {
-			ps = append(ps, person{id: fmt.Sprintf("o%03d", i), email: fmt.Sprintf("o%d@shop.io", i), first: "F", tier: "silver"})
-		}
-		w.upsert(ps...)
-		w.goldExport("untag")
+		w, ps := flowWorld(t, db, others)
 		w.run(false)
 		statusAttr, atAttr := attrjson.StatusAttr(w.list), attrjson.StatusChangedAttr(w.list)
 		for _, p := range ps[:6] {
@@ -107,4 +121,63 @@ func testStatusFlowBack(t *testing.T, others int) {
 			t.Errorf("catalogue: %v", found)
 		}
 	})
+}
+
+// noFlowBack is the store of a process that dies right before the status
+// flow-back: the field hides DB.FlowStatuses from the engine.
+type noFlowBack struct {
+	*sqldb.DB
+	FlowStatuses struct{}
+}
+
+// TestStatusFlowBackAfterCrash: a first run records its contacts and
+// stops before writing their statuses on the profiles (a crash). The next
+// run has nothing to send, so refreshes no status, and must still write
+// every one of them. A first run notes each contact's status as written
+// when it records it, so only a full pass owed since the first refresh
+// finds them. Both ways of writing are covered: by contacts (200 profiles
+// outside the export) and by a pass over the profiles.
+func TestStatusFlowBackAfterCrash(t *testing.T) {
+	for _, others := range []int{0, 200} {
+		t.Run(fmt.Sprintf("others=%d", others), func(t *testing.T) {
+			dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+				ctx := context.Background()
+				w, ps := flowWorld(t, db, others)
+				statusAttr := attrjson.StatusAttr(w.list)
+
+				e := &syncer.Engine{Store: noFlowBack{DB: db}, Source: db, Concurrency: 10}
+				run, _, err := db.EnqueueRun(ctx, w.exp.ID, store.TriggerManual, false, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res, err := e.Execute(ctx, w.exp, w.mc, syncer.Options{RunID: run.ID}); err != nil || res.Counts.Created != 6 {
+					t.Fatalf("first run: %+v, %v", res.Counts, err)
+				}
+				if got := w.profileAttrs("c0")[statusAttr]; got != nil {
+					t.Fatalf("c0 shows %v before any flow-back", got)
+				}
+
+				if res := w.run(false); res.Counts.Created+res.Counts.Updated != 0 {
+					t.Fatalf("second run sent %+v", res.Counts)
+				}
+				for _, p := range ps[:6] {
+					if got := w.profileAttrs(p.id)[statusAttr]; got != "subscribed" {
+						t.Errorf("%s after the run that followed the crash: %v", p.id, got)
+					}
+				}
+				// The pass is done: a status changed in Mailchimp now flows
+				// as usual, contact by contact.
+				if err := w.srv.Unsubscribe(w.list, "a1@shop.io"); err != nil {
+					t.Fatal(err)
+				}
+				changed := ps[5]
+				changed.first = "G"
+				w.upsert(changed)
+				w.run(false)
+				if got := w.profileAttrs("c1")[statusAttr]; got != "unsubscribed" {
+					t.Errorf("c1 after unsubscribing: %v", got)
+				}
+			})
+		})
+	}
 }

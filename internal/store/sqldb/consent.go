@@ -20,6 +20,12 @@ const flowWhere = `export_id = ? AND customer_id <> '' AND status <> 'creating'
 	AND ((in_audience AND status <> '') OR (NOT in_audience AND profile_status <> ''))
 	AND ` + flowStatus + ` <> profile_status`
 
+// flowAllWhere is flowWhere for a flow-back that owes the profiles a full
+// pass (exports.flow_pending): every contact in the audience, whatever its
+// profile_status says (it may have been noted on insert, see upsertSynced).
+const flowAllWhere = `export_id = ? AND customer_id <> '' AND status <> 'creating'
+	AND ((in_audience AND status <> '') OR (NOT in_audience AND profile_status NOT IN ('', 'deleted')))`
+
 // flowRange is how many profile ids FlowStatuses rewrites per transaction,
 // and flowNoteRows how many contacts' profile_status it notes per
 // transaction: short transactions, so that runs recording acknowledgements
@@ -44,34 +50,80 @@ const (
 // profiles.updated_at is left alone: the attributes are not sent to
 // Mailchimp, and updated_at decides which profile's fields win for a
 // shared address and what counts as new data.
+//
+// While the export's flow_pending is set (from its first status refresh),
+// every contact in the audience is due whatever its profile_status says,
+// and the flag is cleared once all are written.
 func (db *DB) FlowStatuses(ctx context.Context, exportID int64, audienceID string, at time.Time) (int64, error) {
+	return db.flowStatuses(ctx, nil, exportID, audienceID, at)
+}
+
+// flowStatuses is FlowStatuses; with a claim f, clearing flow_pending is
+// fenced by it (an abandoned attempt's pass cannot clear the flag that a
+// run taking over relies on).
+func (db *DB) flowStatuses(ctx context.Context, f *store.RunLease, exportID int64, audienceID string, at time.Time) (int64, error) {
 	statusAttr, atAttr := attrjson.StatusAttr(audienceID), attrjson.StatusChangedAttr(audienceID)
 	if !attrjson.ValidReserved(statusAttr) {
 		return 0, fmt.Errorf("audience id %q cannot name an attribute", audienceID)
 	}
 	when := at.UTC().Format("2006-01-02T15:04:05Z")
+	pending, err := db.flowPending(ctx, db.R, exportID)
+	if err != nil {
+		return 0, err
+	}
+	where := flowWhere
+	if pending {
+		where = flowAllWhere
+	}
 	var due, profiles int64
-	if err := db.R.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM synced WHERE `+flowWhere), exportID).Scan(&due); err != nil {
+	if err := db.R.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM synced WHERE `+where), exportID).Scan(&due); err != nil {
 		return 0, fmt.Errorf("reading statuses of export %d: %w", exportID, err)
 	}
-	if due == 0 {
-		return 0, nil
+	var total int64
+	if due > 0 {
+		// Counted only as far as the choice needs (a full count read the
+		// whole customer_id index on every run).
+		if err := db.R.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM (SELECT 1 FROM profiles LIMIT ?) p`), due*20+1).Scan(&profiles); err != nil {
+			return 0, fmt.Errorf("reading profiles: %w", err)
+		}
+		if due*20 < profiles {
+			total, err = db.flowByContacts(ctx, exportID, where, statusAttr, atAttr, when)
+		} else {
+			total, err = db.flowByProfiles(ctx, exportID, statusAttr, atAttr, when)
+		}
+		if err != nil {
+			return total, err
+		}
 	}
-	// Counted only as far as the choice needs (a full count read the
-	// whole customer_id index on every run).
-	if err := db.R.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM (SELECT 1 FROM profiles LIMIT ?) p`), due*20+1).Scan(&profiles); err != nil {
-		return 0, fmt.Errorf("reading profiles: %w", err)
+	if pending {
+		err := db.fencedTx(ctx, f, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, db.Q(`UPDATE exports SET flow_pending = FALSE WHERE id = ?`), exportID)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("noting the full status flow-back of export %d: %w", exportID, err)
+		}
 	}
-	if due*20 < profiles {
-		return db.flowByContacts(ctx, exportID, statusAttr, atAttr, when)
+	return total, nil
+}
+
+// flowPending reports whether the export's flow-back owes its profiles a
+// full pass (exports.flow_pending, set with its first status refresh).
+func (db *DB) flowPending(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, exportID int64) (bool, error) {
+	var pending bool
+	if err := q.QueryRowContext(ctx, db.Q(`SELECT flow_pending FROM exports WHERE id = ?`), exportID).Scan(&pending); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("reading the status flow-back of export %d: %w", exportID, err)
 	}
-	return db.flowByProfiles(ctx, exportID, statusAttr, atAttr, when)
+	return pending, nil
 }
 
 // flowByProfiles rewrites the profiles in their storage order, flowRange ids
 // per transaction, each looking up its contact through synced_customer:
 // for many changes (a first run), where walking the contacts would rewrite
-// profile pages at random.
+// profile pages at random. Every profile whose contact's status it does not
+// show is written, whatever synced.profile_status says.
 func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, atAttr, when string) (int64, error) {
 	var maxID int64
 	if err := db.R.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM profiles`).Scan(&maxID); err != nil {
@@ -191,15 +243,17 @@ func (db *DB) noteFlowed(ctx context.Context, exportID int64) error {
 // flowChunk is how many contacts flowByContacts writes per transaction.
 const flowChunk = 2000
 
-// flowByContacts walks the contacts whose status is due in hash order,
-// flowChunk per transaction, with one UPDATE … WHERE customer_id IN (…) per
-// status and 500 profiles.
-func (db *DB) flowByContacts(ctx context.Context, exportID int64, statusAttr, atAttr, when string) (int64, error) {
+// flowByContacts walks the contacts whose status is due (where: flowWhere
+// or flowAllWhere) in hash order, flowChunk per transaction, with one
+// UPDATE … WHERE customer_id IN (…) per status and 500 profiles. A profile
+// that shows the status already is left as it is (its status_changed_at
+// stays).
+func (db *DB) flowByContacts(ctx context.Context, exportID int64, where, statusAttr, atAttr, when string) (int64, error) {
 	var total int64
 	after := ""
 	for {
 		rows, err := db.R.QueryContext(ctx, db.Q(`SELECT hash, customer_id, `+flowStatus+` FROM synced
-			WHERE `+flowWhere+` AND hash > ? ORDER BY hash LIMIT `+fmt.Sprint(flowChunk)), exportID, after)
+			WHERE `+where+` AND hash > ? ORDER BY hash LIMIT `+fmt.Sprint(flowChunk)), exportID, after)
 		if err != nil {
 			return total, fmt.Errorf("reading statuses of export %d: %w", exportID, err)
 		}
@@ -229,11 +283,12 @@ func (db *DB) flowByContacts(ctx context.Context, exportID int64, statusAttr, at
 					return err
 				}
 				missingQ = `SELECT COUNT(*) FROM profiles WHERE attrs -> CAST(? AS text) IS NULL AND customer_id IN (%s)`
-				updateQ = `UPDATE profiles SET attrs = attrs || jsonb_build_object(CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS text)) WHERE customer_id IN (%s)`
+				updateQ = `UPDATE profiles SET attrs = attrs || jsonb_build_object(CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS text))
+					WHERE attrs ->> CAST(? AS text) IS DISTINCT FROM CAST(? AS text) AND customer_id IN (%s)`
 			} else {
 				statusKey, atKey = `$."`+statusAttr+`"`, `$."`+atAttr+`"`
 				missingQ = `SELECT COUNT(*) FROM profiles WHERE json_type(attrs, ?) IS NULL AND customer_id IN (%s)`
-				updateQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ?, ?, ?) WHERE customer_id IN (%s)`
+				updateQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ?, ?, ?) WHERE json_extract(attrs, ?) IS NOT ? AND customer_id IN (%s)`
 			}
 			var missing int64
 			for st, list := range ids {
@@ -246,7 +301,7 @@ func (db *DB) flowByContacts(ctx context.Context, exportID int64, statusAttr, at
 						return fmt.Errorf("counting new status attributes: %w", err)
 					}
 					missing += m
-					res, err := tx.ExecContext(ctx, db.Q(fmt.Sprintf(updateQ, in)), append([]any{statusKey, st, atKey, when}, list[:k]...)...)
+					res, err := tx.ExecContext(ctx, db.Q(fmt.Sprintf(updateQ, in)), append([]any{statusKey, st, atKey, when, statusKey, st}, list[:k]...)...)
 					if err != nil {
 						return fmt.Errorf("writing statuses on profiles: %w", err)
 					}

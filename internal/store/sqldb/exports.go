@@ -228,16 +228,6 @@ func (db *DB) setExportTime(ctx context.Context, col string, exportID int64, t t
 	return nil
 }
 
-// setExportTimeFenced is setExportTime in a transaction fenced by f.
-func (db *DB) setExportTimeFenced(ctx context.Context, f *store.RunLease, col string, exportID int64, t time.Time) error {
-	return db.fencedTx(ctx, f, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, db.Q(`UPDATE exports SET `+col+` = ? WHERE id = ?`), micros(t), exportID); err != nil {
-			return fmt.Errorf("setting %s of export %d: %w", col, exportID, err)
-		}
-		return nil
-	})
-}
-
 // StatusAsOf is when the export's synced statuses were last refreshed.
 func (db *DB) StatusAsOf(ctx context.Context, exportID int64) (time.Time, error) {
 	return db.exportTime(ctx, "status_as_of", exportID)
@@ -245,7 +235,21 @@ func (db *DB) StatusAsOf(ctx context.Context, exportID int64) (time.Time, error)
 
 // SetStatusAsOf records when the synced statuses were refreshed.
 func (db *DB) SetStatusAsOf(ctx context.Context, exportID int64, t time.Time) error {
-	return db.setExportTime(ctx, "status_as_of", exportID, t)
+	return db.setStatusAsOf(ctx, nil, exportID, t)
+}
+
+// setStatusAsOf is SetStatusAsOf in a transaction fenced by f (nil: none).
+// The export's first refresh also marks its flow-back as owing the
+// profiles a full pass (flow_pending, see upsertSynced), before any
+// contact of the first run is recorded.
+func (db *DB) setStatusAsOf(ctx context.Context, f *store.RunLease, exportID int64, t time.Time) error {
+	return db.fencedTx(ctx, f, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.Q(`UPDATE exports SET flow_pending = (flow_pending OR status_as_of = 0), status_as_of = ? WHERE id = ?`),
+			micros(t), exportID); err != nil {
+			return fmt.Errorf("setting the status time of export %d: %w", exportID, err)
+		}
+		return nil
+	})
 }
 
 // LastScheduled is when the scheduler last queued the export.

@@ -129,7 +129,13 @@ func (f *Fenced) RecordArchived(ctx context.Context, exportID int64, emails map[
 
 // SetStatusAsOf records the status refresh time under the claim.
 func (f *Fenced) SetStatusAsOf(ctx context.Context, exportID int64, t time.Time) error {
-	return f.DB.setExportTimeFenced(ctx, &f.lease, "status_as_of", exportID, t)
+	return f.DB.setStatusAsOf(ctx, &f.lease, exportID, t)
+}
+
+// FlowStatuses writes statuses on profiles; clearing the export's
+// flow_pending is fenced by the claim.
+func (f *Fenced) FlowStatuses(ctx context.Context, exportID int64, audienceID string, at time.Time) (int64, error) {
+	return f.DB.flowStatuses(ctx, &f.lease, exportID, audienceID, at)
 }
 
 // AddRejections records the claim's run's rejections under the claim.

@@ -252,11 +252,17 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 		if err != nil {
 			return err
 		}
+		pending := false
+		if len(other) > len(exists) { // some rows are new
+			if pending, err = db.flowPending(ctx, tx, exportID); err != nil {
+				return err
+			}
+		}
 		tagged := foldNewTags(other, exists, changes)
 		for keep, group := range [][]store.SyncedChange{other, same} {
 			for len(group) > 0 {
 				n := min(len(group), syncedUpsertRows)
-				if err := db.upsertSynced(ctx, tx, exportID, group[:n], keep == 1); err != nil {
+				if err := db.upsertSynced(ctx, tx, exportID, group[:n], keep == 1, pending); err != nil {
 					return err
 				}
 				group = group[n:]
@@ -514,19 +520,19 @@ func syncedCustomersQuery(n int) string {
 }
 
 // syncedUpsertQuery is the upsert of n rows (all columns but the tags of
-// existing rows). With keepKey, an existing row keeps its customer_id,
+// existing rows; profile_status only on insert, see upsertSynced). With keepKey, an existing row keeps its customer_id,
 // in_audience and status, the columns of synced_customer besides the
 // export: an UPDATE naming a column rewrites its index entries even when
 // the value stays, and synced_customer's entries lie at random (customer
 // order), which cost a page write per acknowledgement.
 func syncedUpsertQuery(n int, keepKey bool) string {
 	var q strings.Builder
-	q.WriteString(`INSERT INTO synced (export_id, ` + syncedColumns + `) VALUES `)
+	q.WriteString(`INSERT INTO synced (export_id, ` + syncedColumns + `, profile_status) VALUES `)
 	for i := range n {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	}
 	q.WriteString(` ON CONFLICT (export_id, hash) DO UPDATE SET email = excluded.email,`)
 	if !keepKey {
@@ -588,13 +594,22 @@ func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, s
 }
 
 // upsertSynced inserts or updates rows (all but their tags) in one
-// statement; keepKey: see syncedUpsertQuery.
-func (db *DB) upsertSynced(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange, keepKey bool) error {
-	args := make([]any, 0, len(sets)*12)
+// statement; keepKey: see syncedUpsertQuery. With flowPending (the export's
+// flow-back owes its profiles a full pass, exports.flow_pending), a new
+// row in the audience is inserted with profile_status noted already: the
+// pass writes it whatever that column says, and the row never enters
+// synced_flow_due only to be rewritten after the pass. An existing row
+// keeps its profile_status.
+func (db *DB) upsertSynced(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange, keepKey, flowPending bool) error {
+	args := make([]any, 0, len(sets)*13)
 	for _, c := range sets {
 		s := c.Set
+		shown := ""
+		if flowPending && s.InAudience && s.CustomerID != "" && s.Status != "" {
+			shown = s.Status
+		}
 		args = append(args, exportID, c.Hash, s.Email, s.CustomerID, s.InAudience, s.InExport,
-			s.FieldsHash, int64(s.Tags), s.CreatedByUs, s.ArchivedByUs, s.Status, s.RejectedHash)
+			s.FieldsHash, int64(s.Tags), s.CreatedByUs, s.ArchivedByUs, s.Status, s.RejectedHash, shown)
 	}
 	// Full-size statements (most of a large run) are parsed once per
 	// process instead of once per call (2.6 s of CPU in a 1M first run).
