@@ -119,6 +119,9 @@ func (r *runner) diff(ctx context.Context, visit func(*change) error) error {
 			if inc {
 				return r.inc.streamMembers(ctx, r, fn)
 			}
+			if r.early != nil && !r.early.taken {
+				return r.early.stream(fn)
+			}
 			return r.Source.StreamMembersByHash(ctx, r.rules, r.exp.Mapping.Email, fn)
 		}
 		desired = desiredStream(members, r.segBits, r.exp.Mapping.Email, r.specs, &cnt.desiredCounts)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/mailchimp"
+	"github.com/segsync/segsync/internal/profile/attrjson"
 	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store"
 	"golang.org/x/sync/errgroup"
@@ -270,6 +271,10 @@ type runner struct {
 	// inc is the run's plan scope (nil: every profile, nothing kept).
 	inc *incremental
 
+	// early is a first run's member sort, started before its first reads
+	// (nil: none); the diff streams it instead of starting its own.
+	early *earlySort
+
 	segMu    sync.Mutex
 	segIDs   map[string]int64 // tag name -> static segment id
 	rejected atomic.Int64
@@ -305,9 +310,14 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		// A first run's status refresh (the archived contacts) needs
 		// nothing prepare reads: both go at once, with the listing of the
 		// audience's tags, so the first create leaves one round trip
-		// sooner.
+		// sooner. Its members are read and sorted meanwhile.
+		if err := r.prepareSegments(ctx); err != nil {
+			return r.result(), err
+		}
+		r.early = r.startSort(ctx)
+		defer r.early.close()
 		g, gctx := errgroup.WithContext(ctx)
-		g.Go(func() error { return r.prepare(gctx) })
+		g.Go(func() error { return r.prepareFields(gctx) })
 		g.Go(func() error { return r.refreshStatuses(gctx) })
 		if len(r.exp.SegmentIDs) > 0 {
 			g.Go(func() error { return r.listSegments(gctx) })
@@ -321,7 +331,10 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		endPlan()
 		return r.firstRun(ctx)
 	}
-	if err := r.prepare(ctx); err != nil {
+	if err := r.prepareSegments(ctx); err != nil {
+		return r.result(), err
+	}
+	if err := r.prepareFields(ctx); err != nil {
 		return r.result(), err
 	}
 	if !r.opt.DryRun {
@@ -420,9 +433,9 @@ func (r *runner) result() Result {
 	return Result{Status: status, Progress: p, Counts: c, Timings: r.tr.Timings()}
 }
 
-// prepare reads the audience's merge fields (creating missing ones when the
-// export allows), the segments' tag names and their bits.
-func (r *runner) prepare(ctx context.Context) error {
+// prepareFields reads the audience's merge fields (creating missing ones
+// when the export allows).
+func (r *runner) prepareFields(ctx context.Context) error {
 	m := r.exp.Mapping
 	if m.Email == "" {
 		return errors.New("the export's mapping has no e-mail attribute")
@@ -470,6 +483,11 @@ func (r *runner) prepare(ctx context.Context) error {
 			r.specs = append(r.specs, fieldSpec{attr: w.attr, tag: w.tag, typ: typ})
 		}
 	}
+	return nil
+}
+
+// prepareSegments reads the segments' rules, their tag names and bits.
+func (r *runner) prepareSegments(ctx context.Context) error {
 	names := make([]string, len(r.exp.SegmentIDs))
 	r.rules = make([]*segment.Rule, len(r.exp.SegmentIDs))
 	for i, id := range r.exp.SegmentIDs {
@@ -498,30 +516,37 @@ func (r *runner) prepare(ctx context.Context) error {
 	return nil
 }
 
-// guessType picks a merge type for an attribute from the first profile
-// that has it: number, date or text.
+// attributeCatalogue is a Source that keeps the catalogue of its
+// profiles' attributes with their types (package sqldb does).
+type attributeCatalogue interface {
+	ProfileAttributes(ctx context.Context) ([]store.AttributeInfo, error)
+}
+
+// guessType picks the merge type of a merge field to create for an
+// attribute from the type most profiles give it in the catalogue: number,
+// date, or else text.
 func (r *runner) guessType(ctx context.Context, attr string) string {
-	typ := mailchimp.MergeText
-	if len(r.rules) == 0 {
-		return typ
+	c, ok := r.Source.(attributeCatalogue)
+	if !ok {
+		return mailchimp.MergeText
 	}
-	_ = r.Source.StreamMembersByHash(ctx, r.rules, r.exp.Mapping.Email, func(m store.HashedMember) error {
-		v, ok := attrValue(m.Attrs, attr)
-		if !ok || v == nil {
-			return nil
+	infos, err := c.ProfileAttributes(ctx)
+	if err != nil {
+		r.log.Warn("reading the attribute catalogue; the merge field will be text", "attribute", attr, "err", err)
+		return mailchimp.MergeText
+	}
+	for _, a := range infos {
+		if a.Name != attr {
+			continue
 		}
-		switch x := v.(type) {
-		case string:
-			if len(x) >= 10 && convert(x, mailchimp.MergeDate) != "" {
-				typ = mailchimp.MergeDate
-			}
-		case bool:
-		default:
-			typ = mailchimp.MergeNumber
+		switch a.Type {
+		case attrjson.TypeNumber:
+			return mailchimp.MergeNumber
+		case attrjson.TypeDate:
+			return mailchimp.MergeDate
 		}
-		return errStop
-	})
-	return typ
+	}
+	return mailchimp.MergeText
 }
 
 // refreshStatuses learns the current status of the contacts that changed in

@@ -181,3 +181,28 @@ func TestStatusFlowBackAfterCrash(t *testing.T) {
 		})
 	}
 }
+
+// TestMissingMergeFieldTypes: a merge field the export creates takes the
+// type the attribute catalogue gives its attribute.
+func TestMissingMergeFieldTypes(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		w, _ := flowWorld(t, db, 0)
+		w.exp.Mapping.Attributes = []store.AttributeMap{{Attribute: "spend", MergeTag: "TOTAL"}, {Attribute: "tier", MergeTag: "LEVEL"}}
+		w.exp.CreateMissingMergeFields = true
+		if err := db.UpdateExport(context.Background(), &w.exp); err != nil {
+			t.Fatal(err)
+		}
+		w.run(false)
+		fields, err := w.mc.MergeFields(context.Background(), w.list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		types := map[string]string{}
+		for _, f := range fields {
+			types[f.Tag] = f.Type
+		}
+		if types["TOTAL"] != "number" || types["LEVEL"] != "text" {
+			t.Errorf("created merge fields: TOTAL %q, LEVEL %q; want number, text", types["TOTAL"], types["LEVEL"])
+		}
+	})
+}

@@ -362,28 +362,51 @@ func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, em
 	return db.streamMembers(ctx, rules, emailAttr, nil, fn)
 }
 
+// SortMembersByHash does now the part of StreamMembersByHash that comes
+// before its first member (reading and sorting them all) and returns the
+// rest: each streams the members to fn (once, under ctx), release frees
+// the sorted runs (also when each was never called). A first run sorts
+// while it waits for Mailchimp's answers to its first reads.
+func (db *DB) SortMembersByHash(ctx context.Context, rules []*segment.Rule, emailAttr string) (each func(fn func(store.HashedMember) error) error, release func(), err error) {
+	if !segment.ValidAttributeName(emailAttr) {
+		return nil, nil, fmt.Errorf("streaming members: e-mail attribute %q: %w", emailAttr, store.ErrInvalid)
+	}
+	sorter, err := db.sortedMembers(ctx, rules, emailAttr, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return func(fn func(store.HashedMember) error) error { return sorter.members(ctx, fn) }, sorter.close, nil
+}
+
 // streamMembers is StreamMembersByHash over the profiles that pass only
 // (nil: all of them).
 func (db *DB) streamMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, only *profileFilter, fn func(store.HashedMember) error) error {
+	sorter, err := db.sortedMembers(ctx, rules, emailAttr, only)
+	if err != nil {
+		return err
+	}
+	return sorter.members(ctx, fn)
+}
+
+// sortedMembers reads the members of rules among the profiles that pass
+// only (nil: all of them, one id range per core) into a sorter.
+func (db *DB) sortedMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, only *profileFilter) (*hashSorter, error) {
 	if len(rules) == 0 || len(rules) > store.MaxStreamRules {
-		return fmt.Errorf("streaming members: %d rules, want 1 to %d: %w", len(rules), store.MaxStreamRules, store.ErrInvalid)
+		return nil, fmt.Errorf("streaming members: %d rules, want 1 to %d: %w", len(rules), store.MaxStreamRules, store.ErrInvalid)
 	}
 	filters := []*profileFilter{only}
 	if only == nil {
 		var err error
 		if filters, err = db.idSpans(ctx); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	sorter := newHashSorter(memberSortRunBytes)
-	defer sorter.close()
 	if err := db.sortMembers(ctx, rules, emailAttr, filters, sorter); err != nil {
-		return err
+		sorter.close()
+		return nil, err
 	}
-	return sorter.each(ctx, func(r *memberRec) error {
-		return fn(store.HashedMember{Hash: r.hash, CustomerID: r.customerID, Attrs: r.attrs,
-			UpdatedAt: time.UnixMicro(r.updated).UTC(), Segments: r.segments})
-	})
+	return sorter, nil
 }
 
 // spanProfiles is DB.SpanProfiles' default.

@@ -11,6 +11,9 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/segsync/segsync/internal/store"
 )
 
 // memberSortRunBytes is how much member data the hash sorter holds in
@@ -158,6 +161,14 @@ func (s *hashSorter) each(ctx context.Context, fn func(*memberRec) error) error 
 		}
 	}
 	return nil
+}
+
+// members is each, as the store's members.
+func (s *hashSorter) members(ctx context.Context, fn func(store.HashedMember) error) error {
+	return s.each(ctx, func(r *memberRec) error {
+		return fn(store.HashedMember{Hash: r.hash, CustomerID: r.customerID, Attrs: r.attrs,
+			UpdatedAt: time.UnixMicro(r.updated).UTC(), Segments: r.segments})
+	})
 }
 
 func (s *hashSorter) close() {
