@@ -271,6 +271,10 @@ type runner struct {
 	// inc is the run's plan scope (nil: every profile, nothing kept).
 	inc *incremental
 
+	// owedFlow is closed when a first run's full flow-back pass, started
+	// beside its last tag calls, has ended (nil: none started).
+	owedFlow chan struct{}
+
 	// early is a first run's member sort, started before its first reads
 	// (nil: none); the diff streams it instead of starting its own.
 	early *earlySort
@@ -625,9 +629,45 @@ func (r *runner) refreshStatuses(ctx context.Context) error {
 }
 
 // statusFlow is a store that writes Mailchimp statuses back on the
-// profiles (package sqldb does).
+// profiles (package sqldb does). FlowOwed does the full pass an export owes
+// its profiles since its first status refresh, if any, while the run may
+// still record tag answers.
 type statusFlow interface {
 	FlowStatuses(ctx context.Context, exportID int64, audienceID string, at time.Time) (int64, error)
+	FlowOwed(ctx context.Context, exportID int64, audienceID string, at time.Time) (int64, bool, error)
+}
+
+// startOwedFlow starts, once a first run knows every contact's status (no
+// job but tag calls is left), the full flow-back pass the export owes its
+// profiles, beside the run's last tag calls instead of after them. The
+// created contacts still held for their tags are recorded first (their
+// tags follow as updates), and the pass begins once the recorder has
+// written them. The channel returned is closed once the pass is done with
+// the recorder; the pass itself ends before the run's flowStatuses.
+func (r *runner) startOwedFlow(s *sender) (recorded chan struct{}) {
+	recorded = make(chan struct{})
+	f, ok := r.Store.(statusFlow)
+	if !ok || !r.growTotal || r.refreshedAt.IsZero() {
+		close(recorded)
+		return recorded
+	}
+	done := make(chan struct{})
+	r.owedFlow = done
+	go func() {
+		defer close(done)
+		s.hold.release(time.Time{})
+		s.rec.sync()
+		close(recorded)
+		defer r.timed(phaseRecord)()
+		start := time.Now()
+		n, owed, err := f.FlowOwed(context.WithoutCancel(s.ctx), r.exp.ID, r.list, r.refreshedAt)
+		if err != nil {
+			r.log.Warn("writing Mailchimp statuses on profiles", "err", err)
+		} else if owed {
+			r.log.Info("Mailchimp statuses written on profiles (full pass)", "profiles", n, "took", time.Since(start).Round(time.Millisecond))
+		}
+	}()
+	return recorded
 }
 
 // flowStatuses writes what this run learned and acknowledged about the
@@ -638,6 +678,9 @@ type statusFlow interface {
 // flow-back), as of that run's refresh; with nothing due that costs a look
 // into an index.
 func (r *runner) flowStatuses(ctx context.Context) {
+	if r.owedFlow != nil {
+		<-r.owedFlow
+	}
 	f, ok := r.Store.(statusFlow)
 	if !ok || r.opt.DryRun {
 		return

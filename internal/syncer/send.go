@@ -80,12 +80,17 @@ func (r *runner) send(ctx context.Context) error {
 	// Once no job can queue tags any more, the part-filled tag batches go
 	// out at once, beside the tag calls still in flight.
 	s.feeders.Wait()
+	recorded := make(chan struct{}) // the early flow-back is past its use of the recorder
 	if err == nil && ctx.Err() == nil {
+		recorded = r.startOwedFlow(s)
 		s.flushTags(true)
+	} else {
+		close(recorded)
 	}
 	s.wg.Wait()
 	close(s.intents) // every job that writes intents has ended
-	s.hold.close()   // every job that answers tags has ended
+	<-recorded
+	s.hold.close() // every job that answers tags has ended
 	if recErr := s.rec.close(); recErr != nil {
 		return recErr
 	}
@@ -920,6 +925,13 @@ func (rec *recorder) reject(r store.Rejection) { rec.ch <- r }
 // count queues a change of the run's counts behind what is queued so far.
 func (rec *recorder) count(fn countDelta) { rec.ch <- fn }
 
+// sync returns once everything queued so far is written (or has failed).
+func (rec *recorder) sync() {
+	done := make(chan struct{})
+	rec.ch <- done
+	<-done
+}
+
 func (rec *recorder) close() error {
 	close(rec.ch)
 	<-rec.done
@@ -995,6 +1007,9 @@ func (rec *recorder) loop() {
 				rejects = append(rejects, x)
 			case countDelta:
 				counts = append(counts, x)
+			case chan struct{}:
+				flush()
+				close(x)
 			}
 			if len(changes)+len(rejects) >= recordBatch {
 				flush()

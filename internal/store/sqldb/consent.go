@@ -51,70 +51,101 @@ const (
 // Mailchimp, and updated_at decides which profile's fields win for a
 // shared address and what counts as new data.
 //
-// While the export's flow_pending is set (from its first status refresh),
-// every contact in the audience is due whatever its profile_status says,
-// and the flag is cleared once all are written.
+// While the export owes its profiles a full pass (exports.flow_pending,
+// from its first status refresh), every contact in the audience is due
+// whatever its profile_status says, and the debt is settled once all are
+// written.
 func (db *DB) FlowStatuses(ctx context.Context, exportID int64, audienceID string, at time.Time) (int64, error) {
-	return db.flowStatuses(ctx, nil, exportID, audienceID, at)
+	n, _, err := db.flowStatuses(ctx, nil, exportID, audienceID, at, false)
+	return n, err
 }
 
-// flowStatuses is FlowStatuses; with a claim f, clearing flow_pending is
-// fenced by it (an abandoned attempt's pass cannot clear the flag that a
-// run taking over relies on).
-func (db *DB) flowStatuses(ctx context.Context, f *store.RunLease, exportID int64, audienceID string, at time.Time) (int64, error) {
+// FlowOwed does the full pass an export's flow-back owes its profiles, if it
+// owes one (owed false: nothing was done), while the export's run may still
+// be recording: a first run writes the statuses of its contacts once the
+// last of them is recorded, beside its last tag calls. It notes nothing in
+// profile_status (the run's FlowStatuses afterwards writes and notes what
+// is due then), and contacts recorded from its start on are not noted on
+// insert.
+func (db *DB) FlowOwed(ctx context.Context, exportID int64, audienceID string, at time.Time) (n int64, owed bool, err error) {
+	return db.flowStatuses(ctx, nil, exportID, audienceID, at, true)
+}
+
+// Owed full passes (exports.flow_pending).
+const (
+	flowOwed    = 1 // contacts are noted on insert
+	flowOngoing = 2 // the pass has begun: they are not
+)
+
+// flowStatuses is FlowStatuses, or with owedOnly FlowOwed; with a claim f,
+// settling the owed pass is fenced by it (an abandoned attempt's pass
+// cannot settle what a run taking over relies on).
+func (db *DB) flowStatuses(ctx context.Context, f *store.RunLease, exportID int64, audienceID string, at time.Time, owedOnly bool) (total int64, owed bool, err error) {
 	statusAttr, atAttr := attrjson.StatusAttr(audienceID), attrjson.StatusChangedAttr(audienceID)
 	if !attrjson.ValidReserved(statusAttr) {
-		return 0, fmt.Errorf("audience id %q cannot name an attribute", audienceID)
+		return 0, false, fmt.Errorf("audience id %q cannot name an attribute", audienceID)
 	}
 	when := at.UTC().Format("2006-01-02T15:04:05Z")
 	pending, err := db.flowPending(ctx, db.R, exportID)
 	if err != nil {
-		return 0, err
+		return 0, false, err
+	}
+	if owed = pending != 0; !owed && owedOnly {
+		return 0, false, nil
 	}
 	where := flowWhere
-	if pending {
+	if owed {
+		// From here on, contacts recorded are due as usual: once the pass
+		// has gone by their profiles, only FlowStatuses can see them.
+		if _, err := db.W.ExecContext(ctx, db.Q(`UPDATE exports SET flow_pending = ? WHERE id = ? AND flow_pending = ?`), flowOngoing, exportID, flowOwed); err != nil {
+			return 0, owed, fmt.Errorf("starting the status flow-back of export %d: %w", exportID, err)
+		}
 		where = flowAllWhere
 	}
 	var due, profiles int64
 	if err := db.R.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM synced WHERE `+where), exportID).Scan(&due); err != nil {
-		return 0, fmt.Errorf("reading statuses of export %d: %w", exportID, err)
+		return 0, owed, fmt.Errorf("reading statuses of export %d: %w", exportID, err)
 	}
-	var total int64
 	if due > 0 {
 		// Counted only as far as the choice needs (a full count read the
 		// whole customer_id index on every run).
 		if err := db.R.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM (SELECT 1 FROM profiles LIMIT ?) p`), due*20+1).Scan(&profiles); err != nil {
-			return 0, fmt.Errorf("reading profiles: %w", err)
+			return 0, owed, fmt.Errorf("reading profiles: %w", err)
 		}
 		if due*20 < profiles {
 			total, err = db.flowByContacts(ctx, exportID, where, statusAttr, atAttr, when)
 		} else {
-			total, err = db.flowByProfiles(ctx, exportID, statusAttr, atAttr, when)
+			total, err = db.flowByProfiles(ctx, exportID, statusAttr, atAttr, when, !owedOnly)
 		}
 		if err != nil {
-			return total, err
+			return total, owed, err
 		}
 	}
-	if pending {
+	if owed {
 		err := db.fencedTx(ctx, f, func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, db.Q(`UPDATE exports SET flow_pending = FALSE WHERE id = ?`), exportID)
+			_, err := tx.ExecContext(ctx, db.Q(`UPDATE exports SET flow_pending = 0 WHERE id = ?`), exportID)
 			return err
 		})
 		if err != nil {
-			return total, fmt.Errorf("noting the full status flow-back of export %d: %w", exportID, err)
+			return total, owed, fmt.Errorf("settling the full status flow-back of export %d: %w", exportID, err)
 		}
 	}
-	return total, nil
+	return total, owed, nil
 }
 
-// flowPending reports whether the export's flow-back owes its profiles a
-// full pass (exports.flow_pending, set with its first status refresh).
+// flowPending reads exports.flow_pending: 0, flowOwed or flowOngoing. In a
+// transaction on PostgreSQL the row is locked for share until the commit,
+// so a pass that begins waits for the recording that read flowOwed.
 func (db *DB) flowPending(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, exportID int64) (bool, error) {
-	var pending bool
-	if err := q.QueryRowContext(ctx, db.Q(`SELECT flow_pending FROM exports WHERE id = ?`), exportID).Scan(&pending); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return false, fmt.Errorf("reading the status flow-back of export %d: %w", exportID, err)
+}, exportID int64) (int, error) {
+	lock := ""
+	if _, inTx := q.(*sql.Tx); inTx && db.d == Postgres {
+		lock = " FOR SHARE"
+	}
+	var pending int
+	if err := q.QueryRowContext(ctx, db.Q(`SELECT flow_pending FROM exports WHERE id = ?`+lock), exportID).Scan(&pending); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("reading the status flow-back of export %d: %w", exportID, err)
 	}
 	return pending, nil
 }
@@ -123,8 +154,9 @@ func (db *DB) flowPending(ctx context.Context, q interface {
 // per transaction, each looking up its contact through synced_customer:
 // for many changes (a first run), where walking the contacts would rewrite
 // profile pages at random. Every profile whose contact's status it does not
-// show is written, whatever synced.profile_status says.
-func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, atAttr, when string) (int64, error) {
+// show is written, whatever synced.profile_status says; with note, the
+// contacts due are then noted (noteFlowed).
+func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, atAttr, when string, note bool) (int64, error) {
 	var maxID int64
 	if err := db.R.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM profiles`).Scan(&maxID); err != nil {
 		return 0, fmt.Errorf("reading profiles: %w", err)
@@ -206,9 +238,12 @@ func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, at
 		}
 	}
 	// Webhooks write both the profile and profile_status themselves, and
-	// nothing else changes this export's statuses while its run is here.
-	if err := db.noteFlowed(ctx, exportID); err != nil {
-		return total, err
+	// nothing else changes this export's statuses while its run is here
+	// (unless the run is still recording: then nothing is noted).
+	if note {
+		if err := db.noteFlowed(ctx, exportID); err != nil {
+			return total, err
+		}
 	}
 	return total, nil
 }

@@ -244,8 +244,8 @@ func (db *DB) SetStatusAsOf(ctx context.Context, exportID int64, t time.Time) er
 // contact of the first run is recorded.
 func (db *DB) setStatusAsOf(ctx context.Context, f *store.RunLease, exportID int64, t time.Time) error {
 	return db.fencedTx(ctx, f, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, db.Q(`UPDATE exports SET flow_pending = (flow_pending OR status_as_of = 0), status_as_of = ? WHERE id = ?`),
-			micros(t), exportID); err != nil {
+		if _, err := tx.ExecContext(ctx, db.Q(`UPDATE exports SET flow_pending = CASE WHEN status_as_of = 0 THEN ? ELSE flow_pending END, status_as_of = ? WHERE id = ?`),
+			flowOwed, micros(t), exportID); err != nil {
 			return fmt.Errorf("setting the status time of export %d: %w", exportID, err)
 		}
 		return nil

@@ -132,10 +132,17 @@ func (f *Fenced) SetStatusAsOf(ctx context.Context, exportID int64, t time.Time)
 	return f.DB.setStatusAsOf(ctx, &f.lease, exportID, t)
 }
 
-// FlowStatuses writes statuses on profiles; clearing the export's
-// flow_pending is fenced by the claim.
+// FlowStatuses writes statuses on profiles; settling an owed full pass is
+// fenced by the claim.
 func (f *Fenced) FlowStatuses(ctx context.Context, exportID int64, audienceID string, at time.Time) (int64, error) {
-	return f.DB.flowStatuses(ctx, &f.lease, exportID, audienceID, at)
+	n, _, err := f.DB.flowStatuses(ctx, &f.lease, exportID, audienceID, at, false)
+	return n, err
+}
+
+// FlowOwed does an owed full pass of the flow-back; settling it is fenced
+// by the claim.
+func (f *Fenced) FlowOwed(ctx context.Context, exportID int64, audienceID string, at time.Time) (int64, bool, error) {
+	return f.DB.flowStatuses(ctx, &f.lease, exportID, audienceID, at, true)
 }
 
 // AddRejections records the claim's run's rejections under the claim.

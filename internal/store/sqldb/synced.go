@@ -252,7 +252,7 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 		if err != nil {
 			return err
 		}
-		pending := false
+		pending := 0
 		if len(other) > len(exists) { // some rows are new
 			if pending, err = db.flowPending(ctx, tx, exportID); err != nil {
 				return err
@@ -262,7 +262,7 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 		for keep, group := range [][]store.SyncedChange{other, same} {
 			for len(group) > 0 {
 				n := min(len(group), syncedUpsertRows)
-				if err := db.upsertSynced(ctx, tx, exportID, group[:n], keep == 1, pending); err != nil {
+				if err := db.upsertSynced(ctx, tx, exportID, group[:n], keep == 1, pending == flowOwed); err != nil {
 					return err
 				}
 				group = group[n:]
@@ -594,18 +594,18 @@ func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, s
 }
 
 // upsertSynced inserts or updates rows (all but their tags) in one
-// statement; keepKey: see syncedUpsertQuery. With flowPending (the export's
-// flow-back owes its profiles a full pass, exports.flow_pending), a new
+// statement; keepKey: see syncedUpsertQuery. With flowOwed (the export's
+// flow-back owes its profiles a full pass not begun yet), a new
 // row in the audience is inserted with profile_status noted already: the
 // pass writes it whatever that column says, and the row never enters
 // synced_flow_due only to be rewritten after the pass. An existing row
 // keeps its profile_status.
-func (db *DB) upsertSynced(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange, keepKey, flowPending bool) error {
+func (db *DB) upsertSynced(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange, keepKey, flowOwed bool) error {
 	args := make([]any, 0, len(sets)*13)
 	for _, c := range sets {
 		s := c.Set
 		shown := ""
-		if flowPending && s.InAudience && s.CustomerID != "" && s.Status != "" {
+		if flowOwed && s.InAudience && s.CustomerID != "" && s.Status != "" {
 			shown = s.Status
 		}
 		args = append(args, exportID, c.Hash, s.Email, s.CustomerID, s.InAudience, s.InExport,
