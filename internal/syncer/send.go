@@ -750,7 +750,21 @@ func (s *sender) flushTagLocked(bit uint64) {
 	if len(add) == 0 && len(del) == 0 {
 		return
 	}
-	s.launch(false, false, nil, func(ctx context.Context) { s.tagCall(ctx, bit, add, del) })
+	// The tag's static segment is looked up (or created) before the call
+	// waits for a connection slot: calls waiting for the creation of a
+	// segment must not hold slots the creates could use meanwhile. The
+	// creation then waits for a connection this run's own calls hold,
+	// which is not idle time.
+	var segID int64
+	find := func(ctx context.Context) bool {
+		var err error
+		if segID, err = s.segmentFor(mailchimp.WithSlotWait(ctx, nil), s.r.tagNames[bit], len(add) > 0); err != nil {
+			s.callFailed(append(append([]op(nil), add...), del...), "tag "+s.r.tagNames[bit], err)
+			return false
+		}
+		return true
+	}
+	s.launch(false, false, find, func(ctx context.Context) { s.tagCall(ctx, bit, segID, add, del) })
 }
 
 // segmentFor returns the static segment of a tag, creating it when create
@@ -817,14 +831,9 @@ func (r *runner) readSegments(ctx context.Context) (map[string]int64, error) {
 	return ids, nil
 }
 
-func (s *sender) tagCall(ctx context.Context, bit uint64, add, del []op) {
+func (s *sender) tagCall(ctx context.Context, bit uint64, segID int64, add, del []op) {
 	name := s.r.tagNames[bit]
 	all := append(append([]op(nil), add...), del...)
-	segID, err := s.segmentFor(ctx, name, len(add) > 0)
-	if err != nil {
-		s.callFailed(all, "tag "+name, err)
-		return
-	}
 	refused := map[string]string{}
 	if segID != 0 {
 		emails := func(ops []op) []string {
