@@ -752,13 +752,11 @@ func (s *sender) flushTagLocked(bit uint64) {
 	}
 	// The tag's static segment is looked up (or created) before the call
 	// waits for a connection slot: calls waiting for the creation of a
-	// segment must not hold slots the creates could use meanwhile. The
-	// creation then waits for a connection this run's own calls hold,
-	// which is not idle time.
+	// segment must not hold slots the creates could use meanwhile.
 	var segID int64
 	find := func(ctx context.Context) bool {
 		var err error
-		if segID, err = s.segmentFor(mailchimp.WithSlotWait(ctx, nil), s.r.tagNames[bit], len(add) > 0); err != nil {
+		if segID, err = s.segmentFor(ctx, s.r.tagNames[bit], len(add) > 0); err != nil {
 			s.callFailed(append(append([]op(nil), add...), del...), "tag "+s.r.tagNames[bit], err)
 			return false
 		}
@@ -769,12 +767,34 @@ func (s *sender) flushTagLocked(bit uint64) {
 
 // segmentFor returns the static segment of a tag, creating it when create
 // is set and it does not exist; 0 means it does not exist. Tag names are
-// matched without regard to case, as Mailchimp does.
+// matched without regard to case, as Mailchimp does. Its calls take a
+// connection slot of their own (the caller holds none).
 func (s *sender) segmentFor(ctx context.Context, name string, create bool) (int64, error) {
 	s.r.segMu.Lock()
 	defer s.r.segMu.Unlock()
+	held := false
+	defer func() {
+		if held {
+			<-s.sem
+		}
+	}()
+	slot := func() error {
+		if held {
+			return nil
+		}
+		select {
+		case s.sem <- struct{}{}:
+			held = true
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	key := strings.ToLower(strings.TrimSpace(name))
 	if s.r.segIDs == nil {
+		if err := slot(); err != nil {
+			return 0, err
+		}
 		ids, err := s.r.readSegments(ctx)
 		if err != nil {
 			return 0, err
@@ -783,6 +803,9 @@ func (s *sender) segmentFor(ctx context.Context, name string, create bool) (int6
 	}
 	if id, ok := s.r.segIDs[key]; ok || !create {
 		return id, nil
+	}
+	if err := slot(); err != nil {
+		return 0, err
 	}
 	sg, err := s.r.mc.CreateStaticSegment(ctx, s.r.list, name)
 	s.r.countWrite()
