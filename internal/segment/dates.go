@@ -139,5 +139,27 @@ func DateKeys(s string) (day, instant string, ok bool) {
 		return "", "", false
 	}
 	t = t.Add(-time.Duration(p.offset) * time.Second)
-	return s[:10], t.Format("2006-01-02T15:04:05"), true
+	return s[:10], instantKey(t), true
+}
+
+// instantKey is t formatted as 2006-01-02T15:04:05 (years 0–9999), without
+// time.Format's layout parsing: rules evaluate it for every profile.
+func instantKey(t time.Time) string {
+	y, mo, d := t.Date()
+	h, mi, sec := t.Clock()
+	b := make([]byte, 19)
+	put := func(at, v, digits int) {
+		for i := at + digits - 1; i >= at; i-- {
+			b[i] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	put(0, y, 4)
+	put(5, int(mo), 2)
+	put(8, d, 2)
+	put(11, h, 2)
+	put(14, mi, 2)
+	put(17, sec, 2)
+	b[4], b[7], b[10], b[13], b[16] = '-', '-', 'T', ':', ':'
+	return string(b)
 }
