@@ -51,6 +51,9 @@ type sender struct {
 	wg, feeders sync.WaitGroup
 	rec         *recorder
 	hold        *holder
+	// tail: the diff has ended, so no create is held for its tags any
+	// more (see send).
+	tail atomic.Bool
 	// intents takes the create intents to write (intentLoop).
 	intents chan intentWrite
 
@@ -77,6 +80,12 @@ func (r *runner) send(ctx context.Context) error {
 	if err == nil {
 		s.flushBatches()
 	}
+	// The last creates are recorded as they are answered, not held for
+	// their tags: the statuses must all be written before a first run's
+	// flow-back pass can begin (startOwedFlow), and the tags follow soon
+	// enough on their own.
+	s.tail.Store(true)
+	s.hold.release(time.Time{})
 	// Once no job can queue tags any more, the part-filled tag batches go
 	// out at once, beside the tag calls still in flight.
 	s.feeders.Wait()
@@ -426,7 +435,7 @@ func (s *sender) create(ctx context.Context, ops []op) {
 		row := s.acked(o.c, m.Status)
 		row.CreatedByUs = true
 		ch, count := store.SyncedChange{Hash: o.c.hash, Set: &row}, func(rc *store.RunCounts) { rc.Created++ }
-		if o.c.addTags != 0 {
+		if o.c.addTags != 0 && !s.tail.Load() {
 			o.held = s.hold.hold(ch, bits.OnesCount64(o.c.addTags), count)
 		} else {
 			s.rec.change(ch, count)
