@@ -13,6 +13,7 @@ import (
 	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/mailchimp"
 	"github.com/segsync/segsync/internal/store"
+	"golang.org/x/sync/singleflight"
 )
 
 // ticket counts the operations still open for one contact; when the last
@@ -62,6 +63,11 @@ type sender struct {
 	tagMu  sync.Mutex
 	tagAdd map[uint64][]op
 	tagDel map[uint64][]op
+	// segsAsked: the tag bits whose static segment prepareSegments has
+	// looked up or created (under tagMu); segCalls: the lookups and
+	// creations in flight, one per tag.
+	segsAsked uint64
+	segCalls  singleflight.Group
 }
 
 func (r *runner) send(ctx context.Context) error {
@@ -244,6 +250,7 @@ func (s *sender) flushCreates() {
 	}
 	batch := s.creates
 	s.creates = nil
+	s.prepareSegments(batch)
 	s.spawnAfter(true, func(ctx context.Context) bool { return s.createIntents(ctx, batch) },
 		func(ctx context.Context) { s.create(ctx, batch) })
 }
@@ -776,61 +783,90 @@ func (s *sender) flushTagLocked(bit uint64) {
 
 // segmentFor returns the static segment of a tag, creating it when create
 // is set and it does not exist; 0 means it does not exist. Tag names are
-// matched without regard to case, as Mailchimp does. Its calls take a
-// connection slot of their own (the caller holds none).
+// matched without regard to case, as Mailchimp does. Callers for one tag
+// share one lookup or creation, while those of other tags go on; its calls
+// take a connection slot of their own (the caller holds none).
 func (s *sender) segmentFor(ctx context.Context, name string, create bool) (int64, error) {
-	s.r.segMu.Lock()
-	defer s.r.segMu.Unlock()
-	held := false
-	defer func() {
-		if held {
-			<-s.sem
-		}
-	}()
-	slot := func() error {
-		if held {
-			return nil
-		}
-		select {
-		case s.sem <- struct{}{}:
-			held = true
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 	key := strings.ToLower(strings.TrimSpace(name))
-	if s.r.segIDs == nil {
-		if err := slot(); err != nil {
-			return 0, err
-		}
-		ids, err := s.r.readSegments(ctx)
-		if err != nil {
-			return 0, err
-		}
-		s.r.segIDs = ids
-	}
-	if id, ok := s.r.segIDs[key]; ok || !create {
+	s.r.segMu.Lock()
+	id, ok := s.r.segIDs[key]
+	known := s.r.segIDs != nil
+	s.r.segMu.Unlock()
+	if ok || (known && !create) {
 		return id, nil
 	}
-	if err := slot(); err != nil {
-		return 0, err
-	}
-	sg, err := s.r.mc.CreateStaticSegment(ctx, s.r.list, name)
-	s.r.countWrite()
-	if err != nil {
-		// The create may have succeeded with its answer lost (the retry
-		// then hears "already exists"), or another run created it: look.
-		if ids, lerr := s.r.readSegments(ctx); lerr == nil {
-			s.r.segIDs = ids
-			if id, ok := ids[key]; ok {
-				return id, nil
-			}
+	v, err, _ := s.segCalls.Do(fmt.Sprintf("%t/%s", create, key), func() (any, error) {
+		select {
+		case s.sem <- struct{}{}:
+			defer func() { <-s.sem }()
+		case <-ctx.Done():
+			return int64(0), ctx.Err()
 		}
-		return 0, err
+		s.r.segMu.Lock()
+		ids := s.r.segIDs
+		s.r.segMu.Unlock()
+		if ids == nil {
+			var err error
+			if ids, err = s.r.readSegments(ctx); err != nil {
+				return int64(0), err
+			}
+			s.r.segMu.Lock()
+			s.r.segIDs = ids
+			s.r.segMu.Unlock()
+		}
+		s.r.segMu.Lock()
+		id, ok := ids[key]
+		s.r.segMu.Unlock()
+		if ok || !create {
+			return id, nil
+		}
+		sg, err := s.r.mc.CreateStaticSegment(ctx, s.r.list, name)
+		s.r.countWrite()
+		if err != nil {
+			// The create may have succeeded with its answer lost (the retry
+			// then hears "already exists"), or another run created it: look.
+			if ids, lerr := s.r.readSegments(ctx); lerr == nil {
+				s.r.segMu.Lock()
+				s.r.segIDs = ids
+				s.r.segMu.Unlock()
+				if id, ok := ids[key]; ok {
+					return id, nil
+				}
+			}
+			return int64(0), err
+		}
+		s.r.segMu.Lock()
+		s.r.segIDs[key] = sg.ID
+		s.r.segMu.Unlock()
+		return sg.ID, nil
+	})
+	return v.(int64), err
+}
+
+// prepareSegments starts creating the static segments the batch's contacts
+// will be tagged with, when they are missing, as the batch is queued: the
+// first tag calls of a first run then find them, instead of waiting for
+// their creation behind the creates queued meanwhile.
+func (s *sender) prepareSegments(batch []op) {
+	var bits uint64
+	for _, o := range batch {
+		bits |= o.c.addTags
 	}
-	s.r.segIDs[key] = sg.ID
-	return sg.ID, nil
+	s.tagMu.Lock()
+	bits &^= s.segsAsked
+	s.segsAsked |= bits
+	s.tagMu.Unlock()
+	for b := uint64(1); b != 0 && bits != 0; b <<= 1 {
+		if bits&b == 0 {
+			continue
+		}
+		bits &^= b
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			_, _ = s.segmentFor(s.ctx, s.r.tagNames[b], true) // a failure is the tag call's to report
+		}()
+	}
 }
 
 // listSegments reads the audience's static segments (tags) into segIDs,
