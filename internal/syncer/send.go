@@ -53,8 +53,10 @@ type sender struct {
 	rec         *recorder
 	hold        *holder
 	// tail: the diff has ended, so no create is held for its tags any
-	// more (see send).
+	// more, and tag calls let the other jobs have the free slots first
+	// (see send).
 	tail atomic.Bool
+	gate feederGate
 	// intents takes the create intents to write (intentLoop).
 	intents chan intentWrite
 
@@ -87,9 +89,11 @@ func (r *runner) send(ctx context.Context) error {
 		s.flushBatches()
 	}
 	// The last creates are recorded as they are answered, not held for
-	// their tags: the statuses must all be written before a first run's
-	// flow-back pass can begin (startOwedFlow), and the tags follow soon
-	// enough on their own.
+	// their tags, and go out before the tag calls queued meanwhile: the
+	// statuses must all be written before a first run's flow-back pass can
+	// begin (startOwedFlow), which then runs beside the tag calls left.
+	// The work in memory stays bounded: at most the budget's creates are
+	// left when the diff ends.
 	s.tail.Store(true)
 	s.hold.release(time.Time{})
 	// Once no job can queue tags any more, the part-filled tag batches go
@@ -163,9 +167,20 @@ func (s *sender) launch(top, feeds bool, pre func(ctx context.Context) bool, fn 
 		if pre != nil && (s.ctx.Err() != nil || !pre(s.ctx)) {
 			return
 		}
+		if feeds {
+			s.gate.enter()
+		} else if s.tail.Load() && !s.gate.wait(s.ctx) {
+			return
+		}
 		select {
 		case s.sem <- struct{}{}:
+			if feeds {
+				s.gate.leave()
+			}
 		case <-s.ctx.Done():
+			if feeds {
+				s.gate.leave()
+			}
 			return
 		}
 		var once sync.Once
@@ -179,6 +194,48 @@ func (s *sender) launch(top, feeds bool, pre func(ctx context.Context) bool, fn 
 }
 
 type slotKey struct{}
+
+// feederGate counts the jobs other than tag calls that wait for a
+// connection slot; wait returns once none does (false: ctx ended).
+type feederGate struct {
+	mu      sync.Mutex
+	waiting int
+	clear   chan struct{} // closed when waiting drops to zero; nil at zero
+}
+
+func (g *feederGate) enter() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.waiting == 0 {
+		g.clear = make(chan struct{})
+	}
+	g.waiting++
+}
+
+func (g *feederGate) leave() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.waiting--; g.waiting == 0 {
+		close(g.clear)
+		g.clear = nil
+	}
+}
+
+func (g *feederGate) wait(ctx context.Context) bool {
+	for {
+		g.mu.Lock()
+		ch := g.clear
+		g.mu.Unlock()
+		if ch == nil {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
 
 // releaseSlot gives the Mailchimp connection slot of the job running with
 // ctx back once its call has answered: handling the answer (recording the
