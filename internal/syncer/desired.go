@@ -1,7 +1,6 @@
 package syncer
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -193,25 +192,6 @@ func pickAttrs(obj []byte, need map[string]bool, scratch []attrjson.Member) (map
 		out[string(m.Name)] = v
 	}
 	return out, members, nil
-}
-
-func attrValue(attrs json.RawMessage, name string) (any, bool) {
-	m, err := decodeAttrs(attrs)
-	if err != nil {
-		return nil, false
-	}
-	v, ok := m[name]
-	return v, ok
-}
-
-func decodeAttrs(attrs json.RawMessage) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(attrs))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return nil, err
-	}
-	return m, nil
 }
 
 // mapFields converts the mapped attributes to merge values and hashes them.

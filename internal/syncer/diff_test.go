@@ -1,7 +1,6 @@
 package syncer
 
 import (
-	"encoding/json"
 	"testing"
 
 	"github.com/segsync/segsync/internal/store"
@@ -93,7 +92,7 @@ func TestConvert(t *testing.T) {
 		{`null`, "text", ""},
 	}
 	for _, tc := range tests {
-		m, err := decodeAttrs(json.RawMessage(`{"v":` + tc.in + `}`))
+		m, _, err := pickAttrs([]byte(`{"v":`+tc.in+`}`), map[string]bool{"v": true}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
