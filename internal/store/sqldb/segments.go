@@ -353,13 +353,12 @@ func (db *DB) matching(ctx context.Context, where string, args []any, limit int)
 // temp store in memory; PostgreSQL spills past work_mem), and the hash is
 // emailaddr.Hash by construction.
 func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, emailAttr string, fn func(store.HashedMember) error) error {
-	if len(rules) == 0 || len(rules) > store.MaxStreamRules {
-		return fmt.Errorf("streaming members: %d rules, want 1 to %d: %w", len(rules), store.MaxStreamRules, store.ErrInvalid)
+	each, release, err := db.SortMembersByHash(ctx, rules, emailAttr)
+	if err != nil {
+		return err
 	}
-	if !segment.ValidAttributeName(emailAttr) {
-		return fmt.Errorf("streaming members: e-mail attribute %q: %w", emailAttr, store.ErrInvalid)
-	}
-	return db.streamMembers(ctx, rules, emailAttr, nil, fn)
+	defer release()
+	return each(fn)
 }
 
 // SortMembersByHash does now the part of StreamMembersByHash that comes
