@@ -265,8 +265,10 @@ type runner struct {
 	pair  *pairer
 	moves *moves
 
-	// refreshedAt is when this run's status refresh began (zero: none).
-	refreshedAt time.Time
+	// asOf is when the export's statuses were last refreshed before this
+	// run (zero: never, or a dry run); refreshedAt is when this run's
+	// status refresh began (zero: none).
+	asOf, refreshedAt time.Time
 
 	// inc is the run's plan scope (nil: every profile, nothing kept).
 	inc *incremental
@@ -303,14 +305,13 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	defer r.flowStatuses(ctx)
 	endPlan := r.timed(phasePlan)
 	defer endPlan()
-	var asOf time.Time
 	if !r.opt.DryRun {
 		var err error
-		if asOf, err = r.Store.StatusAsOf(ctx, r.exp.ID); err != nil {
+		if r.asOf, err = r.Store.StatusAsOf(ctx, r.exp.ID); err != nil {
 			return r.result(), err
 		}
 	}
-	if !r.opt.DryRun && asOf.IsZero() {
+	if !r.opt.DryRun && r.asOf.IsZero() {
 		// A first run's status refresh (the archived contacts) needs
 		// nothing prepare reads: both go at once, with the listing of the
 		// audience's tags, so the first create leaves one round trip
@@ -558,10 +559,7 @@ func (r *runner) guessType(ctx context.Context, attr string) string {
 // knowledge.
 func (r *runner) refreshStatuses(ctx context.Context) error {
 	defer r.timed(phaseStatusRefresh)()
-	asOf, err := r.Store.StatusAsOf(ctx, r.exp.ID)
-	if err != nil {
-		return err
-	}
+	asOf := r.asOf // read by run; the run holds the export, so it stays
 	now := time.Now()
 	if !asOf.IsZero() {
 		// The export's own writes change last_changed too, so listing every
@@ -611,7 +609,7 @@ func (r *runner) refreshStatuses(ctx context.Context) error {
 	if !asOf.IsZero() {
 		q.SinceLastChanged = asOf.Add(-r.skew())
 	}
-	err = r.mc.ListMembers(ctx, r.list, q, func(ms []mailchimp.Member) error {
+	err := r.mc.ListMembers(ctx, r.list, q, func(ms []mailchimp.Member) error {
 		arch := make(map[string]string, len(ms))
 		for _, m := range ms {
 			if m.ID != "" {
@@ -685,21 +683,15 @@ func (r *runner) flowStatuses(ctx context.Context) {
 	if !ok || r.opt.DryRun {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
 	at := r.refreshedAt
 	if at.IsZero() {
-		var err error
-		if at, err = r.Store.StatusAsOf(ctx, r.exp.ID); err != nil {
-			r.log.Warn("reading the status time", "err", err)
-			return
-		}
-		if at.IsZero() {
+		if at = r.asOf; at.IsZero() {
 			return // no status ever refreshed: nothing to write
 		}
 	}
 	defer r.timed(phaseRecord)()
 	start := time.Now()
-	n, err := f.FlowStatuses(ctx, r.exp.ID, r.list, at)
+	n, err := f.FlowStatuses(context.WithoutCancel(ctx), r.exp.ID, r.list, at)
 	if err != nil {
 		r.log.Warn("writing Mailchimp statuses on profiles", "err", err)
 		return
