@@ -645,7 +645,7 @@ type statusFlow interface {
 func (r *runner) startOwedFlow(s *sender) (recorded chan struct{}) {
 	recorded = make(chan struct{})
 	f, ok := r.Store.(statusFlow)
-	if !ok || !r.growTotal || r.refreshedAt.IsZero() {
+	if !ok || !r.growTotal || r.refreshedAt.IsZero() { // growTotal: a first run (firstRun)
 		close(recorded)
 		return recorded
 	}

@@ -845,11 +845,7 @@ func (s *sender) flushTagLocked(bit uint64) {
 // take a connection slot of their own (the caller holds none).
 func (s *sender) segmentFor(ctx context.Context, name string, create bool) (int64, error) {
 	key := strings.ToLower(strings.TrimSpace(name))
-	s.r.segMu.Lock()
-	id, ok := s.r.segIDs[key]
-	known := s.r.segIDs != nil
-	s.r.segMu.Unlock()
-	if ok || (known && !create) {
+	if id, ok, known := s.r.knownSegment(key); ok || (known && !create) {
 		return id, nil
 	}
 	v, err, _ := s.segCalls.Do(fmt.Sprintf("%t/%s", create, key), func() (any, error) {
@@ -859,21 +855,15 @@ func (s *sender) segmentFor(ctx context.Context, name string, create bool) (int6
 		case <-ctx.Done():
 			return int64(0), ctx.Err()
 		}
-		s.r.segMu.Lock()
-		ids := s.r.segIDs
-		s.r.segMu.Unlock()
-		if ids == nil {
-			var err error
-			if ids, err = s.r.readSegments(ctx); err != nil {
+		id, ok, known := s.r.knownSegment(key)
+		if !known {
+			ids, err := s.r.readSegments(ctx)
+			if err != nil {
 				return int64(0), err
 			}
-			s.r.segMu.Lock()
-			s.r.segIDs = ids
-			s.r.segMu.Unlock()
+			s.r.learnSegments(ids)
+			id, ok, _ = s.r.knownSegment(key)
 		}
-		s.r.segMu.Lock()
-		id, ok := ids[key]
-		s.r.segMu.Unlock()
 		if ok || !create {
 			return id, nil
 		}
@@ -883,21 +873,41 @@ func (s *sender) segmentFor(ctx context.Context, name string, create bool) (int6
 			// The create may have succeeded with its answer lost (the retry
 			// then hears "already exists"), or another run created it: look.
 			if ids, lerr := s.r.readSegments(ctx); lerr == nil {
-				s.r.segMu.Lock()
-				s.r.segIDs = ids
-				s.r.segMu.Unlock()
-				if id, ok := ids[key]; ok {
+				s.r.learnSegments(ids)
+				if id, ok, _ := s.r.knownSegment(key); ok {
 					return id, nil
 				}
 			}
 			return int64(0), err
 		}
-		s.r.segMu.Lock()
-		s.r.segIDs[key] = sg.ID
-		s.r.segMu.Unlock()
+		s.r.learnSegment(key, sg.ID)
 		return sg.ID, nil
 	})
 	return v.(int64), err
+}
+
+// knownSegment is the static segment of a tag (key: its lower-case name) as
+// far as the run knows; known is false until the audience's segments are
+// read.
+func (r *runner) knownSegment(key string) (id int64, ok, known bool) {
+	r.segMu.Lock()
+	defer r.segMu.Unlock()
+	id, ok = r.segIDs[key]
+	return id, ok, r.segIDs != nil
+}
+
+// learnSegments replaces what the run knows of the audience's static
+// segments; learnSegment adds one the run created.
+func (r *runner) learnSegments(ids map[string]int64) {
+	r.segMu.Lock()
+	defer r.segMu.Unlock()
+	r.segIDs = ids
+}
+
+func (r *runner) learnSegment(key string, id int64) {
+	r.segMu.Lock()
+	defer r.segMu.Unlock()
+	r.segIDs[key] = id
 }
 
 // prepareSegments starts creating the static segments the batch's contacts
@@ -933,9 +943,7 @@ func (r *runner) listSegments(ctx context.Context) error {
 	if err != nil {
 		return r.callErr("listing the audience's tags", err)
 	}
-	r.segMu.Lock()
-	r.segIDs = ids
-	r.segMu.Unlock()
+	r.learnSegments(ids)
 	return nil
 }
 
