@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/segsync/segsync/internal/profile/attrjson"
 	"github.com/segsync/segsync/internal/textfold"
 )
 
@@ -18,6 +19,7 @@ const (
 
 // Compile turns a rule into a boolean SQL expression over the attrs column
 // of the profiles table and its folded shadow attrs_fold (see textClass),
+// and for Mailchimp's statuses the table profile_statuses (see columns),
 // with '?' placeholders and their arguments. The expression is never NULL,
 // so NOT and OR compose as expected.
 func Compile(r *Rule, d Dialect) (where string, args []any, err error) {
@@ -31,7 +33,7 @@ func CompileColumn(r *Rule, d Dialect, column string) (where string, args []any,
 	if d != SQLite && d != Postgres {
 		return "", nil, fmt.Errorf("segment: unknown SQL dialect %q", d)
 	}
-	c := compiler{d: d, col: column}
+	c := compiler{d: d, base: column}
 	if err := c.rule(r, 1); err != nil {
 		return "", nil, err
 	}
@@ -56,8 +58,11 @@ func HashExpr(d Dialect, column, attribute string) (expr string, args []any, err
 }
 
 type compiler struct {
-	d   Dialect
-	col string
+	d Dialect
+	// base is the attrs column; col and fold are the JSON object the
+	// condition being written reads its attribute from, and that object's
+	// folded shadow (see columns).
+	base, col, fold string
 	// text classifies the values of the condition being written.
 	text textClass
 	b    strings.Builder
@@ -121,6 +126,7 @@ func (c *compiler) rule(r *Rule, depth int) error {
 }
 
 func (c *compiler) condition(r *Rule) error {
+	c.col, c.fold = c.columns(r.Attribute)
 	vals := r.Values
 	c.text = classifyText(r.Op, vals)
 	defer func() { c.text = textClass{} }()
@@ -338,7 +344,7 @@ func (c *compiler) equality(attr string, v Value) bool {
 			c.add("lower(replace(json_extract(" + c.col + ", ?), 'ſ', 's'))")
 		case c.text.accented:
 			// The shadow holds strings only.
-			c.add("json_extract(" + c.col + "_fold, ?)")
+			c.add("json_extract(" + c.fold + ", ?)")
 		default:
 			return false
 		}
@@ -398,20 +404,20 @@ func (c *compiler) textAccessor(attr string) {
 	pg := c.d == Postgres
 	switch {
 	case c.text.accented && pg:
-		c.add("(" + c.col + `_fold ->> CAST(? AS text) COLLATE "C")`)
+		c.add("(" + c.fold + ` ->> CAST(? AS text) COLLATE "C")`)
 		c.key(attr)
 		return
 	case c.text.accented:
-		c.add("json_extract(" + c.col + "_fold, ?)")
+		c.add("json_extract(" + c.fold + ", ?)")
 		c.key(attr)
 		return
 	case c.text.negated && pg:
-		c.add("(CASE WHEN jsonb_typeof(" + c.col + " -> CAST(? AS text)) = 'string' THEN COALESCE(" + c.col + `_fold ->> CAST(? AS text), '') END COLLATE "C")`)
+		c.add("(CASE WHEN jsonb_typeof(" + c.col + " -> CAST(? AS text)) = 'string' THEN COALESCE(" + c.fold + ` ->> CAST(? AS text), '') END COLLATE "C")`)
 		c.key(attr)
 		c.key(attr)
 		return
 	case c.text.negated:
-		c.add("(CASE WHEN json_type(" + c.col + ", ?) = 'text' THEN COALESCE(json_extract(" + c.col + "_fold, ?), '') END)")
+		c.add("(CASE WHEN json_type(" + c.col + ", ?) = 'text' THEN COALESCE(json_extract(" + c.fold + ", ?), '') END)")
 		c.key(attr)
 		c.key(attr)
 		return
@@ -444,10 +450,10 @@ func (c *compiler) textAccessor(attr string) {
 // is textfold.Fold.
 func (c *compiler) folded(attr string) {
 	if c.d == Postgres {
-		c.add("(COALESCE(" + c.col + "_fold ->> CAST(? AS text), CASE WHEN jsonb_typeof(" + c.col + " -> CAST(? AS text)) = 'string' THEN lower(" +
+		c.add("(COALESCE(" + c.fold + " ->> CAST(? AS text), CASE WHEN jsonb_typeof(" + c.col + " -> CAST(? AS text)) = 'string' THEN lower(" +
 			c.col + ` ->> CAST(? AS text) COLLATE "C") END) COLLATE "C")`)
 	} else {
-		c.add("COALESCE(json_extract(" + c.col + "_fold, ?), CASE WHEN json_type(" + c.col + ", ?) = 'text' THEN lower(json_extract(" + c.col + ", ?)) END)")
+		c.add("COALESCE(json_extract(" + c.fold + ", ?), CASE WHEN json_type(" + c.col + ", ?) = 'text' THEN lower(json_extract(" + c.col + ", ?)) END)")
 	}
 	c.key(attr)
 	c.key(attr)
@@ -547,6 +553,30 @@ func (c *compiler) textSearch(op Op, attr, needle string) {
 	if op == EndsWith {
 		c.args = append(c.args, needle)
 	}
+}
+
+// columns returns the JSON object an attribute is read from, and its
+// folded shadow: the attrs column and its shadow, or for a reserved
+// attribute (Mailchimp's word, mailchimp.<audience>.status and
+// .status_changed_at) an object of the profile's row in profile_statuses
+// for the audience, NULL when it has none, whose values (ASCII) need no
+// shadow. The audience id is inlined: ReservedPattern allows letters and
+// digits only.
+func (c *compiler) columns(attr string) (col, fold string) {
+	audience, _, ok := attrjson.ParseReserved(attr)
+	if !ok {
+		return c.base, c.base + "_fold"
+	}
+	// profile_statuses names its column customer, so that customer_id is
+	// the outer query's, whatever it calls the profiles table.
+	customer := strings.TrimSuffix(c.base, "attrs") + "customer_id"
+	status, changed := attrjson.StatusAttr(audience), attrjson.StatusChangedAttr(audience)
+	obj, null := "json_object", "NULL"
+	if c.d == Postgres {
+		obj, null = "jsonb_build_object", "CAST(NULL AS jsonb)"
+	}
+	return "(SELECT " + obj + "('" + status + "', ps.status, '" + changed + "', ps.changed_at) FROM profile_statuses ps WHERE ps.customer = " +
+		customer + " AND ps.audience_id = '" + audience + "')", null
 }
 
 // add writes SQL text.

@@ -20,41 +20,31 @@ const flowWhere = `export_id = ? AND customer_id <> '' AND status <> 'creating'
 	AND ((in_audience AND status <> '') OR (NOT in_audience AND profile_status <> ''))
 	AND ` + flowStatus + ` <> profile_status`
 
-// flowAllWhere is flowWhere for a flow-back that owes the profiles a full
-// pass (exports.flow_pending): every contact in the audience, whatever its
-// profile_status says (it may have been noted on insert, see upsertSynced).
-const flowAllWhere = `export_id = ? AND customer_id <> '' AND status <> 'creating'
-	AND ((in_audience AND status <> '') OR (NOT in_audience AND profile_status NOT IN ('', 'deleted')))`
-
-// flowRange is how many profile ids FlowStatuses rewrites per transaction,
-// and flowNoteRows how many contacts' profile_status it notes per
+// flowRange is how many contacts an owed full pass (flowInAudience) writes
+// per transaction, and flowChunk how many due contacts flowDue writes per
 // transaction: short transactions, so that runs recording acknowledgements
 // and the run's own lease heartbeats wait little for SQLite's single
-// writer (one statement over a million contacts held it long enough for a
-// run to lose its lease).
+// writer.
 const (
-	flowRange    = 20_000
-	flowNoteRows = 50_000
+	flowRange = 50_000
+	flowChunk = 5000
 )
 
 // FlowStatuses writes Mailchimp's word back on the profiles (SPEC 12): for
 // every contact of the export whose status differs from what its profile
-// last showed (synced.profile_status), the reserved attributes
-// mailchimp.<audience>.status and .status_changed_at (= at) are set, and
-// then profile_status notes it. A few changes (a usual run: fewer than one
-// profile in 20) are written contact by contact in short transactions
-// (flowByContacts); many (a first run) by one ordered pass over the
-// profiles (flowByProfiles): walking a million contacts in hash order
-// rewrote profile pages at random (74 s and GBs of WAL on SQLite). A run
-// without status changes costs a look into the partial index synced_flow_due.
-// profiles.updated_at is left alone: the attributes are not sent to
-// Mailchimp, and updated_at decides which profile's fields win for a
-// shared address and what counts as new data.
+// last showed (synced.profile_status), the profile's row in
+// profile_statuses for the audience (read as the reserved attributes
+// mailchimp.<audience>.status and .status_changed_at = at) is set, and
+// then profile_status notes it (flowDue). A run without status changes
+// costs a look into the partial index synced_flow_due. profiles.updated_at
+// is left alone: the statuses are not sent to Mailchimp, and updated_at
+// decides which profile's fields win for a shared address and what counts
+// as new data.
 //
 // While the export owes its profiles a full pass (exports.flow_pending,
-// from its first status refresh), every contact in the audience is due
-// whatever its profile_status says, and the debt is settled once all are
-// written.
+// from its first status refresh), every contact in the audience is written
+// first (flowInAudience), whatever its profile_status says, and the debt
+// is settled once all are.
 func (db *DB) FlowStatuses(ctx context.Context, exportID int64, audienceID string, at time.Time) (int64, error) {
 	n, _, err := db.flowStatuses(ctx, nil, exportID, audienceID, at, false)
 	return n, err
@@ -81,8 +71,7 @@ const (
 // settling the owed pass is fenced by it (an abandoned attempt's pass
 // cannot settle what a run taking over relies on).
 func (db *DB) flowStatuses(ctx context.Context, f *store.RunLease, exportID int64, audienceID string, at time.Time, owedOnly bool) (total int64, owed bool, err error) {
-	statusAttr, atAttr := attrjson.StatusAttr(audienceID), attrjson.StatusChangedAttr(audienceID)
-	if !attrjson.ValidReserved(statusAttr) {
+	if !attrjson.ValidReserved(attrjson.StatusAttr(audienceID)) {
 		return 0, false, fmt.Errorf("audience id %q cannot name an attribute", audienceID)
 	}
 	when := at.UTC().Format("2006-01-02T15:04:05Z")
@@ -90,38 +79,15 @@ func (db *DB) flowStatuses(ctx context.Context, f *store.RunLease, exportID int6
 	if err != nil {
 		return 0, false, err
 	}
-	if owed = pending != 0; !owed && owedOnly {
-		return 0, false, nil
-	}
-	where := flowWhere
-	if owed {
+	if owed = pending != 0; owed {
 		// From here on, contacts recorded are due as usual: once the pass
-		// has gone by their profiles, only FlowStatuses can see them.
+		// has gone by their profiles, only flowDue can see them.
 		if _, err := db.W.ExecContext(ctx, db.Q(`UPDATE exports SET flow_pending = ? WHERE id = ? AND flow_pending = ?`), flowOngoing, exportID, flowOwed); err != nil {
 			return 0, owed, fmt.Errorf("starting the status flow-back of export %d: %w", exportID, err)
 		}
-		where = flowAllWhere
-	}
-	var due, profiles int64
-	if err := db.R.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM synced WHERE `+where), exportID).Scan(&due); err != nil {
-		return 0, owed, fmt.Errorf("reading statuses of export %d: %w", exportID, err)
-	}
-	if due > 0 {
-		// Counted only as far as the choice needs (a full count read the
-		// whole customer_id index on every run).
-		if err := db.R.QueryRowContext(ctx, db.Q(`SELECT COUNT(*) FROM (SELECT 1 FROM profiles LIMIT ?) p`), due*20+1).Scan(&profiles); err != nil {
-			return 0, owed, fmt.Errorf("reading profiles: %w", err)
-		}
-		if due*20 < profiles {
-			total, err = db.flowByContacts(ctx, exportID, where, statusAttr, atAttr, when)
-		} else {
-			total, err = db.flowByProfiles(ctx, exportID, statusAttr, atAttr, when, !owedOnly)
-		}
-		if err != nil {
+		if total, err = db.flowInAudience(ctx, exportID, audienceID, when); err != nil {
 			return total, owed, err
 		}
-	}
-	if owed {
 		err := db.fencedTx(ctx, f, func(tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, db.Q(`UPDATE exports SET flow_pending = 0 WHERE id = ?`), exportID)
 			return err
@@ -130,7 +96,11 @@ func (db *DB) flowStatuses(ctx context.Context, f *store.RunLease, exportID int6
 			return total, owed, fmt.Errorf("settling the full status flow-back of export %d: %w", exportID, err)
 		}
 	}
-	return total, owed, nil
+	if owedOnly {
+		return total, owed, nil
+	}
+	n, err := db.flowDue(ctx, exportID, audienceID, when)
+	return total + n, owed, err
 }
 
 // flowPending reads exports.flow_pending: 0, flowOwed or flowOngoing. In a
@@ -150,145 +120,93 @@ func (db *DB) flowPending(ctx context.Context, q interface {
 	return pending, nil
 }
 
-// flowByProfiles rewrites the profiles in their storage order, flowRange ids
-// per transaction, each looking up its contact through synced_customer:
-// for many changes (a first run), where walking the contacts would rewrite
-// profile pages at random. Every profile whose contact's status it does not
-// show is written, whatever synced.profile_status says; with note, the
-// contacts due are then noted (noteFlowed).
-func (db *DB) flowByProfiles(ctx context.Context, exportID int64, statusAttr, atAttr, when string, note bool) (int64, error) {
-	var maxID int64
-	if err := db.R.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM profiles`).Scan(&maxID); err != nil {
-		return 0, fmt.Errorf("reading profiles: %w", err)
-	}
-	// The status the profile should show: its contact's (of several of one
-	// customer in the export, rare left-over addresses, the one in the
-	// audience), NULL while unknown or in flight. The index synced_customer
-	// covers it, so no synced row is read. A profile is written when it
-	// shows another status, and "deleted" only over a status it showed.
-	status := `(SELECT CASE WHEN x.in_audience THEN NULLIF(NULLIF(x.status, ''), 'creating') ELSE 'deleted' END
-		FROM synced x WHERE x.export_id = ? AND x.customer_id = profiles.customer_id ORDER BY x.in_audience DESC LIMIT 1)`
-	// Two statements per range: the profiles that show a status already,
-	// then those without the attribute yet (in this order: the first
-	// statement must not see what the second wrote), whose number goes to
-	// the attribute catalogue. A separate count of the new ones looked
-	// every contact up once more. Each statement names the lookup twice
-	// (SET and WHERE): the database runs it twice per profile.
-	var setQ, hasNot, has, shownDiffers string
-	var statusKey, atKey any = statusAttr, atAttr
-	if db.d == Postgres {
-		setQ = `UPDATE profiles SET attrs = attrs || jsonb_build_object(CAST(? AS text), ` + status + `, CAST(? AS text), CAST(? AS text))
-			WHERE id > ? AND id <= ? AND `
-		hasNot, has = `attrs -> CAST(? AS text) IS NULL AND `, `attrs -> CAST(? AS text) IS NOT NULL AND `
-		shownDiffers = `COALESCE(` + status + `, attrs ->> CAST(? AS text)) IS DISTINCT FROM (attrs ->> CAST(? AS text))`
-	} else {
-		statusKey, atKey = `$."`+statusAttr+`"`, `$."`+atAttr+`"`
-		setQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ` + status + `, ?, ?) WHERE id > ? AND id <= ? AND `
-		hasNot, has = `json_type(attrs, ?) IS NULL AND `, `json_type(attrs, ?) IS NOT NULL AND `
-		shownDiffers = `COALESCE(` + status + `, json_extract(attrs, ?)) IS NOT json_extract(attrs, ?)`
-	}
-	newStatus := `COALESCE(` + status + `, 'deleted') <> 'deleted'`
-	// A statement with its arguments after the range's bounds; new: its
-	// profiles had no status attribute.
-	type flowStmt struct {
-		q    string
-		args []any
-		new  bool
-	}
-	// No profile shows a status of the audience yet (the audience's first
-	// run): the first statement would find nothing in any range, and the
-	// second need not look into every profile's attributes for one (a JSON
-	// parse per profile, a sixth of the pass); json_set would replace one
-	// anyway.
+// flowInAudience writes the status of every contact of the export in the
+// audience on its profile, whatever synced.profile_status says, in
+// customer order through the index synced_customer (which covers what it
+// reads), flowRange contacts per transaction: an owed full pass. A first
+// run inserts one short row per profile, in the table's own order. It
+// notes nothing; contacts that left the audience are flowDue's.
+func (db *DB) flowInAudience(ctx context.Context, exportID int64, audienceID, when string) (int64, error) {
+	// The profiles already showing a status of the audience (none on its
+	// first run: the update is skipped) and those without a row yet, whose
+	// number goes to the attribute catalogue. A contact of a customer with
+	// no profile (deleted meanwhile) is not written.
 	var shown int64
-	if err := db.R.QueryRowContext(ctx, db.Q(`SELECT COALESCE(SUM(profile_count), 0) FROM profile_attributes WHERE name = ?`), statusAttr).Scan(&shown); err != nil {
+	if err := db.R.QueryRowContext(ctx, db.Q(`SELECT COALESCE(SUM(profile_count), 0) FROM profile_attributes WHERE name = ?`),
+		attrjson.StatusAttr(audienceID)).Scan(&shown); err != nil {
 		return 0, fmt.Errorf("reading the attribute catalogue: %w", err)
 	}
-	stmts := []flowStmt{{q: db.Q(setQ + newStatus), args: []any{exportID}, new: true}}
-	if shown > 0 {
-		stmts = []flowStmt{
-			{q: db.Q(setQ + has + shownDiffers), args: []any{statusKey, exportID, statusKey, statusKey}},
-			{q: db.Q(setQ + hasNot + newStatus), args: []any{statusKey, exportID}, new: true},
-		}
-	}
+	contacts := `FROM synced s WHERE s.export_id = ? AND s.customer_id > ? AND s.customer_id <= ? AND s.in_audience AND s.status NOT IN ('', 'creating')`
+	update := db.Q(`UPDATE profile_statuses SET status = x.status, changed_at = ? FROM (SELECT s.customer_id, s.status ` + contacts + `) x
+		WHERE profile_statuses.customer = x.customer_id AND profile_statuses.audience_id = ? AND profile_statuses.status <> x.status`)
+	insert := db.Q(`INSERT INTO profile_statuses (customer, audience_id, status, changed_at)
+		SELECT s.customer_id, ?, s.status, ? ` + contacts + ` AND EXISTS (SELECT 1 FROM profiles p WHERE p.customer_id = s.customer_id)
+		ORDER BY s.customer_id ON CONFLICT (customer, audience_id) DO NOTHING`)
 	var total int64
-	for lo := int64(0); lo < maxID; lo += flowRange {
-		hi := lo + flowRange
-		err := db.Tx(ctx, func(tx *sql.Tx) error {
-			if db.d == Postgres {
-				if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
-					return err
-				}
+	after := ""
+	for {
+		upto, last := "", false
+		err := db.R.QueryRowContext(ctx, db.Q(`SELECT customer_id FROM synced WHERE export_id = ? AND customer_id > ? ORDER BY customer_id LIMIT 1 OFFSET ?`),
+			exportID, after, flowRange-1).Scan(&upto)
+		if last = errors.Is(err, sql.ErrNoRows); last {
+			upto = "\U0010FFFF" // after every customer id (valid UTF-8, compared bytewise)
+		} else if err != nil {
+			return total, fmt.Errorf("writing statuses of export %d: %w", exportID, err)
+		}
+		err = db.Tx(ctx, func(tx *sql.Tx) error {
+			if err := db.lockProfiles(ctx, tx); err != nil {
+				return err
 			}
-			var added int64
-			for _, st := range stmts {
-				res, err := tx.ExecContext(ctx, st.q, append([]any{statusKey, exportID, atKey, when, lo, hi}, st.args...)...)
+			if shown > 0 {
+				res, err := tx.ExecContext(ctx, update, when, exportID, after, upto, audienceID)
 				if err != nil {
 					return fmt.Errorf("writing statuses on profiles: %w", err)
 				}
 				n, _ := res.RowsAffected()
-				if total += n; st.new {
-					added = n
-				}
+				total += n
 			}
-			return db.countStatusAttrs(ctx, tx, statusAttr, atAttr, added)
+			res, err := tx.ExecContext(ctx, insert, audienceID, when, exportID, after, upto)
+			if err != nil {
+				return fmt.Errorf("writing statuses on profiles: %w", err)
+			}
+			n, _ := res.RowsAffected()
+			total += n
+			return db.countStatusAttrs(ctx, tx, audienceID, n)
 		})
 		if err != nil {
 			return total, fmt.Errorf("writing statuses of export %d on profiles: %w", exportID, err)
 		}
-	}
-	// Webhooks write both the profile and profile_status themselves, and
-	// nothing else changes this export's statuses while its run is here
-	// (unless the run is still recording: then nothing is noted).
-	if note {
-		if err := db.noteFlowed(ctx, exportID); err != nil {
-			return total, err
-		}
-	}
-	return total, nil
-}
-
-// noteFlowed sets profile_status of the export's contacts whose profiles
-// flowByProfiles rewrote, in hash order (the table's own order: a
-// sequential rewrite), flowNoteRows contacts per transaction.
-func (db *DB) noteFlowed(ctx context.Context, exportID int64) error {
-	after := ""
-	for {
-		var upto string
-		err := db.R.QueryRowContext(ctx, db.Q(`SELECT hash FROM synced WHERE export_id = ? AND hash > ? ORDER BY hash LIMIT 1 OFFSET ?`),
-			exportID, after, flowNoteRows-1).Scan(&upto)
-		last := errors.Is(err, sql.ErrNoRows)
-		if err != nil && !last {
-			return fmt.Errorf("noting the statuses written for export %d: %w", exportID, err)
-		}
-		q, args := `UPDATE synced SET profile_status = `+flowStatus+` WHERE `+flowWhere+` AND hash > ?`, []any{exportID, after}
-		if !last {
-			q, args = q+` AND hash <= ?`, append(args, upto)
-		}
-		if _, err := db.W.ExecContext(ctx, db.Q(q), args...); err != nil {
-			return fmt.Errorf("noting the statuses written for export %d: %w", exportID, err)
-		}
 		if last {
-			return nil
+			return total, nil
 		}
 		after = upto
 	}
 }
 
-// flowChunk is how many contacts flowByContacts writes per transaction.
-const flowChunk = 2000
+// lockProfiles takes, on PostgreSQL, the lock every writer of profiles
+// holds until its transaction ends.
+func (db *DB) lockProfiles(ctx context.Context, tx *sql.Tx) error {
+	if db.d != Postgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
+		return fmt.Errorf("locking profiles: %w", err)
+	}
+	return nil
+}
 
-// flowByContacts walks the contacts whose status is due (where: flowWhere
-// or flowAllWhere) in hash order, flowChunk per transaction, with one
-// UPDATE … WHERE customer_id IN (…) per status and 500 profiles. A profile
-// that shows the status already is left as it is (its status_changed_at
-// stays).
-func (db *DB) flowByContacts(ctx context.Context, exportID int64, where, statusAttr, atAttr, when string) (int64, error) {
+// flowDue walks the contacts whose status is due (flowWhere) in hash
+// order, flowChunk per transaction: per status and 500 contacts, the rows
+// of their profiles that show another status are updated, the profiles
+// without one get one ("deleted" is written only over a status shown), and
+// profile_status notes what was written. A profile that shows the status
+// already keeps its status_changed_at.
+func (db *DB) flowDue(ctx context.Context, exportID int64, audienceID, when string) (int64, error) {
 	var total int64
 	after := ""
 	for {
 		rows, err := db.R.QueryContext(ctx, db.Q(`SELECT hash, customer_id, `+flowStatus+` FROM synced
-			WHERE `+where+` AND hash > ? ORDER BY hash LIMIT `+fmt.Sprint(flowChunk)), exportID, after)
+			WHERE `+flowWhere+` AND hash > ? ORDER BY hash LIMIT `+fmt.Sprint(flowChunk)), exportID, after)
 		if err != nil {
 			return total, fmt.Errorf("reading statuses of export %d: %w", exportID, err)
 		}
@@ -311,37 +229,33 @@ func (db *DB) flowByContacts(ctx context.Context, exportID int64, where, statusA
 			return total, nil
 		}
 		err = db.Tx(ctx, func(tx *sql.Tx) error {
-			var missingQ, updateQ string
-			var statusKey, atKey any = statusAttr, atAttr
-			if db.d == Postgres {
-				if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
-					return err
-				}
-				missingQ = `SELECT COUNT(*) FROM profiles WHERE attrs -> CAST(? AS text) IS NULL AND customer_id IN (%s)`
-				updateQ = `UPDATE profiles SET attrs = attrs || jsonb_build_object(CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS text))
-					WHERE attrs ->> CAST(? AS text) IS DISTINCT FROM CAST(? AS text) AND customer_id IN (%s)`
-			} else {
-				statusKey, atKey = `$."`+statusAttr+`"`, `$."`+atAttr+`"`
-				missingQ = `SELECT COUNT(*) FROM profiles WHERE json_type(attrs, ?) IS NULL AND customer_id IN (%s)`
-				updateQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ?, ?, ?) WHERE json_extract(attrs, ?) IS NOT ? AND customer_id IN (%s)`
+			if err := db.lockProfiles(ctx, tx); err != nil {
+				return err
 			}
-			var missing int64
+			var added int64
 			for st, list := range ids {
 				hs := hashes[st]
 				for len(list) > 0 {
 					k := min(len(list), 500)
 					in := placeholders(k, 1)
-					var m int64
-					if err := tx.QueryRowContext(ctx, db.Q(fmt.Sprintf(missingQ, in)), append([]any{statusKey}, list[:k]...)...).Scan(&m); err != nil {
-						return fmt.Errorf("counting new status attributes: %w", err)
-					}
-					missing += m
-					res, err := tx.ExecContext(ctx, db.Q(fmt.Sprintf(updateQ, in)), append([]any{statusKey, st, atKey, when, statusKey, st}, list[:k]...)...)
+					res, err := tx.ExecContext(ctx, db.Q(`UPDATE profile_statuses SET status = ?, changed_at = ? WHERE audience_id = ? AND status <> ? AND customer IN (`+in+`)`),
+						append([]any{st, when, audienceID, st}, list[:k]...)...)
 					if err != nil {
 						return fmt.Errorf("writing statuses on profiles: %w", err)
 					}
 					c, _ := res.RowsAffected()
 					total += c
+					if st != "deleted" {
+						res, err := tx.ExecContext(ctx, db.Q(`INSERT INTO profile_statuses (customer, audience_id, status, changed_at)
+							SELECT customer_id, ?, ?, ? FROM profiles WHERE customer_id IN (`+in+`) ON CONFLICT (customer, audience_id) DO NOTHING`),
+							append([]any{audienceID, st, when}, list[:k]...)...)
+						if err != nil {
+							return fmt.Errorf("writing statuses on profiles: %w", err)
+						}
+						c, _ := res.RowsAffected()
+						total += c
+						added += c
+					}
 					if _, err := tx.ExecContext(ctx, db.Q(`UPDATE synced SET profile_status = ? WHERE export_id = ? AND hash IN (`+in+`)`),
 						append([]any{st, exportID}, hs[:k]...)...); err != nil {
 						return fmt.Errorf("noting the statuses written: %w", err)
@@ -349,7 +263,7 @@ func (db *DB) flowByContacts(ctx context.Context, exportID int64, where, statusA
 					list, hs = list[k:], hs[k:]
 				}
 			}
-			return db.countStatusAttrs(ctx, tx, statusAttr, atAttr, missing)
+			return db.countStatusAttrs(ctx, tx, audienceID, added)
 		})
 		if err != nil {
 			return total, fmt.Errorf("writing statuses of export %d on profiles: %w", exportID, err)
@@ -360,15 +274,16 @@ func (db *DB) flowByContacts(ctx context.Context, exportID int64, where, statusA
 	}
 }
 
-// countStatusAttrs adds n profiles holding the status attributes to the
-// attribute catalogue.
-func (db *DB) countStatusAttrs(ctx context.Context, tx *sql.Tx, statusAttr, atAttr string, n int64) error {
+// countStatusAttrs adds n profiles holding the status attributes of an
+// audience to the attribute catalogue (a trigger counts deleted rows of
+// profile_statuses out).
+func (db *DB) countStatusAttrs(ctx context.Context, tx *sql.Tx, audienceID string, n int64) error {
 	if n <= 0 {
 		return nil
 	}
 	if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO profile_attributes (name, type, profile_count) VALUES (?, ?, ?), (?, ?, ?)
 		ON CONFLICT (name, type) DO UPDATE SET profile_count = profile_attributes.profile_count + excluded.profile_count`),
-		statusAttr, attrjson.TypeString, n, atAttr, attrjson.TypeDate, n); err != nil {
+		attrjson.StatusAttr(audienceID), attrjson.TypeString, n, attrjson.StatusChangedAttr(audienceID), attrjson.TypeDate, n); err != nil {
 		return fmt.Errorf("updating the attribute catalogue: %w", err)
 	}
 	return nil
@@ -408,17 +323,14 @@ func (db *DB) webhookSecret(ctx context.Context, exportID int64) (string, error)
 // returns how many profiles changed and whether any export knew the
 // contact.
 func (db *DB) ApplyStatusEvent(ctx context.Context, audienceID, hash, status string, at time.Time) (changed int, known bool, err error) {
-	statusAttr, atAttr := attrjson.StatusAttr(audienceID), attrjson.StatusChangedAttr(audienceID)
-	if !attrjson.ValidReserved(statusAttr) {
+	if !attrjson.ValidReserved(attrjson.StatusAttr(audienceID)) {
 		return 0, false, nil
 	}
 	when := at.UTC().Format("2006-01-02T15:04:05Z")
 	err = db.Tx(ctx, func(tx *sql.Tx) error {
 		changed, known = 0, false
-		if db.d == Postgres {
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
-				return err
-			}
+		if err := db.lockProfiles(ctx, tx); err != nil {
+			return err
 		}
 		rows, err := tx.QueryContext(ctx, db.Q(`SELECT s.export_id, s.customer_id FROM synced s JOIN exports e ON e.id = s.export_id
 			WHERE e.audience_id = ? AND s.hash = ? AND s.in_audience`), audienceID, hash)
@@ -444,28 +356,19 @@ func (db *DB) ApplyStatusEvent(ctx context.Context, audienceID, hash, status str
 		}
 		known = len(exports) > 0
 		for c := range customers {
-			var missingQ, updateQ string
-			var mArgs, uArgs []any
-			if db.d == Postgres {
-				missingQ = `SELECT attrs -> CAST(? AS text) IS NULL FROM profiles WHERE customer_id = ?`
-				mArgs = []any{statusAttr, c}
-				updateQ = `UPDATE profiles SET attrs = attrs || jsonb_build_object(CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS text))
-					WHERE customer_id = ? AND COALESCE(attrs ->> CAST(? AS text), '') COLLATE "C" <= CAST(? AS text) COLLATE "C"`
-				uArgs = []any{statusAttr, status, atAttr, when, c, atAttr, when}
-			} else {
-				sp, ap := `$."`+statusAttr+`"`, `$."`+atAttr+`"`
-				missingQ = `SELECT json_type(attrs, ?) IS NULL FROM profiles WHERE customer_id = ?`
-				mArgs = []any{sp, c}
-				updateQ = `UPDATE profiles SET attrs = json_set(attrs, ?, ?, ?, ?) WHERE customer_id = ? AND COALESCE(json_extract(attrs, ?), '') <= ?`
-				uArgs = []any{sp, status, ap, when, c, ap, when}
-			}
+			// The profile's row for the audience, unless it shows a status
+			// from after at already; a profile deleted meanwhile gets none.
 			var missing bool
-			if err := tx.QueryRowContext(ctx, db.Q(missingQ), mArgs...).Scan(&missing); errors.Is(err, sql.ErrNoRows) {
+			err := tx.QueryRowContext(ctx, db.Q(`SELECT NOT EXISTS (SELECT 1 FROM profile_statuses WHERE customer = ? AND audience_id = ?) FROM profiles WHERE customer_id = ?`),
+				c, audienceID, c).Scan(&missing)
+			if errors.Is(err, sql.ErrNoRows) {
 				continue
 			} else if err != nil {
 				return err
 			}
-			res, err := tx.ExecContext(ctx, db.Q(updateQ), uArgs...)
+			res, err := tx.ExecContext(ctx, db.Q(`INSERT INTO profile_statuses (customer, audience_id, status, changed_at) VALUES (?, ?, ?, ?)
+				ON CONFLICT (customer, audience_id) DO UPDATE SET status = excluded.status, changed_at = excluded.changed_at
+				WHERE profile_statuses.changed_at <= excluded.changed_at`), c, audienceID, status, when)
 			if err != nil {
 				return fmt.Errorf("writing the status on profile: %w", err)
 			}
@@ -478,10 +381,8 @@ func (db *DB) ApplyStatusEvent(ctx context.Context, audienceID, hash, status str
 				return fmt.Errorf("recording the status: %w", err)
 			}
 			if missing {
-				if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO profile_attributes (name, type, profile_count) VALUES (?, ?, 1), (?, ?, 1)
-					ON CONFLICT (name, type) DO UPDATE SET profile_count = profile_attributes.profile_count + excluded.profile_count`),
-					statusAttr, attrjson.TypeString, atAttr, attrjson.TypeDate); err != nil {
-					return fmt.Errorf("updating the attribute catalogue: %w", err)
+				if err := db.countStatusAttrs(ctx, tx, audienceID, 1); err != nil {
+					return err
 				}
 			}
 		}

@@ -29,6 +29,21 @@ const (
 	profileLockKey = 7411003
 )
 
+// shownAttrsCol is, in a SELECT from profiles, the attrs column as text with
+// the profile's Mailchimp statuses (profile_statuses) merged in as the
+// reserved attributes mailchimp.<audience>.status and .status_changed_at:
+// a profile as it is shown (SPEC 12). profile_statuses names its column
+// customer, so customer_id below is the profile's.
+func (db *DB) shownAttrsCol() string {
+	statuses := `SELECT 'mailchimp.' || audience_id || '.status' AS k, %[1]s(status) AS v FROM profile_statuses WHERE customer = customer_id
+		UNION ALL SELECT 'mailchimp.' || audience_id || '.status_changed_at', %[1]s(changed_at) FROM profile_statuses WHERE customer = customer_id`
+	if db.d == Postgres {
+		return `(attrs || COALESCE((SELECT jsonb_object_agg(k, v) FROM (` + fmt.Sprintf(statuses, "to_jsonb") + `) st), '{}'::jsonb))::text`
+	}
+	return `CASE WHEN EXISTS (SELECT 1 FROM profile_statuses WHERE customer = customer_id)
+		THEN json_patch(attrs, (SELECT json_group_object(k, v) FROM (` + fmt.Sprintf(statuses, "") + `))) ELSE attrs END`
+}
+
 // attrsCol is the attrs column as text in a SELECT or RETURNING list.
 func (db *DB) attrsCol() string {
 	if db.d == Postgres {
@@ -387,7 +402,7 @@ func (db *DB) deleteProfiles(ctx context.Context, ids []any) (int64, error) {
 func (db *DB) GetProfile(ctx context.Context, customerID string) (store.Profile, error) {
 	var attrs []byte
 	var updated int64
-	err := db.R.QueryRowContext(ctx, db.Q(`SELECT `+db.attrsCol()+`, updated_at FROM profiles WHERE customer_id = ?`), customerID).Scan(&attrs, &updated)
+	err := db.R.QueryRowContext(ctx, db.Q(`SELECT `+db.shownAttrsCol()+`, updated_at FROM profiles WHERE customer_id = ?`), customerID).Scan(&attrs, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Profile{}, fmt.Errorf("profile %q: %w", customerID, store.ErrNotFound)
 	}
@@ -418,7 +433,7 @@ func (db *DB) ListProfiles(ctx context.Context, limit int, cursor string) (store
 	limit = min(limit, MaxProfilePage)
 	var rows *sql.Rows
 	var err error
-	cols := `SELECT customer_id, ` + db.attrsCol() + `, updated_at FROM profiles`
+	cols := `SELECT customer_id, ` + db.shownAttrsCol() + `, updated_at FROM profiles`
 	if cursor == "" {
 		rows, err = db.R.QueryContext(ctx, db.Q(cols+` ORDER BY customer_id LIMIT ?`), limit+1)
 	} else {

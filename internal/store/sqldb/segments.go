@@ -318,7 +318,7 @@ func (db *DB) PreviewSegment(ctx context.Context, r *segment.Rule, sample int) (
 // matching reads up to limit profiles matching where in customer_id order
 // and says whether more follow.
 func (db *DB) matching(ctx context.Context, where string, args []any, limit int) ([]store.Profile, bool, error) {
-	rows, err := db.R.QueryContext(ctx, db.Q(`SELECT customer_id, `+db.attrsCol()+`, updated_at FROM profiles
+	rows, err := db.R.QueryContext(ctx, db.Q(`SELECT customer_id, `+db.shownAttrsCol()+`, updated_at FROM profiles
 		WHERE `+where+` ORDER BY customer_id LIMIT ?`), append(args, limit+1)...)
 	if err != nil {
 		return nil, false, err
