@@ -136,12 +136,9 @@ func TestPullsMergeAndRemove(t *testing.T) {
 		if srcs, err := db.ProfileSources(w.ctx, "c1"); err != nil || len(srcs) != 2 || srcs["city"] != "uploads" || srcs["name"] != "uploads" {
 			t.Errorf("sources of c1 before any pull = %v, %v", srcs, err)
 		}
-		// c2 unsubscribed in Mailchimp (a reserved attribute): when crm
-		// joins, the uploads layer is stored without it and c2 keeps it.
-		flow := `UPDATE profiles SET attrs = json_set(attrs, '$."mailchimp.a1.status"', 'unsubscribed') WHERE customer_id = 'c2'`
-		if db.SQLDialect() == sqldb.Postgres {
-			flow = `UPDATE profiles SET attrs = attrs || jsonb_build_object('mailchimp.a1.status', 'unsubscribed') WHERE customer_id = 'c2'`
-		}
+		// c2 unsubscribed in Mailchimp (a reserved attribute, kept apart
+		// from the layers): c2 keeps it whatever its sources do.
+		flow := `INSERT INTO profile_statuses (customer, audience_id, status, changed_at) VALUES ('c2', 'a1', 'unsubscribed', '2026-01-02T03:04:05Z')`
 		if _, err := db.W.ExecContext(w.ctx, flow); err != nil {
 			t.Fatal(err)
 		}

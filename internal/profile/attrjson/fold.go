@@ -18,10 +18,7 @@ import (
 // need their fold stored. Canonical strings never escape a rune outside
 // ASCII, so an ASCII-only object, the common case, is recognised by one
 // byte scan and costs no allocation.
-//
-// The reserved attributes that segsync writes in place (consent.go) hold
-// only ASCII (Mailchimp's status words, UTC timestamps), so those writes
-// never change a shadow.
+
 func FoldShadow(obj []byte) ([]byte, error) {
 	if asciiOnly(obj) {
 		return nil, nil

@@ -14,14 +14,14 @@ func isReserved(name []byte) bool { return bytes.HasPrefix(name, []byte(Reserved
 var reservedMark = []byte(`"` + ReservedPrefix)
 
 // MergeLayers merges canonical attribute objects, highest priority first:
-// each attribute comes from the first layer that has it. The reserved
-// attributes of keep (the profile's stored object) are carried over; no
-// layer's reserved attributes are taken. It returns the merged canonical
-// object.
-func MergeLayers(keep []byte, layers [][]byte) ([]byte, error) {
+// each attribute comes from the first layer that has it. No layer's
+// reserved attributes are taken (sources and imports refuse them; Mailchimp's
+// statuses live apart, in the store's profile_statuses). It returns the
+// merged canonical object.
+func MergeLayers(layers [][]byte) ([]byte, error) {
 	// The common case, a profile fed by one source: that layer is the
-	// profile (a canonical object), unless reserved attributes are about.
-	if len(layers) == 1 && !bytes.Contains(keep, reservedMark) && !bytes.Contains(layers[0], reservedMark) {
+	// profile (a canonical object).
+	if len(layers) == 1 && !bytes.Contains(layers[0], reservedMark) {
 		return bytes.Clone(layers[0]), nil
 	}
 	type member struct {
@@ -41,16 +41,6 @@ func MergeLayers(keep []byte, layers [][]byte) ([]byte, error) {
 			}
 		}
 	}
-	if len(keep) > 0 {
-		if mm, err = Split(mm[:0], keep); err != nil {
-			return nil, fmt.Errorf("stored attributes: %w", err)
-		}
-		for _, m := range mm {
-			if isReserved(m.Name) {
-				all = append(all, member{m, len(layers)})
-			}
-		}
-	}
 	// By name, then by layer: the first of each name wins.
 	slices.SortFunc(all, func(a, b member) int {
 		return cmp.Or(bytes.Compare(a.Name, b.Name), cmp.Compare(a.layer, b.layer))
@@ -62,20 +52,6 @@ func MergeLayers(keep []byte, layers [][]byte) ([]byte, error) {
 		}
 	}
 	return encode(nil, out), nil
-}
-
-// OnlyReserved reports whether obj holds reserved attributes only (or none).
-func OnlyReserved(obj []byte) bool {
-	mm, err := Split(nil, obj)
-	if err != nil {
-		return false
-	}
-	for _, m := range mm {
-		if !isReserved(m.Name) {
-			return false
-		}
-	}
-	return true
 }
 
 // Object encodes members (canonical values, valid names, distinct) as a

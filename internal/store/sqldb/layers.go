@@ -45,9 +45,7 @@ func attributeSources(ls []layer, names map[int64]string) (map[string]string, er
 			return nil, err
 		}
 		for _, m := range mm {
-			if !attrjson.Reserved(string(m.Name)) {
-				out[string(m.Name)] = names[ls[i].source]
-			}
+			out[string(m.Name)] = names[ls[i].source]
 		}
 	}
 	return out, nil
@@ -134,7 +132,7 @@ func (db *DB) newMerger(ctx context.Context, tx *sql.Tx, source int64) (*merger,
 
 // reabsorbUploadsLayer lets the uploads layer live in the profiles again
 // once no other source has a layer (the last one was deleted): each
-// profile is then its uploads layer plus its reserved attributes.
+// profile is then its uploads layer.
 func (db *DB) reabsorbUploadsLayer(ctx context.Context, tx *sql.Tx) error {
 	var others bool
 	if err := tx.QueryRowContext(ctx, db.Q(`SELECT EXISTS (SELECT 1 FROM profile_layers WHERE source_id > ?)`), store.UploadsSourceID).Scan(&others); err != nil {
@@ -154,7 +152,7 @@ func (db *DB) reabsorbUploadsLayer(ctx context.Context, tx *sql.Tx) error {
 
 // uploadsInProfiles reports whether the layer of the source uploads lives
 // in the profiles themselves. While no other source has a layer, each
-// profile is its uploads layer plus its reserved attributes: a separate
+// profile is its uploads layer: a separate
 // copy would double every import's writes. The first other source to
 // write a layer stores the uploads layer first (storeUploadsLayer); from
 // then on it is kept like any other.
@@ -167,7 +165,7 @@ func (db *DB) uploadsInProfiles(ctx context.Context, tx *sql.Tx) (bool, error) {
 }
 
 // storeUploadsLayer writes the uploads layer of every profile (its
-// attributes but the reserved ones), in customer id order, page by page.
+// attributes), in customer id order, page by page.
 func (db *DB) storeUploadsLayer(ctx context.Context, tx *sql.Tx) error {
 	read, err := tx.PrepareContext(ctx, db.Q(`SELECT customer_id, `+db.attrsCol()+` FROM profiles WHERE customer_id > ? ORDER BY customer_id LIMIT ?`))
 	if err != nil {
@@ -190,11 +188,11 @@ func (db *DB) storeUploadsLayer(ctx context.Context, tx *sql.Tx) error {
 				return fmt.Errorf("storing the uploads layer: %w", err)
 			}
 			// Its attributes, canonical (PostgreSQL prints jsonb its own
-			// way), without the reserved ones.
+			// way).
 			c, _, err := canon.Merge(nil, attrs, nil)
 			var l []byte
 			if err == nil {
-				l, err = attrjson.MergeLayers(nil, [][]byte{c})
+				l, err = attrjson.MergeLayers([][]byte{c})
 			}
 			if err != nil {
 				rows.Close()
@@ -422,7 +420,7 @@ func (m *merger) merge(changes []layerChange, st pageState) (*mergedPage, error)
 		for i, l := range ls {
 			objs[i] = l.attrs
 		}
-		merged, err := attrjson.MergeLayers(old, objs)
+		merged, err := attrjson.MergeLayers(objs)
 		if err != nil {
 			return nil, fmt.Errorf("profile %q: %w", c.id, err)
 		}

@@ -85,11 +85,11 @@ func TestProfileStatusesMigration(t *testing.T) {
 			return &r
 		}
 		for js, want := range map[string]int64{
-			`{"attribute":"mailchimp.aud1.status","op":"eq","value":"unsubscribed"}`:                   1,
-			`{"attribute":"mailchimp.aud1.status","op":"neq","value":"unsubscribed"}`:                  1, // c2 has none
-			`{"attribute":"mailchimp.aud1.status","op":"is_empty"}`:                                    1,
-			`{"attribute":"mailchimp.aud2.status","op":"contains","value":"SUB"}`:                      1,
-			`{"attribute":"mailchimp.aud1.status_changed_at","op":"lt","value":"2026-01-03"}`:          1,
+			`{"attribute":"mailchimp.aud1.status","op":"eq","value":"unsubscribed"}`:                    1,
+			`{"attribute":"mailchimp.aud1.status","op":"neq","value":"unsubscribed"}`:                   1, // c2 has none
+			`{"attribute":"mailchimp.aud1.status","op":"is_empty"}`:                                     1,
+			`{"attribute":"mailchimp.aud2.status","op":"contains","value":"SUB"}`:                       1,
+			`{"attribute":"mailchimp.aud1.status_changed_at","op":"lt","value":"2026-01-03"}`:           1,
 			`{"attribute":"mailchimp.aud1.status_changed_at","op":"gt","value":"2026-01-03T00:00:00Z"}`: 0,
 		} {
 			if n, err := db.CountMatching(ctx, rule(js)); err != nil || n != want {

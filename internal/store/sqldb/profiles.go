@@ -209,8 +209,7 @@ func placeholders(n, width int) string {
 const profileWriteCols = 4
 
 // writeProfilesQuery inserts or replaces rows profiles, each given by
-// appendProfileWrite: it is the one statement that writes profiles.attrs
-// (besides the reserved status attributes, see attrjson.FoldShadow).
+// appendProfileWrite: it is the one statement that writes profiles.attrs.
 func (db *DB) writeProfilesQuery(rows int) string {
 	return db.Q(`INSERT INTO profiles (customer_id, attrs, attrs_fold, updated_at) VALUES ` + placeholders(rows, profileWriteCols) +
 		` ON CONFLICT (customer_id) DO UPDATE SET attrs = excluded.attrs, attrs_fold = excluded.attrs_fold, updated_at = excluded.updated_at`)
