@@ -273,6 +273,7 @@ func (c *Client) do(ctx context.Context, r request) error {
 	for attempt := 0; ; attempt++ {
 		ans, err := c.attempt(ctx, r, target, body)
 		if err == nil && ans.status >= 200 && ans.status < 300 {
+			answered(ctx)
 			if r.out == nil || len(bytes.TrimSpace(ans.body)) == 0 {
 				return nil
 			}
