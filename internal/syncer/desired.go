@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/mailchimp"
@@ -173,6 +175,11 @@ func pickAttrs(obj []byte, need map[string]bool, scratch []attrjson.Member) (map
 		var v any
 		switch m.Value[0] {
 		case '"':
+			// Without an escape, a (valid UTF-8) JSON string is its text.
+			if raw := m.Value[1 : len(m.Value)-1]; bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+				v = string(raw)
+				break
+			}
 			var str string
 			if err := json.Unmarshal(m.Value, &str); err != nil {
 				return nil, members, err

@@ -90,6 +90,8 @@ func TestConvert(t *testing.T) {
 		{`"2024-03-01"`, "birthday", "03/01"},
 		{`"March"`, "date", ""},
 		{`null`, "text", ""},
+		{`"Zo\u00eb \"Z\""`, "text", `Zoë "Z"`}, // escapes are decoded
+		{`"Zoë"`, "text", "Zoë"},
 	}
 	for _, tc := range tests {
 		m, _, err := pickAttrs([]byte(`{"v":`+tc.in+`}`), map[string]bool{"v": true}, nil)
