@@ -35,6 +35,7 @@ type DB struct {
 	log        *slog.Logger
 	stmts      sync.Map // query → *sql.Stmt prepared on W (stmtcache.go)
 	onClose    []func() error
+	synced     syncedGrowth // when to analyze the synced state (analyze.go)
 
 	// SpanProfiles is how many profiles make a member stream read them in
 	// several id ranges at once (0: 20,000); set before use.
