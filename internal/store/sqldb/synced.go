@@ -279,7 +279,7 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 	if err != nil {
 		return fmt.Errorf("recording synced state of export %d: %w", exportID, err)
 	}
-	db.noteSyncedRows(ctx, len(sets))
+	db.noteSyncedRows(ctx, exportID, len(sets))
 	return nil
 }
 
