@@ -61,6 +61,10 @@ func (db *DB) FlowOwed(ctx context.Context, exportID int64, audienceID string, a
 	return db.flowStatuses(ctx, nil, exportID, audienceID, at, true)
 }
 
+// statusTime is how status_changed_at holds a time: RFC 3339, UTC, seconds
+// (rules compare it as a date with time).
+func statusTime(at time.Time) string { return at.UTC().Format("2006-01-02T15:04:05Z") }
+
 // Owed full passes (exports.flow_pending).
 const (
 	flowOwed    = 1 // contacts are noted on insert
@@ -74,7 +78,7 @@ func (db *DB) flowStatuses(ctx context.Context, f *store.RunLease, exportID int6
 	if !attrjson.ValidReserved(attrjson.StatusAttr(audienceID)) {
 		return 0, false, fmt.Errorf("audience id %q cannot name an attribute", audienceID)
 	}
-	when := at.UTC().Format("2006-01-02T15:04:05Z")
+	when := statusTime(at)
 	pending, err := db.flowPending(ctx, db.R, exportID)
 	if err != nil {
 		return 0, false, err
@@ -181,18 +185,6 @@ func (db *DB) flowInAudience(ctx context.Context, exportID int64, audienceID, wh
 		}
 		after = upto
 	}
-}
-
-// lockProfiles takes, on PostgreSQL, the lock every writer of profiles
-// holds until its transaction ends.
-func (db *DB) lockProfiles(ctx context.Context, tx *sql.Tx) error {
-	if db.d != Postgres {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
-		return fmt.Errorf("locking profiles: %w", err)
-	}
-	return nil
 }
 
 // flowDue walks the contacts whose status is due (flowWhere) in hash
@@ -326,7 +318,7 @@ func (db *DB) ApplyStatusEvent(ctx context.Context, audienceID, hash, status str
 	if !attrjson.ValidReserved(attrjson.StatusAttr(audienceID)) {
 		return 0, false, nil
 	}
-	when := at.UTC().Format("2006-01-02T15:04:05Z")
+	when := statusTime(at)
 	err = db.Tx(ctx, func(tx *sql.Tx) error {
 		changed, known = 0, false
 		if err := db.lockProfiles(ctx, tx); err != nil {

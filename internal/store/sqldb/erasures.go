@@ -20,10 +20,8 @@ import (
 func (db *DB) CreateErasure(ctx context.Context, customerID, requestedBy string) (store.Erasure, error) {
 	var id int64
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
-		if db.d == Postgres {
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
-				return fmt.Errorf("locking profiles: %w", err)
-			}
+		if err := db.lockProfiles(ctx, tx); err != nil {
+			return err
 		}
 		// The contacts the exports sent, and those sent for creation
 		// without an answer yet (create intents: they may exist).

@@ -50,10 +50,8 @@ func (db *DB) ProfileMark(ctx context.Context) (store.ProfileMark, error) {
 		return m, fmt.Errorf("reading the profiles' change mark: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read only
-	if db.d == Postgres {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
-			return m, fmt.Errorf("reading the profiles' change mark: %w", err)
-		}
+	if err := db.lockProfiles(ctx, tx); err != nil {
+		return m, fmt.Errorf("reading the profiles' change mark: %w", err)
 	}
 	var now int64
 	err = tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT MAX(updated_at) FROM profiles), 0),

@@ -29,14 +29,28 @@ const (
 	profileLockKey = 7411003
 )
 
+// lockProfiles takes, on PostgreSQL, the lock every writer of profiles
+// holds until its transaction ends (profileLockKey).
+func (db *DB) lockProfiles(ctx context.Context, tx *sql.Tx) error {
+	if db.d != Postgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
+		return fmt.Errorf("locking profiles: %w", err)
+	}
+	return nil
+}
+
 // shownAttrsCol is, in a SELECT from profiles, the attrs column as text with
 // the profile's Mailchimp statuses (profile_statuses) merged in as the
 // reserved attributes mailchimp.<audience>.status and .status_changed_at:
 // a profile as it is shown (SPEC 12). profile_statuses names its column
 // customer, so customer_id below is the profile's.
 func (db *DB) shownAttrsCol() string {
-	statuses := `SELECT 'mailchimp.' || audience_id || '.status' AS k, %[1]s(status) AS v FROM profile_statuses WHERE customer = customer_id
-		UNION ALL SELECT 'mailchimp.' || audience_id || '.status_changed_at', %[1]s(changed_at) FROM profile_statuses WHERE customer = customer_id`
+	// The names are attrjson.StatusAttr and StatusChangedAttr of the row's
+	// audience.
+	statuses := `SELECT '` + attrjson.ReservedPrefix + `' || audience_id || '.status' AS k, %[1]s(status) AS v FROM profile_statuses WHERE customer = customer_id
+		UNION ALL SELECT '` + attrjson.ReservedPrefix + `' || audience_id || '.status_changed_at', %[1]s(changed_at) FROM profile_statuses WHERE customer = customer_id`
 	if db.d == Postgres {
 		return `(attrs || COALESCE((SELECT jsonb_object_agg(k, v) FROM (` + fmt.Sprintf(statuses, "to_jsonb") + `) st), '{}'::jsonb))::text`
 	}
@@ -64,10 +78,8 @@ func (db *DB) UpsertProfiles(ctx context.Context, patches []store.ProfilePatch) 
 	}
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		counts = store.UpsertCounts{}
-		if db.d == Postgres {
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
-				return fmt.Errorf("locking profiles: %w", err)
-			}
+		if err := db.lockProfiles(ctx, tx); err != nil {
+			return err
 		}
 		inProfiles, err := db.uploadsInProfiles(ctx, tx)
 		if err != nil {
@@ -358,10 +370,8 @@ func (db *DB) deleteProfiles(ctx context.Context, ids []any) (int64, error) {
 	var deleted int64
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		deleted = 0
-		if db.d == Postgres {
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
-				return fmt.Errorf("locking profiles: %w", err)
-			}
+		if err := db.lockProfiles(ctx, tx); err != nil {
+			return err
 		}
 		cat := newCatalogDelta()
 		for start := 0; start < len(ids); start += profileLookupChunk {

@@ -292,10 +292,8 @@ func (db *DB) ApplyPullStage(ctx context.Context, id int64, l store.Lease, a sto
 		if err := db.holdPull(ctx, tx, id, l); err != nil {
 			return err
 		}
-		if db.d == Postgres {
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
-				return fmt.Errorf("locking profiles: %w", err)
-			}
+		if err := db.lockProfiles(ctx, tx); err != nil {
+			return err
 		}
 		var src store.Source
 		var err error

@@ -121,10 +121,8 @@ func (db *DB) DeleteSource(ctx context.Context, id int64) (int64, error) {
 	var deleted int64
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		deleted = 0
-		if db.d == Postgres {
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, profileLockKey); err != nil {
-				return fmt.Errorf("locking profiles: %w", err)
-			}
+		if err := db.lockProfiles(ctx, tx); err != nil {
+			return err
 		}
 		var m *merger // made for the first profile: a source never pulled needs none
 		after := ""
