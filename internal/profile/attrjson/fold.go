@@ -18,7 +18,6 @@ import (
 // need their fold stored. Canonical strings never escape a rune outside
 // ASCII, so an ASCII-only object, the common case, is recognised by one
 // byte scan and costs no allocation.
-
 func FoldShadow(obj []byte) ([]byte, error) {
 	if asciiOnly(obj) {
 		return nil, nil
