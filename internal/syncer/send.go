@@ -1158,12 +1158,16 @@ func (rec *recorder) loop() {
 			}
 		}
 		if rec.err == nil && (len(changes) > 0 || len(counts) > 0) {
-			start := time.Now()
-			if err := rec.retry(func() error { return rec.write(ctx, changes, counts) }); err != nil {
+			var took time.Duration // of the last attempt: a retry's wait is not the transaction's
+			if err := rec.retry(func() error {
+				start := time.Now()
+				defer func() { took = time.Since(start) }()
+				return rec.write(ctx, changes, counts)
+			}); err != nil {
 				rec.err = err
 				rec.fail(err)
 			}
-			batch = nextRecordBatch(batch, len(changes), time.Since(start))
+			batch = nextRecordBatch(batch, len(changes), took)
 		}
 		changes, rejects, counts = changes[:0], rejects[:0], counts[:0]
 	}
