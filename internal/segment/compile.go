@@ -19,7 +19,7 @@ const (
 
 // Compile turns a rule into a boolean SQL expression over the attrs column
 // of the profiles table and its folded shadow attrs_fold (see textClass),
-// and for Mailchimp's statuses the table profile_statuses (see columns),
+// and for Mailchimp's statuses the table profile_statuses (see condition),
 // with '?' placeholders and their arguments. The expression is never NULL,
 // so NOT and OR compose as expected.
 func Compile(r *Rule, d Dialect) (where string, args []any, err error) {
@@ -61,7 +61,7 @@ type compiler struct {
 	d Dialect
 	// base is the attrs column; col and fold are the JSON object the
 	// condition being written reads its attribute from, and that object's
-	// folded shadow (see columns).
+	// folded shadow (see condition).
 	base, col, fold string
 	// text classifies the values of the condition being written.
 	text textClass
@@ -125,8 +125,43 @@ func (c *compiler) rule(r *Rule, depth int) error {
 	return fmt.Errorf("segment: unknown rule kind %d", r.Kind)
 }
 
+// condition writes a condition. One on a reserved attribute (Mailchimp's
+// word, mailchimp.<audience>.status and .status_changed_at) reads the
+// profile's row of profile_statuses for the audience, looked up once: it is
+// written twice, inside a subquery over that row (the attribute read from
+// an object of its one column) and for a profile without one (the
+// attribute missing), and the lookup's answer picks. The values are ASCII
+// and need no folded shadow. The audience id is inlined: ReservedPattern
+// allows letters and digits only. profile_statuses names its column
+// customer, so that customer_id is the outer query's, whatever it calls the
+// profiles table.
 func (c *compiler) condition(r *Rule) error {
-	c.col, c.fold = c.columns(r.Attribute)
+	audience, field, reserved := attrjson.ParseReserved(r.Attribute)
+	if !reserved {
+		c.col, c.fold = c.base, c.base+"_fold"
+		return c.attrCondition(r)
+	}
+	obj, null := "json_object", "NULL"
+	if c.d == Postgres {
+		obj, null = "jsonb_build_object", "CAST(NULL AS jsonb)"
+	}
+	column := map[string]string{"status": "status", "status_changed_at": "changed_at"}[field]
+	c.col, c.fold = obj+"('"+r.Attribute+"', ps."+column+")", null
+	c.add("COALESCE((SELECT ")
+	if err := c.attrCondition(r); err != nil {
+		return err
+	}
+	c.add(" FROM profile_statuses ps WHERE ps.customer = " + strings.TrimSuffix(c.base, "attrs") + "customer_id AND ps.audience_id = '" + audience + "'), ")
+	c.col = null
+	if err := c.attrCondition(r); err != nil {
+		return err
+	}
+	c.add(")")
+	return nil
+}
+
+// attrCondition writes a condition on an attribute of the object c.col.
+func (c *compiler) attrCondition(r *Rule) error {
 	vals := r.Values
 	c.text = classifyText(r.Op, vals)
 	defer func() { c.text = textClass{} }()
@@ -553,30 +588,6 @@ func (c *compiler) textSearch(op Op, attr, needle string) {
 	if op == EndsWith {
 		c.args = append(c.args, needle)
 	}
-}
-
-// columns returns the JSON object an attribute is read from, and its
-// folded shadow: the attrs column and its shadow, or for a reserved
-// attribute (Mailchimp's word, mailchimp.<audience>.status and
-// .status_changed_at) an object of the profile's row in profile_statuses
-// for the audience, NULL when it has none, whose values (ASCII) need no
-// shadow. The audience id is inlined: ReservedPattern allows letters and
-// digits only.
-func (c *compiler) columns(attr string) (col, fold string) {
-	audience, _, ok := attrjson.ParseReserved(attr)
-	if !ok {
-		return c.base, c.base + "_fold"
-	}
-	// profile_statuses names its column customer, so that customer_id is
-	// the outer query's, whatever it calls the profiles table.
-	customer := strings.TrimSuffix(c.base, "attrs") + "customer_id"
-	status, changed := attrjson.StatusAttr(audience), attrjson.StatusChangedAttr(audience)
-	obj, null := "json_object", "NULL"
-	if c.d == Postgres {
-		obj, null = "jsonb_build_object", "CAST(NULL AS jsonb)"
-	}
-	return "(SELECT " + obj + "('" + status + "', ps.status, '" + changed + "', ps.changed_at) FROM profile_statuses ps WHERE ps.customer = " +
-		customer + " AND ps.audience_id = '" + audience + "')", null
 }
 
 // add writes SQL text.
