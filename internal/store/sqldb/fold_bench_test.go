@@ -25,29 +25,14 @@ import (
 //
 //	go test -run '^$' -bench CountTextFold -benchtime 3x ./internal/store/sqldb
 func BenchmarkCountTextFold(b *testing.B) {
-	n := 1_000_000
-	if s := os.Getenv("SEGSYNC_BENCH_ROWS"); s != "" {
-		n, _ = strconv.Atoi(s)
-	}
-	open := map[string]func(testing.TB) *sqldb.DB{"sqlite": dbtest.SQLite}
-	if os.Getenv("SEGSYNC_TEST_POSTGRES_URL") != "" {
-		open["postgres"] = dbtest.Postgres
-	}
+	n, open := benchStores()
 	names := []string{"Émile", "Emma", "Zoë", "Özil", "Noah", "Ångström", "Daan", "émilie", "Sophie", "Lucas"}
 	for dialect, op := range open {
 		db := op(b)
 		ctx := context.Background()
-		batch := make([]store.ProfilePatch, 0, 5000)
-		for i := range n {
-			batch = append(batch, store.ProfilePatch{CustomerID: fmt.Sprintf("c%07d", i),
-				Attrs: fmt.Sprintf(`{"city":"City%d","name":%q,"spend":%d}`, i%50, names[i%len(names)], i%1000)})
-			if len(batch) == cap(batch) || i == n-1 {
-				if _, err := db.UpsertProfiles(ctx, batch); err != nil {
-					b.Fatal(err)
-				}
-				batch = batch[:0]
-			}
-		}
+		loadProfiles(b, db, n, func(i int) string {
+			return fmt.Sprintf(`{"city":"City%d","name":%q,"spend":%d}`, i%50, names[i%len(names)], i%1000)
+		})
 		// The SQL the compiler wrote for an equality before textfold.
 		old := "SELECT COUNT(*) FROM profiles WHERE json_extract(attrs, '$.name') COLLATE NOCASE = 'emma'"
 		if dialect == "postgres" {
@@ -95,6 +80,37 @@ func BenchmarkCountTextFold(b *testing.B) {
 				}
 				b.ReportMetric((processCPU()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 			})
+		}
+	}
+}
+
+// benchStores returns how many profiles a store benchmark loads
+// (SEGSYNC_BENCH_ROWS, default 1,000,000) and the databases it runs on:
+// SQLite, and PostgreSQL when SEGSYNC_TEST_POSTGRES_URL is set.
+func benchStores() (int, map[string]func(testing.TB) *sqldb.DB) {
+	n := 1_000_000
+	if s := os.Getenv("SEGSYNC_BENCH_ROWS"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	open := map[string]func(testing.TB) *sqldb.DB{"sqlite": dbtest.SQLite}
+	if os.Getenv("SEGSYNC_TEST_POSTGRES_URL") != "" {
+		open["postgres"] = dbtest.Postgres
+	}
+	return n, open
+}
+
+// loadProfiles upserts n profiles c0000000, c0000001, … with the
+// attributes attrs gives each, 5,000 at a time.
+func loadProfiles(b *testing.B, db *sqldb.DB, n int, attrs func(i int) string) {
+	b.Helper()
+	batch := make([]store.ProfilePatch, 0, 5000)
+	for i := range n {
+		batch = append(batch, store.ProfilePatch{CustomerID: fmt.Sprintf("c%07d", i), Attrs: attrs(i)})
+		if len(batch) == cap(batch) || i == n-1 {
+			if _, err := db.UpsertProfiles(context.Background(), batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
 		}
 	}
 }

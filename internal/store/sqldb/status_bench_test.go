@@ -3,14 +3,9 @@ package sqldb_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"testing"
 
 	"github.com/segsync/segsync/internal/segment"
-	"github.com/segsync/segsync/internal/store"
-	"github.com/segsync/segsync/internal/store/dbtest"
-	"github.com/segsync/segsync/internal/store/sqldb"
 )
 
 // BenchmarkCountStatus counts segments on Mailchimp's statuses (read from
@@ -20,27 +15,11 @@ import (
 //
 //	go test -run '^$' -bench CountStatus -benchtime 3x ./internal/store/sqldb
 func BenchmarkCountStatus(b *testing.B) {
-	n := 1_000_000
-	if s := os.Getenv("SEGSYNC_BENCH_ROWS"); s != "" {
-		n, _ = strconv.Atoi(s)
-	}
-	open := map[string]func(testing.TB) *sqldb.DB{"sqlite": dbtest.SQLite}
-	if os.Getenv("SEGSYNC_TEST_POSTGRES_URL") != "" {
-		open["postgres"] = dbtest.Postgres
-	}
+	n, open := benchStores()
 	for dialect, op := range open {
 		db := op(b)
 		ctx := context.Background()
-		batch := make([]store.ProfilePatch, 0, 5000)
-		for i := range n {
-			batch = append(batch, store.ProfilePatch{CustomerID: fmt.Sprintf("c%07d", i), Attrs: fmt.Sprintf(`{"city":"City%d","spend":%d}`, i%10, i%1000)})
-			if len(batch) == cap(batch) || i == n-1 {
-				if _, err := db.UpsertProfiles(ctx, batch); err != nil {
-					b.Fatal(err)
-				}
-				batch = batch[:0]
-			}
-		}
+		loadProfiles(b, db, n, func(i int) string { return fmt.Sprintf(`{"city":"City%d","spend":%d}`, i%10, i%1000) })
 		if _, err := db.W.ExecContext(ctx, `INSERT INTO profile_statuses (customer, audience_id, status, changed_at)
 			SELECT customer_id, 'aud1', CASE WHEN customer_id LIKE '%3' THEN 'unsubscribed' ELSE 'subscribed' END, '2026-12-01T10:00:00Z' FROM profiles`); err != nil {
 			b.Fatal(err)
