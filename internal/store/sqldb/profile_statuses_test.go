@@ -91,6 +91,11 @@ func TestProfileStatusesMigration(t *testing.T) {
 			`{"attribute":"mailchimp.aud2.status","op":"contains","value":"SUB"}`:                       1,
 			`{"attribute":"mailchimp.aud1.status_changed_at","op":"lt","value":"2026-01-03"}`:           1,
 			`{"attribute":"mailchimp.aud1.status_changed_at","op":"gt","value":"2026-01-03T00:00:00Z"}`: 0,
+			`{"attribute":"mailchimp.aud1.status","op":"is_not_empty"}`:                                 1,
+			`{"not":{"attribute":"mailchimp.aud1.status","op":"eq","value":"unsubscribed"}}`:            1,
+			`{"attribute":"mailchimp.aud1.status","op":"not_in","value":["subscribed","cleaned"]}`:      2,
+			`{"attribute":"mailchimp.aud1.status","op":"neq","value":3}`:                                1, // c1's is text: only c2
+			`{"not":{"attribute":"mailchimp.aud1.status","op":"neq","value":3}}`:                        1,
 		} {
 			if n, err := db.CountMatching(ctx, rule(js)); err != nil || n != want {
 				t.Errorf("%s: %d (%v), want %d", js, n, err, want)
