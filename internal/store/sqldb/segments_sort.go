@@ -16,9 +16,10 @@ import (
 	"github.com/segsync/segsync/internal/store"
 )
 
-// memberSortRunBytes is how much member data the hash sorter holds in
-// memory before it writes a sorted run to its temporary file.
-const memberSortRunBytes = 32 << 20
+// memberSortRunBytes is how much member data the hash sorter collects in
+// memory before it writes a sorted run to its temporary file. One batch is
+// written while the next fills, so twice this is in memory at most.
+const memberSortRunBytes = 16 << 20
 
 // memberRec is one member between the database and the callback.
 type memberRec struct {
@@ -37,7 +38,8 @@ func (a *memberRec) cmp(b *memberRec) int {
 
 // hashSorter is an external merge sort of members by (hash, customer_id)
 // with bounded memory: records collect in memory up to runBytes, then are
-// sorted and appended as one run to an unlinked-on-close temporary file;
+// sorted and appended as one run to an unlinked-on-close temporary file
+// (in the background, while the next batch collects);
 // the runs and the last in-memory batch are merged at the end. SQLite's
 // own sorter is slower on wide rows and its temp store is in memory; this
 // keeps the process flat however many profiles match.
@@ -50,6 +52,19 @@ type hashSorter struct {
 	w        *bufio.Writer
 	runs     [][2]int64 // [start, end) offsets in file
 	written  int64
+	// writing reports the end of the run being written (nil: none). A full
+	// batch is sorted and written by a goroutine of its own while the next
+	// one fills, so the readers of members never wait for it; the records
+	// and order of a written batch come back to be filled again.
+	writing chan written
+	spare   written
+}
+
+// written is a run's write: its error, and the batch's buffers to reuse.
+type written struct {
+	err   error
+	batch []memberRec
+	order []int32
 }
 
 func newHashSorter(runBytes int) *hashSorter { return &hashSorter{runBytes: runBytes} }
@@ -64,15 +79,22 @@ func (s *hashSorter) add(r memberRec) error {
 	return nil
 }
 
-func (s *hashSorter) sortBatch() {
-	s.order = s.order[:0]
-	for i := range s.batch {
-		s.order = append(s.order, int32(i))
+// sortRecs returns the indexes of batch in sorted order, in order's array.
+func sortRecs(batch []memberRec, order []int32) []int32 {
+	order = order[:0]
+	for i := range batch {
+		order = append(order, int32(i))
 	}
-	slices.SortFunc(s.order, func(a, b int32) int { return s.batch[a].cmp(&s.batch[b]) })
+	slices.SortFunc(order, func(a, b int32) int { return batch[a].cmp(&batch[b]) })
+	return order
 }
 
+// spill hands the batch to a goroutine that writes it as a run, once the
+// run before it is written, and starts the next batch.
 func (s *hashSorter) spill() error {
+	if err := s.wait(); err != nil {
+		return err
+	}
 	if s.file == nil {
 		f, err := os.CreateTemp("", "segsync-members-*")
 		if err != nil {
@@ -81,12 +103,35 @@ func (s *hashSorter) spill() error {
 		s.file = f
 		s.w = bufio.NewWriterSize(countingWriter{f, &s.written}, 256<<10)
 	}
-	s.sortBatch()
+	batch, order := s.batch, s.order
+	s.batch, s.order, s.size = s.spare.batch[:0], s.spare.order[:0], 0
+	s.spare = written{}
+	s.writing = make(chan written, 1)
+	go func() { s.writing <- s.writeRun(batch, order) }()
+	return nil
+}
+
+// wait waits for the run being written, if any.
+func (s *hashSorter) wait() error {
+	if s.writing == nil {
+		return nil
+	}
+	w := <-s.writing
+	s.writing = nil
+	clear(w.batch)
+	s.spare = written{batch: w.batch[:0], order: w.order[:0]}
+	return w.err
+}
+
+// writeRun sorts batch and appends it to the file as one run.
+func (s *hashSorter) writeRun(batch []memberRec, order []int32) written {
+	order = sortRecs(batch, order)
+	done := written{batch: batch, order: order}
 	start := s.written + int64(s.w.Buffered())
 	var buf [binary.MaxVarintLen64]byte
 	uvarint := func(v uint64) { s.w.Write(buf[:binary.PutUvarint(buf[:], v)]) }
-	for _, i := range s.order {
-		r := &s.batch[i]
+	for _, i := range order {
+		r := &batch[i]
 		uvarint(uint64(len(r.hash)))
 		s.w.WriteString(r.hash)
 		uvarint(uint64(len(r.customerID)))
@@ -97,18 +142,20 @@ func (s *hashSorter) spill() error {
 		uvarint(r.segments)
 	}
 	if err := s.w.Flush(); err != nil {
-		return fmt.Errorf("sorting members: writing a run: %w", err)
+		done.err = fmt.Errorf("sorting members: writing a run: %w", err)
+		return done
 	}
 	s.runs = append(s.runs, [2]int64{start, s.written})
-	clear(s.batch)
-	s.batch, s.size = s.batch[:0], 0
-	return nil
+	return done
 }
 
 // each calls fn for every record in order, then releases the sorter. It
 // stops early when ctx is done.
 func (s *hashSorter) each(ctx context.Context, fn func(*memberRec) error) error {
 	defer s.close()
+	if err := s.wait(); err != nil {
+		return err
+	}
 	n := 0
 	inner := fn
 	fn = func(r *memberRec) error {
@@ -117,7 +164,7 @@ func (s *hashSorter) each(ctx context.Context, fn func(*memberRec) error) error 
 		}
 		return inner(r)
 	}
-	s.sortBatch()
+	s.order = sortRecs(s.batch, s.order)
 	if len(s.runs) == 0 {
 		for _, i := range s.order {
 			if err := fn(&s.batch[i]); err != nil {
@@ -172,13 +219,14 @@ func (s *hashSorter) members(ctx context.Context, fn func(store.HashedMember) er
 }
 
 func (s *hashSorter) close() {
+	_ = s.wait() // the error is the caller's already, or moot
 	if s.file != nil {
 		name := s.file.Name()
 		s.file.Close()
 		os.Remove(name)
 		s.file = nil
 	}
-	s.batch, s.order = nil, nil
+	s.batch, s.order, s.spare = nil, nil, written{}
 }
 
 type countingWriter struct {

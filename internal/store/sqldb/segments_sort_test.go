@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -107,5 +108,31 @@ func TestHashSorterCancel(t *testing.T) {
 	n := 0
 	if err := s.each(ctx, func(*memberRec) error { n++; return nil }); !errors.Is(err, context.Canceled) || n >= 10000 {
 		t.Fatalf("each on a cancelled context = %v after %d records", err, n)
+	}
+}
+
+// TestHashSorterWriteError: a run that could not be written in the
+// background fails the sort where it is next waited for, and the sorter
+// still releases its file.
+func TestHashSorterWriteError(t *testing.T) {
+	t.Parallel()
+	s := newHashSorter(1) // every record is a run
+	add := func(i int) error { return s.add(memberRec{hash: fmt.Sprint(i), attrs: []byte("{}")}) }
+	if err := add(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
+	s.file.Close() // the next run's write fails
+	if err := add(2); err != nil {
+		t.Fatalf("the run is written in the background, yet add failed: %v", err)
+	}
+	err := s.each(context.Background(), func(*memberRec) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "writing a run") {
+		t.Fatalf("each after a failed write = %v", err)
+	}
+	if s.file != nil {
+		t.Fatal("the sorter kept its file")
 	}
 }
