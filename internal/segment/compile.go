@@ -143,7 +143,10 @@ func (c *compiler) condition(r *Rule) error {
 	if c.d == Postgres {
 		obj, null = "jsonb_build_object", "CAST(NULL AS jsonb)"
 	}
-	column := map[string]string{"status": "status", "status_changed_at": "changed_at"}[field]
+	column := "status"
+	if field == "status_changed_at" {
+		column = "changed_at"
+	}
 	onRow := func() error { // the condition on a row's value
 		c.col, c.fold = obj+"('"+r.Attribute+"', ps."+column+")", null
 		c.add("(")

@@ -55,9 +55,11 @@ type hashSorter struct {
 	// writing reports the end of the run being written (nil: none). A full
 	// batch is sorted and written by a goroutine of its own while the next
 	// one fills, so the readers of members never wait for it; the records
-	// and order of a written batch come back to be filled again.
-	writing chan written
-	spare   written
+	// and order of a written batch come back (spareBatch, spareOrder) to be
+	// filled again.
+	writing    chan written
+	spareBatch []memberRec
+	spareOrder []int32
 }
 
 // written is a run's write: its error, and the batch's buffers to reuse.
@@ -104,10 +106,11 @@ func (s *hashSorter) spill() error {
 		s.w = bufio.NewWriterSize(countingWriter{f, &s.written}, 256<<10)
 	}
 	batch, order := s.batch, s.order
-	s.batch, s.order, s.size = s.spare.batch[:0], s.spare.order[:0], 0
-	s.spare = written{}
-	s.writing = make(chan written, 1)
-	go func() { s.writing <- s.writeRun(batch, order) }()
+	s.batch, s.order, s.size = s.spareBatch, s.spareOrder, 0
+	s.spareBatch, s.spareOrder = nil, nil
+	done := make(chan written, 1)
+	s.writing = done
+	go func() { done <- s.writeRun(batch, order) }()
 	return nil
 }
 
@@ -119,7 +122,7 @@ func (s *hashSorter) wait() error {
 	w := <-s.writing
 	s.writing = nil
 	clear(w.batch)
-	s.spare = written{batch: w.batch[:0], order: w.order[:0]}
+	s.spareBatch, s.spareOrder = w.batch[:0], w.order[:0]
 	return w.err
 }
 
@@ -226,7 +229,7 @@ func (s *hashSorter) close() {
 		os.Remove(name)
 		s.file = nil
 	}
-	s.batch, s.order, s.spare = nil, nil, written{}
+	s.batch, s.order, s.spareBatch, s.spareOrder = nil, nil, nil, nil
 }
 
 type countingWriter struct {
