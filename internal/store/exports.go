@@ -61,20 +61,23 @@ type Synced struct {
 // fields and tags never undo each other); then the tag bits are applied.
 // Delete removes the row (the contact no longer exists under this address:
 // its address was changed, or it was erased); of a Set and a Delete of one
-// contact in a batch, the last wins.
+// contact in a batch, the last wins. A change with only DropIntents set
+// deletes that batch of create intents (AddIntents), in the transaction
+// that records the last outcome of its creates.
 type SyncedChange struct {
-	Hash       string
-	Set        *Synced
-	Delete     bool
-	AddTags    uint64
-	RemoveTags uint64
+	Hash        string
+	Set         *Synced
+	Delete      bool
+	AddTags     uint64
+	RemoveTags  uint64
+	DropIntents int64
 }
 
 // Intent notes, before a create is sent, that a contact is being created
-// with the given fields; it lasts until the contact's outcome is recorded
-// (the first Set of its hash), so an answer lost to a crash or a dropped
-// connection leaves it behind for the next run to recognise its own
-// contact by.
+// with the given fields. Intents are noted by batch (AddIntents); a batch
+// lasts until the outcomes of all its creates are recorded (DropIntents),
+// so an answer lost to a crash or a dropped connection leaves it behind
+// for the next run to recognise its own contact by (LeftIntents).
 type Intent struct {
 	Hash       string
 	Email      string
@@ -123,11 +126,15 @@ type ExportStore interface {
 	StreamSynced(ctx context.Context, exportID int64, fn func(Synced) error) error
 	// ApplySynced writes acknowledged changes in one transaction.
 	ApplySynced(ctx context.Context, exportID int64, changes []SyncedChange) error
-	// AddIntents notes create intents (see Intent) in one transaction and
-	// returns, by hash, the FieldsHash of the intents the contacts had
-	// before: an earlier run's or attempt's create whose answer was never
-	// recorded.
-	AddIntents(ctx context.Context, exportID int64, intents []Intent) (map[string]string, error)
+	// AddIntents notes create intents (see Intent) as one batch, in one
+	// transaction, and returns the batch's id.
+	AddIntents(ctx context.Context, exportID int64, intents []Intent) (int64, error)
+	// LeftIntents returns, by hash, the FieldsHash of the create intents
+	// earlier runs or attempts left (their creates' answers were never
+	// recorded), the last noted for each hash. Intents whose contact has
+	// since been recorded in the audience, or rejected for those fields,
+	// are dropped from the store.
+	LeftIntents(ctx context.Context, exportID int64) (map[string]string, error)
 	// UpdateSyncedStatuses sets the last known status of the given contacts
 	// (hash → status) that the export has in the audience (InAudience).
 	UpdateSyncedStatuses(ctx context.Context, exportID int64, statuses map[string]string) error

@@ -177,7 +177,8 @@ type RunScoped interface {
 	StreamSynced(ctx context.Context, exportID int64, fn func(Synced) error) error
 	ApplySynced(ctx context.Context, exportID int64, changes []SyncedChange) error
 	ApplySyncedRun(ctx context.Context, exportID int64, changes []SyncedChange, runID int64, token string, c RunCounts) error
-	AddIntents(ctx context.Context, exportID int64, intents []Intent) (map[string]string, error)
+	AddIntents(ctx context.Context, exportID int64, intents []Intent) (int64, error)
+	LeftIntents(ctx context.Context, exportID int64) (map[string]string, error)
 	UpdateSyncedStatuses(ctx context.Context, exportID int64, statuses map[string]string) error
 	SyncedOtherStatus(ctx context.Context, exportID int64, status string) (bool, error)
 	RecordArchived(ctx context.Context, exportID int64, emails map[string]string) error

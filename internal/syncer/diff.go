@@ -22,8 +22,10 @@ type change struct {
 	createStatus            string        // KindCreate: status instead of status_if_new
 	// earlierIntent (KindCreate) is the fields hash of a create of the
 	// contact sent by an earlier run or attempt whose answer was never
-	// recorded (store.Intent): "" when there was none.
+	// recorded (store.Intent): "" when there was none. intentBatch is the
+	// batch of create intents noted for this run's create of the contact.
 	earlierIntent string
+	intentBatch   int64
 }
 
 func (c *change) empty() bool {

@@ -55,7 +55,8 @@ type Store interface {
 	ReleaseUnusedTags(ctx context.Context, exportID int64) error
 	StreamSynced(ctx context.Context, exportID int64, fn func(store.Synced) error) error
 	ApplySynced(ctx context.Context, exportID int64, changes []store.SyncedChange) error
-	AddIntents(ctx context.Context, exportID int64, intents []store.Intent) (map[string]string, error)
+	AddIntents(ctx context.Context, exportID int64, intents []store.Intent) (int64, error)
+	LeftIntents(ctx context.Context, exportID int64) (map[string]string, error)
 	UpdateSyncedStatuses(ctx context.Context, exportID int64, statuses map[string]string) error
 	SyncedOtherStatus(ctx context.Context, exportID int64, status string) (bool, error)
 	RecordArchived(ctx context.Context, exportID int64, emails map[string]string) error

@@ -18,6 +18,7 @@ import (
 type heldRow struct {
 	mu     sync.Mutex
 	change store.SyncedChange // Set: the row; AddTags: the tags answered meanwhile
+	batch  int64              // the create's batch of intents
 	counts []countDelta
 	open   int  // tag additions not answered yet
 	held   bool // not handed to the recorder yet
@@ -41,10 +42,10 @@ func newHolder(rec *recorder, limit time.Duration) *holder {
 	return h
 }
 
-// hold holds the change of a created contact until open tag additions are
-// answered.
-func (h *holder) hold(c store.SyncedChange, open int, counts ...countDelta) *heldRow {
-	p := &heldRow{change: c, counts: counts, open: open, held: true, since: time.Now()}
+// hold holds the change of a created contact (whose intent is in batch)
+// until open tag additions are answered.
+func (h *holder) hold(c store.SyncedChange, batch int64, open int, counts ...countDelta) *heldRow {
+	p := &heldRow{change: c, batch: batch, counts: counts, open: open, held: true, since: time.Now()}
 	h.mu.Lock()
 	h.rows = append(h.rows, p)
 	h.mu.Unlock()
@@ -72,7 +73,7 @@ func (h *holder) tagAnswered(p *heldRow, bit uint64, count countDelta) bool {
 
 func (h *holder) releaseLocked(p *heldRow) {
 	p.held = false
-	h.rec.change(p.change, p.counts...)
+	h.rec.outcome(p.change, p.batch, p.counts...)
 }
 
 // loop releases the rows held for longer than the limit.

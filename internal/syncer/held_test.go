@@ -16,8 +16,8 @@ func TestHolder(t *testing.T) {
 	row := store.Synced{Hash: "a"}
 	count := func(rc *store.RunCounts) { rc.TagsAdded++ }
 
-	fast := h.hold(store.SyncedChange{Hash: "a", Set: &row}, 2)
-	slow := h.hold(store.SyncedChange{Hash: "b", Set: &row}, 2)
+	fast := h.hold(store.SyncedChange{Hash: "a", Set: &row}, 0, 2)
+	slow := h.hold(store.SyncedChange{Hash: "b", Set: &row}, 0, 2)
 	if !h.tagAnswered(fast, 1, count) || !h.tagAnswered(fast, 0, nil) { // tag 2 refused
 		t.Fatal("a held row refused a tag answer")
 	}
@@ -40,7 +40,7 @@ func TestHolder(t *testing.T) {
 	if h.tagAnswered(slow, 8, count) {
 		t.Fatal("a released row took a tag answer")
 	}
-	last := h.hold(store.SyncedChange{Hash: "c", Set: &row}, 1)
+	last := h.hold(store.SyncedChange{Hash: "c", Set: &row}, 0, 1)
 	h.close()
 	if got = (<-rec.ch).(acked); got.change.Hash != "c" {
 		t.Fatalf("close recorded %+v, want c", got)

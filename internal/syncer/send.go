@@ -57,8 +57,10 @@ type sender struct {
 	// (see send).
 	tail atomic.Bool
 	gate feederGate
-	// intents takes the create intents to write (intentLoop).
+	// intents takes the create intents to write (intentLoop); left are
+	// those earlier runs or attempts left (store.LeftIntents), read once.
 	intents chan intentWrite
+	left    map[string]string
 
 	creates, bulks []op
 
@@ -80,11 +82,16 @@ func (r *runner) send(ctx context.Context) error {
 		sem:    make(chan struct{}, r.concurrency()),
 		budget: make(chan struct{}, 4*r.concurrency()),
 		tagAdd: map[uint64][]op{}, tagDel: map[uint64][]op{}}
+	left, err := r.Store.LeftIntents(ctx, r.exp.ID)
+	if err != nil {
+		return err
+	}
+	s.left = left
 	s.rec = newRecorder(r, func(err error) { cancel(err) })
 	s.hold = newHolder(s.rec, maxHold)
 	s.intents = make(chan intentWrite)
 	go s.intentLoop()
-	err := r.diff(ctx, s.visit)
+	err = r.diff(ctx, s.visit)
 	if err == nil {
 		s.flushBatches()
 	}
@@ -367,7 +374,7 @@ func (s *sender) reject(o op, kind mailchimp.Kind, reason string, permanentMarke
 	if kind == mailchimp.Permanent && permanentMarker && c.d != nil {
 		row := s.base(c)
 		row.RejectedHash = c.d.fieldsHash
-		s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row}, count)
+		s.rec.outcome(store.SyncedChange{Hash: c.hash, Set: &row}, c.intentBatch, count)
 	} else {
 		s.rec.count(count)
 	}
@@ -412,7 +419,7 @@ func (s *sender) createIntents(ctx context.Context, ops []op) bool {
 		return false
 	}
 	for _, o := range ops {
-		o.c.earlierIntent = res.earlier[o.c.hash]
+		o.c.earlierIntent, o.c.intentBatch = s.left[o.c.hash], res.batch
 	}
 	return true
 }
@@ -424,21 +431,22 @@ type intentWrite struct {
 	done    chan intentResult
 }
 
-// intentResult is the outcome of writing intents: the fields hashes of the
-// intents noted before (by an earlier run or attempt whose answer was never
-// recorded), or the error.
+// intentResult is the outcome of writing intents: the store's batch that
+// holds them, or the error.
 type intentResult struct {
-	earlier map[string]string
-	err     error
+	batch int64
+	err   error
 }
 
 // maxIntentRows bounds the intents written in one transaction.
 const maxIntentRows = 5000
 
 // intentLoop writes create intents as they come, with every batch that
-// waits meanwhile in the same transaction (a group commit): batches wait
-// for the database's single writer side by side. Each batch is sent only
-// once its own intents are durable.
+// waits meanwhile in the same store batch and transaction (a group
+// commit): batches wait for the database's single writer side by side.
+// Each batch is sent only once its own intents are durable, and the
+// recorder learns of the store batch first, so that it drops the batch
+// with the last outcome of its creates.
 func (s *sender) intentLoop() {
 	for w := range s.intents {
 		batch := []intentWrite{w}
@@ -463,14 +471,17 @@ func (s *sender) intentLoop() {
 			continue
 		}
 		endRecord := s.r.timed(phaseRecord)
-		var earlier map[string]string
+		var id int64
 		err := s.rec.retry(func() (err error) {
-			earlier, err = s.r.Store.AddIntents(context.WithoutCancel(s.ctx), s.r.exp.ID, intents)
+			id, err = s.r.Store.AddIntents(context.WithoutCancel(s.ctx), s.r.exp.ID, intents)
 			return err
 		})
 		endRecord()
+		if err == nil {
+			s.rec.noted(id, len(intents))
+		}
 		for _, w := range batch {
-			w.done <- intentResult{earlier: earlier, err: err}
+			w.done <- intentResult{batch: id, err: err}
 		}
 	}
 }
@@ -510,9 +521,9 @@ func (s *sender) create(ctx context.Context, ops []op) {
 		row.CreatedByUs = true
 		ch, count := store.SyncedChange{Hash: o.c.hash, Set: &row}, func(rc *store.RunCounts) { rc.Created++ }
 		if o.c.addTags != 0 && !s.tail.Load() {
-			o.held = s.hold.hold(ch, bits.OnesCount64(o.c.addTags), count)
+			o.held = s.hold.hold(ch, o.c.intentBatch, bits.OnesCount64(o.c.addTags), count)
 		} else {
-			s.rec.change(ch, count)
+			s.rec.outcome(ch, o.c.intentBatch, count)
 		}
 		s.r.Metrics.contact(KindCreate)
 		s.queueTags(o, o.c.addTags, 0)
@@ -525,7 +536,7 @@ func (s *sender) create(ctx context.Context, ops []op) {
 		}
 		answered[o.c.email] = true
 		row := s.acked(o.c, m.Status)
-		s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row})
+		s.rec.outcome(store.SyncedChange{Hash: o.c.hash, Set: &row}, o.c.intentBatch)
 		s.queueTags(o, o.c.addTags, 0)
 		o.tk.done()
 	}
@@ -574,7 +585,7 @@ func (s *sender) adopt(ctx context.Context, o op, replayed bool) {
 		// until the status refresh sees it come back.
 		row := s.base(c)
 		row.InAudience, row.InExport, row.Status = true, true, mailchimp.StatusArchived
-		s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row}, func(rc *store.RunCounts) { rc.SkippedArchived++ })
+		s.rec.outcome(store.SyncedChange{Hash: c.hash, Set: &row}, c.intentBatch, func(rc *store.RunCounts) { rc.SkippedArchived++ })
 		o.tk.done()
 		return
 	}
@@ -597,10 +608,10 @@ func (s *sender) adopt(ctx context.Context, o op, replayed bool) {
 	row := s.acked(c, status)
 	row.CreatedByUs = ours
 	if ours {
-		s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row}, func(rc *store.RunCounts) { rc.Created++ })
+		s.rec.outcome(store.SyncedChange{Hash: c.hash, Set: &row}, c.intentBatch, func(rc *store.RunCounts) { rc.Created++ })
 		s.r.Metrics.contact(KindCreate)
 	} else {
-		s.rec.change(store.SyncedChange{Hash: c.hash, Set: &row}, func(rc *store.RunCounts) { rc.Adopted++; rc.Updated++ })
+		s.rec.outcome(store.SyncedChange{Hash: c.hash, Set: &row}, c.intentBatch, func(rc *store.RunCounts) { rc.Adopted++; rc.Updated++ })
 		s.r.Metrics.contact("adopt")
 	}
 	s.queueTags(o, c.addTags, 0)
@@ -642,7 +653,7 @@ func (s *sender) memberGone(o op, err error) bool {
 	}
 	row := s.base(o.c)
 	row.InAudience, row.Status, row.ArchivedByUs = false, "", false
-	s.rec.change(store.SyncedChange{Hash: o.c.hash, Set: &row, RemoveTags: row.Tags})
+	s.rec.outcome(store.SyncedChange{Hash: o.c.hash, Set: &row, RemoveTags: row.Tags}, o.c.intentBatch)
 	kind, reason := mailchimp.Classify(err)
 	s.reject(o, kind, reason, false)
 	return true
@@ -1077,10 +1088,19 @@ func newRecorder(r *runner, fail func(error)) *recorder {
 // queue, behind the acknowledgements it counts.
 type countDelta func(*store.RunCounts)
 
-// acked is an acknowledged change with what it adds to the run's counts.
+// acked is an acknowledged change with what it adds to the run's counts
+// and, when it records the outcome of a create, the create's batch of
+// intents.
 type acked struct {
 	change store.SyncedChange
 	counts []countDelta
+	batch  int64
+}
+
+// intentsNoted is a batch of create intents the store holds, of n creates.
+type intentsNoted struct {
+	batch int64
+	n     int
 }
 
 // change queues an acknowledged change with what it adds to the run's
@@ -1092,6 +1112,17 @@ type acked struct {
 func (rec *recorder) change(c store.SyncedChange, count ...countDelta) {
 	rec.ch <- acked{change: c, counts: count}
 }
+
+// outcome queues the change that records the outcome of a create whose
+// intent is in batch (0: none), as change does.
+func (rec *recorder) outcome(c store.SyncedChange, batch int64, count ...countDelta) {
+	rec.ch <- acked{change: c, counts: count, batch: batch}
+}
+
+// noted tells the recorder of a batch of n create intents, before any of
+// the creates is sent: the batch is dropped in the transaction that
+// records the last of their outcomes.
+func (rec *recorder) noted(batch int64, n int) { rec.ch <- intentsNoted{batch: batch, n: n} }
 
 func (rec *recorder) reject(r store.Rejection) { rec.ch <- r }
 
@@ -1143,10 +1174,20 @@ func (rec *recorder) loop() {
 	var changes []store.SyncedChange
 	var rejects []store.Rejection
 	var counts []countDelta
+	// open counts the creates of each batch of intents whose outcome is
+	// not recorded; closing those whose outcome is among changes. A batch
+	// left open (an unanswered create, a crash) stays in the store for
+	// the next run (LeftIntents).
+	open, closing := map[int64]int{}, map[int64]int{}
 	batch := recordBatchStart // grows while transactions are quick
 	flush := func() {
 		if len(changes)+len(rejects)+len(counts) == 0 {
 			return
+		}
+		for b, n := range closing {
+			if open[b] <= n {
+				changes = append(changes, store.SyncedChange{DropIntents: b})
+			}
 		}
 		defer rec.r.timed(phaseRecord)()
 		// Rejections first: the counts saved with the changes below
@@ -1169,6 +1210,12 @@ func (rec *recorder) loop() {
 			}
 			batch = nextRecordBatch(batch, len(changes), took)
 		}
+		for b, n := range closing {
+			if open[b] -= n; open[b] <= 0 {
+				delete(open, b)
+			}
+		}
+		clear(closing)
 		changes, rejects, counts = changes[:0], rejects[:0], counts[:0]
 	}
 	tick := time.NewTicker(recordEvery)
@@ -1183,6 +1230,11 @@ func (rec *recorder) loop() {
 			switch x := v.(type) {
 			case acked:
 				changes, counts = append(changes, x.change), append(counts, x.counts...)
+				if x.batch != 0 && x.change.Set != nil {
+					closing[x.batch]++
+				}
+			case intentsNoted:
+				open[x.batch] += x.n
 			case store.Rejection:
 				rejects = append(rejects, x)
 			case countDelta:

@@ -13,9 +13,8 @@ import (
 // synced_customer, reading every entry of the export for each 500 hashes
 // (78 ms a statement at 110k rows, and a 200k first run lost its lease).
 // Each time the rows this process recorded for an export reach its next
-// threshold (10,000, then doubling), synced and synced_intents are
-// analyzed: a few dozen milliseconds each time, a dozen times for ten
-// million contacts.
+// threshold (10,000, then doubling), synced is analyzed: a few dozen
+// milliseconds each time, a dozen times for ten million contacts.
 type syncedGrowth struct {
 	mu     sync.Mutex
 	export map[int64]*growth
@@ -49,7 +48,7 @@ func (db *DB) noteSyncedRows(ctx context.Context, exportID int64, n int) {
 		return
 	}
 	e.next = 2 * e.rows
-	if _, err := db.W.ExecContext(ctx, `ANALYZE synced, synced_intents`); err != nil {
+	if _, err := db.W.ExecContext(ctx, `ANALYZE synced`); err != nil {
 		db.log.Warn("analyzing the synced state", "err", err)
 	}
 }

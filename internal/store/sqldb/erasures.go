@@ -1,11 +1,13 @@
 package sqldb
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/segsync/segsync/internal/store"
@@ -26,13 +28,39 @@ func (db *DB) CreateErasure(ctx context.Context, customerID, requestedBy string)
 		// The contacts the exports sent, and those sent for creation
 		// without an answer yet (create intents: they may exist).
 		rows, err := tx.QueryContext(ctx, db.Q(`SELECT e.connection_id, e.audience_id, s.email, s.in_audience OR s.status = 'creating' AS sent
-			FROM exports e JOIN synced s ON s.export_id = e.id WHERE s.customer_id = ?
-			UNION ALL SELECT e.connection_id, e.audience_id, i.email, TRUE
-			FROM exports e JOIN synced_intents i ON i.export_id = e.id WHERE i.customer_id = ?
-			ORDER BY 1, 2, 3`), customerID, customerID)
+			FROM exports e JOIN synced s ON s.export_id = e.id WHERE s.customer_id = ?`), customerID)
 		if err != nil {
 			return fmt.Errorf("reading the contacts sent: %w", err)
 		}
+		type contact struct {
+			conn      sql.NullInt64
+			aud, mail string
+			sent      bool
+		}
+		var contacts []contact
+		for rows.Next() {
+			var c contact
+			if err := rows.Scan(&c.conn, &c.aud, &c.mail, &c.sent); err != nil {
+				rows.Close()
+				return err
+			}
+			contacts = append(contacts, c)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		intents, err := db.eraseIntents(ctx, tx, customerID)
+		if err != nil {
+			return err
+		}
+		for _, b := range intents {
+			for _, in := range b.intents {
+				contacts = append(contacts, contact{conn: b.conn, aud: b.aud, mail: in.Email, sent: true})
+			}
+		}
+		slices.SortFunc(contacts, func(a, b contact) int {
+			return cmp.Or(cmp.Compare(a.conn.Int64, b.conn.Int64), cmp.Compare(a.aud, b.aud), cmp.Compare(a.mail, b.mail))
+		})
 		type key struct {
 			conn      int64
 			aud, mail string
@@ -40,27 +68,17 @@ func (db *DB) CreateErasure(ctx context.Context, customerID, requestedBy string)
 		var targets []key
 		seen := map[key]bool{}
 		emails := map[string]bool{}
-		for rows.Next() {
-			var conn sql.NullInt64
-			var k key
-			var sent bool
-			if err := rows.Scan(&conn, &k.aud, &k.mail, &sent); err != nil {
-				rows.Close()
-				return err
-			}
-			emails[k.mail] = true
+		for _, c := range contacts {
+			emails[c.mail] = true
 			// A detached export's contacts are reached through the other
 			// exports of the audience, if any; without a connection there
 			// is no way to Mailchimp.
-			if !sent || !conn.Valid || seen[k] {
+			k := key{conn: c.conn.Int64, aud: c.aud, mail: c.mail}
+			if !c.sent || !c.conn.Valid || seen[k] {
 				continue
 			}
-			k.conn = conn.Int64
 			seen[k] = true
 			targets = append(targets, k)
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return err
 		}
 		cat := newCatalogDelta()
 		prow, err := tx.QueryContext(ctx, db.Q(`DELETE FROM profiles WHERE customer_id = ? RETURNING `+db.attrsCol()), customerID)
@@ -94,9 +112,6 @@ func (db *DB) CreateErasure(ctx context.Context, customerID, requestedBy string)
 		}
 		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM synced WHERE export_id IN (SELECT id FROM exports) AND customer_id = ?`), customerID); err != nil {
 			return fmt.Errorf("deleting synced state: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM synced_intents WHERE customer_id = ?`), customerID); err != nil {
-			return fmt.Errorf("deleting create intents: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM run_rejections WHERE customer_id = ?`), customerID); err != nil {
 			return fmt.Errorf("deleting run rejections: %w", err)

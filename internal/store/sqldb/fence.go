@@ -109,8 +109,14 @@ func (f *Fenced) ApplySyncedRun(ctx context.Context, exportID int64, changes []s
 }
 
 // AddIntents notes create intents under the claim.
-func (f *Fenced) AddIntents(ctx context.Context, exportID int64, intents []store.Intent) (map[string]string, error) {
+func (f *Fenced) AddIntents(ctx context.Context, exportID int64, intents []store.Intent) (int64, error) {
 	return f.DB.addIntents(ctx, &f.lease, exportID, intents)
+}
+
+// LeftIntents reads (and tidies) the intents earlier runs left under the
+// claim.
+func (f *Fenced) LeftIntents(ctx context.Context, exportID int64) (map[string]string, error) {
+	return f.DB.leftIntents(ctx, &f.lease, exportID)
 }
 
 // ExportTags assigns tag bits under the claim.

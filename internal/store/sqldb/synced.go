@@ -200,9 +200,12 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 	if len(changes) == 0 && also == nil {
 		return nil
 	}
+	var drops []int64 // batches of create intents
 	last := map[string]int{}
 	for i, c := range changes {
-		if c.Set != nil || c.Delete {
+		if c.DropIntents != 0 {
+			drops = append(drops, c.DropIntents)
+		} else if c.Set != nil || c.Delete {
 			last[c.Hash] = i
 		}
 	}
@@ -225,7 +228,7 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 		hot = append(hot, syncedUpsertQuery(syncedUpsertRows, false), syncedUpsertQuery(syncedUpsertRows, true))
 	}
 	if len(sets) >= syncedReadRows {
-		hot = append(hot, syncedCustomersQuery(syncedReadRows), intentDeleteQuery(syncedReadRows))
+		hot = append(hot, syncedCustomersQuery(syncedReadRows))
 	}
 	if len(changes) >= syncedTagRows {
 		hot = append(hot, syncedTagQuery(syncedTagRows))
@@ -245,7 +248,7 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 			}
 			deletes = deletes[n:]
 		}
-		if err := db.dropIntents(ctx, tx, exportID, sets); err != nil {
+		if err := db.dropIntents(ctx, tx, exportID, drops); err != nil {
 			return err
 		}
 		same, other, exists, err := db.splitByCustomer(ctx, tx, exportID, sets)
@@ -283,103 +286,6 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 	return nil
 }
 
-// AddIntents notes create intents in one transaction and returns the
-// fields hashes of the intents the contacts had before (an intent noted
-// again replaces the earlier one).
-func (db *DB) AddIntents(ctx context.Context, exportID int64, intents []store.Intent) (map[string]string, error) {
-	return db.addIntents(ctx, nil, exportID, intents)
-}
-
-func (db *DB) addIntents(ctx context.Context, f *store.RunLease, exportID int64, intents []store.Intent) (map[string]string, error) {
-	if len(intents) == 0 {
-		return nil, nil
-	}
-	if len(intents) >= intentRows {
-		for _, q := range []string{intentInsertQuery(intentRows), intentReadQuery(intentRows)} {
-			if err := db.prepareCached(ctx, db.Q(q)); err != nil {
-				return nil, fmt.Errorf("noting create intents of export %d: %w", exportID, err)
-			}
-		}
-	}
-	var earlier map[string]string
-	err := db.fencedTx(ctx, f, func(tx *sql.Tx) error {
-		earlier = nil
-		for rest := intents; len(rest) > 0; {
-			n := min(len(rest), intentRows)
-			args := make([]any, 0, 5*n)
-			args = append(args, exportID)
-			for _, in := range rest[:n] {
-				args = append(args, in.Hash)
-			}
-			if err := db.readIntents(ctx, tx, n, args, &earlier); err != nil {
-				return err
-			}
-			args = args[:0]
-			for _, in := range rest[:n] {
-				args = append(args, exportID, in.Hash, in.Email, in.CustomerID, in.FieldsHash)
-			}
-			if err := db.txExec(ctx, tx, db.Q(intentInsertQuery(n)), args...); err != nil {
-				return fmt.Errorf("noting %d create intents: %w", n, err)
-			}
-			rest = rest[n:]
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("noting create intents of export %d: %w", exportID, err)
-	}
-	return earlier, nil
-}
-
-// readIntents adds the intents of n contacts (args: the export, then their
-// hashes) to *into.
-func (db *DB) readIntents(ctx context.Context, tx *sql.Tx, n int, args []any, into *map[string]string) error {
-	st, err := db.txStmt(ctx, tx, db.Q(intentReadQuery(n)))
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	rows, err := st.QueryContext(ctx, args...)
-	if err != nil {
-		return fmt.Errorf("reading %d create intents: %w", n, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var h, fh string
-		if err := rows.Scan(&h, &fh); err != nil {
-			return fmt.Errorf("reading %d create intents: %w", n, err)
-		}
-		if *into == nil {
-			*into = map[string]string{}
-		}
-		(*into)[h] = fh
-	}
-	return rows.Err()
-}
-
-// intentRows is how many intents one statement writes.
-const intentRows = 200
-
-func intentInsertQuery(n int) string {
-	return `INSERT INTO synced_intents (export_id, hash, email, customer_id, fields_hash) VALUES ` + placeholders(n, 5) +
-		` ON CONFLICT (export_id, hash) DO UPDATE SET email = excluded.email, customer_id = excluded.customer_id, fields_hash = excluded.fields_hash`
-}
-
-func intentReadQuery(n int) string {
-	return `SELECT hash, fields_hash FROM synced_intents WHERE export_id = ? AND hash IN (` + placeholders(n, 1) + `)`
-}
-
-// dropIntents deletes the create intents of the contacts whose outcome sets
-// records: an intent lives only until then.
-func (db *DB) dropIntents(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange) error {
-	return byHashChunks(exportID, sets, func(n int, args []any) error {
-		if err := db.txExec(ctx, tx, db.Q(intentDeleteQuery(n)), args...); err != nil {
-			return fmt.Errorf("dropping the create intents of %d contacts: %w", n, err)
-		}
-		return nil
-	})
-}
-
 // byHashChunks calls fn for every syncedReadRows changes with their number
 // and the arguments export id, hash, hash, … (the same slice each time).
 func byHashChunks(exportID int64, changes []store.SyncedChange, fn func(n int, args []any) error) error {
@@ -396,10 +302,6 @@ func byHashChunks(exportID int64, changes []store.SyncedChange, fn func(n int, a
 		rest = rest[n:]
 	}
 	return nil
-}
-
-func intentDeleteQuery(n int) string {
-	return `DELETE FROM synced_intents WHERE export_id = ? AND hash IN (` + placeholders(n, 1) + `)`
 }
 
 // foldNewTags writes the tag changes of new rows into their insert: a

@@ -8,52 +8,75 @@ import (
 	"github.com/segsync/segsync/internal/store"
 )
 
-// TestCreateIntents: an intent is kept until the first recorded outcome
-// of its contact (a Set), and a noted intent is enough for a right-to-
-// erasure request to reach the contact, which may exist in Mailchimp.
+// TestCreateIntents: intents are noted by batch; a batch dropped with the
+// last outcome of its creates is gone; the intents left are read back (the
+// last noted for a contact), without those whose outcome was recorded
+// since; and a noted intent is enough for a right-to-erasure request to
+// reach the contact, which may exist in Mailchimp.
 func (s Suite) TestCreateIntents(t *testing.T) {
 	ctx := context.Background()
 	db := s.Open(t)
 	e := newExport(t, db)
-	upsert(t, db, pp("c1", `{"email":"a@x.io"}`), pp("c2", `{"email":"b@x.io"}`))
-	ha, hb := emailaddr.Hash("a@x.io"), emailaddr.Hash("b@x.io")
-	if earlier, err := db.AddIntents(ctx, e.ID, []store.Intent{
-		{Hash: ha, Email: "a@x.io", CustomerID: "c1", FieldsHash: "f1"},
-		{Hash: hb, Email: "b@x.io", CustomerID: "c2", FieldsHash: "f2"},
-	}); err != nil || len(earlier) != 0 {
-		t.Fatalf("first intents: earlier %v, %v", earlier, err)
-	}
-	// fieldsOf notes an intent for h again and returns the one before.
-	fieldsOf := func(h, email, fields string) string {
+	upsert(t, db, pp("c1", `{"email":"a@x.io"}`), pp("c2", `{"email":"b@x.io"}`), pp("c3", `{"email":"c@x.io"}`))
+	ha, hb, hc := emailaddr.Hash("a@x.io"), emailaddr.Hash("b@x.io"), emailaddr.Hash("c@x.io")
+	note := func(intents ...store.Intent) int64 {
 		t.Helper()
-		customer := map[string]string{"a@x.io": "c1", "b@x.io": "c2"}[email]
-		earlier, err := db.AddIntents(ctx, e.ID, []store.Intent{{Hash: h, Email: email, CustomerID: customer, FieldsHash: fields}})
+		id, err := db.AddIntents(ctx, e.ID, intents)
+		if err != nil || id == 0 {
+			t.Fatalf("noting intents: batch %d, %v", id, err)
+		}
+		return id
+	}
+	left := func(want map[string]string) {
+		t.Helper()
+		got, err := db.LeftIntents(ctx, e.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return earlier[h]
+		if len(got) != len(want) {
+			t.Fatalf("left intents %v, want %v", got, want)
+		}
+		for h, f := range want {
+			if got[h] != f {
+				t.Fatalf("left intents %v, want %v", got, want)
+			}
+		}
 	}
-	if got := fieldsOf(hb, "b@x.io", "f3"); got != "f2" {
-		t.Fatalf("intent of b@x.io noted again: earlier %q, want f2", got)
+	apply := func(changes ...store.SyncedChange) {
+		t.Helper()
+		if err := db.ApplySynced(ctx, e.ID, changes); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if got := fieldsOf(hb, "b@x.io", "f3"); got != "f3" {
-		t.Fatalf("intent of b@x.io noted a third time: earlier %q, want f3", got)
-	}
-	// A tag change is not an outcome of the create; a Set is.
-	if err := db.ApplySynced(ctx, e.ID, []store.SyncedChange{{Hash: ha, AddTags: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if got := fieldsOf(ha, "a@x.io", "f1"); got != "f1" {
-		t.Fatalf("intent after a tag change: %q, want f1", got)
-	}
-	row := store.Synced{Hash: ha, Email: "a@x.io", CustomerID: "c1", InAudience: true, InExport: true, FieldsHash: "f1", Status: "subscribed", CreatedByUs: true}
-	if err := db.ApplySynced(ctx, e.ID, []store.SyncedChange{{Hash: ha, Set: &row}}); err != nil {
-		t.Fatal(err)
-	}
-	if got := fieldsOf(ha, "a@x.io", "f1"); got != "" {
-		t.Fatalf("intent after the outcome was recorded: %q, want none", got)
-	}
-	// c2's contact was sent and never answered: erasing c2 reaches it.
+	left(nil)
+	note(store.Intent{Hash: ha, Email: "a@x.io", CustomerID: "c1", FieldsHash: "f1"},
+		store.Intent{Hash: hb, Email: "b@x.io", CustomerID: "c2", FieldsHash: "f2"})
+	left(map[string]string{ha: "f1", hb: "f2"})
+	second := note(store.Intent{Hash: hb, Email: "b@x.io", CustomerID: "c2", FieldsHash: "f3"})
+	left(map[string]string{ha: "f1", hb: "f3"})
+	third := note(store.Intent{Hash: hc, Email: "c@x.io", CustomerID: "c3", FieldsHash: "f4"})
+	left(map[string]string{ha: "f1", hb: "f3", hc: "f4"})
+	// A batch dropped with its creates' last outcome is gone.
+	rowC := store.Synced{Hash: hc, Email: "c@x.io", CustomerID: "c3", FieldsHash: "f5"}
+	apply(store.SyncedChange{Hash: hc, Set: &rowC}, store.SyncedChange{DropIntents: third})
+	left(map[string]string{ha: "f1", hb: "f3"})
+	// A tag change is not an outcome of the create.
+	apply(store.SyncedChange{Hash: ha, AddTags: 1})
+	left(map[string]string{ha: "f1", hb: "f3"})
+	// A contact recorded in the audience settles its intents.
+	rowA := store.Synced{Hash: ha, Email: "a@x.io", CustomerID: "c1", InAudience: true, InExport: true, FieldsHash: "f1", Status: "subscribed", CreatedByUs: true}
+	apply(store.SyncedChange{Hash: ha, Set: &rowA})
+	left(map[string]string{hb: "f3"})
+	// A rejection settles the intent for the fields rejected only: the
+	// first batch's intent of b@x.io is left.
+	rowB := store.Synced{Hash: hb, Email: "b@x.io", CustomerID: "c2", RejectedHash: "f3"}
+	apply(store.SyncedChange{Hash: hb, Set: &rowB})
+	left(map[string]string{hb: "f2"})
+	// Dropping a batch twice, or one tidied away, is no error.
+	apply(store.SyncedChange{DropIntents: second}, store.SyncedChange{DropIntents: third})
+	left(map[string]string{hb: "f2"})
+	// c2's contact was sent and never answered: erasing c2 reaches it,
+	// and its intents are gone.
 	er, err := db.CreateErasure(ctx, "c2", "admin")
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +84,5 @@ func (s Suite) TestCreateIntents(t *testing.T) {
 	if len(er.Audiences) != 1 || er.Audiences[0].AudienceID != "aud" || er.Audiences[0].Email != "b@x.io" {
 		t.Fatalf("erasure targets %+v, want b@x.io in aud", er.Audiences)
 	}
-	if got := fieldsOf(hb, "b@x.io", "f3"); got != "" {
-		t.Fatalf("intent after the erasure: %q, want none", got)
-	}
+	left(nil)
 }
