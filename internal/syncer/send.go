@@ -679,7 +679,7 @@ func (s *sender) bulkUpdate(ctx context.Context, ops []op) {
 		return
 	}
 	answered := make(map[string]bool, len(ops))
-	ack := func(m mailchimp.Member) {
+	ack := func(m mailchimp.MemberRef) {
 		o, ok := byEmail[emailaddr.Normalize(m.EmailAddress)]
 		if !ok || answered[o.c.email] {
 			return
