@@ -67,6 +67,8 @@ type sender struct {
 	tagMu  sync.Mutex
 	tagAdd map[uint64][]op
 	tagDel map[uint64][]op
+	// tagSeen counts the additions and removals queued so far, by tag.
+	tagSeen map[uint64]*[2]int
 	// segsAsked: the tag bits whose static segment prepareSegments has
 	// looked up or created (under tagMu); segCalls: the lookups and
 	// creations in flight, one per tag.
@@ -81,7 +83,7 @@ func (r *runner) send(ctx context.Context) error {
 	s := &sender{r: r, ctx: ctx, cancel: cancel,
 		sem:    make(chan struct{}, r.concurrency()),
 		budget: make(chan struct{}, 4*r.concurrency()),
-		tagAdd: map[uint64][]op{}, tagDel: map[uint64][]op{}}
+		tagAdd: map[uint64][]op{}, tagDel: map[uint64][]op{}, tagSeen: map[uint64]*[2]int{}}
 	left, err := r.Store.LeftIntents(ctx, r.exp.ID)
 	if err != nil {
 		return err
@@ -788,7 +790,7 @@ func (s *sender) unsubscribe(ctx context.Context, o op) {
 }
 
 // queueTags puts the contact's tag additions and removals into the per-tag
-// buffers; a full buffer is sent at once.
+// buffers; a buffer is sent once tagDue says so.
 func (s *sender) queueTags(o op, add, remove uint64) {
 	if add == 0 && remove == 0 {
 		return
@@ -796,21 +798,58 @@ func (s *sender) queueTags(o op, add, remove uint64) {
 	s.tagMu.Lock()
 	defer s.tagMu.Unlock()
 	for b := uint64(1); b != 0; b <<= 1 {
+		if add&b == 0 && remove&b == 0 {
+			continue
+		}
+		seen := s.tagSeen[b]
+		if seen == nil {
+			seen = new([2]int)
+			s.tagSeen[b] = seen
+		}
 		if add&b != 0 {
 			o.tk.add()
 			s.tagAdd[b] = append(s.tagAdd[b], o)
+			seen[0]++
 		}
 		if remove&b != 0 {
 			o.tk.add()
 			s.tagDel[b] = append(s.tagDel[b], o)
+			seen[1]++
 		}
-		if len(s.tagAdd[b]) >= s.r.batchSize() || len(s.tagDel[b]) >= s.r.batchSize() {
+		if tagDue(s.r.batchSize(), len(s.tagAdd[b]), len(s.tagDel[b]), *seen) {
 			s.flushTagLocked(b)
 		}
 	}
 }
 
-// flushTags sends every non-empty tag buffer.
+// tagWait is how many batches of a tag's additions (or removals) may wait
+// for the other side (tagDue).
+const tagWait = 8
+
+// tagDue reports whether a tag's buffers (add additions, del removals,
+// and seen of each queued so far in the run) are to be sent, with batches
+// of n. One call carries a batch of each side, so the fewest calls are
+// those of the side with more, each carrying a batch of the other side
+// too. A full side goes out at once when the other side is full too, or
+// has had nothing in this run (a first run's additions); otherwise it
+// waits for up to tagWait batches. The other side's members often come
+// late, after the fact: the additions of created contacts follow the
+// answer to their batch of creates, which is sent once 500 creates are
+// planned. Sent as soon as a side was full, a 1 % change over 1M
+// profiles took a tag call more than the minimum (25 of 24).
+func tagDue(n, add, del int, seen [2]int) bool {
+	switch {
+	case add >= n && del >= n:
+		return true
+	case add >= n:
+		return seen[1] == 0 || add >= tagWait*n
+	case del >= n:
+		return seen[0] == 0 || del >= tagWait*n
+	}
+	return false
+}
+
+// flushTags sends every non-empty tag buffer, in as few calls as they fit.
 func (s *sender) flushTags(all bool) {
 	s.tagMu.Lock()
 	defer s.tagMu.Unlock()
@@ -822,7 +861,9 @@ func (s *sender) flushTags(all bool) {
 		bits[b] = true
 	}
 	for b := range bits {
-		s.flushTagLocked(b)
+		for len(s.tagAdd[b])+len(s.tagDel[b]) > 0 {
+			s.flushTagLocked(b)
+		}
 	}
 }
 
