@@ -111,7 +111,7 @@ func (r *runner) send(ctx context.Context) error {
 	recorded := make(chan struct{}) // the early flow-back is past its use of the recorder
 	if err == nil && ctx.Err() == nil {
 		recorded = r.startOwedFlow(s)
-		s.flushTags(true)
+		s.flushTags()
 	} else {
 		close(recorded)
 	}
@@ -850,17 +850,10 @@ func tagDue(n, add, del int, seen [2]int) bool {
 }
 
 // flushTags sends every non-empty tag buffer, in as few calls as they fit.
-func (s *sender) flushTags(all bool) {
+func (s *sender) flushTags() {
 	s.tagMu.Lock()
 	defer s.tagMu.Unlock()
-	bits := map[uint64]bool{}
-	for b := range s.tagAdd {
-		bits[b] = true
-	}
-	for b := range s.tagDel {
-		bits[b] = true
-	}
-	for b := range bits {
+	for b := range s.tagSeen { // every tag that had members queued
 		for len(s.tagAdd[b])+len(s.tagDel[b]) > 0 {
 			s.flushTagLocked(b)
 		}

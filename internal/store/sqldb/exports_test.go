@@ -241,3 +241,15 @@ func TestRunQueue(t *testing.T) {
 		}
 	})
 }
+
+// execer returns a function that runs a statement on the writer, failing
+// the test on an error (for tests that take the schema back before a
+// migration).
+func execer(t *testing.T, db *sqldb.DB) func(q string, args ...any) {
+	return func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.W.ExecContext(context.Background(), db.Q(q), args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/segsync/segsync/internal/store"
@@ -126,38 +127,31 @@ func (db *DB) readIntentBatches(ctx context.Context, tx *sql.Tx, withExport bool
 // leftIntents).
 func (db *DB) settledIntents(ctx context.Context, tx *sql.Tx, exportID int64, batches []intentBatch) (map[store.Intent]bool, error) {
 	byHash := map[string][]store.Intent{}
-	var changes []store.SyncedChange
 	for _, b := range batches {
 		for _, in := range b.intents {
-			if byHash[in.Hash] == nil {
-				changes = append(changes, store.SyncedChange{Hash: in.Hash})
-			}
 			byHash[in.Hash] = append(byHash[in.Hash], in)
 		}
 	}
+	cond, arg := db.hashSetSQL("hash", slices.Collect(maps.Keys(byHash)))
+	rows, err := tx.QueryContext(ctx, db.Q(`SELECT hash, in_audience, rejected_hash FROM synced WHERE export_id = ? AND `+cond), exportID, arg)
+	if err != nil {
+		return nil, fmt.Errorf("reading the contacts of %d create intents: %w", len(byHash), err)
+	}
+	defer rows.Close()
 	settled := map[store.Intent]bool{}
-	err := byHashChunks(exportID, changes, func(n int, args []any) error {
-		rows, err := tx.QueryContext(ctx, db.Q(`SELECT hash, in_audience, rejected_hash FROM synced
-			WHERE export_id = ? AND hash IN (`+placeholders(n, 1)+`)`), args...)
-		if err != nil {
-			return fmt.Errorf("reading the contacts of %d create intents: %w", n, err)
+	for rows.Next() {
+		var h, rejected string
+		var in bool
+		if err := rows.Scan(&h, &in, &rejected); err != nil {
+			return nil, fmt.Errorf("reading the contacts of %d create intents: %w", len(byHash), err)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var h, rejected string
-			var in bool
-			if err := rows.Scan(&h, &in, &rejected); err != nil {
-				return fmt.Errorf("reading the contacts of %d create intents: %w", n, err)
-			}
-			for _, it := range byHash[h] {
-				if in || rejected == it.FieldsHash {
-					settled[it] = true
-				}
+		for _, it := range byHash[h] {
+			if in || rejected == it.FieldsHash {
+				settled[it] = true
 			}
 		}
-		return rows.Err()
-	})
-	return settled, err
+	}
+	return settled, rows.Err()
 }
 
 // rewriteIntents keeps only keep of batch b: it deletes the row when keep

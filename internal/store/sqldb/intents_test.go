@@ -14,12 +14,7 @@ import (
 func TestCreateIntentsMigration(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := context.Background()
-		exec := func(q string, args ...any) {
-			t.Helper()
-			if _, err := db.W.ExecContext(ctx, db.Q(q), args...); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
+		exec := execer(t, db)
 		e, other := newExport(t, db), newExport(t, db)
 		// Back to the schema before 0021, with intents of two exports.
 		exec(`DROP TABLE create_intents`)

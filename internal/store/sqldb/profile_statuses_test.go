@@ -19,12 +19,7 @@ import (
 func TestProfileStatusesMigration(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := context.Background()
-		exec := func(q string, args ...any) {
-			t.Helper()
-			if _, err := db.W.ExecContext(ctx, db.Q(q), args...); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
+		exec := execer(t, db)
 		// Back to the schema before 0020, with statuses in the attributes.
 		if db.Dialect() == "postgres" {
 			exec(`DROP TRIGGER profile_statuses_of_deleted ON profiles`)
