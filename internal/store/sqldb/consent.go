@@ -127,9 +127,12 @@ func (db *DB) flowPending(ctx context.Context, q interface {
 // flowInAudience writes the status of every contact of the export in the
 // audience on its profile, whatever synced.profile_status says, in
 // customer order through the index synced_customer (which covers what it
-// reads), flowRange contacts per transaction: an owed full pass. A first
-// run inserts one short row per profile, in the table's own order. It
-// notes nothing; contacts that left the audience are flowDue's.
+// reads), one range of flowRange profiles per transaction: an owed full
+// pass. The ranges are cut in profiles' customer index: synced_customer
+// is ordered by hash bucket first on SQLite, so each range's contacts are
+// read from every bucket and sorted. A first run inserts one short row per
+// profile, in the table's own order. It notes nothing; contacts that left
+// the audience are flowDue's.
 func (db *DB) flowInAudience(ctx context.Context, exportID int64, audienceID, when string) (int64, error) {
 	// The profiles already showing a status of the audience (none on its
 	// first run: the update is skipped) and those without a row yet, whose
@@ -140,7 +143,8 @@ func (db *DB) flowInAudience(ctx context.Context, exportID int64, audienceID, wh
 		attrjson.StatusAttr(audienceID)).Scan(&shown); err != nil {
 		return 0, fmt.Errorf("reading the attribute catalogue: %w", err)
 	}
-	contacts := `FROM synced s WHERE s.export_id = ? AND s.customer_id > ? AND s.customer_id <= ? AND s.in_audience AND s.status NOT IN ('', 'creating')`
+	contacts := `FROM synced s WHERE s.export_id = ? AND ` + db.syncedBuckets("s.") + ` AND s.customer_id > ? AND s.customer_id <= ?
+		AND s.in_audience AND s.status NOT IN ('', 'creating')`
 	update := db.Q(`UPDATE profile_statuses SET status = x.status, changed_at = ? FROM (SELECT s.customer_id, s.status ` + contacts + `) x
 		WHERE profile_statuses.customer = x.customer_id AND profile_statuses.audience_id = ? AND profile_statuses.status <> x.status`)
 	insert := db.Q(`INSERT INTO profile_statuses (customer, audience_id, status, changed_at)
@@ -150,8 +154,8 @@ func (db *DB) flowInAudience(ctx context.Context, exportID int64, audienceID, wh
 	after := ""
 	for {
 		upto, last := "", false
-		err := db.R.QueryRowContext(ctx, db.Q(`SELECT customer_id FROM synced WHERE export_id = ? AND customer_id > ? ORDER BY customer_id LIMIT 1 OFFSET ?`),
-			exportID, after, flowRange-1).Scan(&upto)
+		err := db.R.QueryRowContext(ctx, db.Q(`SELECT customer_id FROM profiles WHERE customer_id > ? ORDER BY customer_id LIMIT 1 OFFSET ?`),
+			after, flowRange-1).Scan(&upto)
 		if last = errors.Is(err, sql.ErrNoRows); last {
 			upto = "\U0010FFFF" // after every customer id (valid UTF-8, compared bytewise)
 		} else if err != nil {

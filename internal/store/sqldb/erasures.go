@@ -26,9 +26,11 @@ func (db *DB) CreateErasure(ctx context.Context, customerID, requestedBy string)
 			return err
 		}
 		// The contacts the exports sent, and those sent for creation
-		// without an answer yet (create intents: they may exist).
+		// without an answer yet (create intents: they may exist). The few
+		// exports lead (SQLite keeps a CROSS JOIN's order), each seeking
+		// the person's rows in synced_customer.
 		rows, err := tx.QueryContext(ctx, db.Q(`SELECT e.connection_id, e.audience_id, s.email, s.in_audience OR s.status = 'creating' AS sent
-			FROM exports e JOIN synced s ON s.export_id = e.id WHERE s.customer_id = ?`), customerID)
+			FROM exports e CROSS JOIN synced s WHERE s.export_id = e.id AND `+db.syncedBuckets("s.")+` AND s.customer_id = ?`), customerID)
 		if err != nil {
 			return fmt.Errorf("reading the contacts sent: %w", err)
 		}
@@ -110,7 +112,7 @@ func (db *DB) CreateErasure(ctx context.Context, customerID, requestedBy string)
 		if err := db.deleteLayers(ctx, tx, []any{customerID}); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM synced WHERE export_id IN (SELECT id FROM exports) AND customer_id = ?`), customerID); err != nil {
+		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM synced WHERE export_id IN (SELECT id FROM exports) AND `+db.syncedBuckets("")+` AND customer_id = ?`), customerID); err != nil {
 			return fmt.Errorf("deleting synced state: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM run_rejections WHERE customer_id = ?`), customerID); err != nil {

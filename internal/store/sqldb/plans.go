@@ -121,7 +121,8 @@ func (db *DB) ChangedHashes(ctx context.Context, exportID int64, emailAttr strin
 		collate, join = ` COLLATE "C"`, "JOIN"
 	}
 	q := `SELECT h FROM (SELECT ` + hash + ` AS h FROM profiles WHERE updated_at > ?
-		UNION SELECT s.hash FROM profiles p ` + join + ` synced s ON s.export_id = ? AND s.customer_id = p.customer_id WHERE p.updated_at > ?) x
+		UNION SELECT s.hash FROM profiles p ` + join + ` synced s ON s.export_id = ? AND ` + db.syncedBuckets("s.") + ` AND s.customer_id = p.customer_id
+		WHERE p.updated_at > ?) x
 		WHERE h IS NOT NULL ORDER BY h` + collate
 	args := append(hargs, since, exportID, since)
 	rows, err := db.R.QueryContext(ctx, db.Q(q), args...)

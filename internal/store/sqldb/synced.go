@@ -447,6 +447,18 @@ func syncedUpsertQuery(n int, keepKey bool) string {
 	return q.String()
 }
 
+// syncedBuckets is the condition on a synced row (alias a, with its dot)
+// that lets a lookup by customer_id seek the index synced_customer on
+// SQLite, where the first character of the hash comes before the customer
+// (migration 0022, whose expression this repeats): it names every bucket,
+// so every row meets it. PostgreSQL's index leads with the customer.
+func (db *DB) syncedBuckets(a string) string {
+	if db.d == Postgres {
+		return "TRUE"
+	}
+	return "instr('0123456789abcdef', substr(" + a + "hash, 1, 1)) IN (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)"
+}
+
 // syncedKey is a row's part of the key of synced_customer.
 type syncedKey struct {
 	customer   string

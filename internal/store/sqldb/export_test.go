@@ -1,0 +1,4 @@
+package sqldb
+
+// SyncedBuckets exposes syncedBuckets to the package's external tests.
+func (db *DB) SyncedBuckets(a string) string { return db.syncedBuckets(a) }
