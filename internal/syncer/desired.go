@@ -3,8 +3,6 @@ package syncer
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -208,9 +206,7 @@ func mapFields(attrs map[string]any, specs []fieldSpec) (map[string]any, string)
 	for _, s := range specs {
 		out[s.tag] = convert(attrs[s.attr], s.typ)
 	}
-	b, _ := json.Marshal(out) // map keys are sorted: a canonical form
-	sum := sha256.Sum256(b)
-	return out, hex.EncodeToString(sum[:16])
+	return out, fieldsHash(out)
 }
 
 // convert turns an attribute value into the merge field type's form:
