@@ -143,13 +143,7 @@ func (db *DB) flowInAudience(ctx context.Context, exportID int64, audienceID, wh
 		attrjson.StatusAttr(audienceID)).Scan(&shown); err != nil {
 		return 0, fmt.Errorf("reading the attribute catalogue: %w", err)
 	}
-	contacts := `FROM synced s WHERE s.export_id = ? AND ` + db.syncedBuckets("s.") + ` AND s.customer_id > ? AND s.customer_id <= ?
-		AND s.in_audience AND s.status NOT IN ('', 'creating')`
-	update := db.Q(`UPDATE profile_statuses SET status = x.status, changed_at = ? FROM (SELECT s.customer_id, s.status ` + contacts + `) x
-		WHERE profile_statuses.customer = x.customer_id AND profile_statuses.audience_id = ? AND profile_statuses.status <> x.status`)
-	insert := db.Q(`INSERT INTO profile_statuses (customer, audience_id, status, changed_at)
-		SELECT s.customer_id, ?, s.status, ? ` + contacts + ` AND EXISTS (SELECT 1 FROM profiles p WHERE p.customer_id = s.customer_id)
-		ORDER BY s.customer_id ON CONFLICT (customer, audience_id) DO NOTHING`)
+	update, insert := db.flowRangeQueries()
 	var total int64
 	after := ""
 	for {
@@ -189,6 +183,20 @@ func (db *DB) flowInAudience(ctx context.Context, exportID int64, audienceID, wh
 		}
 		after = upto
 	}
+}
+
+// flowRangeQueries are flowInAudience's statements for one range of
+// customers: update (arguments: when, the export, after, upto, the
+// audience) and insert (the audience, when, the export, after, upto).
+func (db *DB) flowRangeQueries() (update, insert string) {
+	contacts := `FROM synced s WHERE s.export_id = ? AND ` + db.syncedBuckets("s.") + ` AND s.customer_id > ? AND s.customer_id <= ?
+		AND s.in_audience AND s.status NOT IN ('', 'creating')`
+	update = db.Q(`UPDATE profile_statuses SET status = x.status, changed_at = ? FROM (SELECT s.customer_id, s.status ` + contacts + `) x
+		WHERE profile_statuses.customer = x.customer_id AND profile_statuses.audience_id = ? AND profile_statuses.status <> x.status`)
+	insert = db.Q(`INSERT INTO profile_statuses (customer, audience_id, status, changed_at)
+		SELECT s.customer_id, ?, s.status, ? ` + contacts + ` AND EXISTS (SELECT 1 FROM profiles p WHERE p.customer_id = s.customer_id)
+		ORDER BY s.customer_id ON CONFLICT (customer, audience_id) DO NOTHING`)
+	return update, insert
 }
 
 // flowDue walks the contacts whose status is due (flowWhere) in hash

@@ -13,6 +13,18 @@ import (
 	"github.com/segsync/segsync/internal/store"
 )
 
+// erasureSyncedQueries are CreateErasure's statements on one person's
+// synced rows (argument: the customer id): read reads them with their
+// export's connection and audience, deleteSynced deletes them. In read the
+// few exports lead (SQLite keeps a CROSS JOIN's order), each seeking
+// the person's rows in synced_customer.
+func (db *DB) erasureSyncedQueries() (read, deleteSynced string) {
+	read = db.Q(`SELECT e.connection_id, e.audience_id, s.email, s.in_audience OR s.status = 'creating' AS sent
+		FROM exports e CROSS JOIN synced s WHERE s.export_id = e.id AND ` + db.syncedBuckets("s.") + ` AND s.customer_id = ?`)
+	deleteSynced = db.Q(`DELETE FROM synced WHERE export_id IN (SELECT id FROM exports) AND ` + db.syncedBuckets("") + ` AND customer_id = ?`)
+	return read, deleteSynced
+}
+
 // CreateErasure implements store.ErasureStore. In one transaction: the
 // targets are collected from the synced state of every export that has a
 // connection, and the person is removed from segsync: profile (with the
@@ -26,11 +38,9 @@ func (db *DB) CreateErasure(ctx context.Context, customerID, requestedBy string)
 			return err
 		}
 		// The contacts the exports sent, and those sent for creation
-		// without an answer yet (create intents: they may exist). The few
-		// exports lead (SQLite keeps a CROSS JOIN's order), each seeking
-		// the person's rows in synced_customer.
-		rows, err := tx.QueryContext(ctx, db.Q(`SELECT e.connection_id, e.audience_id, s.email, s.in_audience OR s.status = 'creating' AS sent
-			FROM exports e CROSS JOIN synced s WHERE s.export_id = e.id AND `+db.syncedBuckets("s.")+` AND s.customer_id = ?`), customerID)
+		// without an answer yet (create intents: they may exist).
+		read, deleteSynced := db.erasureSyncedQueries()
+		rows, err := tx.QueryContext(ctx, read, customerID)
 		if err != nil {
 			return fmt.Errorf("reading the contacts sent: %w", err)
 		}
@@ -112,7 +122,7 @@ func (db *DB) CreateErasure(ctx context.Context, customerID, requestedBy string)
 		if err := db.deleteLayers(ctx, tx, []any{customerID}); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM synced WHERE export_id IN (SELECT id FROM exports) AND `+db.syncedBuckets("")+` AND customer_id = ?`), customerID); err != nil {
+		if _, err := tx.ExecContext(ctx, deleteSynced, customerID); err != nil {
 			return fmt.Errorf("deleting synced state: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM run_rejections WHERE customer_id = ?`), customerID); err != nil {

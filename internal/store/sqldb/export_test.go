@@ -1,4 +1,15 @@
 package sqldb
 
-// SyncedBuckets exposes syncedBuckets to the package's external tests.
-func (db *DB) SyncedBuckets(a string) string { return db.syncedBuckets(a) }
+// LookupsByCustomer are the store's statements that find synced rows by
+// customer id, for the package's external tests: an erasure's read and
+// delete, ChangedHashes' (for the e-mail attribute "email") and the status
+// flow-back's update and insert of a range.
+func (db *DB) LookupsByCustomer() ([]string, error) {
+	changed, _, err := db.changedHashesQuery("email")
+	if err != nil {
+		return nil, err
+	}
+	read, del := db.erasureSyncedQueries()
+	update, insert := db.flowRangeQueries()
+	return []string{read, del, changed, update, insert}, nil
+}

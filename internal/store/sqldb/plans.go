@@ -105,25 +105,35 @@ func (db *DB) RequestFullResync(ctx context.Context, exportID int64) error {
 	return nil
 }
 
+// changedHashesQuery is ChangedHashes' statement, whose arguments are the
+// hash expression's (hargs), since, the export and since.
+func (db *DB) changedHashesQuery(emailAttr string) (q string, hargs []any, err error) {
+	hash, hargs, err := segment.HashExpr(db.segmentDialect(), "attrs", emailAttr)
+	if err != nil {
+		return "", nil, err
+	}
+	// The few changed profiles lead the join (SQLite keeps the order of a
+	// CROSS JOIN); each finds its synced rows by export and customer.
+	collate, join := "", "CROSS JOIN"
+	if db.d == Postgres {
+		collate, join = ` COLLATE "C"`, "JOIN"
+	}
+	q = `SELECT h FROM (SELECT ` + hash + ` AS h FROM profiles WHERE updated_at > ?
+		UNION SELECT s.hash FROM profiles p ` + join + ` synced s ON s.export_id = ? AND ` + db.syncedBuckets("s.") + ` AND s.customer_id = p.customer_id
+		WHERE p.updated_at > ?) x
+		WHERE h IS NOT NULL ORDER BY h` + collate
+	return q, hargs, nil
+}
+
 // ChangedHashes lists, in ascending order, the subscriber hashes a run
 // must plan again after the profiles written after since (unix µs): each
 // such profile's address now (attribute emailAttr), and the addresses the
 // export's synced state has under their customer ids.
 func (db *DB) ChangedHashes(ctx context.Context, exportID int64, emailAttr string, since int64) ([]string, error) {
-	hash, hargs, err := segment.HashExpr(db.segmentDialect(), "attrs", emailAttr)
+	q, hargs, err := db.changedHashesQuery(emailAttr)
 	if err != nil {
 		return nil, err
 	}
-	// The few changed profiles lead the join (SQLite keeps the order of a
-	// CROSS JOIN); each finds its synced row by (export_id, customer_id).
-	collate, join := "", "CROSS JOIN"
-	if db.d == Postgres {
-		collate, join = ` COLLATE "C"`, "JOIN"
-	}
-	q := `SELECT h FROM (SELECT ` + hash + ` AS h FROM profiles WHERE updated_at > ?
-		UNION SELECT s.hash FROM profiles p ` + join + ` synced s ON s.export_id = ? AND ` + db.syncedBuckets("s.") + ` AND s.customer_id = p.customer_id
-		WHERE p.updated_at > ?) x
-		WHERE h IS NOT NULL ORDER BY h` + collate
 	args := append(hargs, since, exportID, since)
 	rows, err := db.R.QueryContext(ctx, db.Q(q), args...)
 	if err != nil {

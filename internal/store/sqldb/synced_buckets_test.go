@@ -8,22 +8,20 @@ import (
 	"github.com/segsync/segsync/internal/store/dbtest"
 )
 
-// TestSyncedCustomerLookupsSeek: on SQLite, every shape of lookup by
-// customer the store makes (an erasure's join and delete, a plan's changed
-// profiles, the status flow-back's ranges) seeks synced_customer through
-// its hash bucket and customer id (migration 0022). Without the buckets'
-// condition, or with an index expression that no longer matches it, SQLite
-// scans the export's rows instead, and this fails.
+// TestSyncedCustomerLookupsSeek: on SQLite, every statement of the store
+// that finds synced rows by customer (an erasure's read and delete, a
+// plan's changed profiles, the status flow-back's update and insert of a
+// range) seeks synced_customer through its hash bucket and customer id
+// (migration 0022). Without the buckets' condition (syncedBuckets), or
+// with an index expression that no longer matches it, SQLite scans the
+// export's rows instead, and this fails.
 func TestSyncedCustomerLookupsSeek(t *testing.T) {
 	db := dbtest.SQLite(t)
-	b := db.SyncedBuckets
-	for _, q := range []string{
-		`SELECT s.email FROM exports e CROSS JOIN synced s WHERE s.export_id = e.id AND ` + b("s.") + ` AND s.customer_id = ?`,
-		`DELETE FROM synced WHERE export_id IN (SELECT id FROM exports) AND ` + b("") + ` AND customer_id = ?`,
-		`SELECT s.hash FROM profiles p CROSS JOIN synced s ON s.export_id = ? AND ` + b("s.") + ` AND s.customer_id = p.customer_id WHERE p.updated_at > ?`,
-		`SELECT s.customer_id, s.status FROM synced s WHERE s.export_id = ? AND ` + b("s.") + ` AND s.customer_id > ? AND s.customer_id <= ?
-			AND s.in_audience AND s.status NOT IN ('', 'creating') ORDER BY s.customer_id`,
-	} {
+	queries, err := db.LookupsByCustomer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range queries {
 		rows, err := db.R.QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+q, args(q)...)
 		if err != nil {
 			t.Fatalf("%s: %v", q, err)
