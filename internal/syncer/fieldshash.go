@@ -34,13 +34,14 @@ func fieldsHash(fields map[string]any) string {
 		b = append(b, ':')
 		var ok bool
 		if b, ok = appendJSONValue(b, fields[k]); !ok {
-			b = b[:0] // json.Marshal failed, and the hash was of nothing
-			break
+			return hash16(nil) // json.Marshal failed, and the hash was of nothing
 		}
 	}
-	if len(b) > 0 {
-		b = append(b, '}')
-	}
+	return hash16(append(b, '}'))
+}
+
+// hash16 is the hex of the first 16 bytes of b's SHA-256.
+func hash16(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
 }
