@@ -150,13 +150,13 @@ func eachPage[T any](ctx context.Context, c *Client, op, path string, q url.Valu
 		}
 		var items []T
 		if b, ok := raw[key]; ok {
-			if err := json.Unmarshal(b, &items); err != nil {
+			if err := decodeAnswer(b, &items); err != nil {
 				return fmt.Errorf("mailchimp %s: decoding %s: %w", op, key, err)
 			}
 		}
 		total := -1
 		if b, ok := raw["total_items"]; ok {
-			if err := json.Unmarshal(b, &total); err != nil {
+			if err := decodeAnswer(b, &total); err != nil {
 				return fmt.Errorf("mailchimp %s: decoding total_items: %w", op, err)
 			}
 		}

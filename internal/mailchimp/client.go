@@ -277,7 +277,7 @@ func (c *Client) do(ctx context.Context, r request) error {
 			if r.out == nil || len(bytes.TrimSpace(ans.body)) == 0 {
 				return nil
 			}
-			if err := json.Unmarshal(ans.body, r.out); err != nil {
+			if err := decodeAnswer(ans.body, r.out); err != nil {
 				return fmt.Errorf("mailchimp %s: decoding answer: %w", r.op, err)
 			}
 			return nil
