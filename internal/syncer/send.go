@@ -426,6 +426,28 @@ func (s *sender) createIntents(ctx context.Context, ops []op) bool {
 	return true
 }
 
+// nonEmpty is fields without its empty values (a new contact has no value
+// to clear): fields itself when none is empty (most contacts), else a copy.
+// Nothing writes to the merge values of a plan.
+func nonEmpty(fields map[string]any) map[string]any {
+	empty := 0
+	for _, v := range fields {
+		if v == "" {
+			empty++
+		}
+	}
+	if empty == 0 {
+		return fields
+	}
+	out := make(map[string]any, len(fields)-empty)
+	for k, v := range fields {
+		if v != "" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // intentWrite is one batch's create intents and where to report that they
 // are durable, or could not be written.
 type intentWrite struct {
@@ -492,17 +514,11 @@ func (s *sender) create(ctx context.Context, ops []op) {
 	members := make([]mailchimp.BatchMember, len(ops))
 	byEmail := make(map[string]op, len(ops))
 	for i, o := range ops {
-		fields := map[string]any{}
-		for k, v := range o.c.d.fields {
-			if v != "" {
-				fields[k] = v
-			}
-		}
 		status := s.r.exp.StatusIfNew
 		if o.c.createStatus != "" {
 			status = o.c.createStatus
 		}
-		members[i] = mailchimp.BatchMember{EmailAddress: o.c.email, Status: status, MergeFields: fields}
+		members[i] = mailchimp.BatchMember{EmailAddress: o.c.email, Status: status, MergeFields: nonEmpty(o.c.d.fields)}
 		byEmail[o.c.email] = o
 	}
 	res, err := s.r.mc.BatchSubscribe(lastCall(ctx), s.r.list, members, false)
