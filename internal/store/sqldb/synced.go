@@ -201,23 +201,28 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 		return nil
 	}
 	var drops []int64 // batches of create intents
-	last := map[string]int{}
+	uses := make(map[string]hashUse, len(changes))
 	for i, c := range changes {
 		if c.DropIntents != 0 {
 			drops = append(drops, c.DropIntents)
-		} else if c.Set != nil || c.Delete {
-			last[c.Hash] = i
+			continue
 		}
+		u := uses[c.Hash]
+		u.n++
+		if c.Set != nil || c.Delete {
+			u.last = i + 1
+		}
+		uses[c.Hash] = u
 	}
-	sets := make([]store.SyncedChange, 0, len(last))
+	sets := make([]store.SyncedChange, 0, len(uses))
 	var deletes []any
 	for i, c := range changes {
-		if last[c.Hash] != i {
+		if c.DropIntents != 0 || uses[c.Hash].last != i+1 {
 			continue
 		}
 		if c.Set != nil {
 			sets = append(sets, c)
-		} else if c.Delete {
+		} else {
 			deletes = append(deletes, c.Hash)
 		}
 	}
@@ -261,7 +266,7 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 				return err
 			}
 		}
-		tagged := foldNewTags(other, exists, changes)
+		tagged := foldNewTags(other, exists, changes, uses)
 		for keep, group := range [][]store.SyncedChange{other, same} {
 			for len(group) > 0 {
 				n := min(len(group), syncedUpsertRows)
@@ -304,34 +309,44 @@ func byHashChunks(exportID int64, changes []store.SyncedChange, fn func(n int, a
 	return nil
 }
 
+// hashUse is what a batch of changes does to one contact: n changes, the
+// last Set or Delete at index last-1 (0: none).
+type hashUse struct{ last, n int }
+
 // foldNewTags writes the tag changes of new rows into their insert: a
 // contact's first recorded change is usually its create with the tags that
 // followed it (heldRow), which was an insert and an update of the same row.
 // other are the sets of rows that do not exist or change their customer,
-// exists the keys of the rows that exist (splitByCustomer);
-// a change is folded only when it is its contact's one change in the
-// batch and the row does not exist. It returns the changes whose tags are
-// still to apply, and leaves changes itself as it was (it may be retried).
-func foldNewTags(other []store.SyncedChange, exists map[string]syncedKey, changes []store.SyncedChange) []store.SyncedChange {
-	n := map[string]int{}
-	for _, c := range changes {
-		n[c.Hash]++
-	}
-	folded := map[string]bool{}
+// exists the keys of the rows that exist (splitByCustomer), uses the
+// contacts' changes in the batch; a change is folded only when it is its
+// contact's one change in the batch and the row does not exist. It returns
+// the changes whose tags are still to apply, and leaves changes itself as it
+// was (it may be retried).
+func foldNewTags(other []store.SyncedChange, exists map[string]syncedKey, changes []store.SyncedChange, uses map[string]hashUse) []store.SyncedChange {
+	var folded []bool // by index in changes
 	for i, c := range other {
-		if _, ok := exists[c.Hash]; !ok && n[c.Hash] == 1 && (c.AddTags != 0 || c.RemoveTags != 0) {
+		if c.AddTags == 0 && c.RemoveTags == 0 {
+			continue
+		}
+		if _, ok := exists[c.Hash]; ok {
+			continue
+		}
+		if u := uses[c.Hash]; u.n == 1 {
 			row := *c.Set
 			row.Tags = (row.Tags | c.AddTags) &^ c.RemoveTags
 			other[i].Set = &row
-			folded[c.Hash] = true
+			if folded == nil {
+				folded = make([]bool, len(changes))
+			}
+			folded[u.last-1] = true
 		}
 	}
-	if len(folded) == 0 {
+	if folded == nil {
 		return changes
 	}
-	rest := make([]store.SyncedChange, 0, len(changes)-len(folded))
-	for _, c := range changes {
-		if !folded[c.Hash] {
+	rest := make([]store.SyncedChange, 0, len(changes))
+	for i, c := range changes {
+		if !folded[i] {
 			rest = append(rest, c)
 		}
 	}

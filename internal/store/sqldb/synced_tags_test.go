@@ -131,3 +131,39 @@ func TestSyncedOtherStatus(t *testing.T) {
 		check(true)
 	})
 }
+
+// TestApplySyncedNewRowTags checks the tags of rows inserted by a batch,
+// whose lone tag change is written into the insert: a contact with more
+// changes in the batch, or a row that exists, gets them in order.
+func TestApplySyncedNewRowTags(t *testing.T) {
+	const a, b = 1, 2
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		e := newExport(t, db)
+		set := func(h string, add, remove uint64) store.SyncedChange {
+			return store.SyncedChange{Hash: h, Set: &store.Synced{Email: h + "@x.io", InAudience: true}, AddTags: add, RemoveTags: remove}
+		}
+		if err := db.ApplySynced(ctx, e.ID, []store.SyncedChange{set("old", b, 0)}); err != nil {
+			t.Fatal(err)
+		}
+		changes := []store.SyncedChange{
+			set("lone", a, 0),
+			set("twice", 0, a), set("twice", a, 0),
+			set("then-removed", a, 0), {Hash: "then-removed", RemoveTags: a},
+			set("old", a, 0),
+		}
+		if err := db.ApplySynced(ctx, e.ID, changes); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]uint64{"lone": a, "twice": a, "then-removed": 0, "old": a | b}
+		got := map[string]uint64{}
+		if err := db.StreamSynced(ctx, e.ID, func(s store.Synced) error { got[s.Hash] = s.Tags; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		for h, w := range want {
+			if got[h] != w {
+				t.Errorf("tags of %s = %b, want %b", h, got[h], w)
+			}
+		}
+	})
+}
