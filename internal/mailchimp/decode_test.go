@@ -31,7 +31,7 @@ func TestDecodeAnswerIsUnmarshal(t *testing.T) {
 			"interests":{"abc":true},"vip":false,"timestamp_signup":"","timestamp_opt":null,"last_changed":"2026-12-06T10:00:00+00:00",
 			"tags_count":2,"tags":[{"id":7,"name":"VIP"},{"id":8,"name":"Lapsed"}],"list_id":"L1","web_id":123456789}`, func() any { return &Member{} }},
 		{"page", `{"members":[{"id":"a"}],"total_items":1,"_links":[]}`, func() any { return &map[string]json.RawMessage{} }},
-		{"total", `1234`, func() any { new := 0; return &new }},
+		{"total", `1234`, func() any { n := 0; return &n }},
 		{"flex id number", `{"id":12345}`, func() any { return &struct{ ID FlexID }{} }},
 		{"flex id string", `{"id":"us1-abc"}`, func() any { return &struct{ ID FlexID }{} }},
 		{"flex id null", `{"id":null}`, func() any { return &struct{ ID FlexID }{} }},
