@@ -3,13 +3,17 @@ package mailchimp
 import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
 // answerOptions make the json v2 decoder accept what encoding/json
-// accepts: member names in any case, a name twice (the last wins), and
-// strings that are not valid UTF-8 (replaced with U+FFFD).
+// accepts, and no more: member names in any case but with their
+// underscores and dashes (v2 alone would match "newmembers" to
+// "new_members"), a name twice (the last wins), and strings that are not
+// valid UTF-8 (replaced with U+FFFD).
 var answerOptions = jsonv2.JoinOptions(
 	jsonv2.MatchCaseInsensitiveNames(true),
+	jsonv1.MatchCaseSensitiveDelimiter(true),
 	jsontext.AllowDuplicateNames(true),
 	jsontext.AllowInvalidUTF8(true),
 )

@@ -21,6 +21,7 @@ func TestDecodeAnswerIsUnmarshal(t *testing.T) {
 			"updated_members":[],"errors":[{"email_address":"b@x.io","error":"b@x.io is already a list member","error_code":"ERROR_CONTACT_EXISTS"}],
 			"total_created":1,"total_updated":0,"error_count":1,"_links":[{"rel":"self"}]}`, func() any { return &BatchResult{} }},
 		{"batch names in other case", `{"New_Members":[{"ID":"a1","Email_Address":"a@x.io","STATUS":"pending"}],"TOTAL_CREATED":1}`, func() any { return &BatchResult{} }},
+		{"names without their underscores", `{"newmembers":[{"id":"a"}],"total-created":1,"TotalCreated":2,"errorcount":3}`, func() any { return &BatchResult{} }},
 		{"batch name twice", `{"total_created":1,"total_created":2,"new_members":[{"id":"a"}],"new_members":[{"id":"b"},{"id":"c"}]}`, func() any { return &BatchResult{} }},
 		{"batch nulls", `{"new_members":null,"updated_members":[null,{"id":null,"status":"subscribed"}],"errors":null,"total_created":null}`, func() any { return &BatchResult{} }},
 		{"invalid UTF-8", "{\"new_members\":[{\"id\":\"a\",\"email_address\":\"\xff\xfe@x.io\"}]}", func() any { return &BatchResult{} }},
