@@ -47,8 +47,9 @@ type world struct {
 	people map[string]person
 	order  []string // customer ids in upsert order (later = more recent)
 
-	transient int // transient rejections of the last run
-	maxHeld   int // Engine.MaxHeld
+	transient int           // transient rejections of the last run
+	maxHeld   int           // Engine.MaxHeld
+	src       syncer.Source // Engine.Source; db when nil
 }
 
 func newWorld(t *testing.T, db *sqldb.DB, opts emulator.Options) *world {
@@ -128,7 +129,11 @@ func (w *world) settle(res syncer.Result) syncer.Result {
 
 func (w *world) run(dry bool) syncer.Result {
 	w.t.Helper()
-	e := &syncer.Engine{Store: w.db, Source: w.db, Concurrency: 10, MaxHeld: w.maxHeld}
+	var src syncer.Source = w.db
+	if w.src != nil {
+		src = w.src
+	}
+	e := &syncer.Engine{Store: w.db, Source: src, Concurrency: 10, MaxHeld: w.maxHeld}
 	run, _, err := w.db.EnqueueRun(context.Background(), w.exp.ID, store.TriggerManual, dry, "")
 	if err != nil {
 		w.t.Fatal(err)

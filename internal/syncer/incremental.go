@@ -28,9 +28,11 @@ type incrementalStore interface {
 	StreamSyncedOfHashes(ctx context.Context, exportID int64, hashes []string, fn func(store.Synced) error) error
 }
 
-// hashSource streams the members of some addresses only (package sqldb).
+// hashSource streams the members of some addresses only, of all profiles
+// or of some customers' (package sqldb).
 type hashSource interface {
 	StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, emailAttr string, hashes []string, fn func(store.HashedMember) error) error
+	StreamMembersOfCustomers(ctx context.Context, rules []*segment.Rule, emailAttr string, hashes, customers []string, fn func(store.HashedMember) error) error
 }
 
 // incremental is one run's plan scope.
@@ -54,18 +56,35 @@ type incremental struct {
 // memberCache holds the segment members of an incremental run's scope as
 // its first pass read them: narrowing the member stream to some addresses
 // still computes the subscriber hash of every profile in the database
-// (≈2 s over 1M), and the send pass would pay that again after the plan
-// pass. Members of addresses added to the scope since (statuses the
-// refresh found changed) are read from the store and merged in.
+// (≈2 s over 1M, ≈25 s over 10M), and the send pass would pay that again
+// after the plan pass. When their attributes are too large to keep, it
+// holds their customer ids, by which the next passes read them again.
+// Members of addresses added to the scope since (statuses the refresh
+// found changed) are read from the store and merged in.
 type memberCache struct {
-	hashes  []string // the scope they were read for, ascending
-	members []store.HashedMember
-	size    int
+	hashes    []string             // the scope they were read for, ascending
+	members   []store.HashedMember // nil when they did not fit
+	customers []string             // the members' customer ids
+	size      int
 }
 
 // maxCachedMembers bounds the bytes of attributes a memberCache holds; a
-// larger scope is read from the store by every pass.
-const maxCachedMembers = 32 << 20
+// larger scope keeps its members' customer ids only.
+var maxCachedMembers = 32 << 20
+
+func (c *memberCache) add(m store.HashedMember) {
+	c.customers = append(c.customers, m.CustomerID)
+	if c.size < 0 {
+		return
+	}
+	c.size += len(m.Attrs) + len(m.Hash) + len(m.CustomerID)
+	if c.size > maxCachedMembers {
+		c.members, c.size = nil, -1
+		return
+	}
+	m.Attrs = slices.Clone(m.Attrs)
+	c.members = append(c.members, m)
+}
 
 // streamMembers streams the members of the run's scope in hash order.
 func (in *incremental) streamMembers(ctx context.Context, r *runner, fn func(store.HashedMember) error) error {
@@ -77,18 +96,10 @@ func (in *incremental) streamMembers(ctx context.Context, r *runner, fn func(sto
 	if c == nil {
 		keep := &memberCache{hashes: slices.Clone(in.only)}
 		err := read(in.only, func(m store.HashedMember) error {
-			if keep != nil {
-				keep.size += len(m.Attrs) + len(m.Hash) + len(m.CustomerID)
-				if keep.size > maxCachedMembers {
-					keep = nil
-				} else {
-					m.Attrs = slices.Clone(m.Attrs)
-					keep.members = append(keep.members, m)
-				}
-			}
+			keep.add(m)
 			return fn(m)
 		})
-		if err == nil && keep != nil { // a pass stopped early read only part
+		if err == nil { // a pass stopped early read only part
 			in.members = keep
 		}
 		return err
@@ -98,6 +109,12 @@ func (in *incremental) streamMembers(ctx context.Context, r *runner, fn func(sto
 		if _, ok := slices.BinarySearch(c.hashes, h); !ok {
 			added = append(added, h)
 		}
+	}
+	if c.size < 0 {
+		if len(added) > 0 { // the addresses added need every profile's
+			return read(in.only, fn)
+		}
+		return src.StreamMembersOfCustomers(ctx, r.rules, r.exp.Mapping.Email, c.hashes, c.customers, fn)
 	}
 	// Both are in hash order and share no address: a merge.
 	i := 0

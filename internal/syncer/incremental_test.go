@@ -148,3 +148,74 @@ func TestIncrementalRefreshWidensScope(t *testing.T) {
 		}
 	})
 }
+
+// membersCounter is the store as a run's source, counting its narrowed
+// member reads.
+type membersCounter struct {
+	*sqldb.DB
+	byHashes, byCustomers int
+}
+
+func (c *membersCounter) StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, emailAttr string, hashes []string, fn func(store.HashedMember) error) error {
+	c.byHashes++
+	return c.DB.StreamMembersOfHashes(ctx, rules, emailAttr, hashes, fn)
+}
+
+func (c *membersCounter) StreamMembersOfCustomers(ctx context.Context, rules []*segment.Rule, emailAttr string, hashes, customers []string, fn func(store.HashedMember) error) error {
+	c.byCustomers++
+	return c.DB.StreamMembersOfCustomers(ctx, rules, emailAttr, hashes, customers, fn)
+}
+
+// TestIncrementalMembersByCustomer: when an incremental run's members are
+// too large to keep between its passes, the passes after the first read
+// them by customer id instead of computing every profile's address, with
+// the same outcome; addresses the status refresh adds are read by address.
+func TestIncrementalMembersByCustomer(t *testing.T) {
+	syncer.SetMaxCachedMembers(t, 0)
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		w := newWorld(t, db, emulator.Options{})
+		src := &membersCounter{DB: db}
+		w.src = src
+		var ps []person
+		for i := range 20 {
+			ps = append(ps, person{id: fmt.Sprintf("c%02d", i), email: fmt.Sprintf("u%d@shop.io", i), first: "F", tier: "gold"})
+		}
+		w.upsert(ps...)
+		w.goldExport("untag")
+		if res := w.run(false); res.Counts.Created != 20 {
+			t.Fatalf("first run = %+v", res.Counts)
+		}
+
+		// A field change, an address change, one leaving the segment, and
+		// two profiles now sharing an address.
+		ps[1].first, ps[2].email, ps[3].tier, ps[5].email = "G", "moved2@shop.io", "silver", "u6@shop.io"
+		w.upsert(ps[1], ps[2], ps[3], ps[5])
+		*src = membersCounter{DB: db}
+		res := w.run(false)
+		// The counts of the same run with its members kept in memory.
+		if c := res.Counts; c.Incremental != 1 || c.Profiles != 4 || c.Updated != 1 || c.EmailChanged != 1 || c.TagsRemoved != 2 || c.Left != 3 || c.Duplicates != 1 || c.Created != 0 {
+			t.Fatalf("incremental run after four changes = %+v", c)
+		}
+		if src.byHashes != 1 || src.byCustomers == 0 {
+			t.Fatalf("members read by address %d times and by customer %d times; want once, then by customer", src.byHashes, src.byCustomers)
+		}
+
+		// Unsubscribes add addresses to the scope after the plan pass:
+		// those passes read every profile's address again.
+		for _, e := range []string{"u8@shop.io", "u15@shop.io"} {
+			if err := w.srv.Unsubscribe(w.list, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ps[9].first = "H"
+		w.upsert(ps[9])
+		*src = membersCounter{DB: db}
+		res = w.run(false)
+		if c := res.Counts; c.Incremental != 1 || c.Updated != 1 || c.Left != 0 || c.TagsRemoved != 0 {
+			t.Fatalf("run after a change and two unsubscribes = %+v", c)
+		}
+		if src.byHashes < 2 {
+			t.Fatalf("members read by address %d times, by customer %d; want the widened scope read by address", src.byHashes, src.byCustomers)
+		}
+	})
+}

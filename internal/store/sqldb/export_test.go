@@ -1,5 +1,7 @@
 package sqldb
 
+import "github.com/segsync/segsync/internal/segment"
+
 // LookupsByCustomer are the store's statements that find synced rows by
 // customer id, for the package's external tests: an erasure's read and
 // delete, ChangedHashes' (for the e-mail attribute "email") and the status
@@ -12,4 +14,14 @@ func (db *DB) LookupsByCustomer() ([]string, error) {
 	read, del := db.erasureSyncedQueries()
 	update, insert := db.flowRangeQueries()
 	return []string{read, del, changed, update, insert}, nil
+}
+
+// MembersOfCustomersQuery is the statement of StreamMembersOfCustomers for
+// the given rules, e-mail attribute "email", one hash and one customer.
+func (db *DB) MembersOfCustomersQuery(rules []*segment.Rule) (string, []any, error) {
+	only, err := db.customersFilter("email", []string{"h"}, []string{"c"})
+	if err != nil {
+		return "", nil, err
+	}
+	return db.streamQuery(rules, "email", only)
 }

@@ -154,9 +154,10 @@ func (db *DB) ChangedHashes(ctx context.Context, exportID int64, emailAttr strin
 	return out, nil
 }
 
-// hashSetSQL is a condition that expr is one of hashes, with its argument.
-func (db *DB) hashSetSQL(expr string, hashes []string) (string, any) {
-	b, _ := json.Marshal(hashes)
+// hashSetSQL is a condition that expr is one of values (hashes, customer
+// ids), with its argument.
+func (db *DB) hashSetSQL(expr string, values []string) (string, any) {
+	b, _ := json.Marshal(values)
 	if db.d == Postgres {
 		return expr + ` IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb)))`, string(b)
 	}
@@ -169,12 +170,45 @@ func (db *DB) StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, 
 	if len(hashes) == 0 {
 		return nil
 	}
-	hash, hargs, err := segment.HashExpr(db.segmentDialect(), "attrs", emailAttr)
+	only, err := db.hashesFilter(emailAttr, hashes)
 	if err != nil {
 		return err
 	}
+	return db.streamMembers(ctx, rules, emailAttr, only, fn)
+}
+
+// StreamMembersOfCustomers is StreamMembersOfHashes limited further to the
+// profiles of the given customers, which it reads by customer id: only
+// their addresses are computed, not every profile's.
+func (db *DB) StreamMembersOfCustomers(ctx context.Context, rules []*segment.Rule, emailAttr string, hashes, customers []string, fn func(store.HashedMember) error) error {
+	if len(hashes) == 0 || len(customers) == 0 {
+		return nil
+	}
+	only, err := db.customersFilter(emailAttr, hashes, customers)
+	if err != nil {
+		return err
+	}
+	return db.streamMembers(ctx, rules, emailAttr, only, fn)
+}
+
+// hashesFilter passes the profiles whose address has one of hashes.
+func (db *DB) hashesFilter(emailAttr string, hashes []string) (*profileFilter, error) {
+	hash, hargs, err := segment.HashExpr(db.segmentDialect(), "attrs", emailAttr)
+	if err != nil {
+		return nil, err
+	}
 	cond, harg := db.hashSetSQL(hash, hashes)
-	return db.streamMembers(ctx, rules, emailAttr, &profileFilter{cond: cond, args: append(hargs, harg)}, fn)
+	return &profileFilter{cond: cond, args: append(hargs, harg)}, nil
+}
+
+// customersFilter is hashesFilter over the profiles of customers only.
+func (db *DB) customersFilter(emailAttr string, hashes, customers []string) (*profileFilter, error) {
+	f, err := db.hashesFilter(emailAttr, hashes)
+	if err != nil {
+		return nil, err
+	}
+	cond, carg := db.hashSetSQL("customer_id", customers)
+	return &profileFilter{cond: cond + " AND " + f.cond, args: append([]any{carg}, f.args...)}, nil
 }
 
 // StreamSyncedOfHashes is StreamSynced limited to the given hashes.

@@ -5,7 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store/dbtest"
+	"github.com/segsync/segsync/internal/store/sqldb"
 )
 
 // TestSyncedCustomerLookupsSeek: on SQLite, every statement of the store
@@ -22,24 +24,30 @@ func TestSyncedCustomerLookupsSeek(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range queries {
-		rows, err := db.R.QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+q, args(q)...)
-		if err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		if p := strings.Join(plan, "\n"); !strings.Contains(p, "INDEX synced_customer (export_id=? AND <expr>=? AND customer_") {
+		if p := queryPlan(t, db, q, args(q)); !strings.Contains(p, "INDEX synced_customer (export_id=? AND <expr>=? AND customer_") {
 			t.Errorf("%s\nplan:\n%s\nwant a seek of synced_customer by export, bucket and customer", q, p)
 		}
 	}
+}
+
+// queryPlan is SQLite's plan of q with args, a step per line.
+func queryPlan(t *testing.T, db *sqldb.DB, q string, args []any) string {
+	t.Helper()
+	rows, err := db.R.QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	return strings.Join(plan, "\n")
 }
 
 // args is a value for each placeholder of q.
@@ -49,4 +57,28 @@ func args(q string) []any {
 		a[i] = "x"
 	}
 	return a
+}
+
+// TestMembersOfCustomersSeek checks that StreamMembersOfCustomers reads
+// the profiles of its customers by customer id, with one rule and with
+// two, instead of scanning every profile.
+func TestMembersOfCustomersSeek(t *testing.T) {
+	db := dbtest.SQLite(t)
+	var rules []*segment.Rule
+	for _, text := range []string{`{"attribute":"tier","op":"eq","value":"gold"}`, `{"attribute":"spend","op":"gte","value":500}`} {
+		r, err := segment.Parse([]byte(text), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules = append(rules, r)
+		q, qargs, err := db.MembersOfCustomersQuery(rules)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The statement reads profiles once (two rules: in a subquery, whose
+		// rows are then scanned): sought by customer id, it is not scanned.
+		if p := queryPlan(t, db, q, qargs); !strings.Contains(p, "USING INDEX sqlite_autoindex_profiles_1 (customer_id=?)") {
+			t.Errorf("%d rule(s): %s\nplan:\n%s\nwant profiles sought by customer id", len(rules), q, p)
+		}
+	}
 }
