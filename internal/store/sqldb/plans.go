@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store"
@@ -199,7 +198,7 @@ func (db *DB) hashesFilter(emailAttr string, hashes []string) (*profileFilter, e
 		return nil, err
 	}
 	cond, harg := db.hashSetSQL(hash, hashes)
-	return &profileFilter{cond: cond, args: append(hargs, harg), scans: true}, nil
+	return &profileFilter{cond: cond, args: append(hargs, harg)}, nil
 }
 
 // customersFilter is hashesFilter over the profiles of customers only.
@@ -209,7 +208,7 @@ func (db *DB) customersFilter(emailAttr string, hashes, customers []string) (*pr
 		return nil, err
 	}
 	cond, carg := db.hashSetSQL("customer_id", customers)
-	return (&profileFilter{cond: cond, args: []any{carg}}).and(f), nil
+	return &profileFilter{cond: cond + " AND " + f.cond, args: append([]any{carg}, f.args...)}, nil
 }
 
 // StreamSyncedOfHashes is StreamSynced limited to the given hashes.
@@ -227,18 +226,4 @@ func (db *DB) StreamSyncedOfHashes(ctx context.Context, exportID int64, hashes [
 type profileFilter struct {
 	cond string
 	args []any
-	// scans: the condition is computed from every profile's attributes
-	// (no index narrows it), so reading in id ranges at once pays.
-	scans bool
-}
-
-// and is both filters (nil passes every profile).
-func (f *profileFilter) and(g *profileFilter) *profileFilter {
-	switch {
-	case f == nil:
-		return g
-	case g == nil:
-		return f
-	}
-	return &profileFilter{cond: f.cond + " AND " + g.cond, args: append(slices.Clone(f.args), g.args...), scans: f.scans && g.scans}
 }

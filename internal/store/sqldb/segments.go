@@ -388,22 +388,17 @@ func (db *DB) streamMembers(ctx context.Context, rules []*segment.Rule, emailAtt
 }
 
 // sortedMembers reads the members of rules among the profiles that pass
-// only (nil: all of them) into a sorter; when that reads every profile, in
-// one id range per core.
+// only (nil: all of them, one id range per core) into a sorter.
 func (db *DB) sortedMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, only *profileFilter) (*hashSorter, error) {
 	if len(rules) == 0 || len(rules) > store.MaxStreamRules {
 		return nil, fmt.Errorf("streaming members: %d rules, want 1 to %d: %w", len(rules), store.MaxStreamRules, store.ErrInvalid)
 	}
 	filters := []*profileFilter{only}
-	if only == nil || only.scans {
-		spans, err := db.idSpans(ctx)
-		if err != nil {
+	if only == nil {
+		var err error
+		if filters, err = db.idSpans(ctx); err != nil {
 			return nil, err
 		}
-		for i, span := range spans {
-			spans[i] = span.and(only)
-		}
-		filters = spans
 	}
 	sorter := newHashSorter(memberSortRunBytes)
 	if err := db.sortMembers(ctx, rules, emailAttr, filters, sorter); err != nil {

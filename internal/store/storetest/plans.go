@@ -61,13 +61,7 @@ func (s Suite) TestPlanState(t *testing.T) {
 		t.Fatal(err)
 	}
 	only := []string{emailaddr.Hash("a@x.io"), emailaddr.Hash("b@x.io"), emailaddr.Hash("old@x.io")}
-	// In one statement, and in one id range per core (a span of one profile).
-	for _, c := range []struct {
-		span  int64
-		rules []*segment.Rule
-	}{{0, []*segment.Rule{rule}}, {0, []*segment.Rule{rule, rule}}, {1, []*segment.Rule{rule}}, {1, []*segment.Rule{rule, rule}}} {
-		db.SpanProfiles = c.span
-		rules := c.rules
+	for _, rules := range [][]*segment.Rule{{rule}, {rule, rule}} {
 		var ids []string
 		if err := db.StreamMembersOfHashes(ctx, rules, "email", only, func(m store.HashedMember) error {
 			ids = append(ids, m.CustomerID)
@@ -94,7 +88,6 @@ func (s Suite) TestPlanState(t *testing.T) {
 			}
 		}
 	}
-	db.SpanProfiles = 0
 	var synced []string
 	if err := db.StreamSyncedOfHashes(ctx, e.ID, only, func(s store.Synced) error { synced = append(synced, s.Email); return nil }); err != nil {
 		t.Fatal(err)
