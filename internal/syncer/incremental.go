@@ -56,7 +56,7 @@ type incremental struct {
 // memberCache holds the segment members of an incremental run's scope as
 // its first pass read them: narrowing the member stream to some addresses
 // still computes the subscriber hash of every profile in the database
-// (≈2 s over 1M, ≈25 s over 10M), and the send pass would pay that again
+// (≈2 s over 1M, most of a 10M run's plan), and the send pass would pay that again
 // after the plan pass. When their attributes are too large to keep, it
 // holds their customer ids, by which the next passes read them again.
 // Members of addresses added to the scope since (statuses the refresh
