@@ -154,9 +154,9 @@ func (db *DB) ChangedHashes(ctx context.Context, exportID int64, emailAttr strin
 	return out, nil
 }
 
-// hashSetSQL is a condition that expr is one of values (hashes, customer
-// ids), with its argument.
-func (db *DB) hashSetSQL(expr string, values []string) (string, any) {
+// inSetSQL is a condition that expr is one of values (hashes, customer
+// ids), passed as one JSON array argument, with that argument.
+func (db *DB) inSetSQL(expr string, values []string) (string, any) {
 	b, _ := json.Marshal(values)
 	if db.d == Postgres {
 		return expr + ` IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb)))`, string(b)
@@ -197,7 +197,7 @@ func (db *DB) hashesFilter(emailAttr string, hashes []string) (*profileFilter, e
 	if err != nil {
 		return nil, err
 	}
-	cond, harg := db.hashSetSQL(hash, hashes)
+	cond, harg := db.inSetSQL(hash, hashes)
 	return &profileFilter{cond: cond, args: append(hargs, harg)}, nil
 }
 
@@ -207,7 +207,7 @@ func (db *DB) customersFilter(emailAttr string, hashes, customers []string) (*pr
 	if err != nil {
 		return nil, err
 	}
-	cond, carg := db.hashSetSQL("customer_id", customers)
+	cond, carg := db.inSetSQL("customer_id", customers)
 	return &profileFilter{cond: cond + " AND " + f.cond, args: append([]any{carg}, f.args...)}, nil
 }
 
@@ -216,7 +216,7 @@ func (db *DB) StreamSyncedOfHashes(ctx context.Context, exportID int64, hashes [
 	if len(hashes) == 0 {
 		return nil
 	}
-	cond, arg := db.hashSetSQL("hash", hashes)
+	cond, arg := db.inSetSQL("hash", hashes)
 	return db.streamSynced(ctx, exportID, " AND "+cond, []any{arg}, fn)
 }
 
