@@ -56,16 +56,20 @@ type incremental struct {
 // memberCache holds the segment members of an incremental run's scope as
 // its first pass read them: narrowing the member stream to some addresses
 // still computes the subscriber hash of every profile in the database
-// (≈2 s over 1M, most of a 10M run's plan), and the send pass would pay that again
-// after the plan pass. When their attributes are too large to keep, it
-// holds their customer ids, by which the next passes read them again.
+// (≈2 s over 1M, most of a 10M run's plan), and the send pass would pay
+// that again after the plan pass. When their attributes are too large to
+// keep, it holds their customer ids, by which the next passes read them
+// again.
 // Members of addresses added to the scope since (statuses the refresh
 // found changed) are read from the store and merged in.
 type memberCache struct {
-	hashes    []string             // the scope they were read for, ascending
-	members   []store.HashedMember // nil when they did not fit
-	customers []string             // the members' customer ids
-	size      int
+	hashes []string // the scope they were read for, ascending
+	// Either the members (byCustomer false), or, once their attributes
+	// passed maxCachedMembers, their customer ids.
+	members    []store.HashedMember
+	customers  []string
+	byCustomer bool
+	size       int // bytes of members
 }
 
 // maxCachedMembers bounds the bytes of attributes a memberCache holds; a
@@ -73,13 +77,18 @@ type memberCache struct {
 var maxCachedMembers = 32 << 20
 
 func (c *memberCache) add(m store.HashedMember) {
-	c.customers = append(c.customers, m.CustomerID)
-	if c.size < 0 {
+	if c.byCustomer {
+		c.customers = append(c.customers, m.CustomerID)
 		return
 	}
 	c.size += len(m.Attrs) + len(m.Hash) + len(m.CustomerID)
 	if c.size > maxCachedMembers {
-		c.members, c.size = nil, -1
+		c.byCustomer = true
+		for _, k := range c.members {
+			c.customers = append(c.customers, k.CustomerID)
+		}
+		c.customers = append(c.customers, m.CustomerID)
+		c.members, c.size = nil, 0
 		return
 	}
 	m.Attrs = slices.Clone(m.Attrs)
@@ -110,7 +119,7 @@ func (in *incremental) streamMembers(ctx context.Context, r *runner, fn func(sto
 			added = append(added, h)
 		}
 	}
-	if c.size < 0 {
+	if c.byCustomer {
 		if len(added) > 0 { // the addresses added need every profile's
 			return read(in.only, fn)
 		}
