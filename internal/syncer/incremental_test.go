@@ -125,12 +125,7 @@ func TestIncrementalRuns(t *testing.T) {
 func TestIncrementalRefreshWidensScope(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
 		w := newWorld(t, db, emulator.Options{})
-		var ps []person
-		for i := range 20 {
-			ps = append(ps, person{id: fmt.Sprintf("c%02d", i), email: fmt.Sprintf("u%d@shop.io", i), first: "F", tier: "gold"})
-		}
-		w.upsert(ps...)
-		w.goldExport("untag")
+		ps := w.goldPeople(20)
 		w.run(false)
 		if res := w.run(false); res.Counts.Incremental != 1 || res.Counts.Profiles != 0 {
 			t.Fatalf("steady state = %+v", res.Counts)
@@ -176,12 +171,7 @@ func TestIncrementalMembersByCustomer(t *testing.T) {
 		w := newWorld(t, db, emulator.Options{})
 		src := &membersCounter{DB: db}
 		w.src = src
-		var ps []person
-		for i := range 20 {
-			ps = append(ps, person{id: fmt.Sprintf("c%02d", i), email: fmt.Sprintf("u%d@shop.io", i), first: "F", tier: "gold"})
-		}
-		w.upsert(ps...)
-		w.goldExport("untag")
+		ps := w.goldPeople(20)
 		if res := w.run(false); res.Counts.Created != 20 {
 			t.Fatalf("first run = %+v", res.Counts)
 		}
@@ -218,4 +208,17 @@ func TestIncrementalMembersByCustomer(t *testing.T) {
 			t.Fatalf("members read by address %d times, by customer %d; want the widened scope read by address", src.byHashes, src.byCustomers)
 		}
 	})
+}
+
+// goldPeople stores n gold profiles c00… (u0@shop.io …) and makes w's
+// export the gold segment's, untagging leavers.
+func (w *world) goldPeople(n int) []person {
+	w.t.Helper()
+	var ps []person
+	for i := range n {
+		ps = append(ps, person{id: fmt.Sprintf("c%02d", i), email: fmt.Sprintf("u%d@shop.io", i), first: "F", tier: "gold"})
+	}
+	w.upsert(ps...)
+	w.goldExport("untag")
+	return ps
 }
