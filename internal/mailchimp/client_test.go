@@ -461,7 +461,9 @@ func TestCancellation(t *testing.T) {
 		ctx, cancel := context.WithCancelCause(context.Background())
 		runStopped := errors.New("run stopped")
 		go func() {
-			for s.inFlight.Load() == 0 {
+			// The call is counted once the server has read it; in flight
+			// alone can come just before that.
+			for s.calls() == 0 {
 				time.Sleep(time.Millisecond)
 			}
 			cancel(runStopped)
