@@ -29,6 +29,8 @@ type gate struct {
 	tagged  map[string]int           // subscriber hash -> static segment additions
 	revoked atomic.Bool              // the key is refused (401) from now on
 	faults  map[string]int           // injected faults by name, for the report
+	serving map[int]time.Time        // requests being served, by when they came
+	served  int                      // requests seen, for serving's keys
 }
 
 // request is what the gate knows of one API request.
@@ -56,7 +58,7 @@ type action struct {
 }
 
 func newGate(next http.Handler) *gate {
-	return &gate{next: next, seq: map[string]int{}, sends: map[string]int{}, tagged: map[string]int{}, faults: map[string]int{}}
+	return &gate{next: next, seq: map[string]int{}, sends: map[string]int{}, tagged: map[string]int{}, faults: map[string]int{}, serving: map[int]time.Time{}}
 }
 
 func hashOf(email string) string {
@@ -140,7 +142,39 @@ func (g *gate) injected() map[string]int {
 	return out
 }
 
+// settle waits until every request that came before t has been served
+// (or given up), and a little longer: after a process was killed at t, the
+// writes it had put on the wire are counted before anyone reads the counts.
+func (g *gate) settle(t time.Time) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && g.servingSince(t) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // a request read off the wire just after t
+}
+
+func (g *gate) servingSince(t time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, came := range g.serving {
+		if came.Before(t) {
+			return true
+		}
+	}
+	return false
+}
+
 func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	id := g.served
+	g.served++
+	g.serving[id] = time.Now()
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		delete(g.serving, id)
+		g.mu.Unlock()
+	}()
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return

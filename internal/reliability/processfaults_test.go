@@ -195,6 +195,7 @@ func testServeKilled(t *testing.T, db *sqldb.DB, srv *server, kp killPoint, othe
 	}
 	time.Sleep(20 * time.Millisecond) // let the last answers reach the process
 	srv.kill()
+	w.gate.settle(time.Now())
 	mid, _ := db.GetRun(w.ctx, run.ID)
 	if mid.Status != store.RunRunning {
 		t.Fatalf("after the kill the run is %s; the kill came too late to test anything", mid.Status)
