@@ -40,6 +40,9 @@ type DB struct {
 	// SpanProfiles is how many profiles make a member stream read them in
 	// several id ranges at once (0: 20,000); set before use.
 	SpanProfiles int64
+	// AddressSpan is how many profiles one transaction of an address table
+	// refresh reads at most (0: 65,536); set before use.
+	AddressSpan int64
 }
 
 // New wraps opened pools. migrations holds NNNN_name.sql files.

@@ -25,3 +25,9 @@ func (db *DB) MembersOfCustomersQuery(rules []*segment.Rule) (string, []any, err
 	}
 	return db.streamQuery(rules, "email", only)
 }
+
+// AddressesQuery is the address table's lookup of n hash prefixes among
+// profile ids up to maxID.
+func (db *DB) AddressesQuery(n int, maxID int64) (string, []any) {
+	return db.addressesQuery(1, make([]string, n), maxID)
+}

@@ -165,15 +165,25 @@ func (db *DB) inSetSQL(expr string, values []string) (string, any) {
 }
 
 // StreamMembersOfHashes is StreamMembersByHash limited to the profiles
-// whose address has one of the given subscriber hashes.
+// whose address has one of the given subscriber hashes. It finds them in
+// the address table (addresses.go), brought up to date first.
 func (db *DB) StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, emailAttr string, hashes []string, fn func(store.HashedMember) error) error {
 	if len(hashes) == 0 {
+		return nil
+	}
+	ids, err := db.profilesOfAddresses(ctx, emailAttr, hashes)
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 {
 		return nil
 	}
 	only, err := db.hashesFilter(emailAttr, hashes)
 	if err != nil {
 		return err
 	}
+	cond, arg := db.inIntsSQL("id", ids)
+	only = &profileFilter{cond: cond + " AND " + only.cond, args: append([]any{arg}, only.args...)}
 	return db.streamMembers(ctx, rules, emailAttr, only, fn)
 }
 

@@ -82,3 +82,23 @@ func TestMembersOfCustomersSeek(t *testing.T) {
 		}
 	}
 }
+
+// TestAddressesSeek: the address table is sought by bucket and hash while
+// few addresses are asked for, and scanned (its index, not profiles)
+// beyond that.
+func TestAddressesSeek(t *testing.T) {
+	db := dbtest.SQLite(t)
+	for _, tc := range []struct {
+		n     int
+		maxID int64
+		want  string
+	}{
+		{3000, 10_000_000, "USING COVERING INDEX profile_addresses_hash (attr=? AND <expr>=? AND hash=?)"},
+		{100_000, 10_000_000, "USING COVERING INDEX profile_addresses_hash (attr=?)"},
+	} {
+		q, args := db.AddressesQuery(tc.n, tc.maxID)
+		if p := queryPlan(t, db, q, args); !strings.Contains(p, tc.want) {
+			t.Errorf("%d addresses among %d profiles: %s\nplan:\n%s\nwant %s", tc.n, tc.maxID, q, p, tc.want)
+		}
+	}
+}

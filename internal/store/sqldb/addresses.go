@@ -1,0 +1,202 @@
+package sqldb
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/segsync/segsync/internal/segment"
+)
+
+// The address table (profile_addresses, migration 0023 on SQLite): each
+// profile's subscriber address under an attribute, so that the members of
+// a few addresses are found without computing every profile's. It is
+// brought up to date by whoever needs it, from profiles.updated_at: a fill
+// in id ranges the first time (one short transaction each, so that a run's
+// heartbeats go on meanwhile), then the profiles written since.
+
+const (
+	// addressBucketShift is the index's bucket: profile_id >> 18. Keep it
+	// with the migrations' index expression.
+	addressBucketShift = 18
+	// addressHashLen is how many hex digits of the subscriber hash a row
+	// keeps.
+	addressHashLen = 8
+	// addressSpan is DB.AddressSpan's default: how many profiles one
+	// transaction of a refresh reads at most (ids in a fill, profiles
+	// written since in a catch-up).
+	addressSpan = 1 << 16
+)
+
+// addressMark is a profile_address_marks row. Every profile up to
+// (through, throughID) in (updated_at, id) order is in the table, unless
+// through is -1 (never filled); a fill is under way while fillNext <=
+// fillEnd.
+type addressMark struct {
+	id                 int64
+	through, throughID int64
+	fillNext, fillEnd  int64
+}
+
+// refreshAddresses brings the address table of attribute attr up to date
+// with the profiles and returns the attribute's id in it. Each step is one
+// transaction that reads the mark and moves it on, so several processes
+// may refresh at once.
+func (db *DB) refreshAddresses(ctx context.Context, attr string) (int64, error) {
+	hash, hargs, err := segment.HashExpr(db.segmentDialect(), "attrs", attr)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := db.W.ExecContext(ctx, db.Q(`INSERT INTO profile_address_marks (attr) VALUES (?) ON CONFLICT (attr) DO NOTHING`), attr); err != nil {
+		return 0, fmt.Errorf("refreshing the addresses of %q: %w", attr, err)
+	}
+	upsert := `INSERT INTO profile_addresses (attr, profile_id, hash)
+		SELECT ?, id, COALESCE(substr(` + hash + `, 1, ` + fmt.Sprint(addressHashLen) + `), '') FROM profiles WHERE %s
+		ON CONFLICT (attr, profile_id) DO UPDATE SET hash = excluded.hash`
+	span := cmp.Or(db.AddressSpan, addressSpan)
+	for {
+		var (
+			id   int64
+			done bool
+		)
+		err := db.Tx(ctx, func(tx *sql.Tx) error {
+			if err := db.lockProfiles(ctx, tx); err != nil {
+				return err
+			}
+			m, err := db.addressMark(ctx, tx, attr)
+			if err != nil {
+				return err
+			}
+			id = m.id
+			switch {
+			case m.fillNext <= m.fillEnd: // the next id range of a fill
+				end := min(m.fillNext+span-1, m.fillEnd)
+				args := append(append([]any{m.id}, hargs...), m.fillNext, end)
+				if _, err := tx.ExecContext(ctx, db.Q(fmt.Sprintf(upsert, `id >= ? AND id <= ?`)), args...); err != nil {
+					return err
+				}
+				m.fillNext = end + 1
+			case m.through < 0: // a first fill
+				// The fill reads every id up to the last one now; profiles
+				// written later get a later updated_at.
+				if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(updated_at), 0), COALESCE(MAX(id), 0) FROM profiles`).
+					Scan(&m.through, &m.fillEnd); err != nil {
+					return err
+				}
+				m.throughID, m.fillNext = math.MaxInt64, 0
+			default: // the next profiles written since the mark
+				var lastAt, lastID int64
+				err := tx.QueryRowContext(ctx, db.Q(`SELECT updated_at, id FROM (SELECT updated_at, id FROM profiles
+					WHERE updated_at > ? OR (updated_at = ? AND id > ?) ORDER BY updated_at, id LIMIT ?) x
+					ORDER BY updated_at DESC, id DESC LIMIT 1`), m.through, m.through, m.throughID, span).Scan(&lastAt, &lastID)
+				if errors.Is(err, sql.ErrNoRows) {
+					done = true
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				args := append(append([]any{m.id}, hargs...), m.through, m.through, m.throughID, lastAt, lastAt, lastID)
+				if _, err := tx.ExecContext(ctx, db.Q(fmt.Sprintf(upsert,
+					`(updated_at > ? OR (updated_at = ? AND id > ?)) AND (updated_at < ? OR (updated_at = ? AND id <= ?))`)), args...); err != nil {
+					return err
+				}
+				m.through, m.throughID = lastAt, lastID
+			}
+			return db.setAddressMark(ctx, tx, m)
+		})
+		if err != nil {
+			return 0, fmt.Errorf("refreshing the addresses of %q: %w", attr, err)
+		}
+		if done {
+			return id, nil
+		}
+	}
+}
+
+func (db *DB) addressMark(ctx context.Context, tx *sql.Tx, attr string) (addressMark, error) {
+	var m addressMark
+	lock := ""
+	if db.d == Postgres {
+		lock = " FOR UPDATE"
+	}
+	err := tx.QueryRowContext(ctx, db.Q(`SELECT id, through, through_id, fill_next, fill_end FROM profile_address_marks WHERE attr = ?`+lock), attr).
+		Scan(&m.id, &m.through, &m.throughID, &m.fillNext, &m.fillEnd)
+	return m, err
+}
+
+func (db *DB) setAddressMark(ctx context.Context, tx *sql.Tx, m addressMark) error {
+	_, err := tx.ExecContext(ctx, db.Q(`UPDATE profile_address_marks SET through = ?, through_id = ?, fill_next = ?, fill_end = ? WHERE id = ?`),
+		m.through, m.throughID, m.fillNext, m.fillEnd, m.id)
+	return err
+}
+
+// profilesOfAddresses lists the ids of the profiles that may have one of
+// the subscriber hashes under attribute attr (a prefix of the hash
+// matches: callers check the address again), after bringing the address
+// table up to date.
+func (db *DB) profilesOfAddresses(ctx context.Context, attr string, hashes []string) ([]int64, error) {
+	id, err := db.refreshAddresses(ctx, attr)
+	if err != nil {
+		return nil, err
+	}
+	prefixes := make([]string, 0, len(hashes))
+	for _, h := range hashes {
+		if len(h) >= addressHashLen {
+			prefixes = append(prefixes, h[:addressHashLen])
+		}
+	}
+	var maxID int64
+	if err := db.R.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM profiles`).Scan(&maxID); err != nil {
+		return nil, fmt.Errorf("finding the profiles of %d addresses: %w", len(hashes), err)
+	}
+	q, args := db.addressesQuery(id, prefixes, maxID)
+	rows, err := db.R.QueryContext(ctx, db.Q(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("finding the profiles of %d addresses: %w", len(hashes), err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var pid int64
+		if err := rows.Scan(&pid); err != nil {
+			return nil, fmt.Errorf("finding the profiles of %d addresses: %w", len(hashes), err)
+		}
+		ids = append(ids, pid)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("finding the profiles of %d addresses: %w", len(hashes), err)
+	}
+	return ids, nil
+}
+
+// addressesQuery is profilesOfAddresses' statement for attribute id and
+// hash prefixes, over profile ids up to maxID.
+func (db *DB) addressesQuery(id int64, prefixes []string, maxID int64) (string, []any) {
+	hashCond, harg := db.inSetSQL("hash", prefixes)
+	buckets := maxID>>addressBucketShift + 1
+	// One seek per bucket and address while that reads less than a scan of
+	// the index would.
+	if buckets*int64(len(prefixes)) > maxID/8 {
+		return `SELECT profile_id FROM profile_addresses WHERE attr = ? AND ` + hashCond, []any{id, harg}
+	}
+	all := make([]int64, buckets)
+	for i := range all {
+		all[i] = int64(i)
+	}
+	bucketCond, barg := db.inIntsSQL(fmt.Sprintf("(profile_id >> %d)", addressBucketShift), all)
+	return `SELECT profile_id FROM profile_addresses WHERE attr = ? AND ` + bucketCond + ` AND ` + hashCond, []any{id, barg, harg}
+}
+
+// inIntsSQL is inSetSQL for integers.
+func (db *DB) inIntsSQL(expr string, values []int64) (string, any) {
+	b, _ := json.Marshal(values)
+	if db.d == Postgres {
+		return expr + ` IN (SELECT CAST(jsonb_array_elements_text(CAST(? AS jsonb)) AS bigint))`, string(b)
+	}
+	return expr + ` IN (SELECT value FROM json_each(?))`, string(b)
+}
