@@ -56,7 +56,7 @@ func (db *DB) refreshAddresses(ctx context.Context, attr string) (int64, error) 
 	}
 	upsert := `INSERT INTO profile_addresses (attr, profile_id, hash)
 		SELECT ?, id, COALESCE(substr(` + hash + `, 1, ` + fmt.Sprint(addressHashLen) + `), '') FROM profiles WHERE %s
-		ON CONFLICT (attr, profile_id) DO UPDATE SET hash = excluded.hash`
+		ON CONFLICT (attr, profile_id) DO UPDATE SET hash = excluded.hash WHERE profile_addresses.hash <> excluded.hash`
 	span := cmp.Or(db.AddressSpan, addressSpan)
 	for {
 		var (
