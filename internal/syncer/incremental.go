@@ -28,11 +28,9 @@ type incrementalStore interface {
 	StreamSyncedOfHashes(ctx context.Context, exportID int64, hashes []string, fn func(store.Synced) error) error
 }
 
-// hashSource streams the members of some addresses only, of all profiles
-// or of some customers' (package sqldb).
+// hashSource streams the members of some addresses only (package sqldb).
 type hashSource interface {
 	StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, emailAttr string, hashes []string, fn func(store.HashedMember) error) error
-	StreamMembersOfCustomers(ctx context.Context, rules []*segment.Rule, emailAttr string, hashes, customers []string, fn func(store.HashedMember) error) error
 }
 
 // incremental is one run's plan scope.
@@ -54,41 +52,28 @@ type incremental struct {
 }
 
 // memberCache holds the segment members of an incremental run's scope as
-// its first pass read them: narrowing the member stream to some addresses
-// still computes the subscriber hash of every profile in the database
-// (≈2 s over 1M, most of a 10M run's plan), and the send pass would pay
-// that again after the plan pass. When their attributes are too large to
-// keep, it holds their customer ids, by which the next passes read them
-// again.
+// its first pass read them, for the passes after it, up to
+// maxCachedMembers bytes of attributes; beyond that those passes read them
+// again by address (the address table finds them, package sqldb).
 // Members of addresses added to the scope since (statuses the refresh
 // found changed) are read from the store and merged in.
 type memberCache struct {
-	hashes []string // the scope they were read for, ascending
-	// Either the members (byCustomer false), or, once their attributes
-	// passed maxCachedMembers, their customer ids.
-	members    []store.HashedMember
-	customers  []string
-	byCustomer bool
-	size       int // bytes of members
+	hashes  []string // the scope they were read for, ascending
+	members []store.HashedMember
+	size    int  // bytes of members
+	over    bool // past maxCachedMembers: members dropped
 }
 
-// maxCachedMembers bounds the bytes of attributes a memberCache holds; a
-// larger scope keeps its members' customer ids only.
+// maxCachedMembers bounds the bytes of attributes a memberCache holds.
 var maxCachedMembers = 32 << 20
 
 func (c *memberCache) add(m store.HashedMember) {
-	if c.byCustomer {
-		c.customers = append(c.customers, m.CustomerID)
+	if c.over {
 		return
 	}
 	c.size += len(m.Attrs) + len(m.Hash) + len(m.CustomerID)
 	if c.size > maxCachedMembers {
-		c.byCustomer = true
-		for _, k := range c.members {
-			c.customers = append(c.customers, k.CustomerID)
-		}
-		c.customers = append(c.customers, m.CustomerID)
-		c.members, c.size = nil, 0
+		c.over, c.members = true, nil
 		return
 	}
 	m.Attrs = slices.Clone(m.Attrs)
@@ -97,9 +82,8 @@ func (c *memberCache) add(m store.HashedMember) {
 
 // streamMembers streams the members of the run's scope in hash order.
 func (in *incremental) streamMembers(ctx context.Context, r *runner, fn func(store.HashedMember) error) error {
-	src := r.Source.(hashSource)
 	read := func(hashes []string, fn func(store.HashedMember) error) error {
-		return src.StreamMembersOfHashes(ctx, r.rules, r.exp.Mapping.Email, hashes, fn)
+		return r.Source.(hashSource).StreamMembersOfHashes(ctx, r.rules, r.exp.Mapping.Email, hashes, fn)
 	}
 	c := in.members
 	if c == nil {
@@ -113,17 +97,14 @@ func (in *incremental) streamMembers(ctx context.Context, r *runner, fn func(sto
 		}
 		return err
 	}
+	if c.over {
+		return read(in.only, fn)
+	}
 	var added []string
 	for _, h := range in.only {
 		if _, ok := slices.BinarySearch(c.hashes, h); !ok {
 			added = append(added, h)
 		}
-	}
-	if c.byCustomer {
-		if len(added) > 0 { // the addresses added need every profile's
-			return read(in.only, fn)
-		}
-		return src.StreamMembersOfCustomers(ctx, r.rules, r.exp.Mapping.Email, c.hashes, c.customers, fn)
 	}
 	// Both are in hash order and share no address: a merge.
 	i := 0

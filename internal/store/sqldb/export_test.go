@@ -16,10 +16,10 @@ func (db *DB) LookupsByCustomer() ([]string, error) {
 	return []string{read, del, changed, update, insert}, nil
 }
 
-// MembersOfCustomersQuery is the statement of StreamMembersOfCustomers for
-// the given rules, e-mail attribute "email", one hash and one customer.
-func (db *DB) MembersOfCustomersQuery(rules []*segment.Rule) (string, []any, error) {
-	only, err := db.customersFilter("email", []string{"h"}, []string{"c"})
+// MembersOfHashesQuery is the statement of StreamMembersOfHashes for the
+// given rules, e-mail attribute "email", one hash and one profile.
+func (db *DB) MembersOfHashesQuery(rules []*segment.Rule) (string, []any, error) {
+	only, err := db.profilesFilter("email", []string{"h"}, []int64{1})
 	if err != nil {
 		return "", nil, err
 	}

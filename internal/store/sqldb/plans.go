@@ -178,47 +178,23 @@ func (db *DB) StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, 
 	if len(ids) == 0 {
 		return nil
 	}
-	only, err := db.hashesFilter(emailAttr, hashes)
-	if err != nil {
-		return err
-	}
-	cond, arg := db.inIntsSQL("id", ids)
-	only = &profileFilter{cond: cond + " AND " + only.cond, args: append([]any{arg}, only.args...)}
-	return db.streamMembers(ctx, rules, emailAttr, only, fn)
-}
-
-// StreamMembersOfCustomers is StreamMembersOfHashes limited further to the
-// profiles of the given customers, which it reads by customer id: only
-// their addresses are computed, not every profile's.
-func (db *DB) StreamMembersOfCustomers(ctx context.Context, rules []*segment.Rule, emailAttr string, hashes, customers []string, fn func(store.HashedMember) error) error {
-	if len(hashes) == 0 || len(customers) == 0 {
-		return nil
-	}
-	only, err := db.customersFilter(emailAttr, hashes, customers)
+	only, err := db.profilesFilter(emailAttr, hashes, ids)
 	if err != nil {
 		return err
 	}
 	return db.streamMembers(ctx, rules, emailAttr, only, fn)
 }
 
-// hashesFilter passes the profiles whose address has one of hashes.
-func (db *DB) hashesFilter(emailAttr string, hashes []string) (*profileFilter, error) {
+// profilesFilter passes the profiles of ids whose address has one of
+// hashes.
+func (db *DB) profilesFilter(emailAttr string, hashes []string, ids []int64) (*profileFilter, error) {
 	hash, hargs, err := segment.HashExpr(db.segmentDialect(), "attrs", emailAttr)
 	if err != nil {
 		return nil, err
 	}
-	cond, harg := db.inSetSQL(hash, hashes)
-	return &profileFilter{cond: cond, args: append(hargs, harg)}, nil
-}
-
-// customersFilter is hashesFilter over the profiles of customers only.
-func (db *DB) customersFilter(emailAttr string, hashes, customers []string) (*profileFilter, error) {
-	f, err := db.hashesFilter(emailAttr, hashes)
-	if err != nil {
-		return nil, err
-	}
-	cond, carg := db.inSetSQL("customer_id", customers)
-	return &profileFilter{cond: cond + " AND " + f.cond, args: append([]any{carg}, f.args...)}, nil
+	idCond, iarg := db.inIntsSQL("id", ids)
+	hashCond, harg := db.inSetSQL(hash, hashes)
+	return &profileFilter{cond: idCond + " AND " + hashCond, args: append(append([]any{iarg}, hargs...), harg)}, nil
 }
 
 // StreamSyncedOfHashes is StreamSynced limited to the given hashes.

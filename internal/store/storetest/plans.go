@@ -72,21 +72,6 @@ func (s Suite) TestPlanState(t *testing.T) {
 		if !slices.Equal(ids, []string{"b"}) {
 			t.Fatalf("%d rules: members of the hashes = %v, want [b] (a is not a member, d not asked for)", len(rules), ids)
 		}
-		for _, tc := range []struct {
-			customers []string
-			want      []string
-		}{{[]string{"a", "b", "d"}, []string{"b"}}, {[]string{"a", "d"}, nil}, {[]string{"b", "zz"}, []string{"b"}}} {
-			ids = nil
-			if err := db.StreamMembersOfCustomers(ctx, rules, "email", only, tc.customers, func(m store.HashedMember) error {
-				ids = append(ids, m.CustomerID)
-				return nil
-			}); err != nil {
-				t.Fatal(err)
-			}
-			if !slices.Equal(ids, tc.want) {
-				t.Fatalf("%d rules: members of the hashes among %v = %v, want %v", len(rules), tc.customers, ids, tc.want)
-			}
-		}
 	}
 	var synced []string
 	if err := db.StreamSyncedOfHashes(ctx, e.ID, only, func(s store.Synced) error { synced = append(synced, s.Email); return nil }); err != nil {
