@@ -79,8 +79,12 @@ func mix(x uint64) uint64 {
 	return x ^ (x >> 31)
 }
 
+// changeEvery is how many profiles share one that a generation changes
+// (-change-every; 100: 1 %).
+var changeEvery = 100
+
 // changed reports whether generation k changes profile i.
-func changed(i, k int) bool { return k > 0 && i%100 == (k-1)%100 }
+func changed(i, k int) bool { return k > 0 && i%changeEvery == (k-1)%changeEvery }
 
 func (p profile) engaged() bool { return p.score >= engagedMin }
 func (p profile) recent() bool  { return p.signupDay >= recentDay }

@@ -81,6 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.plot, "plot", "auto", "SVG plot of wall time against profiles, from every result in -results with the same latency and connections (auto: wall.svg, or wall-LATENCY.svg, next to -results; empty: none)")
 	fs.DurationVar(&o.poll, "poll", 100*time.Millisecond, "how often a run's status is polled")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, server log)")
+	fs.IntVar(&changeEvery, "change-every", 100, "the incremental runs change one profile in this many (100: 1 %, the runs change1pct; otherwise change1inN)")
 	fs.StringVar(&o.note, "note", "", "free text recorded with every result (e.g. the machine)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -91,6 +92,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-profiles: %q is not a positive number", s)
 		}
 		o.sizes = append(o.sizes, n)
+	}
+	if changeEvery < 2 {
+		return fmt.Errorf("-change-every must be at least 2")
 	}
 	if o.maxConns < 1 || o.maxConns > mailchimp.MaxConnsPerAccount {
 		return fmt.Errorf("-max-conns must be 1-%d", mailchimp.MaxConnsPerAccount)
@@ -146,7 +150,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // result is one JSON line.
 type result struct {
-	Run         string         `json:"run"` // import, full, nochange, change1pct, naive
+	Run         string         `json:"run"` // import, full, nochange, nochange_again, change1pct (change1inN), change1pct_again, naive
 	Profiles    int            `json:"profiles"`
 	Store       string         `json:"store"`
 	LatencyMS   float64        `json:"latency_ms"`
@@ -421,17 +425,25 @@ func benchOne(ctx context.Context, o options, bin, dir string, n int, out *recor
 		}
 	}
 
-	logf("changing 1%% of the profiles")
-	if _, err := importGen(ctx, a, n, 1, func(i int) bool { return changed(i, 1) }); err != nil {
-		return err
+	// The second change of another 1% shows the steady state: the first
+	// incremental run after a full one fills the address table.
+	change := "change1pct"
+	if changeEvery != 100 {
+		change = fmt.Sprintf("change1in%d", changeEvery)
 	}
-	ch := planChange(n, 1)
-	res, err = runOnce("change1pct", &ch)
-	if err != nil {
-		return err
-	}
-	if err := out.emit(res); err != nil {
-		return err
+	for g, name := range []string{change, change + "_again"} {
+		logf("changing one profile in %d", changeEvery)
+		if _, err := importGen(ctx, a, n, g+1, func(i int) bool { return changed(i, g+1) }); err != nil {
+			return err
+		}
+		ch := planChange(n, g+1)
+		res, err = runOnce(name, &ch)
+		if err != nil {
+			return err
+		}
+		if err := out.emit(res); err != nil {
+			return err
+		}
 	}
 
 	if !o.naive {
