@@ -195,8 +195,10 @@ func planFull(n int) plan {
 
 // planChange is the plan of the run after generation g changed 1% of the
 // profiles (on_leave untag: a contact that leaves only loses its tags).
-// Creates and field updates could share batch subscribes, and additions
-// and removals of one tag share a call; the minimum assumes both.
+// Creates and field updates go in batch subscribes of their own: a create
+// is sent with update_existing false, so that it cannot re-subscribe a
+// member it did not know of, and an update with true. Additions and
+// removals of one tag share a call. The minimum assumes both.
 func planChange(n, g int) plan {
 	var p plan
 	for i := range n {
@@ -221,7 +223,7 @@ func planChange(n, g int) plan {
 			}
 		}
 	}
-	p.MinCalls = calls(p.Creates + p.Updates)
+	p.MinCalls = calls(p.Creates) + calls(p.Updates)
 	for b := range 2 {
 		p.MinCalls += max(calls(p.TagAdds[b]), calls(p.TagRemoves[b]))
 	}
