@@ -1,6 +1,10 @@
 package sqldb
 
-import "github.com/segsync/segsync/internal/segment"
+import (
+	"context"
+
+	"github.com/segsync/segsync/internal/segment"
+)
 
 // LookupsByCustomer are the store's statements that find synced rows by
 // customer id, for the package's external tests: an erasure's read and
@@ -30,4 +34,10 @@ func (db *DB) MembersOfHashesQuery(rules []*segment.Rule) (string, []any, error)
 // profile ids up to maxID.
 func (db *DB) AddressesQuery(n int, maxID int64) (string, []any) {
 	return db.addressesQuery(1, make([]string, n), maxID)
+}
+
+// RefreshAddresses brings the address table of attribute attr up to date.
+func (db *DB) RefreshAddresses(ctx context.Context, attr string) error {
+	_, err := db.refreshAddresses(ctx, attr)
+	return err
 }
