@@ -41,7 +41,8 @@ type DB struct {
 	// several id ranges at once (0: 20,000); set before use.
 	SpanProfiles int64
 	// AddressSpan is how many profiles one transaction of an address table
-	// refresh reads at most (0: 65,536); set before use.
+	// refresh reads at most (0: 65,536 on SQLite, 1,048,576 on
+	// PostgreSQL); set before use.
 	AddressSpan int64
 }
 

@@ -192,7 +192,7 @@ func (db *DB) profilesFilter(emailAttr string, hashes []string, ids []int64) (*p
 	if err != nil {
 		return nil, err
 	}
-	idCond, iarg := db.inIntsSQL("id", ids)
+	idCond, iarg := db.anyOfSQL("id", ids)
 	hashCond, harg := db.inSetSQL(hash, hashes)
 	return &profileFilter{cond: idCond + " AND " + hashCond, args: append(append([]any{iarg}, hargs...), harg)}, nil
 }
