@@ -51,9 +51,16 @@ func TestCreateErasureScrubs(t *testing.T) {
 			{Email: "bob@shop.io", CustomerID: "c2", Reason: "r", Kind: "permanent"}}); err != nil {
 			t.Fatal(err)
 		}
+		if err := db.RefreshAddresses(ctx, "email"); err != nil {
+			t.Fatal(err)
+		}
 		e, err := db.CreateErasure(ctx, "c1", "admin")
 		if err != nil {
 			t.Fatal(err)
+		}
+		var addresses int
+		if err := db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM profile_addresses`).Scan(&addresses); err != nil || addresses != 1 {
+			t.Errorf("address rows after the erasure: %d, %v; want bob's only", addresses, err)
 		}
 		if len(e.Audiences) != 1 || e.Audiences[0].ConnectionID != 7 || e.Audiences[0].AudienceID != "aud" || e.Audiences[0].Email != "ann@shop.io" {
 			t.Errorf("targets: %+v (only the contact in the audience)", e.Audiences)
