@@ -12,7 +12,8 @@ import (
 	"github.com/segsync/segsync/internal/segment"
 )
 
-// The address table (profile_addresses, migration 0023 on SQLite): each
+// The address table (profile_addresses; migration 0023 on SQLite, 0022 on
+// PostgreSQL): each
 // profile's subscriber address under an attribute, so that the members of
 // a few addresses are found without computing every profile's. It is
 // brought up to date by whoever needs it, from profiles.updated_at: a fill
@@ -36,6 +37,18 @@ const (
 	addressSpanPostgres = 1 << 20
 )
 
+// A catch-up reads the profiles after a mark (updated_at, id) in that
+// order: catchUpEndQuery finds the last of the next span of them (after
+// through, through, throughID; span), catchUpRange passes those from the
+// mark to that last one (through, through, throughID, lastAt, lastAt,
+// lastID). Both seek profiles_updated by their first term.
+const (
+	catchUpEndQuery = `SELECT updated_at, id FROM (SELECT updated_at, id FROM profiles
+		WHERE updated_at >= ? AND (updated_at > ? OR id > ?) ORDER BY updated_at, id LIMIT ?) x
+		ORDER BY updated_at DESC, id DESC LIMIT 1`
+	catchUpRange = `updated_at >= ? AND (updated_at > ? OR id > ?) AND updated_at <= ? AND (updated_at < ? OR id <= ?)`
+)
+
 // addressMark is a profile_address_marks row. Every profile up to
 // (through, throughID) in (updated_at, id) order is in the table, unless
 // through is -1 (never filled); a fill is under way while fillNext <=
@@ -54,6 +67,16 @@ func (db *DB) refreshAddresses(ctx context.Context, attr string) (int64, error) 
 	hash, hargs, err := segment.HashExpr(db.segmentDialect(), "attrs", attr)
 	if err != nil {
 		return 0, err
+	}
+	// Up to date already: a read, which leaves the writer alone.
+	var fresh int64
+	err = db.R.QueryRowContext(ctx, db.Q(`SELECT id FROM profile_address_marks m WHERE attr = ? AND through >= 0 AND fill_next > fill_end
+		AND NOT EXISTS (SELECT 1 FROM profiles WHERE updated_at >= m.through AND (updated_at > m.through OR id > m.through_id))`), attr).Scan(&fresh)
+	if err == nil {
+		return fresh, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("refreshing the addresses of %q: %w", attr, err)
 	}
 	if _, err := db.W.ExecContext(ctx, db.Q(`INSERT INTO profile_address_marks (attr) VALUES (?) ON CONFLICT (attr) DO NOTHING`), attr); err != nil {
 		return 0, fmt.Errorf("refreshing the addresses of %q: %w", attr, err)
@@ -94,16 +117,15 @@ func (db *DB) refreshAddresses(ctx context.Context, attr string) (int64, error) 
 			case m.through < 0: // a first fill
 				// The fill reads every id up to the last one now; profiles
 				// written later get a later updated_at.
-				if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(updated_at), 0), COALESCE(MAX(id), 0) FROM profiles`).
-					Scan(&m.through, &m.fillEnd); err != nil {
+				// Each MAX alone, which SQLite reads off an index.
+				if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT MAX(updated_at) FROM profiles), 0),
+					COALESCE((SELECT MAX(id) FROM profiles), 0)`).Scan(&m.through, &m.fillEnd); err != nil {
 					return err
 				}
 				m.throughID, m.fillNext = math.MaxInt64, 0
 			default: // the next profiles written since the mark
 				var lastAt, lastID int64
-				err := tx.QueryRowContext(ctx, db.Q(`SELECT updated_at, id FROM (SELECT updated_at, id FROM profiles
-					WHERE updated_at > ? OR (updated_at = ? AND id > ?) ORDER BY updated_at, id LIMIT ?) x
-					ORDER BY updated_at DESC, id DESC LIMIT 1`), m.through, m.through, m.throughID, span).Scan(&lastAt, &lastID)
+				err := tx.QueryRowContext(ctx, db.Q(catchUpEndQuery), m.through, m.through, m.throughID, span).Scan(&lastAt, &lastID)
 				if errors.Is(err, sql.ErrNoRows) {
 					done = true
 					return nil
@@ -112,8 +134,7 @@ func (db *DB) refreshAddresses(ctx context.Context, attr string) (int64, error) 
 					return err
 				}
 				args := append(append([]any{m.id}, hargs...), m.through, m.through, m.throughID, lastAt, lastAt, lastID)
-				if _, err := tx.ExecContext(ctx, db.Q(fmt.Sprintf(upsert,
-					`(updated_at > ? OR (updated_at = ? AND id > ?)) AND (updated_at < ? OR (updated_at = ? AND id <= ?))`)), args...); err != nil {
+				if _, err := tx.ExecContext(ctx, db.Q(fmt.Sprintf(upsert, catchUpRange)), args...); err != nil {
 					return err
 				}
 				m.through, m.throughID = lastAt, lastID

@@ -41,3 +41,9 @@ func (db *DB) RefreshAddresses(ctx context.Context, attr string) error {
 	_, err := db.refreshAddresses(ctx, attr)
 	return err
 }
+
+// CatchUpQueries are an address table catch-up's statements: the one that
+// finds the end of a span, and a read of the profiles in a span.
+func CatchUpQueries() (end, span string) {
+	return catchUpEndQuery, `SELECT id FROM profiles WHERE ` + catchUpRange
+}

@@ -100,4 +100,11 @@ func TestAddressesSeek(t *testing.T) {
 			t.Errorf("%d addresses among %d profiles: %s\nplan:\n%s\nwant %s", tc.n, tc.maxID, q, p, tc.want)
 		}
 	}
+	// A catch-up seeks the profiles written since its mark.
+	end, span := sqldb.CatchUpQueries()
+	for q, want := range map[string]string{end: "INDEX profiles_updated (updated_at>?)", span: "INDEX profiles_updated (updated_at>? AND updated_at<?)"} {
+		if p := queryPlan(t, db, q, args(q)); !strings.Contains(p, want) {
+			t.Errorf("%s\nplan:\n%s\nwant %s", q, p, want)
+		}
+	}
 }
