@@ -16,8 +16,9 @@ import (
 // TestAddressTable: the members of some addresses, which the address
 // table finds (profile_addresses), are those a scan of every profile
 // finds, through writes, address changes, deletions and re-creations, with
-// refreshes of a few profiles per transaction, two of them at once; a
-// deleted profile leaves no row behind.
+// refreshes of a few profiles per transaction, two of them at once, and
+// after a fill that stopped half way; a deleted profile leaves no row
+// behind.
 func (s Suite) TestAddressTable(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -106,6 +107,22 @@ func (s Suite) TestAddressTable(t *testing.T) {
 			t.Fatalf("round %d: members of %d addresses via the address table:\n%v\nwant (a scan):\n%v", round, len(only), got, want)
 		}
 	}
+	// A fill that stopped half way (the process died between two of its
+	// transactions) goes on from its mark.
+	var maxID int64
+	if err := db.R.QueryRowContext(ctx, `SELECT MAX(id) FROM profiles`).Scan(&maxID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.W.ExecContext(ctx, db.Q(`UPDATE profile_address_marks SET fill_next = ?, fill_end = ? WHERE attr = 'email'`), maxID/2, maxID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.W.ExecContext(ctx, db.Q(`DELETE FROM profile_addresses WHERE profile_id >= ?`), maxID/2); err != nil {
+		t.Fatal(err)
+	}
+	if want, got := scan(hashes), viaTable(hashes); !slices.Equal(got, want) {
+		t.Fatalf("after a fill that stopped half way: members via the address table:\n%v\nwant (a scan):\n%v", got, want)
+	}
+
 	var orphans int
 	if err := db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM profile_addresses a WHERE NOT EXISTS (SELECT 1 FROM profiles p WHERE p.id = a.profile_id)`).Scan(&orphans); err != nil {
 		t.Fatal(err)
