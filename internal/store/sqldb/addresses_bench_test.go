@@ -24,31 +24,26 @@ func BenchmarkAddressFill(b *testing.B) {
 			hash = `segsync_hash(attrs -> 'email')`
 		}
 		b.Run(dialect+"/addresses", func(b *testing.B) {
-			cpu := processCPU()
-			for range b.N {
+			benchCPU(b, nil, func() {
 				var c int
 				if err := db.R.QueryRowContext(ctx, `SELECT COUNT(`+hash+`) FROM profiles`).Scan(&c); err != nil || c != n {
 					b.Fatalf("%d, %v", c, err)
 				}
-			}
-			b.ReportMetric((processCPU()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+			})
 		})
+		empty := func() {
+			for _, table := range []string{"profile_addresses", "profile_address_marks"} {
+				if _, err := db.W.ExecContext(ctx, `DELETE FROM `+table); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
 		b.Run(dialect+"/fill", func(b *testing.B) {
-			cpu := processCPU()
-			for range b.N {
-				b.StopTimer()
-				if _, err := db.W.ExecContext(ctx, `DELETE FROM profile_addresses`); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := db.W.ExecContext(ctx, `DELETE FROM profile_address_marks`); err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
+			benchCPU(b, empty, func() {
 				if err := db.RefreshAddresses(ctx, "email"); err != nil {
 					b.Fatal(err)
 				}
-			}
-			b.ReportMetric((processCPU()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+			})
 		})
 	}
 }

@@ -39,14 +39,12 @@ func BenchmarkCountTextFold(b *testing.B) {
 			old = `SELECT COUNT(*) FROM profiles WHERE jsonb_typeof(attrs -> 'name') = 'string' AND lower((attrs ->> 'name') COLLATE "C") = 'emma'`
 		}
 		b.Run(dialect+"/before:ascii-lower-eq", func(b *testing.B) {
-			cpu := processCPU()
-			for range b.N {
+			benchCPU(b, nil, func() {
 				var c int64
 				if err := db.R.QueryRowContext(ctx, old).Scan(&c); err != nil || c != int64(n/10) {
 					b.Fatalf("%d, %v", c, err)
 				}
-			}
-			b.ReportMetric((processCPU()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+			})
 		})
 		for _, tc := range []struct {
 			name, rule string
@@ -71,14 +69,12 @@ func BenchmarkCountTextFold(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Run(dialect+"/"+tc.name, func(b *testing.B) {
-				cpu := processCPU()
-				for range b.N {
+				benchCPU(b, nil, func() {
 					c, err := db.CountMatching(ctx, r)
 					if err != nil || c != int64(n/10*tc.tenths) {
 						b.Fatalf("%d, %v", c, err)
 					}
-				}
-				b.ReportMetric((processCPU()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+				})
 			})
 		}
 	}
@@ -113,6 +109,25 @@ func loadProfiles(b *testing.B, db *sqldb.DB, n int, attrs func(i int) string) {
 			batch = batch[:0]
 		}
 	}
+}
+
+// benchCPU runs op b.N times and reports, beside the wall time, the CPU
+// time this process spent in op per run (processCPU); reset, when not nil,
+// runs before each op outside both.
+func benchCPU(b *testing.B, reset, op func()) {
+	b.Helper()
+	var cpu time.Duration
+	for range b.N {
+		if reset != nil {
+			b.StopTimer()
+			reset()
+			b.StartTimer()
+		}
+		start := processCPU()
+		op()
+		cpu += processCPU() - start
+	}
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
 }
 
 // processCPU is the CPU time this process has used: on SQLite the whole

@@ -39,14 +39,12 @@ func BenchmarkCountStatus(b *testing.B) {
 				want = int64(n)
 			}
 			b.Run(dialect+"/"+tc.name, func(b *testing.B) {
-				cpu := processCPU()
-				for range b.N {
+				benchCPU(b, nil, func() {
 					c, err := db.CountMatching(ctx, r)
 					if err != nil || c != want {
 						b.Fatalf("%d, %v; want %d", c, err, want)
 					}
-				}
-				b.ReportMetric((processCPU()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+				})
 			})
 		}
 	}
