@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -208,7 +207,7 @@ func (db *DB) profilesOfAddresses(ctx context.Context, attr string, hashes []str
 // addressesQuery is profilesOfAddresses' statement for attribute id and
 // hash prefixes, over profile ids up to maxID.
 func (db *DB) addressesQuery(id int64, prefixes []string, maxID int64) (string, []any) {
-	hashCond, harg := db.anyOfSQL("hash", prefixes)
+	hashCond, harg := db.seekSetSQL("hash", prefixes)
 	buckets := maxID>>addressBucketShift + 1
 	// One seek per bucket and address while that reads less than a scan of
 	// the index would.
@@ -219,22 +218,6 @@ func (db *DB) addressesQuery(id int64, prefixes []string, maxID int64) (string, 
 	for i := range all {
 		all[i] = int64(i)
 	}
-	bucketCond, barg := db.anyOfSQL(fmt.Sprintf("(profile_id >> %d)", addressBucketShift), all)
+	bucketCond, barg := db.seekSetSQL(fmt.Sprintf("(profile_id >> %d)", addressBucketShift), all)
 	return `SELECT profile_id FROM profile_addresses WHERE attr = ? AND ` + bucketCond + ` AND ` + hashCond, []any{id, barg, harg}
-}
-
-// anyOfSQL is a condition that expr is one of values (strings or int64s),
-// passed as one JSON array argument, in the form each database seeks an
-// index by: PostgreSQL takes an array (= ANY) as an index condition on
-// every column, where it would join an IN subquery.
-func (db *DB) anyOfSQL(expr string, values any) (string, any) {
-	b, _ := json.Marshal(values)
-	if db.d != Postgres {
-		return expr + ` IN (SELECT value FROM json_each(?))`, string(b)
-	}
-	elem := `jsonb_array_elements_text(CAST(? AS jsonb))`
-	if _, ints := values.([]int64); ints {
-		elem = `CAST(` + elem + ` AS bigint)`
-	}
-	return expr + ` = ANY(ARRAY(SELECT ` + elem + `))`, string(b)
 }

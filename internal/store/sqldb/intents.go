@@ -132,7 +132,7 @@ func (db *DB) settledIntents(ctx context.Context, tx *sql.Tx, exportID int64, ba
 			byHash[in.Hash] = append(byHash[in.Hash], in)
 		}
 	}
-	cond, arg := db.inSetSQL("hash", slices.Collect(maps.Keys(byHash)))
+	cond, arg := db.seekSetSQL("hash", slices.Collect(maps.Keys(byHash)))
 	rows, err := tx.QueryContext(ctx, db.Q(`SELECT hash, in_audience, rejected_hash FROM synced WHERE export_id = ? AND `+cond), exportID, arg)
 	if err != nil {
 		return nil, fmt.Errorf("reading the contacts of %d create intents: %w", len(byHash), err)

@@ -154,14 +154,34 @@ func (db *DB) ChangedHashes(ctx context.Context, exportID int64, emailAttr strin
 	return out, nil
 }
 
-// inSetSQL is a condition that expr is one of values (hashes, customer
-// ids), passed as one JSON array argument, with that argument.
+// inSetSQL is a condition that expr is one of values (hashes), passed as
+// one JSON array argument, with that argument, for a filter: PostgreSQL
+// hashes the set (a semi-join). Given an array (seekSetSQL) it compares a
+// row with every value: 5.5 s against 0.15 s for 20,000 profiles and 20,000
+// hashes.
 func (db *DB) inSetSQL(expr string, values []string) (string, any) {
 	b, _ := json.Marshal(values)
 	if db.d == Postgres {
 		return expr + ` IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb)))`, string(b)
 	}
 	return expr + ` IN (SELECT value FROM json_each(?))`, string(b)
+}
+
+// seekSetSQL is inSetSQL for a condition an index seeks by, on values that
+// are strings or int64s: PostgreSQL takes an array (= ANY) as an index
+// condition on any column of the index, where it may join an IN subquery
+// over a scan (the address table's lookup of 20,000 hashes at 1M: 135 ms
+// against 252 ms; synced rows by hash: 68 ms against 142 ms).
+func (db *DB) seekSetSQL(expr string, values any) (string, any) {
+	b, _ := json.Marshal(values)
+	if db.d != Postgres {
+		return expr + ` IN (SELECT value FROM json_each(?))`, string(b)
+	}
+	elem := `jsonb_array_elements_text(CAST(? AS jsonb))`
+	if _, ints := values.([]int64); ints {
+		elem = `CAST(` + elem + ` AS bigint)`
+	}
+	return expr + ` = ANY(ARRAY(SELECT ` + elem + `))`, string(b)
 }
 
 // StreamMembersOfHashes is StreamMembersByHash limited to the profiles
@@ -192,7 +212,7 @@ func (db *DB) profilesFilter(emailAttr string, hashes []string, ids []int64) (*p
 	if err != nil {
 		return nil, err
 	}
-	idCond, iarg := db.anyOfSQL("id", ids)
+	idCond, iarg := db.seekSetSQL("id", ids)
 	hashCond, harg := db.inSetSQL(hash, hashes)
 	return &profileFilter{cond: idCond + " AND " + hashCond, args: append(append([]any{iarg}, hargs...), harg)}, nil
 }
@@ -202,7 +222,7 @@ func (db *DB) StreamSyncedOfHashes(ctx context.Context, exportID int64, hashes [
 	if len(hashes) == 0 {
 		return nil
 	}
-	cond, arg := db.inSetSQL("hash", hashes)
+	cond, arg := db.seekSetSQL("hash", hashes)
 	return db.streamSynced(ctx, exportID, " AND "+cond, []any{arg}, fn)
 }
 
