@@ -193,8 +193,9 @@ func planFull(n int) plan {
 	return p
 }
 
-// planChange is the plan of the run after generation g changed 1% of the
-// profiles (on_leave untag: a contact that leaves only loses its tags).
+// planChange is the plan of the run after generation g changed one profile
+// in changeEvery (on_leave untag: a contact that leaves only loses its
+// tags).
 // Creates and field updates go in batch subscribes of their own: a create
 // is sent with update_existing false, so that it cannot re-subscribe a
 // member it did not know of, and an update with true. Additions and

@@ -425,8 +425,8 @@ func benchOne(ctx context.Context, o options, bin, dir string, n int, out *recor
 		}
 	}
 
-	// The second change of another 1% shows the steady state: the first
-	// incremental run after a full one fills the address table.
+	// A second change, of as many other profiles, shows the steady state:
+	// the first incremental run after a full one fills the address table.
 	change := "change1pct"
 	if changeEvery != 100 {
 		change = fmt.Sprintf("change1in%d", changeEvery)
