@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/segsync/segsync/internal/segment"
 )
@@ -57,11 +58,84 @@ type addressMark struct {
 	fillNext, fillEnd  int64
 }
 
+// addressesFilled reports whether the address table of attribute attr
+// has been filled once: from then on a refresh reads only the profiles
+// written since, and a run that needs it brings it up to date itself.
+func (db *DB) addressesFilled(ctx context.Context, attr string) (bool, error) {
+	var one int
+	err := db.R.QueryRowContext(ctx, db.Q(`SELECT 1 FROM profile_address_marks WHERE attr = ? AND through >= 0 AND fill_next > fill_end`), attr).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading the address table's mark of %q: %w", attr, err)
+	}
+	return true, nil
+}
+
+// backgroundFills are the address table fills under way in the background,
+// one at most per attribute (its cancel), until the store closes.
+type backgroundFills struct {
+	mu      sync.Mutex
+	running map[string]context.CancelFunc
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// fillAddressesLater starts filling the address table of attribute attr
+// in the background unless that is under way: a first fill costs as much
+// as a few scans of every profile (3 s per 1M on SQLite), which the run
+// that first needs the table should not wait for. The fill's steps are the
+// ones a run would take (refreshAddresses), so a run, another process or
+// a later fill goes on from wherever it stopped.
+func (db *DB) fillAddressesLater(attr string) {
+	f := &db.fills
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.running[attr]; ok || f.closed {
+		return
+	}
+	if f.running == nil {
+		f.running = map[string]context.CancelFunc{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.running[attr] = cancel
+	f.wg.Go(func() {
+		defer cancel()
+		if _, err := db.refreshAddresses(ctx, attr, true); err != nil && ctx.Err() == nil {
+			db.log.Warn("filling the address table", "attribute", attr, "err", err)
+		}
+		f.mu.Lock()
+		delete(f.running, attr)
+		f.mu.Unlock()
+	})
+}
+
+// wait returns once no fill is under way.
+func (f *backgroundFills) wait() { f.wg.Wait() }
+
+// stop cancels the fills under way and waits for them.
+func (f *backgroundFills) stop() {
+	f.mu.Lock()
+	f.closed = true
+	for _, cancel := range f.running {
+		cancel()
+	}
+	f.mu.Unlock()
+	f.wg.Wait()
+}
+
+// backgroundStepDiv divides a background fill's steps (one transaction
+// each): on SQLite a run's recorder waits for the one writer, at most one
+// step, which then reads 8,192 profiles.
+const backgroundStepDiv = 8
+
 // refreshAddresses brings the address table of attribute attr up to date
 // with the profiles and returns the attribute's id in it. Each step is one
 // transaction that reads the mark and moves it on, so several processes
-// may refresh at once.
-func (db *DB) refreshAddresses(ctx context.Context, attr string) (int64, error) {
+// may refresh at once. In the background, it takes shorter steps, so that
+// the store's other writers wait less for it.
+func (db *DB) refreshAddresses(ctx context.Context, attr string, background bool) (int64, error) {
 	hash, hargs, err := segment.HashExpr(db.segmentDialect(), "attrs", attr)
 	if err != nil {
 		return 0, err
@@ -89,6 +163,9 @@ func (db *DB) refreshAddresses(ctx context.Context, attr string) (int64, error) 
 	span := cmp.Or(db.AddressSpan, addressSpan)
 	if db.d == Postgres {
 		span = cmp.Or(db.AddressSpan, addressSpanPostgres)
+	}
+	if background {
+		span = max(1, span/backgroundStepDiv)
 	}
 	for {
 		var (
@@ -170,7 +247,7 @@ func (db *DB) setAddressMark(ctx context.Context, tx *sql.Tx, m addressMark) err
 // matches: callers check the address again), after bringing the address
 // table up to date.
 func (db *DB) profilesOfAddresses(ctx context.Context, attr string, hashes []string) ([]int64, error) {
-	id, err := db.refreshAddresses(ctx, attr)
+	id, err := db.refreshAddresses(ctx, attr, false)
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,8 @@ type DB struct {
 	log        *slog.Logger
 	stmts      sync.Map // query → *sql.Stmt prepared on W (stmtcache.go)
 	onClose    []func() error
-	synced     syncedGrowth // when to analyze the synced state (analyze.go)
+	synced     syncedGrowth    // when to analyze the synced state (analyze.go)
+	fills      backgroundFills // address tables filled in the background (addresses.go)
 
 	// SpanProfiles is how many profiles make a member stream read them in
 	// several id ranges at once (0: 20,000); set before use.
@@ -65,6 +66,7 @@ func (db *DB) SQLDialect() Dialect { return db.d }
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	db.fills.stop()
 	var err error
 	for _, f := range db.onClose {
 		err = errors.Join(err, f())

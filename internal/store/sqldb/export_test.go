@@ -38,7 +38,7 @@ func (db *DB) AddressesQuery(n int, maxID int64) (string, []any) {
 
 // RefreshAddresses brings the address table of attribute attr up to date.
 func (db *DB) RefreshAddresses(ctx context.Context, attr string) error {
-	_, err := db.refreshAddresses(ctx, attr)
+	_, err := db.refreshAddresses(ctx, attr, false)
 	return err
 }
 

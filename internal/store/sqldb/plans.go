@@ -186,9 +186,27 @@ func (db *DB) seekSetSQL(expr string, values any) (string, any) {
 
 // StreamMembersOfHashes is StreamMembersByHash limited to the profiles
 // whose address has one of the given subscriber hashes. It finds them in
-// the address table (addresses.go), brought up to date first.
+// the address table (addresses.go), brought up to date first. Until that
+// table has been filled once, it computes every profile's address instead
+// (as cheap as a third of the fill) and has the table filled in the
+// background afterwards.
 func (db *DB) StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, emailAttr string, hashes []string, fn func(store.HashedMember) error) error {
 	if len(hashes) == 0 {
+		return nil
+	}
+	filled, err := db.addressesFilled(ctx, emailAttr)
+	if err != nil {
+		return err
+	}
+	if !filled {
+		only, err := db.profilesFilter(emailAttr, hashes, nil)
+		if err != nil {
+			return err
+		}
+		if err := db.streamMembers(ctx, rules, emailAttr, only, fn); err != nil {
+			return err
+		}
+		db.fillAddressesLater(emailAttr)
 		return nil
 	}
 	ids, err := db.profilesOfAddresses(ctx, emailAttr, hashes)
@@ -205,16 +223,20 @@ func (db *DB) StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, 
 	return db.streamMembers(ctx, rules, emailAttr, only, fn)
 }
 
-// profilesFilter passes the profiles of ids whose address has one of
-// hashes.
+// profilesFilter passes the profiles of ids (nil: any) whose address has
+// one of hashes.
 func (db *DB) profilesFilter(emailAttr string, hashes []string, ids []int64) (*profileFilter, error) {
 	hash, hargs, err := segment.HashExpr(db.segmentDialect(), "attrs", emailAttr)
 	if err != nil {
 		return nil, err
 	}
-	idCond, iarg := db.seekSetSQL("id", ids)
 	hashCond, harg := db.inSetSQL(hash, hashes)
-	return &profileFilter{cond: idCond + " AND " + hashCond, args: append(append([]any{iarg}, hargs...), harg)}, nil
+	only := &profileFilter{cond: hashCond, args: append(hargs, harg)}
+	if ids != nil {
+		idCond, iarg := db.seekSetSQL("id", ids)
+		only = &profileFilter{cond: idCond + " AND " + hashCond, args: append([]any{iarg}, only.args...)}
+	}
+	return only, nil
 }
 
 // StreamSyncedOfHashes is StreamSynced limited to the given hashes.
