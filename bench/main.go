@@ -150,19 +150,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // result is one JSON line.
 type result struct {
-	Run         string         `json:"run"` // import, full, nochange, nochange_again, change1pct (change1inN), change1pct_again, naive
-	Profiles    int            `json:"profiles"`
-	Store       string         `json:"store"`
-	LatencyMS   float64        `json:"latency_ms"`
-	MaxConns    int            `json:"max_conns"`
-	WallS       float64        `json:"wall_s"`
-	ServerWallS float64        `json:"server_wall_s,omitempty"` // started_at → finished_at of the run
-	CPUS        float64        `json:"cpu_s"`                   // segsync process
-	PeakRSSMB   float64        `json:"peak_rss_mb"`             // segsync process, this measurement
-	Status      string         `json:"status,omitempty"`
-	Calls       map[string]int `json:"calls,omitempty"` // by endpoint, from the emulator
-	WriteCalls  int            `json:"write_calls"`
-	MinCalls    *int           `json:"min_write_calls,omitempty"` // export runs only
+	Run         string  `json:"run"` // import, full, nochange, nochange_again, change1pct (change1inN), change1pct_again, naive
+	Profiles    int     `json:"profiles"`
+	Store       string  `json:"store"`
+	LatencyMS   float64 `json:"latency_ms"`
+	MaxConns    int     `json:"max_conns"`
+	WallS       float64 `json:"wall_s"`
+	ServerWallS float64 `json:"server_wall_s,omitempty"` // started_at → finished_at of the run
+	CPUS        float64 `json:"cpu_s"`                   // segsync process
+	// SettleS is how long the server took to fall idle before the
+	// measurement (work an earlier step left behind, such as the address
+	// table's background fill), SettleCPUS the CPU it spent meanwhile.
+	SettleS    float64        `json:"settle_s,omitempty"`
+	SettleCPUS float64        `json:"settle_cpu_s,omitempty"`
+	PeakRSSMB  float64        `json:"peak_rss_mb"` // segsync process, this measurement
+	Status     string         `json:"status,omitempty"`
+	Calls      map[string]int `json:"calls,omitempty"` // by endpoint, from the emulator
+	WriteCalls int            `json:"write_calls"`
+	MinCalls   *int           `json:"min_write_calls,omitempty"` // export runs only
 	// Efficiency is the least time the minimal calls take (MinS) over the
 	// run's wall time; SendEfficiency the same over the time from the
 	// first Mailchimp call to the last answer (CallSpanS), which leaves
@@ -220,6 +225,48 @@ func loadAvg() float64 {
 	}
 	v, _ := strconv.ParseFloat(f[0], 64)
 	return v
+}
+
+// Before a run is measured, the server must have used at most idleCPU of
+// one core over idleWindow (waiting at most settleLimit), so that each
+// measurement starts from an idle server and work an earlier step left in
+// the background is reported apart (result.SettleCPUS).
+const (
+	idleWindow  = 500 * time.Millisecond
+	idleCPU     = 0.05
+	settleLimit = 2 * time.Minute
+)
+
+// settle waits until process pid is idle and records the wait in res.
+func settle(ctx context.Context, pid int, res *result) error {
+	start := time.Now()
+	first, err := readProc(pid)
+	if err != nil {
+		return err
+	}
+	last := first
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(idleWindow):
+		}
+		st, err := readProc(pid)
+		if err != nil {
+			return err
+		}
+		busy := st.CPU - last.CPU
+		last = st
+		if busy.Seconds() <= idleCPU*idleWindow.Seconds() || time.Since(start) > settleLimit {
+			break
+		}
+	}
+	// The one idle window every measurement waits is not reported.
+	if wait := time.Since(start); wait > 2*idleWindow {
+		res.SettleS = round(wait.Seconds(), 2)
+		res.SettleCPUS = round((last.CPU - first.CPU).Seconds(), 2)
+	}
+	return nil
 }
 
 // measure brackets one measurement of the server process.
@@ -361,6 +408,10 @@ func benchOne(ctx context.Context, o options, bin, dir string, n int, out *recor
 	}
 
 	runOnce := func(name string, p *plan) (result, error) {
+		res := base
+		if err := settle(ctx, srv.pid(), &res); err != nil {
+			return result{}, err
+		}
 		logf("run %s", name)
 		emu.ResetCounters()
 		m, err := startMeasure(srv.pid())
@@ -371,7 +422,6 @@ func benchOne(ctx context.Context, o options, bin, dir string, n int, out *recor
 		if err != nil {
 			return result{}, err
 		}
-		res := base
 		res.Run = name
 		if err := m.end(&res); err != nil {
 			return result{}, err
