@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,6 +49,32 @@ func readProc(pid int) (procStat, error) {
 	defer f.Close()
 	st.PeakRSS, st.RSS, err = parseStatusMem(f)
 	return st, err
+}
+
+// cpuOfNamed sums the CPU time of the processes whose command name is one
+// of names (those that end while it reads are left out).
+func cpuOfNamed(names []string) time.Duration {
+	if len(names) == 0 {
+		return 0
+	}
+	dirs, _ := os.ReadDir("/proc")
+	var sum time.Duration
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil || !slices.Contains(names, strings.TrimSpace(string(comm))) {
+			continue
+		}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			if cpu, err := parseStatCPU(b); err == nil {
+				sum += cpu
+			}
+		}
+	}
+	return sum
 }
 
 // parseStatCPU returns utime+stime from the contents of /proc/PID/stat.

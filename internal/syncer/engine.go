@@ -230,6 +230,9 @@ func (e *Engine) Execute(ctx context.Context, exp store.Export, mc Mailchimp, op
 	// The run's calls report their waits for the account's connections.
 	ctx = mailchimp.WithSlotWait(ctx, func() func() { return tr.clock.begin(phaseIdle) })
 	res, err := r.run(ctx)
+	if d, ok := e.Source.(deferrer); ok {
+		d.StartDeferred()
+	}
 	res.Timings = tr.Timings() // the flow-back of statuses, deferred by run, included
 	e.Metrics.observeRun(res, err, time.Since(start), tr.clock.durations())
 	return res, err

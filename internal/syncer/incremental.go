@@ -33,6 +33,10 @@ type hashSource interface {
 	StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, emailAttr string, hashes []string, fn func(store.HashedMember) error) error
 }
 
+// deferrer is a store that defers some work of a run's reads until the
+// run is over (package sqldb: the first fill of an address table).
+type deferrer interface{ StartDeferred() }
+
 // incremental is one run's plan scope.
 type incremental struct {
 	st   store.PlanState // what the last complete run planned from

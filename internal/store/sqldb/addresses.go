@@ -73,46 +73,61 @@ func (db *DB) addressesFilled(ctx context.Context, attr string) (bool, error) {
 	return true, nil
 }
 
-// backgroundFills are the address table fills under way in the background,
-// one at most per attribute (its cancel), until the store closes.
+// backgroundFills are the address table fills that reads have deferred
+// (wanted) and those under way in the background, one at most per
+// attribute (its cancel), until the store closes.
 type backgroundFills struct {
 	mu      sync.Mutex
+	wanted  map[string]bool
 	running map[string]context.CancelFunc
 	closed  bool
 	wg      sync.WaitGroup
 }
 
-// fillAddressesLater starts filling the address table of attribute attr
-// in the background unless that is under way: a first fill costs as much
-// as a few scans of every profile (3 s per 1M on SQLite), which the run
-// that first needs the table should not wait for. The fill's steps are the
-// ones a run would take (refreshAddresses), so a run, another process or
-// a later fill goes on from wherever it stopped.
+// fillAddressesLater has the address table of attribute attr filled by
+// the next StartDeferred: a first fill costs as much as a few scans of
+// every profile (3 s of CPU per 1M on SQLite), which the run that first
+// needs the table should neither wait for nor share the machine with.
 func (db *DB) fillAddressesLater(attr string) {
 	f := &db.fills
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.running[attr]; ok || f.closed {
-		return
+	if f.wanted == nil {
+		f.wanted = map[string]bool{}
 	}
-	if f.running == nil {
-		f.running = map[string]context.CancelFunc{}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	f.running[attr] = cancel
-	f.wg.Go(func() {
-		defer cancel()
-		if _, err := db.refreshAddresses(ctx, attr, true); err != nil && ctx.Err() == nil {
-			db.log.Warn("filling the address table", "attribute", attr, "err", err)
-		}
-		f.mu.Lock()
-		delete(f.running, attr)
-		f.mu.Unlock()
-	})
+	f.wanted[attr] = true
 }
 
-// wait returns once no fill is under way.
-func (f *backgroundFills) wait() { f.wg.Wait() }
+// StartDeferred starts in the background the work that reads deferred
+// (package syncer calls it when a run is over): the first fill of an
+// address table. A fill's steps are the ones a run would take
+// (refreshAddresses), so a run, another process or a later fill goes on
+// from wherever it stopped; closing the store stops it.
+func (db *DB) StartDeferred() {
+	f := &db.fills
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for attr := range f.wanted {
+		delete(f.wanted, attr)
+		if _, ok := f.running[attr]; ok || f.closed {
+			continue
+		}
+		if f.running == nil {
+			f.running = map[string]context.CancelFunc{}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		f.running[attr] = cancel
+		f.wg.Go(func() {
+			defer cancel()
+			if _, err := db.refreshAddresses(ctx, attr, true); err != nil && ctx.Err() == nil {
+				db.log.Warn("filling the address table", "attribute", attr, "err", err)
+			}
+			f.mu.Lock()
+			delete(f.running, attr)
+			f.mu.Unlock()
+		})
+	}
+}
 
 // stop cancels the fills under way and waits for them.
 func (f *backgroundFills) stop() {

@@ -14,8 +14,8 @@ import (
 
 // TestBackgroundFillStopsAtClose: the first lookup of some addresses
 // finds their members without the address table and has it filled in the
-// background; closing the store stops that fill between two steps, and the
-// next lookup after reopening has it go on to the end.
+// background when a run is over (StartDeferred); closing the store stops
+// that fill between two steps, and it goes on to the end after reopening.
 func TestBackgroundFillStopsAtClose(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -54,6 +54,7 @@ func TestBackgroundFillStopsAtClose(t *testing.T) {
 	// A background step of one profile each: 3,000 transactions.
 	db.AddressSpan = 8
 	members(db)
+	db.StartDeferred()
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +78,7 @@ func TestBackgroundFillStopsAtClose(t *testing.T) {
 	}
 	db.AddressSpan = 0
 	members(db)
+	db.StartDeferred()
 	for start := time.Now(); filled == 0; time.Sleep(5 * time.Millisecond) {
 		if time.Since(start) > 30*time.Second {
 			t.Fatalf("the background fill did not end within 30 s: %d address rows", rows)

@@ -188,8 +188,8 @@ func (db *DB) seekSetSQL(expr string, values any) (string, any) {
 // whose address has one of the given subscriber hashes. It finds them in
 // the address table (addresses.go), brought up to date first. Until that
 // table has been filled once, it computes every profile's address instead
-// (as cheap as a third of the fill) and has the table filled in the
-// background afterwards.
+// (as cheap as a third of the fill) and has the table filled by the next
+// StartDeferred.
 func (db *DB) StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, emailAttr string, hashes []string, fn func(store.HashedMember) error) error {
 	if len(hashes) == 0 {
 		return nil

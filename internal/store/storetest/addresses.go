@@ -80,9 +80,10 @@ func (s Suite) TestAddressTable(t *testing.T) {
 	}
 	// filled waits until the table has been filled once: the first lookup
 	// computes every profile's address instead and has the table filled
-	// in the background.
+	// in the background when a run is over.
 	filled := func() {
 		t.Helper()
+		db.StartDeferred()
 		for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
 			var n int
 			if err := db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM profile_address_marks
