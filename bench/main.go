@@ -227,20 +227,29 @@ func loadAvg() float64 {
 	return v
 }
 
-// Before a run is measured, the server must have used at most idleCPU of
-// one core over idleWindow (waiting at most settleLimit), so that each
-// measurement starts from an idle server and work an earlier step left in
-// the background is reported apart (result.SettleCPUS).
+// Before a run is measured, the server (and, on PostgreSQL, the database
+// server's processes) must have used at most idleCPU of one core over
+// idleWindow (waiting at most settleLimit), so that each measurement starts
+// from an idle server and work an earlier step left in the background is
+// reported apart (result.SettleCPUS).
 const (
 	idleWindow  = 500 * time.Millisecond
 	idleCPU     = 0.05
-	settleLimit = 2 * time.Minute
+	settleLimit = 5 * time.Minute
 )
 
-// settle waits until process pid is idle and records the wait in res.
-func settle(ctx context.Context, pid int, res *result) error {
+// settle waits until process pid, and every process named one of also,
+// are idle, and records the wait in res.
+func settle(ctx context.Context, pid int, also []string, res *result) error {
+	cpu := func() (time.Duration, error) {
+		st, err := readProc(pid)
+		if err != nil {
+			return 0, err
+		}
+		return st.CPU + cpuOfNamed(also), nil
+	}
 	start := time.Now()
-	first, err := readProc(pid)
+	first, err := cpu()
 	if err != nil {
 		return err
 	}
@@ -251,12 +260,12 @@ func settle(ctx context.Context, pid int, res *result) error {
 			return ctx.Err()
 		case <-time.After(idleWindow):
 		}
-		st, err := readProc(pid)
+		now, err := cpu()
 		if err != nil {
 			return err
 		}
-		busy := st.CPU - last.CPU
-		last = st
+		busy := now - last
+		last = now
 		if busy.Seconds() <= idleCPU*idleWindow.Seconds() || time.Since(start) > settleLimit {
 			break
 		}
@@ -264,7 +273,7 @@ func settle(ctx context.Context, pid int, res *result) error {
 	// The one idle window every measurement waits is not reported.
 	if wait := time.Since(start); wait > 2*idleWindow {
 		res.SettleS = round(wait.Seconds(), 2)
-		res.SettleCPUS = round((last.CPU - first.CPU).Seconds(), 2)
+		res.SettleCPUS = round((last - first).Seconds(), 2)
 	}
 	return nil
 }
@@ -409,7 +418,11 @@ func benchOne(ctx context.Context, o options, bin, dir string, n int, out *recor
 
 	runOnce := func(name string, p *plan) (result, error) {
 		res := base
-		if err := settle(ctx, srv.pid(), &res); err != nil {
+		var db []string
+		if o.database != "" {
+			db = []string{"postgres"}
+		}
+		if err := settle(ctx, srv.pid(), db, &res); err != nil {
 			return result{}, err
 		}
 		logf("run %s", name)
