@@ -84,10 +84,10 @@ type backgroundFills struct {
 	wg      sync.WaitGroup
 }
 
-// fillAddressesLater has the address table of attribute attr filled by
-// the next StartDeferred: a first fill costs as much as a few scans of
-// every profile (3 s of CPU per 1M on SQLite), which the run that first
-// needs the table should neither wait for nor share the machine with.
+// fillAddressesLater has the address table of attribute attr filled (or
+// brought up to date) by the next StartDeferred: a first fill costs as
+// much as a few scans of every profile (3 s of CPU per 1M on SQLite), which
+// no run should wait for or share the machine with.
 func (db *DB) fillAddressesLater(attr string) {
 	f := &db.fills
 	f.mu.Lock()

@@ -366,6 +366,10 @@ func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, em
 // rest: each streams the members to fn (once, under ctx), release frees
 // the sorted runs (also when each was never called). A first run sorts
 // while it waits for Mailchimp's answers to its first reads.
+//
+// The runs after one that read every member plan only what changed, and
+// find those members in the address table: it is filled, or brought up to
+// date, once this run is over (StartDeferred).
 func (db *DB) SortMembersByHash(ctx context.Context, rules []*segment.Rule, emailAttr string) (each func(fn func(store.HashedMember) error) error, release func(), err error) {
 	if !segment.ValidAttributeName(emailAttr) {
 		return nil, nil, fmt.Errorf("streaming members: e-mail attribute %q: %w", emailAttr, store.ErrInvalid)
@@ -374,6 +378,7 @@ func (db *DB) SortMembersByHash(ctx context.Context, rules []*segment.Rule, emai
 	if err != nil {
 		return nil, nil, err
 	}
+	db.fillAddressesLater(emailAttr)
 	return func(fn func(store.HashedMember) error) error { return sorter.members(ctx, fn) }, sorter.close, nil
 }
 
