@@ -228,12 +228,15 @@ func loadAvg() float64 {
 }
 
 // Before a run is measured, the server (and, on PostgreSQL, the database
-// server's processes) must have used at most idleCPU of one core over
-// idleWindow (waiting at most settleLimit), so that each measurement starts
-// from an idle server and work an earlier step left in the background is
-// reported apart (result.SettleCPUS).
+// server's processes) must have used at most idleCPU of one core in each
+// of idleWindows windows of idleWindow in a row (waiting at most
+// settleLimit), so that each measurement starts from an idle server and
+// work an earlier step left in the background is reported apart
+// (result.SettleCPUS). One window was not enough: a background fill of
+// 10M profiles looked idle while SQLite synced a checkpoint to disk.
 const (
 	idleWindow  = 500 * time.Millisecond
+	idleWindows = 3
 	idleCPU     = 0.05
 	settleLimit = 5 * time.Minute
 )
@@ -254,7 +257,7 @@ func settle(ctx context.Context, pid int, also []string, res *result) error {
 		return err
 	}
 	last := first
-	for {
+	for idle := 0; idle < idleWindows && time.Since(start) <= settleLimit; {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -264,14 +267,14 @@ func settle(ctx context.Context, pid int, also []string, res *result) error {
 		if err != nil {
 			return err
 		}
-		busy := now - last
-		last = now
-		if busy.Seconds() <= idleCPU*idleWindow.Seconds() || time.Since(start) > settleLimit {
-			break
+		idle++
+		if (now - last).Seconds() > idleCPU*idleWindow.Seconds() {
+			idle = 0
 		}
+		last = now
 	}
-	// The one idle window every measurement waits is not reported.
-	if wait := time.Since(start); wait > 2*idleWindow {
+	// The idle windows every measurement waits are not reported.
+	if wait := time.Since(start); wait > (idleWindows+1)*idleWindow {
 		res.SettleS = round(wait.Seconds(), 2)
 		res.SettleCPUS = round((last - first).Seconds(), 2)
 	}
