@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/segsync/segsync/internal/mailchimp/emulator"
 	"github.com/segsync/segsync/internal/store"
@@ -197,23 +196,4 @@ func testConsentLeak(t *testing.T, maxHeld int) {
 			t.Errorf("%d contacts, want 70", len(all))
 		}
 	})
-}
-
-// waitAddressTable waits until the store's address table of "email" has
-// been filled once.
-func waitAddressTable(t *testing.T, db *sqldb.DB) {
-	t.Helper()
-	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
-		var n int
-		if err := db.R.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM profile_address_marks
-			WHERE attr = 'email' AND through >= 0 AND fill_next > fill_end`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n == 1 {
-			return
-		}
-		if time.Since(start) > 30*time.Second {
-			t.Fatal("the address table was not filled within 30 s of the run")
-		}
-	}
 }

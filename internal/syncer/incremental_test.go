@@ -51,7 +51,7 @@ func TestIncrementalRuns(t *testing.T) {
 		w.check(w.expected(nil, nil))
 		// Once the full run was over, the address table was filled in the
 		// background; incremental runs find their members in it.
-		waitAddressTable(t, db)
+		dbtest.WaitAddressesFilled(t, db, "email")
 
 		res := w.run(false)
 		planned(res, true, 0)

@@ -145,3 +145,23 @@ func Each(t *testing.T, fn func(t *testing.T, db *sqldb.DB)) {
 	t.Run("sqlite", func(t *testing.T) { fn(t, SQLite(t)) })
 	t.Run("postgres", func(t *testing.T) { fn(t, Postgres(t)) })
 }
+
+// WaitAddressesFilled waits until the store's address table of attribute
+// attr has been filled once (its fill runs in the background, package
+// sqldb), and fails the test after 30 s.
+func WaitAddressesFilled(t testing.TB, db *sqldb.DB, attr string) {
+	t.Helper()
+	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		var n int
+		if err := db.R.QueryRowContext(context.Background(), db.Q(`SELECT COUNT(*) FROM profile_address_marks
+			WHERE attr = ? AND through >= 0 AND fill_next > fill_end`), attr).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			return
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("the address table of %q was not filled within 30 s", attr)
+		}
+	}
+}

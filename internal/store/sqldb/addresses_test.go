@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store"
+	"github.com/segsync/segsync/internal/store/dbtest"
 	"github.com/segsync/segsync/internal/store/sqlite"
 )
 
@@ -79,12 +79,8 @@ func TestBackgroundFillStopsAtClose(t *testing.T) {
 	db.AddressSpan = 0
 	members(db)
 	db.StartDeferred()
-	for start := time.Now(); filled == 0; time.Sleep(5 * time.Millisecond) {
-		if time.Since(start) > 30*time.Second {
-			t.Fatalf("the background fill did not end within 30 s: %d address rows", rows)
-		}
-		state()
-	}
+	dbtest.WaitAddressesFilled(t, db, "email")
+	state()
 	if rows != n {
 		t.Fatalf("%d address rows after the fill went on, want %d", rows, n)
 	}

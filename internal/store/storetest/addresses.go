@@ -7,11 +7,11 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store"
+	"github.com/segsync/segsync/internal/store/dbtest"
 )
 
 // TestAddressTable: the members of some addresses, which the address
@@ -84,19 +84,7 @@ func (s Suite) TestAddressTable(t *testing.T) {
 	filled := func() {
 		t.Helper()
 		db.StartDeferred()
-		for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
-			var n int
-			if err := db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM profile_address_marks
-				WHERE attr = 'email' AND through >= 0 AND fill_next > fill_end`).Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			if n == 1 {
-				return
-			}
-			if time.Since(start) > 30*time.Second {
-				t.Fatal("the address table was not filled in the background within 30 s")
-			}
-		}
+		dbtest.WaitAddressesFilled(t, db, "email")
 	}
 	for round := range 30 {
 		var patches []store.ProfilePatch
