@@ -51,8 +51,8 @@ func TestBackgroundFillStopsAtClose(t *testing.T) {
 			t.Fatalf("members %v, want %v", got, want)
 		}
 	}
-	// A background step of one profile each: 3,000 transactions.
-	db.AddressSpan = 8
+	// A fill step of one profile each: 3,000 transactions.
+	db.AddressSpan = 1
 	members(db)
 	db.StartDeferred()
 	if err := db.Close(); err != nil {

@@ -36,9 +36,10 @@ func (db *DB) AddressesQuery(n int, maxID int64) (string, []any) {
 	return db.addressesQuery(1, make([]string, n), maxID)
 }
 
-// RefreshAddresses brings the address table of attribute attr up to date.
+// RefreshAddresses fills the address table of attribute attr, or brings it
+// up to date, as the background fill does.
 func (db *DB) RefreshAddresses(ctx context.Context, attr string) error {
-	_, err := db.refreshAddresses(ctx, attr, false)
+	_, _, err := db.refreshAddresses(ctx, attr, true)
 	return err
 }
 

@@ -194,7 +194,7 @@ func (db *DB) StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, 
 	if len(hashes) == 0 {
 		return nil
 	}
-	filled, err := db.addressesFilled(ctx, emailAttr)
+	ids, filled, err := db.profilesOfAddresses(ctx, emailAttr, hashes)
 	if err != nil {
 		return err
 	}
@@ -208,10 +208,6 @@ func (db *DB) StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, 
 		}
 		db.fillAddressesLater(emailAttr)
 		return nil
-	}
-	ids, err := db.profilesOfAddresses(ctx, emailAttr, hashes)
-	if err != nil {
-		return err
 	}
 	if len(ids) == 0 {
 		return nil
