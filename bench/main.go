@@ -173,9 +173,15 @@ type result struct {
 	// first Mailchimp call to the last answer (CallSpanS), which leaves
 	// out the work before the first call and after the last (the status
 	// flow-back onto the profiles).
-	Efficiency     *float64         `json:"efficiency,omitempty"`
-	MinS           float64          `json:"min_s,omitempty"`
-	CallSpanS      float64          `json:"mailchimp_span_s,omitempty"`
+	Efficiency *float64 `json:"efficiency,omitempty"`
+	MinS       float64  `json:"min_s,omitempty"`
+	CallSpanS  float64  `json:"mailchimp_span_s,omitempty"`
+	// FirstCallS and FirstWriteS are the times from the run's start to its
+	// first Mailchimp call and to its first write call (what it did before
+	// sending); the time after the last answer is WallS less FirstCallS
+	// and CallSpanS.
+	FirstCallS     float64          `json:"first_call_s,omitempty"`
+	FirstWriteS    float64          `json:"first_write_s,omitempty"`
 	SendEfficiency *float64         `json:"send_efficiency,omitempty"`
 	Plan           *plan            `json:"plan,omitempty"`
 	Counts         map[string]int64 `json:"counts,omitempty"`
@@ -451,6 +457,10 @@ func benchOne(ctx context.Context, o options, bin, dir string, n int, out *recor
 			res.Plan, res.MinCalls = p, &p.MinCalls
 			if first, last := emu.CallSpan(); !first.IsZero() {
 				res.CallSpanS = round(last.Sub(first).Seconds(), 3)
+				res.FirstCallS = round(first.Sub(m.start).Seconds(), 3)
+			}
+			if w := emu.FirstWrite(); !w.IsZero() {
+				res.FirstWriteS = round(w.Sub(m.start).Seconds(), 3)
 			}
 			if o.latency > 0 && res.WallS > 0 {
 				res.MinS = round(p.minSeconds(o.latency, o.latencyPerMember, o.maxConns), 3)

@@ -82,6 +82,9 @@ type Emulator struct {
 	// callSpan is when the first request since the last reset came in
 	// and when the last one answered.
 	callSpan [2]time.Time
+	// firstWrite is when the first request since the last reset that was
+	// not a GET came in.
+	firstWrite time.Time
 
 	routeList []string // API routes, "METHOD /path/{template}"
 
@@ -339,6 +342,9 @@ func (e *Emulator) count(route string) {
 	e.calls[route]++
 	if e.callSpan[0].IsZero() {
 		e.callSpan[0] = time.Now()
+	}
+	if e.firstWrite.IsZero() && !strings.HasPrefix(route, http.MethodGet+" ") {
+		e.firstWrite = time.Now()
 	}
 	e.callMu.Unlock()
 }

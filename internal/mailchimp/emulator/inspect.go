@@ -339,6 +339,14 @@ func (e *Emulator) CallSpan() (first, last time.Time) {
 	return e.callSpan[0], e.callSpan[1]
 }
 
+// FirstWrite returns when the first request since the last ResetCounters
+// that was not a GET came in (zero: none).
+func (e *Emulator) FirstWrite() time.Time {
+	e.callMu.Lock()
+	defer e.callMu.Unlock()
+	return e.firstWrite
+}
+
 // CallCount returns the calls of one route, e.g. "PUT /lists/{list_id}/members/{subscriber_hash}".
 func (e *Emulator) CallCount(route string) int {
 	e.callMu.Lock()
@@ -374,7 +382,7 @@ func (e *Emulator) MaxConcurrent(apiKey string) int {
 func (e *Emulator) ResetCounters() {
 	e.callMu.Lock()
 	clear(e.calls)
-	e.callSpan = [2]time.Time{}
+	e.callSpan, e.firstWrite = [2]time.Time{}, time.Time{}
 	e.callMu.Unlock()
 	for _, a := range e.accounts {
 		a.maxSeen.Store(0)
