@@ -140,15 +140,9 @@ func (db *DB) refreshAddresses(ctx context.Context, attr string, fill bool) (int
 	}
 	// Filled once, and up to date already: one read, which leaves the
 	// writer alone.
-	var (
-		id            int64
-		filled, fresh bool
-	)
-	err = db.R.QueryRowContext(ctx, db.Q(`SELECT id, through >= 0 AND fill_next > fill_end,
-		NOT EXISTS (SELECT 1 FROM profiles WHERE updated_at >= m.through AND (updated_at > m.through OR id > m.through_id))
-		FROM profile_address_marks m WHERE attr = ?`), attr).Scan(&id, &filled, &fresh)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return 0, false, fmt.Errorf("refreshing the addresses of %q: %w", attr, err)
+	id, filled, fresh, err := db.addressesState(ctx, attr)
+	if err != nil {
+		return 0, false, err
 	}
 	switch {
 	case filled && fresh:
@@ -223,6 +217,19 @@ func (db *DB) refreshAddresses(ctx context.Context, attr string, fill bool) (int
 			return id, true, nil
 		}
 	}
+}
+
+// addressesState reads, without writing, whether the address table of
+// attribute attr was filled once and whether it is up to date with the
+// profiles, and the attribute's id in it (0: never asked for).
+func (db *DB) addressesState(ctx context.Context, attr string) (id int64, filled, fresh bool, err error) {
+	err = db.R.QueryRowContext(ctx, db.Q(`SELECT id, through >= 0 AND fill_next > fill_end,
+		NOT EXISTS (SELECT 1 FROM profiles WHERE updated_at >= m.through AND (updated_at > m.through OR id > m.through_id))
+		FROM profile_address_marks m WHERE attr = ?`), attr).Scan(&id, &filled, &fresh)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, false, false, fmt.Errorf("reading the state of the addresses of %q: %w", attr, err)
+	}
+	return id, filled, fresh, nil
 }
 
 func (db *DB) addressMark(ctx context.Context, tx *sql.Tx, attr string) (addressMark, error) {

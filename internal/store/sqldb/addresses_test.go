@@ -3,12 +3,14 @@ package sqldb_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/segment"
 	"github.com/segsync/segsync/internal/store"
 	"github.com/segsync/segsync/internal/store/dbtest"
+	"github.com/segsync/segsync/internal/store/sqldb"
 	"github.com/segsync/segsync/internal/store/sqlite"
 )
 
@@ -85,4 +87,132 @@ func TestBackgroundFillStopsAtClose(t *testing.T) {
 		t.Fatalf("%d address rows after the fill went on, want %d", rows, n)
 	}
 	members(db) // through the table now
+}
+
+// TestSortMembersEarly: once the address table is filled and up to date,
+// a first run's member sort streams the members whose hash sorts below a
+// bound before it has read the others. The stream is the one of a sort of
+// them all, in the same order: several id ranges, addresses that differ
+// in case only, invalid and missing ones, and profiles changed after the
+// fill (then the table is behind and the sort reads them all).
+func TestSortMembersEarly(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		db.SpanProfiles = 50 // one id range per core
+		email := func(i, g int) string {
+			switch {
+			case i%37 == 0:
+				return `"not-an-address"`
+			case i%41 == 0:
+				return `null`
+			case i%10 == 3: // the same address as profile i-1, in capitals
+				return fmt.Sprintf(`"P%d.G%d@Shop.IO"`, i-1, g)
+			}
+			return fmt.Sprintf(`"p%d.g%d@shop.io"`, i, g)
+		}
+		write := func(from, to, g int) {
+			t.Helper()
+			var ps []store.ProfilePatch
+			for i := from; i < to; i++ {
+				ps = append(ps, store.ProfilePatch{CustomerID: fmt.Sprintf("c%04d", i),
+					Attrs: fmt.Sprintf(`{"email":%s,"score":%d,"city":%q}`, email(i, g), (i*7)%100, []string{"Amsterdam", "Utrecht"}[i%2])})
+			}
+			if _, err := db.UpsertProfiles(ctx, ps); err != nil {
+				t.Fatal(err)
+			}
+		}
+		write(0, 800, 0)
+		var rules []*segment.Rule
+		for _, text := range []string{`{"attribute":"score","op":"gte","value":30}`, `{"attribute":"city","op":"eq","value":"Amsterdam"}`} {
+			r, err := segment.Parse([]byte(text), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rules = append(rules, r)
+		}
+		sorted := func() []string {
+			t.Helper()
+			each, release, err := db.SortMembersByHash(ctx, rules, "email")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer release()
+			var out []string
+			if err := each(func(m store.HashedMember) error {
+				out = append(out, fmt.Sprint(m.Hash, " ", m.CustomerID, " ", m.Segments, " ", string(m.Attrs), " ", m.UpdatedAt.UnixMicro()))
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		early := func(want bool) {
+			t.Helper()
+			if ok, err := db.EarlySortable(ctx, "email"); err != nil || ok != want {
+				t.Fatalf("early sort %t, %v; want %t", ok, err, want)
+			}
+		}
+		same := func(got, want []string) {
+			t.Helper()
+			below := 0
+			for _, m := range want {
+				if m < "2" {
+					below++
+				}
+			}
+			if below == 0 || below == len(want) {
+				t.Fatalf("%d of %d members below the bound: the test covers one part only", below, len(want))
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("the early sort streamed %d members, the full sort %d:\n%s\nwant\n%s", len(got), len(want), strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		}
+
+		early(false)
+		all := sorted()
+		if err := db.RefreshAddresses(ctx, "email"); err != nil {
+			t.Fatal(err)
+		}
+		early(true)
+		same(sorted(), all)
+
+		// The sort goes through the table: a profile it places on the wrong
+		// side of the bound is left out, as one whose address moved across
+		// it during the run would be.
+		var low, high string // a member's customer id on each side
+		for _, m := range all {
+			f := strings.Split(m, " ")
+			if f[0] == "" {
+				continue
+			}
+			if f[0] < "2" && low == "" {
+				low = f[1]
+			} else if f[0] >= "2" && high == "" {
+				high = f[1]
+			}
+		}
+		for id, hash := range map[string]string{low: "ffffffff", high: "00000000"} {
+			if _, err := db.W.ExecContext(ctx, db.Q(`UPDATE profile_addresses SET hash = ? WHERE profile_id = (SELECT id FROM profiles WHERE customer_id = ?)`), hash, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var without []string
+		for _, m := range all {
+			if f := strings.Split(m, " "); f[1] != low && f[1] != high {
+				without = append(without, m)
+			}
+		}
+		same(sorted(), without)
+
+		// New addresses for a quarter of the profiles, and new profiles:
+		// the table is behind until it is caught up.
+		write(200, 1000, 1)
+		early(false)
+		all = sorted()
+		if err := db.RefreshAddresses(ctx, "email"); err != nil {
+			t.Fatal(err)
+		}
+		early(true)
+		same(sorted(), all)
+	})
 }

@@ -48,3 +48,10 @@ func (db *DB) RefreshAddresses(ctx context.Context, attr string) error {
 func CatchUpQueries() (end, span string) {
 	return catchUpEndQuery, `SELECT id FROM profiles WHERE ` + catchUpRange
 }
+
+// EarlySortable reports whether SortMembersByHash splits its sort through
+// the address table of attribute attr.
+func (db *DB) EarlySortable(ctx context.Context, attr string) (bool, error) {
+	_, ok, err := db.earlySortable(ctx, attr)
+	return ok, err
+}

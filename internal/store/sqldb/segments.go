@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/segsync/segsync/internal/emailaddr"
@@ -362,10 +363,16 @@ func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, em
 }
 
 // SortMembersByHash does now the part of StreamMembersByHash that comes
-// before its first member (reading and sorting them all) and returns the
-// rest: each streams the members to fn (once, under ctx), release frees
-// the sorted runs (also when each was never called). A first run sorts
-// while it waits for Mailchimp's answers to its first reads.
+// before its first member and returns the rest: each streams the members
+// to fn (once, under ctx), release frees the sorted runs (also when each
+// was never called). A first run sorts while it waits for Mailchimp's
+// answers to its first reads.
+//
+// When the address table of emailAttr is filled and up to date, what comes
+// before the first member is only the members whose subscriber hash sorts
+// below earlyHashBound, found through the table; the others are read and
+// sorted while those stream (sortMembersEarly). Otherwise it is reading
+// and sorting them all.
 //
 // The runs after one that read every member plan only what changed, and
 // find those members in the address table: it is filled, or brought up to
@@ -374,38 +381,131 @@ func (db *DB) SortMembersByHash(ctx context.Context, rules []*segment.Rule, emai
 	if !segment.ValidAttributeName(emailAttr) {
 		return nil, nil, fmt.Errorf("streaming members: e-mail attribute %q: %w", emailAttr, store.ErrInvalid)
 	}
-	sorter, err := db.sortedMembers(ctx, rules, emailAttr, nil)
+	attrID, early, err := db.earlySortable(ctx, emailAttr)
 	if err != nil {
 		return nil, nil, err
 	}
 	db.fillAddressesLater(emailAttr)
-	return func(fn func(store.HashedMember) error) error { return sorter.members(ctx, fn) }, sorter.close, nil
+	if early {
+		return db.sortMembersEarly(ctx, rules, emailAttr, attrID)
+	}
+	spans, err := db.spanFilters(ctx, idRange)
+	if err != nil {
+		return nil, nil, err
+	}
+	sorter, err := db.sortedMembers(ctx, rules, emailAttr, spans, memberSortRunBytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	return func(fn func(store.HashedMember) error) error { return sorter.members(ctx, fn, nil) }, sorter.close, nil
+}
+
+// earlyHashBound splits the members of SortMembersByHash when the address
+// table can tell them apart: the eighth whose subscriber hash sorts below
+// it (and those without an address) are read and sorted first, and their
+// calls keep Mailchimp's connections busy while the rest are read.
+const earlyHashBound = "2"
+
+// earlySortable reports whether the address table of attribute attr can
+// split a member sort (sortMembersEarly): filled and up to date. It writes
+// nothing: a table behind the profiles is caught up after the run.
+func (db *DB) earlySortable(ctx context.Context, attr string) (attrID int64, ok bool, err error) {
+	attrID, filled, fresh, err := db.addressesState(ctx, attr)
+	return attrID, filled && fresh, err
+}
+
+// sortMembersEarly is SortMembersByHash in two parts through the address
+// table of attribute id attrID, which is up to date: the members below
+// earlyHashBound, then the others, read and sorted meanwhile. A profile
+// whose address moved across the bound between the table's last refresh
+// and the read of its part is left out of this stream (it changed after
+// the run began; the next run sees it).
+func (db *DB) sortMembersEarly(ctx context.Context, rules []*segment.Rule, emailAttr string, attrID int64) (each func(fn func(store.HashedMember) error) error, release func(), err error) {
+	// Each id range's part, found in the table's primary key.
+	part := func(in bool) func(lo, hi int64) *profileFilter {
+		op := `IN`
+		if !in {
+			op = `NOT IN`
+		}
+		return func(lo, hi int64) *profileFilter {
+			return &profileFilter{
+				cond: `id > ? AND id <= ? AND id ` + op + ` (SELECT profile_id FROM profile_addresses WHERE attr = ? AND profile_id > ? AND profile_id <= ? AND hash < ?)`,
+				args: []any{lo, hi, attrID, lo, hi, earlyHashBound},
+			}
+		}
+	}
+	below, err := db.spanFilters(ctx, part(true))
+	if err != nil {
+		return nil, nil, err
+	}
+	others, err := db.spanFilters(ctx, part(false))
+	if err != nil {
+		return nil, nil, err
+	}
+	first, err := db.sortedMembers(ctx, rules, emailAttr, below, memberSortRunBytes/2)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	type sorted struct {
+		sorter *hashSorter
+		err    error
+	}
+	restc := make(chan sorted, 1)
+	go func() {
+		s, err := db.sortedMembers(ctx, rules, emailAttr, others, memberSortRunBytes)
+		restc <- sorted{s, err}
+	}()
+	var (
+		once sync.Once
+		rest sorted
+	)
+	wait := func() sorted { once.Do(func() { rest = <-restc }); return rest }
+	each = func(fn func(store.HashedMember) error) error {
+		if err := first.members(ctx, fn, func(h string) bool { return h < earlyHashBound }); err != nil {
+			return err
+		}
+		r := wait()
+		if r.err != nil {
+			return r.err
+		}
+		return r.sorter.members(ctx, fn, func(h string) bool { return h >= earlyHashBound })
+	}
+	release = func() {
+		cancel()
+		if r := wait(); r.sorter != nil {
+			r.sorter.close()
+		}
+		first.close()
+	}
+	return each, release, nil
 }
 
 // streamMembers is StreamMembersByHash over the profiles that pass only
-// (nil: all of them).
+// (nil: all of them, one id range per core).
 func (db *DB) streamMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, only *profileFilter, fn func(store.HashedMember) error) error {
-	sorter, err := db.sortedMembers(ctx, rules, emailAttr, only)
-	if err != nil {
-		return err
-	}
-	return sorter.members(ctx, fn)
-}
-
-// sortedMembers reads the members of rules among the profiles that pass
-// only (nil: all of them, one id range per core) into a sorter.
-func (db *DB) sortedMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, only *profileFilter) (*hashSorter, error) {
-	if len(rules) == 0 || len(rules) > store.MaxStreamRules {
-		return nil, fmt.Errorf("streaming members: %d rules, want 1 to %d: %w", len(rules), store.MaxStreamRules, store.ErrInvalid)
-	}
 	filters := []*profileFilter{only}
 	if only == nil {
 		var err error
-		if filters, err = db.idSpans(ctx); err != nil {
-			return nil, err
+		if filters, err = db.spanFilters(ctx, idRange); err != nil {
+			return err
 		}
 	}
-	sorter := newHashSorter(memberSortRunBytes)
+	sorter, err := db.sortedMembers(ctx, rules, emailAttr, filters, memberSortRunBytes)
+	if err != nil {
+		return err
+	}
+	return sorter.members(ctx, fn, nil)
+}
+
+// sortedMembers reads the members of rules among the profiles that pass
+// each filter (one read each, at once; nil passes all) into a sorter that
+// keeps runBytes in memory.
+func (db *DB) sortedMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, filters []*profileFilter, runBytes int) (*hashSorter, error) {
+	if len(rules) == 0 || len(rules) > store.MaxStreamRules {
+		return nil, fmt.Errorf("streaming members: %d rules, want 1 to %d: %w", len(rules), store.MaxStreamRules, store.ErrInvalid)
+	}
+	sorter := newHashSorter(runBytes)
 	if err := db.sortMembers(ctx, rules, emailAttr, filters, sorter); err != nil {
 		sorter.close()
 		return nil, err
@@ -416,17 +516,18 @@ func (db *DB) sortedMembers(ctx context.Context, rules []*segment.Rule, emailAtt
 // spanProfiles is DB.SpanProfiles' default.
 const spanProfiles = 20_000
 
-// idSpans splits the profiles into one id range per processor (at most
-// four): reading the members is bound by the database's rule evaluation,
-// and a run has nothing else to do until they are sorted.
-func (db *DB) idSpans(ctx context.Context) ([]*profileFilter, error) {
+// spanFilters splits the profiles into one id range per processor (at
+// most four) and returns filter(lo, hi) of each: the ids in (lo, hi].
+// Reading members is bound by the database's rule evaluation, and a run
+// has nothing else to do until they are sorted.
+func (db *DB) spanFilters(ctx context.Context, filter func(lo, hi int64) *profileFilter) ([]*profileFilter, error) {
 	var maxID int64
 	if err := db.R.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM profiles`).Scan(&maxID); err != nil {
 		return nil, fmt.Errorf("streaming members: %w", err)
 	}
 	n := int64(min(runtime.GOMAXPROCS(0), 4))
 	if maxID < cmp.Or(db.SpanProfiles, spanProfiles) || n < 2 {
-		return []*profileFilter{nil}, nil
+		n = 1
 	}
 	spans := make([]*profileFilter, n)
 	for i := range n {
@@ -434,9 +535,14 @@ func (db *DB) idSpans(ctx context.Context) ([]*profileFilter, error) {
 		if i == n-1 {
 			hi = math.MaxInt64 // profiles added meanwhile
 		}
-		spans[i] = &profileFilter{cond: `id > ? AND id <= ?`, args: []any{maxID * i / n, hi}}
+		spans[i] = filter(maxID*i/n, hi)
 	}
 	return spans, nil
+}
+
+// idRange is the filter of the ids in (lo, hi].
+func idRange(lo, hi int64) *profileFilter {
+	return &profileFilter{cond: `id > ? AND id <= ?`, args: []any{lo, hi}}
 }
 
 // memberChunk is how many records a reader hands the sorter at a time.
