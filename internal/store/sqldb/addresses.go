@@ -15,10 +15,12 @@ import (
 // The address table (profile_addresses; migration 0023 on SQLite, 0022 on
 // PostgreSQL): each
 // profile's subscriber address under an attribute, so that the members of
-// a few addresses are found without computing every profile's. It is
-// filled in the background once a run is over (StartDeferred), in id
-// ranges of one short transaction each, and then brought up to date by the
-// runs that read it, from profiles.updated_at: the profiles written since.
+// a few addresses are found without computing every profile's, and a
+// first run's members are sorted in two parts (sortMembersEarly). It is
+// filled in the background when an export is created or its mapping
+// changes and once a run is over (StartDeferred), in id ranges of one
+// short transaction each, and then brought up to date by the runs that
+// read it, from profiles.updated_at: the profiles written since.
 
 const (
 	// addressBucketShift is the index's bucket: profile_id >> 18. Keep it
@@ -83,6 +85,19 @@ func (db *DB) fillAddressesLater(attr string) {
 		f.wanted = map[string]bool{}
 	}
 	f.wanted[attr] = true
+}
+
+// fillAddressesNow has the address table of attribute attr filled, or
+// brought up to date, in the background from now on (an export was
+// created or its mapping changed): the export's first run then reads its
+// first members through it (sortMembersEarly) and sends them while it
+// reads the others.
+func (db *DB) fillAddressesNow(attr string) {
+	if !segment.ValidAttributeName(attr) {
+		return
+	}
+	db.fillAddressesLater(attr)
+	db.StartDeferred()
 }
 
 // StartDeferred starts in the background the work that reads deferred

@@ -216,3 +216,27 @@ func TestSortMembersEarly(t *testing.T) {
 		same(sorted(), all)
 	})
 }
+
+// TestExportFillsAddresses: creating an export has the address table of
+// its e-mail attribute filled in the background, so that its first run
+// finds it ready; changing the attribute has the new one's filled.
+func TestExportFillsAddresses(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		if _, err := db.UpsertProfiles(ctx, []store.ProfilePatch{
+			{CustomerID: "c1", Attrs: `{"email":"a@shop.io","work_email":"a@work.io"}`},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		exp := store.Export{Name: "e", AudienceID: "list", Mapping: store.Mapping{Email: "email"}, OnLeave: "untag"}
+		if err := db.CreateExport(ctx, &exp); err != nil {
+			t.Fatal(err)
+		}
+		dbtest.WaitAddressesFilled(t, db, "email")
+		exp.Mapping.Email = "work_email"
+		if err := db.UpdateExport(ctx, &exp); err != nil {
+			t.Fatal(err)
+		}
+		dbtest.WaitAddressesFilled(t, db, "work_email")
+	})
+}

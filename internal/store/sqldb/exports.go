@@ -96,6 +96,7 @@ func (db *DB) CreateExport(ctx context.Context, e *store.Export) error {
 	if err != nil {
 		return fmt.Errorf("creating export: %w", err)
 	}
+	db.fillAddressesNow(e.Mapping.Email)
 	return nil
 }
 
@@ -150,6 +151,7 @@ func (db *DB) UpdateExport(ctx context.Context, e *store.Export) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("export %d: %w", e.ID, store.ErrNotFound)
 	}
+	db.fillAddressesNow(e.Mapping.Email)
 	return nil
 }
 
