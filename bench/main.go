@@ -53,6 +53,7 @@ type options struct {
 	poll             time.Duration
 	keep             bool
 	note             string
+	calls            string
 }
 
 func main() {
@@ -82,6 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.poll, "poll", 100*time.Millisecond, "how often a run's status is polled")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, server log)")
 	fs.IntVar(&changeEvery, "change-every", 100, "the incremental runs change one profile in this many (100: 1 %, the runs change1pct; otherwise change1inN)")
+	fs.StringVar(&o.calls, "calls", "", "file each export run's Mailchimp calls are appended to, one JSON line per run: route, arrival and answer in seconds from the run's start (empty: none)")
 	fs.StringVar(&o.note, "note", "", "free text recorded with every result (e.g. the machine)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -329,7 +331,7 @@ func benchOne(ctx context.Context, o options, bin, dir string, n int, out *recor
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	emu, err := emulator.Start(emulator.Options{MaxConns: o.maxConns, Latency: o.latency, LatencyPerMember: o.latencyPerMember})
+	emu, err := emulator.Start(emulator.Options{MaxConns: o.maxConns, Latency: o.latency, LatencyPerMember: o.latencyPerMember, RecordCalls: o.calls != ""})
 	if err != nil {
 		return err
 	}
@@ -461,6 +463,11 @@ func benchOne(ctx context.Context, o options, bin, dir string, n int, out *recor
 			}
 			if w := emu.FirstWrite(); !w.IsZero() {
 				res.FirstWriteS = round(w.Sub(m.start).Seconds(), 3)
+			}
+			if o.calls != "" {
+				if err := appendCalls(o.calls, res, m.start, emu.RecordedCalls()); err != nil {
+					return result{}, err
+				}
 			}
 			if o.latency > 0 && res.WallS > 0 {
 				res.MinS = round(p.minSeconds(o.latency, o.latencyPerMember, o.maxConns), 3)
@@ -617,4 +624,36 @@ func plotResults(path, svgPath string, latency time.Duration, maxConns int) erro
 		return err
 	}
 	return os.WriteFile(svgPath, []byte(b.String()), 0o644)
+}
+
+// appendCalls appends one JSON line to file: the run's name and size, and
+// each call's route, arrival and answer in seconds from start.
+func appendCalls(file string, res result, start time.Time, calls []emulator.Call) error {
+	type call struct {
+		Route string  `json:"route"`
+		Start float64 `json:"start_s"`
+		End   float64 `json:"end_s"`
+	}
+	line := struct {
+		Run      string `json:"run"`
+		Profiles int    `json:"profiles"`
+		Note     string `json:"note,omitempty"`
+		Calls    []call `json:"calls"`
+	}{Run: res.Run, Profiles: res.Profiles, Note: res.Note}
+	for _, c := range calls {
+		line.Calls = append(line.Calls, call{c.Route, round(c.Start.Sub(start).Seconds(), 4), round(c.End.Sub(start).Seconds(), 4)})
+	}
+	b, err := json.Marshal(line)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

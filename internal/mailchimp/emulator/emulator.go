@@ -41,6 +41,10 @@ type Options struct {
 	Seed int64
 	// Logger receives one debug line per request; nil discards.
 	Logger *slog.Logger
+	// RecordCalls keeps every API request's route, arrival and answer
+	// until the next ResetCounters (RecordedCalls), for a benchmark's
+	// account of the connections' idle time.
+	RecordCalls bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
@@ -85,6 +89,7 @@ type Emulator struct {
 	// firstWrite is when the first request since the last reset that was
 	// not a GET came in.
 	firstWrite time.Time
+	recorded   []Call // with Options.RecordCalls
 
 	routeList []string // API routes, "METHOD /path/{template}"
 
@@ -207,6 +212,9 @@ func (e *Emulator) api(mux *http.ServeMux, route string, h apiFunc) {
 
 func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, route string, h apiFunc) {
 	e.count(route)
+	if e.opts.RecordCalls {
+		defer e.record(route, time.Now())
+	}
 	defer e.answered()
 	a, perr := e.authenticate(r)
 	if perr != nil {
@@ -346,6 +354,14 @@ func (e *Emulator) count(route string) {
 	if e.firstWrite.IsZero() && !strings.HasPrefix(route, http.MethodGet+" ") {
 		e.firstWrite = time.Now()
 	}
+	e.callMu.Unlock()
+}
+
+// record keeps a request that came in at start and is answered now.
+func (e *Emulator) record(route string, start time.Time) {
+	end := time.Now()
+	e.callMu.Lock()
+	e.recorded = append(e.recorded, Call{Route: route, Start: start, End: end})
 	e.callMu.Unlock()
 }
 

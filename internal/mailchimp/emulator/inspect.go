@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -347,6 +348,21 @@ func (e *Emulator) FirstWrite() time.Time {
 	return e.firstWrite
 }
 
+// Call is one API request: its route (as in Calls), when it came in and
+// when it was answered.
+type Call struct {
+	Route      string
+	Start, End time.Time
+}
+
+// RecordedCalls returns the requests since the last ResetCounters, in the
+// order they were answered; only with Options.RecordCalls.
+func (e *Emulator) RecordedCalls() []Call {
+	e.callMu.Lock()
+	defer e.callMu.Unlock()
+	return slices.Clone(e.recorded)
+}
+
 // CallCount returns the calls of one route, e.g. "PUT /lists/{list_id}/members/{subscriber_hash}".
 func (e *Emulator) CallCount(route string) int {
 	e.callMu.Lock()
@@ -382,7 +398,7 @@ func (e *Emulator) MaxConcurrent(apiKey string) int {
 func (e *Emulator) ResetCounters() {
 	e.callMu.Lock()
 	clear(e.calls)
-	e.callSpan, e.firstWrite = [2]time.Time{}, time.Time{}
+	e.callSpan, e.firstWrite, e.recorded = [2]time.Time{}, time.Time{}, nil
 	e.callMu.Unlock()
 	for _, a := range e.accounts {
 		a.maxSeen.Store(0)
