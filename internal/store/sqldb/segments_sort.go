@@ -21,6 +21,10 @@ import (
 // written while the next fills, so twice this is in memory at most.
 const memberSortRunBytes = 16 << 20
 
+// mergeBufferBytes is what the read buffers of a merge of sorted runs
+// take together, at most (at 8 KiB each, up to 1,024 runs).
+const mergeBufferBytes = 8 << 20
+
 // memberRec is one member between the database and the callback.
 type memberRec struct {
 	hash, customerID string
@@ -180,8 +184,11 @@ func (s *hashSorter) each(ctx context.Context, fn func(*memberRec) error) error 
 	if len(s.batch) > 0 {
 		h.items = append(h.items, &memRun{recs: s.batch, order: s.order})
 	}
+	// The runs' read buffers share mergeBufferBytes, 8–64 KiB each, so
+	// that memory does not grow with the number of runs.
+	size := min(64<<10, max(8<<10, mergeBufferBytes/len(s.runs)))
 	for _, r := range s.runs {
-		h.items = append(h.items, &fileRun{r: bufio.NewReaderSize(io.NewSectionReader(s.file, r[0], r[1]-r[0]), 64<<10)})
+		h.items = append(h.items, &fileRun{r: bufio.NewReaderSize(io.NewSectionReader(s.file, r[0], r[1]-r[0]), size)})
 	}
 	live := h.items[:0]
 	for _, it := range h.items {
