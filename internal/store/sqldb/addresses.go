@@ -89,7 +89,7 @@ func (db *DB) fillAddressesLater(attr string) {
 
 // fillAddressesNow has the address table of attribute attr filled, or
 // brought up to date, in the background from now on (an export was
-// created or its mapping changed): the export's first run then reads its
+// created or updated): the export's first run then reads its
 // first members through it (sortMembersEarly) and sends them while it
 // reads the others.
 func (db *DB) fillAddressesNow(attr string) {

@@ -122,14 +122,7 @@ func TestSortMembersEarly(t *testing.T) {
 			}
 		}
 		write(0, 800, 0)
-		var rules []*segment.Rule
-		for _, text := range []string{`{"attribute":"score","op":"gte","value":30}`, `{"attribute":"city","op":"eq","value":"Amsterdam"}`} {
-			r, err := segment.Parse([]byte(text), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rules = append(rules, r)
-		}
+		rules := parseRules(t, `{"attribute":"score","op":"gte","value":30}`, `{"attribute":"city","op":"eq","value":"Amsterdam"}`)
 		sorted := func() []string {
 			t.Helper()
 			each, release, err := db.SortMembersByHash(ctx, rules, "email")

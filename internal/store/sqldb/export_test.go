@@ -52,6 +52,6 @@ func CatchUpQueries() (end, span string) {
 // EarlySortable reports whether SortMembersByHash splits its sort through
 // the address table of attribute attr.
 func (db *DB) EarlySortable(ctx context.Context, attr string) (bool, error) {
-	_, ok, err := db.earlySortable(ctx, attr)
-	return ok, err
+	_, filled, fresh, err := db.addressesState(ctx, attr)
+	return filled && fresh, err
 }

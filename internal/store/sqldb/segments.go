@@ -381,15 +381,15 @@ func (db *DB) SortMembersByHash(ctx context.Context, rules []*segment.Rule, emai
 	if !segment.ValidAttributeName(emailAttr) {
 		return nil, nil, fmt.Errorf("streaming members: e-mail attribute %q: %w", emailAttr, store.ErrInvalid)
 	}
-	attrID, early, err := db.earlySortable(ctx, emailAttr)
+	attrID, filled, fresh, err := db.addressesState(ctx, emailAttr)
 	if err != nil {
 		return nil, nil, err
 	}
 	db.fillAddressesLater(emailAttr)
-	if early {
+	if filled && fresh { // a table behind the profiles is caught up after the run
 		return db.sortMembersEarly(ctx, rules, emailAttr, attrID)
 	}
-	spans, err := db.spanFilters(ctx, idRange)
+	spans, err := db.idSpans(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -406,14 +406,6 @@ func (db *DB) SortMembersByHash(ctx context.Context, rules []*segment.Rule, emai
 // calls keep Mailchimp's connections busy while the rest are read.
 const earlyHashBound = "2"
 
-// earlySortable reports whether the address table of attribute attr can
-// split a member sort (sortMembersEarly): filled and up to date. It writes
-// nothing: a table behind the profiles is caught up after the run.
-func (db *DB) earlySortable(ctx context.Context, attr string) (attrID int64, ok bool, err error) {
-	attrID, filled, fresh, err := db.addressesState(ctx, attr)
-	return attrID, filled && fresh, err
-}
-
 // sortMembersEarly is SortMembersByHash in two parts through the address
 // table of attribute id attrID, which is up to date: the members below
 // earlyHashBound, then the others, read and sorted meanwhile. A profile
@@ -424,27 +416,21 @@ func (db *DB) sortMembersEarly(ctx context.Context, rules []*segment.Rule, email
 	// Each id range's part, found in the table's primary key. PostgreSQL
 	// runs a NOT IN whose subquery outgrows work_mem as a scan of the
 	// subquery's rows for every profile: an anti-join there.
-	part := func(in bool) func(lo, hi int64) *profileFilter {
-		const addresses = `(SELECT profile_id FROM profile_addresses WHERE attr = ? AND profile_id > ? AND profile_id <= ? AND hash < ?)`
-		return func(lo, hi int64) *profileFilter {
-			switch {
-			case in:
-				return &profileFilter{cond: `id > ? AND id <= ? AND id IN ` + addresses, args: []any{lo, hi, attrID, lo, hi, earlyHashBound}}
-			case db.d == Postgres:
-				return &profileFilter{cond: `id > ? AND id <= ? AND NOT EXISTS (SELECT 1 FROM profile_addresses a WHERE a.attr = ? AND a.profile_id = id AND a.hash < ?)`,
-					args: []any{lo, hi, attrID, earlyHashBound}}
-			default:
-				return &profileFilter{cond: `id > ? AND id <= ? AND id NOT IN ` + addresses, args: []any{lo, hi, attrID, lo, hi, earlyHashBound}}
-			}
+	ranges, err := db.idRanges(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	const addresses = `(SELECT profile_id FROM profile_addresses WHERE attr = ? AND profile_id > ? AND profile_id <= ? AND hash < ?)`
+	var below, others []*profileFilter
+	for _, r := range ranges {
+		lo, hi := r[0], r[1]
+		below = append(below, &profileFilter{cond: `id > ? AND id <= ? AND id IN ` + addresses, args: []any{lo, hi, attrID, lo, hi, earlyHashBound}})
+		other := &profileFilter{cond: `id > ? AND id <= ? AND id NOT IN ` + addresses, args: []any{lo, hi, attrID, lo, hi, earlyHashBound}}
+		if db.d == Postgres {
+			other = &profileFilter{cond: `id > ? AND id <= ? AND NOT EXISTS (SELECT 1 FROM profile_addresses a WHERE a.attr = ? AND a.profile_id = id AND a.hash < ?)`,
+				args: []any{lo, hi, attrID, earlyHashBound}}
 		}
-	}
-	below, err := db.spanFilters(ctx, part(true))
-	if err != nil {
-		return nil, nil, err
-	}
-	others, err := db.spanFilters(ctx, part(false))
-	if err != nil {
-		return nil, nil, err
+		others = append(others, other)
 	}
 	// The others are read while the first part is sent, recorded and
 	// flowed back, beside what that holds in memory (SQLite's included):
@@ -496,7 +482,7 @@ func (db *DB) streamMembers(ctx context.Context, rules []*segment.Rule, emailAtt
 	filters := []*profileFilter{only}
 	if only == nil {
 		var err error
-		if filters, err = db.spanFilters(ctx, idRange); err != nil {
+		if filters, err = db.idSpans(ctx); err != nil {
 			return err
 		}
 	}
@@ -525,11 +511,10 @@ func (db *DB) sortedMembers(ctx context.Context, rules []*segment.Rule, emailAtt
 // spanProfiles is DB.SpanProfiles' default.
 const spanProfiles = 20_000
 
-// spanFilters splits the profiles into one id range per processor (at
-// most four) and returns filter(lo, hi) of each: the ids in (lo, hi].
-// Reading members is bound by the database's rule evaluation, and a run
-// has nothing else to do until they are sorted.
-func (db *DB) spanFilters(ctx context.Context, filter func(lo, hi int64) *profileFilter) ([]*profileFilter, error) {
+// idRanges splits the profiles into one id range (lo, hi] per processor
+// (at most four): reading members is bound by the database's rule
+// evaluation, and a run has nothing else to do until they are sorted.
+func (db *DB) idRanges(ctx context.Context) ([][2]int64, error) {
 	var maxID int64
 	if err := db.R.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM profiles`).Scan(&maxID); err != nil {
 		return nil, fmt.Errorf("streaming members: %w", err)
@@ -538,20 +523,25 @@ func (db *DB) spanFilters(ctx context.Context, filter func(lo, hi int64) *profil
 	if maxID < cmp.Or(db.SpanProfiles, spanProfiles) || n < 2 {
 		n = 1
 	}
-	spans := make([]*profileFilter, n)
+	ranges := make([][2]int64, n)
 	for i := range n {
-		hi := maxID * (i + 1) / n
-		if i == n-1 {
-			hi = math.MaxInt64 // profiles added meanwhile
-		}
-		spans[i] = filter(maxID*i/n, hi)
+		ranges[i] = [2]int64{maxID * i / n, maxID * (i + 1) / n}
 	}
-	return spans, nil
+	ranges[n-1][1] = math.MaxInt64 // profiles added meanwhile
+	return ranges, nil
 }
 
-// idRange is the filter of the ids in (lo, hi].
-func idRange(lo, hi int64) *profileFilter {
-	return &profileFilter{cond: `id > ? AND id <= ?`, args: []any{lo, hi}}
+// idSpans is idRanges as filters.
+func (db *DB) idSpans(ctx context.Context) ([]*profileFilter, error) {
+	ranges, err := db.idRanges(ctx)
+	if err != nil {
+		return nil, err
+	}
+	spans := make([]*profileFilter, len(ranges))
+	for i, r := range ranges {
+		spans[i] = &profileFilter{cond: `id > ? AND id <= ?`, args: []any{r[0], r[1]}}
+	}
+	return spans, nil
 }
 
 // memberChunk is how many records a reader hands the sorter at a time.

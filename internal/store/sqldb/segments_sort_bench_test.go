@@ -17,14 +17,7 @@ import (
 //	SEGSYNC_BENCH_ROWS=200000 go test -run '^$' -bench SortMembers -benchtime 3x ./internal/store/sqldb
 func BenchmarkSortMembers(b *testing.B) {
 	n, open := benchStores()
-	var rules []*segment.Rule
-	for _, text := range []string{`{"attribute":"score","op":"gte","value":25}`, `{"attribute":"signup_date","op":"gte","value":"2022-01-01"}`} {
-		r, err := segment.Parse([]byte(text), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		rules = append(rules, r)
-	}
+	rules := parseRules(b, `{"attribute":"score","op":"gte","value":25}`, `{"attribute":"signup_date","op":"gte","value":"2022-01-01"}`)
 	epoch := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	for dialect, op := range open {
 		db := op(b)
@@ -63,4 +56,18 @@ func BenchmarkSortMembers(b *testing.B) {
 		}
 		b.Run(dialect+"/early", sort)
 	}
+}
+
+// parseRules parses segment rules given as JSON.
+func parseRules(tb testing.TB, texts ...string) []*segment.Rule {
+	tb.Helper()
+	rules := make([]*segment.Rule, len(texts))
+	for i, text := range texts {
+		r, err := segment.Parse([]byte(text), nil)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		rules[i] = r
+	}
+	return rules
 }
