@@ -393,11 +393,11 @@ func (db *DB) SortMembersByHash(ctx context.Context, rules []*segment.Rule, emai
 	if err != nil {
 		return nil, nil, err
 	}
-	sorter, err := db.sortedMembers(ctx, rules, emailAttr, spans, memberSortRunBytes)
+	sorter, err := db.sortedMembers(ctx, rules, emailAttr, spans, nil, memberSortRunBytes)
 	if err != nil {
 		return nil, nil, err
 	}
-	return func(fn func(store.HashedMember) error) error { return sorter.members(ctx, fn, nil) }, sorter.close, nil
+	return func(fn func(store.HashedMember) error) error { return sorter.members(ctx, fn) }, sorter.close, nil
 }
 
 // earlyHashBound splits the members of SortMembersByHash when the address
@@ -408,36 +408,32 @@ const earlyHashBound = "2"
 
 // sortMembersEarly is SortMembersByHash in two parts through the address
 // table of attribute id attrID, which is up to date: the members below
-// earlyHashBound, then the others, read and sorted meanwhile. A profile
-// whose address moved across the bound between the table's last refresh
-// and the read of its part is left out of this stream (it changed after
-// the run began; the next run sees it).
+// earlyHashBound, found through the table, then the others, read and
+// sorted meanwhile. The others are every profile's members whose hash is
+// not below the bound (hashed while read, as in any sort), so the second
+// read needs no anti-join: an anti-join's temporary table grew SQLite's
+// memory with the number of profiles. A profile whose address moved below
+// the bound since the table's last refresh is left out of this stream (it
+// changed after the run began; the next run sees it).
 func (db *DB) sortMembersEarly(ctx context.Context, rules []*segment.Rule, emailAttr string, attrID int64) (each func(fn func(store.HashedMember) error) error, release func(), err error) {
-	// Each id range's part, found in the table's primary key. PostgreSQL
-	// runs a NOT IN whose subquery outgrows work_mem as a scan of the
-	// subquery's rows for every profile: an anti-join there.
 	ranges, err := db.idRanges(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
+	// Each id range's first part, found in the table's primary key.
 	const addresses = `(SELECT profile_id FROM profile_addresses WHERE attr = ? AND profile_id > ? AND profile_id <= ? AND hash < ?)`
 	var below, others []*profileFilter
 	for _, r := range ranges {
 		lo, hi := r[0], r[1]
 		below = append(below, &profileFilter{cond: `id > ? AND id <= ? AND id IN ` + addresses, args: []any{lo, hi, attrID, lo, hi, earlyHashBound}})
-		other := &profileFilter{cond: `id > ? AND id <= ? AND id NOT IN ` + addresses, args: []any{lo, hi, attrID, lo, hi, earlyHashBound}}
-		if db.d == Postgres {
-			other = &profileFilter{cond: `id > ? AND id <= ? AND NOT EXISTS (SELECT 1 FROM profile_addresses a WHERE a.attr = ? AND a.profile_id = id AND a.hash < ?)`,
-				args: []any{lo, hi, attrID, earlyHashBound}}
-		}
-		others = append(others, other)
+		others = append(others, &profileFilter{cond: `id > ? AND id <= ?`, args: []any{lo, hi}})
 	}
 	// The others are read while the first part is sent, recorded and
 	// flowed back, beside what that holds in memory (SQLite's included):
 	// both sorts keep smaller runs in memory than a sort of them all does.
 	// With the first part's at half and the others' at the whole of
 	// memberSortRunBytes, a 1M export peaked at 315–335 MB.
-	first, err := db.sortedMembers(ctx, rules, emailAttr, below, memberSortRunBytes/8)
+	first, err := db.sortedMembers(ctx, rules, emailAttr, below, func(h string) bool { return h < earlyHashBound }, memberSortRunBytes/8)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -448,7 +444,7 @@ func (db *DB) sortMembersEarly(ctx context.Context, rules []*segment.Rule, email
 	}
 	restc := make(chan sorted, 1)
 	go func() {
-		s, err := db.sortedMembers(ctx, rules, emailAttr, others, memberSortRunBytes/4)
+		s, err := db.sortedMembers(ctx, rules, emailAttr, others, func(h string) bool { return h >= earlyHashBound }, memberSortRunBytes/4)
 		restc <- sorted{s, err}
 	}()
 	var (
@@ -457,14 +453,14 @@ func (db *DB) sortMembersEarly(ctx context.Context, rules []*segment.Rule, email
 	)
 	wait := func() sorted { once.Do(func() { rest = <-restc }); return rest }
 	each = func(fn func(store.HashedMember) error) error {
-		if err := first.members(ctx, fn, func(h string) bool { return h < earlyHashBound }); err != nil {
+		if err := first.members(ctx, fn); err != nil {
 			return err
 		}
 		r := wait()
 		if r.err != nil {
 			return r.err
 		}
-		return r.sorter.members(ctx, fn, func(h string) bool { return h >= earlyHashBound })
+		return r.sorter.members(ctx, fn)
 	}
 	release = func() {
 		cancel()
@@ -486,22 +482,23 @@ func (db *DB) streamMembers(ctx context.Context, rules []*segment.Rule, emailAtt
 			return err
 		}
 	}
-	sorter, err := db.sortedMembers(ctx, rules, emailAttr, filters, memberSortRunBytes)
+	sorter, err := db.sortedMembers(ctx, rules, emailAttr, filters, nil, memberSortRunBytes)
 	if err != nil {
 		return err
 	}
-	return sorter.members(ctx, fn, nil)
+	return sorter.members(ctx, fn)
 }
 
 // sortedMembers reads the members of rules among the profiles that pass
-// each filter (one read each, at once; nil passes all) into a sorter that
-// keeps runBytes in memory.
-func (db *DB) sortedMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, filters []*profileFilter, runBytes int) (*hashSorter, error) {
+// each filter (one read each, at once; nil passes all), those whose
+// subscriber hash keep keeps (nil: all), into a sorter that keeps runBytes
+// in memory.
+func (db *DB) sortedMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, filters []*profileFilter, keep func(hash string) bool, runBytes int) (*hashSorter, error) {
 	if len(rules) == 0 || len(rules) > store.MaxStreamRules {
 		return nil, fmt.Errorf("streaming members: %d rules, want 1 to %d: %w", len(rules), store.MaxStreamRules, store.ErrInvalid)
 	}
 	sorter := newHashSorter(runBytes)
-	if err := db.sortMembers(ctx, rules, emailAttr, filters, sorter); err != nil {
+	if err := db.sortMembers(ctx, rules, emailAttr, filters, keep, sorter); err != nil {
 		sorter.close()
 		return nil, err
 	}
@@ -550,7 +547,7 @@ const memberChunk = 1024
 // sortMembers reads the members of each filter at once (one query and
 // connection each) and feeds them to the sorter; the read connections are
 // released before the callbacks start.
-func (db *DB) sortMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, filters []*profileFilter, sorter *hashSorter) error {
+func (db *DB) sortMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, filters []*profileFilter, keep func(hash string) bool, sorter *hashSorter) error {
 	type stmt struct {
 		query string
 		args  []any
@@ -568,7 +565,7 @@ func (db *DB) sortMembers(ctx context.Context, rules []*segment.Rule, emailAttr 
 	chunks := make(chan []memberRec, 2*len(stmts))
 	g, gctx := errgroup.WithContext(ctx)
 	for _, st := range stmts {
-		g.Go(func() error { return db.readMembers(gctx, st.query, st.args, len(rules), chunks) })
+		g.Go(func() error { return db.readMembers(gctx, st.query, st.args, len(rules), keep, chunks) })
 	}
 	go func() {
 		_ = g.Wait()
@@ -591,8 +588,9 @@ func (db *DB) sortMembers(ctx context.Context, rules []*segment.Rule, emailAttr 
 	return addErr
 }
 
-// readMembers runs one stream query and sends its rows, hashed, in chunks.
-func (db *DB) readMembers(ctx context.Context, query string, args []any, nrules int, out chan<- []memberRec) error {
+// readMembers runs one stream query and sends its rows, hashed, in chunks:
+// those whose hash keep keeps (nil: all).
+func (db *DB) readMembers(ctx context.Context, query string, args []any, nrules int, keep func(hash string) bool, out chan<- []memberRec) error {
 	rows, err := db.R.QueryContext(ctx, db.Q(query), args...)
 	if err != nil {
 		return fmt.Errorf("streaming members: %w", err)
@@ -633,6 +631,9 @@ func (db *DB) readMembers(ctx context.Context, query string, args []any, nrules 
 		rec.hash = ""
 		if e, ok := email.(string); ok && emailaddr.Normalize(e) != "" {
 			rec.hash = emailaddr.Hash(e)
+		}
+		if keep != nil && !keep(rec.hash) {
+			continue
 		}
 		if cap(arena)-len(arena) < len(attrs) {
 			arena = make([]byte, 0, max(1<<20, len(attrs)))

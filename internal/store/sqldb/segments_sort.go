@@ -220,13 +220,9 @@ func (s *hashSorter) each(ctx context.Context, fn func(*memberRec) error) error 
 	return nil
 }
 
-// members is each, as the store's members; keep, when not nil, picks them
-// by subscriber hash.
-func (s *hashSorter) members(ctx context.Context, fn func(store.HashedMember) error, keep func(hash string) bool) error {
+// members is each, as the store's members.
+func (s *hashSorter) members(ctx context.Context, fn func(store.HashedMember) error) error {
 	return s.each(ctx, func(r *memberRec) error {
-		if keep != nil && !keep(r.hash) {
-			return nil
-		}
 		return fn(store.HashedMember{Hash: r.hash, CustomerID: r.customerID, Attrs: r.attrs,
 			UpdatedAt: time.UnixMicro(r.updated).UTC(), Segments: r.segments})
 	})
