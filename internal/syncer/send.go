@@ -537,6 +537,9 @@ func (s *sender) create(ctx context.Context, ops []op) {
 		answered[o.c.email] = true
 		row := s.acked(o.c, m.Status)
 		row.CreatedByUs = true
+		// Nothing sends the contact's fields again: its tags wait in
+		// memory without them.
+		o.c.d.fields = nil
 		ch, count := store.SyncedChange{Hash: o.c.hash, Set: &row}, func(rc *store.RunCounts) { rc.Created++ }
 		if o.c.addTags != 0 && !s.tail.Load() {
 			o.held = s.hold.hold(ch, o.c.intentBatch, bits.OnesCount64(o.c.addTags), count)
