@@ -98,7 +98,7 @@ func TestBackgroundFillStopsAtClose(t *testing.T) {
 func TestSortMembersEarly(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := context.Background()
-		db.SpanProfiles = 50 // one id range per core
+		db.SpanProfiles, db.RangeProfiles = 50, 90 // a dozen id ranges, two read at once
 		email := func(i, g int) string {
 			switch {
 			case i%37 == 0:

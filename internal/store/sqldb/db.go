@@ -41,6 +41,9 @@ type DB struct {
 	// SpanProfiles is how many profiles make a member stream read them in
 	// several id ranges at once (0: 20,000); set before use.
 	SpanProfiles int64
+	// RangeProfiles is how many profile ids one read of a member stream
+	// covers at most (0: 100,000); set before use.
+	RangeProfiles int64
 	// AddressSpan is how many profiles one transaction of an address table
 	// refresh reads at most (0: 65,536 on SQLite, 1,048,576 on
 	// PostgreSQL); set before use.

@@ -508,16 +508,28 @@ func (db *DB) sortedMembers(ctx context.Context, rules []*segment.Rule, emailAtt
 // spanProfiles is DB.SpanProfiles' default.
 const spanProfiles = 20_000
 
-// idRanges splits the profiles into one id range (lo, hi] per processor
-// (at most four): reading members is bound by the database's rule
-// evaluation, and a run has nothing else to do until they are sorted.
+// rangeProfiles is DB.RangeProfiles' default: a read is one statement,
+// and SQLite holds memory for as long as a statement reads beside the
+// writer (a 1M export whose members were read in two statements peaked
+// at 127 MB outside Go, in ten at 79 MB).
+const rangeProfiles = 100_000
+
+// memberReaders is how many reads of members run at once: one per
+// processor (at most four). Reading members is bound by the database's
+// rule evaluation, and a run has nothing else to do until they are sorted.
+func memberReaders() int { return min(runtime.GOMAXPROCS(0), 4) }
+
+// idRanges splits the profiles into id ranges (lo, hi] of at most
+// DB.RangeProfiles ids, and at least memberReaders of them (one when there
+// are fewer than DB.SpanProfiles).
 func (db *DB) idRanges(ctx context.Context) ([][2]int64, error) {
 	var maxID int64
 	if err := db.R.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM profiles`).Scan(&maxID); err != nil {
 		return nil, fmt.Errorf("streaming members: %w", err)
 	}
-	n := int64(min(runtime.GOMAXPROCS(0), 4))
-	if maxID < cmp.Or(db.SpanProfiles, spanProfiles) || n < 2 {
+	size := cmp.Or(db.RangeProfiles, rangeProfiles)
+	n := max(int64(memberReaders()), (maxID+size-1)/size)
+	if maxID < cmp.Or(db.SpanProfiles, spanProfiles) {
 		n = 1
 	}
 	ranges := make([][2]int64, n)
@@ -544,9 +556,9 @@ func (db *DB) idSpans(ctx context.Context) ([]*profileFilter, error) {
 // memberChunk is how many records a reader hands the sorter at a time.
 const memberChunk = 1024
 
-// sortMembers reads the members of each filter at once (one query and
-// connection each) and feeds them to the sorter; the read connections are
-// released before the callbacks start.
+// sortMembers reads the members of each filter (one query each,
+// memberReaders at once) and feeds them to the sorter; the read
+// connections are released before the callbacks start.
 func (db *DB) sortMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, filters []*profileFilter, keep func(hash string) bool, sorter *hashSorter) error {
 	type stmt struct {
 		query string
@@ -562,12 +574,14 @@ func (db *DB) sortMembers(ctx context.Context, rules []*segment.Rule, emailAttr 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	chunks := make(chan []memberRec, 2*len(stmts))
+	readers := min(len(stmts), memberReaders())
+	chunks := make(chan []memberRec, 2*readers)
 	g, gctx := errgroup.WithContext(ctx)
-	for _, st := range stmts {
-		g.Go(func() error { return db.readMembers(gctx, st.query, st.args, len(rules), keep, chunks) })
-	}
-	go func() {
+	g.SetLimit(readers)
+	go func() { // g.Go waits for a reader to end, which may wait for this loop below
+		for _, st := range stmts {
+			g.Go(func() error { return db.readMembers(gctx, st.query, st.args, len(rules), keep, chunks) })
+		}
 		_ = g.Wait()
 		close(chunks)
 	}()

@@ -389,8 +389,9 @@ func (s Suite) TestSegmentStreamByHash(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("stream =\n%v\nwant\n%v", got, want)
 	}
-	// The same stream read in id ranges at once (as over many profiles).
-	db.SpanProfiles = 1
+	// The same stream read in id ranges, more of them than read at once
+	// (as over many profiles).
+	db.SpanProfiles, db.RangeProfiles = 1, 2
 	got = got[:0]
 	if err := db.StreamMembersByHash(ctx, []*segment.Rule{nl, young}, "email", func(m store.HashedMember) error {
 		got = append(got, row{m.Hash, m.CustomerID, m.Segments})
