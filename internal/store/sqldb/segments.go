@@ -411,8 +411,8 @@ const earlyHashBound = "2"
 // earlyHashBound, found through the table, then the others, read and
 // sorted meanwhile. The others are every profile's members whose hash is
 // not below the bound (hashed while read, as in any sort), so the second
-// read needs no anti-join: an anti-join's temporary table grew SQLite's
-// memory with the number of profiles. A profile whose address moved below
+// read needs no anti-join through the table (on SQLite, a temporary table
+// of the first part's ids in memory). A profile whose address moved below
 // the bound since the table's last refresh is left out of this stream (it
 // changed after the run began; the next run sees it).
 func (db *DB) sortMembersEarly(ctx context.Context, rules []*segment.Rule, emailAttr string, attrID int64) (each func(fn func(store.HashedMember) error) error, release func(), err error) {
@@ -490,9 +490,9 @@ func (db *DB) streamMembers(ctx context.Context, rules []*segment.Rule, emailAtt
 }
 
 // sortedMembers reads the members of rules among the profiles that pass
-// each filter (one read each, at once; nil passes all), those whose
-// subscriber hash keep keeps (nil: all), into a sorter that keeps runBytes
-// in memory.
+// each filter (one read each, memberReaders at once; nil passes all),
+// those whose subscriber hash keep keeps (nil: all), into a sorter that
+// keeps runBytes in memory.
 func (db *DB) sortedMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, filters []*profileFilter, keep func(hash string) bool, runBytes int) (*hashSorter, error) {
 	if len(rules) == 0 || len(rules) > store.MaxStreamRules {
 		return nil, fmt.Errorf("streaming members: %d rules, want 1 to %d: %w", len(rules), store.MaxStreamRules, store.ErrInvalid)
