@@ -426,7 +426,7 @@ func (db *DB) sortMembersEarly(ctx context.Context, rules []*segment.Rule, email
 	for _, r := range ranges {
 		lo, hi := r[0], r[1]
 		below = append(below, &profileFilter{cond: `id > ? AND id <= ? AND id IN ` + addresses, args: []any{lo, hi, attrID, lo, hi, earlyHashBound}})
-		others = append(others, &profileFilter{cond: `id > ? AND id <= ?`, args: []any{lo, hi}})
+		others = append(others, idRange(lo, hi))
 	}
 	// The others are read while the first part is sent, recorded and
 	// flowed back, beside what that holds in memory (SQLite's included):
@@ -548,9 +548,14 @@ func (db *DB) idSpans(ctx context.Context) ([]*profileFilter, error) {
 	}
 	spans := make([]*profileFilter, len(ranges))
 	for i, r := range ranges {
-		spans[i] = &profileFilter{cond: `id > ? AND id <= ?`, args: []any{r[0], r[1]}}
+		spans[i] = idRange(r[0], r[1])
 	}
 	return spans, nil
+}
+
+// idRange is the filter of the profile ids in (lo, hi].
+func idRange(lo, hi int64) *profileFilter {
+	return &profileFilter{cond: `id > ? AND id <= ?`, args: []any{lo, hi}}
 }
 
 // memberChunk is how many records a reader hands the sorter at a time.
