@@ -221,24 +221,27 @@ func TestSchedulerTick(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &jobs.Runner{Store: db, Engine: &syncer.Engine{Store: db, Source: db}, Clients: clients{f.srv.URL, f.srv.Key()}}
-	base := f.exp.CreatedAt
+	// The times follow the first slot after the export's creation, not
+	// the creation itself: created at 06:34:59, +5m1s is still before the
+	// 06:40 slot and +5m2s after it.
+	slot := f.exp.CreatedAt.Truncate(5 * time.Minute).Add(5 * time.Minute)
 	tests := []struct {
-		at    time.Duration
+		at    time.Time
 		queue bool
 	}{
-		{0, false},
-		{5*time.Minute + time.Second, true},
-		{5*time.Minute + 2*time.Second, false}, // already queued for this slot
-		{11 * time.Minute, true},
+		{f.exp.CreatedAt, false},
+		{slot.Add(time.Second), true},
+		{slot.Add(2 * time.Second), false}, // already queued for this slot
+		{slot.Add(6 * time.Minute), true},
 	}
 	for _, tc := range tests {
-		if err := r.Tick(ctx, base.Add(tc.at)); err != nil {
+		if err := r.Tick(ctx, tc.at); err != nil {
 			t.Fatal(err)
 		}
 		runs, _ := db.ListRuns(ctx, f.exp.ID, 0)
 		queued := len(runs) > 0 && runs[0].Status == store.RunQueued
 		if queued != tc.queue {
-			t.Fatalf("at +%v: queued %v, want %v", tc.at, queued, tc.queue)
+			t.Fatalf("at %v: queued %v, want %v", tc.at, queued, tc.queue)
 		}
 		if queued {
 			if runs[0].Trigger != store.TriggerSchedule {
