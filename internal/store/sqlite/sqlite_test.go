@@ -11,7 +11,7 @@ import (
 // A writer that never pauses still gets its WAL emptied: passive
 // checkpoints alone let it grow by everything written.
 func TestWALStaysSmallUnderABusyWriter(t *testing.T) {
-	truncateFrames = 256 // 1 MiB of 4 KiB pages
+	restartFrames = 256 // 1 MiB of 4 KiB pages
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), FileName)
 	db, err := OpenFile(ctx, path, nil)
