@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/segsync/segsync/internal/profile/attrjson"
@@ -230,16 +231,16 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 	// transaction takes it.
 	var hot []string
 	if len(sets) >= syncedUpsertRows {
-		hot = append(hot, syncedUpsertQuery(syncedUpsertRows, false), syncedUpsertQuery(syncedUpsertRows, true))
+		hot = append(hot, db.syncedUpsertQuery(syncedUpsertRows, false), db.syncedUpsertQuery(syncedUpsertRows, true))
 	}
 	if len(sets) >= syncedReadRows {
-		hot = append(hot, syncedCustomersQuery(syncedReadRows))
+		hot = append(hot, db.Q(syncedCustomersQuery(syncedReadRows)))
 	}
 	if len(changes) >= syncedTagRows {
-		hot = append(hot, syncedTagQuery(syncedTagRows))
+		hot = append(hot, db.Q(syncedTagQuery(syncedTagRows)))
 	}
 	for _, q := range hot {
-		if err := db.prepareCached(ctx, db.Q(q)); err != nil {
+		if err := db.prepareCached(ctx, q); err != nil {
 			return fmt.Errorf("recording synced state of export %d: %w", exportID, err)
 		}
 	}
@@ -268,12 +269,8 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 		}
 		tagged := foldNewTags(other, exists, changes, uses)
 		for keep, group := range [][]store.SyncedChange{other, same} {
-			for len(group) > 0 {
-				n := min(len(group), syncedUpsertRows)
-				if err := db.upsertSynced(ctx, tx, exportID, group[:n], keep == 1, pending == flowOwed); err != nil {
-					return err
-				}
-				group = group[n:]
+			if err := db.upsertSynced(ctx, tx, exportID, group, keep == 1, pending == flowOwed); err != nil {
+				return err
 			}
 		}
 		if err := db.applySyncedTags(ctx, tx, exportID, tagged); err != nil {
@@ -443,14 +440,40 @@ func syncedCustomersQuery(n int) string {
 // export: an UPDATE naming a column rewrites its index entries even when
 // the value stays, and synced_customer's entries lie at random (customer
 // order), which cost a page write per acknowledgement.
-func syncedUpsertQuery(n int, keepKey bool) string {
+//
+// The rows share their columns but hash, email, customer_id, fields_hash
+// and tags (syncedShared): those are parameters 1-8, bound once, and row i
+// has parameters 9+5i to 13+5i. On SQLite the row's own are plain '?'
+// (numbered after the largest before them): the driver asks SQLite for
+// every parameter's name, which it finds by a scan of the named ones, so a
+// name for each of a thousand parameters made binding quadratic. The query
+// is written for the database and not passed through Q.
+func (db *DB) syncedUpsertQuery(n int, keepKey bool) string {
 	var q strings.Builder
-	q.WriteString(`INSERT INTO synced (export_id, ` + syncedColumns + `, profile_status) VALUES `)
+	q.WriteString(`INSERT INTO synced (export_id, in_audience, in_export, created_by_us, archived_by_us, status, rejected_hash,
+		profile_status, hash, email, customer_id, fields_hash, tags) VALUES `)
+	param := syncedSharedParams
 	for i := range n {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		q.WriteByte('(')
+		for j := 1; j <= syncedSharedParams; j++ {
+			q.WriteString(db.param(j))
+			q.WriteString(", ")
+		}
+		for j := range syncedRowParams {
+			if j > 0 {
+				q.WriteString(", ")
+			}
+			param++
+			if db.d == Postgres {
+				q.WriteString(db.param(param))
+			} else {
+				q.WriteByte('?')
+			}
+		}
+		q.WriteByte(')')
 	}
 	q.WriteString(` ON CONFLICT (export_id, hash) DO UPDATE SET email = excluded.email,`)
 	if !keepKey {
@@ -460,6 +483,28 @@ func syncedUpsertQuery(n int, keepKey bool) string {
 		created_by_us = excluded.created_by_us, archived_by_us = excluded.archived_by_us,
 		rejected_hash = excluded.rejected_hash`)
 	return q.String()
+}
+
+// param is the placeholder of parameter i (from 1) in a query not passed
+// through Q.
+func (db *DB) param(i int) string {
+	if db.d == Postgres {
+		return "$" + strconv.Itoa(i)
+	}
+	return "?" + strconv.Itoa(i)
+}
+
+// How many parameters an upsert's rows share, and how many each row has.
+const (
+	syncedSharedParams = 8
+	syncedRowParams    = 5
+)
+
+// syncedShared is what the rows of one upsert statement have in common
+// (syncedUpsertQuery): in a first run, nearly every row has the same.
+type syncedShared struct {
+	inAudience, inExport, createdByUs, archivedByUs bool
+	status, rejectedHash, shown                     string
 }
 
 // syncedBuckets is the condition on a synced row (alias a, with its dot)
@@ -523,33 +568,76 @@ func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, s
 	return same, other, have, nil
 }
 
-// upsertSynced inserts or updates rows (all but their tags) in one
-// statement; keepKey: see syncedUpsertQuery. With flowOwed (the export's
+// upsertSynced inserts or updates rows (all but their tags), in statements
+// of up to syncedUpsertRows rows that share their other columns (binding
+// those once per statement instead of once per row halved the driver's
+// binding work); keepKey: see syncedUpsertQuery. With flowOwed (the export's
 // flow-back owes its profiles a full pass not begun yet), a new
 // row in the audience is inserted with profile_status noted already: the
 // pass writes it whatever that column says, and the row never enters
 // synced_flow_due only to be rewritten after the pass. An existing row
 // keeps its profile_status.
 func (db *DB) upsertSynced(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange, keepKey, flowOwed bool) error {
-	args := make([]any, 0, len(sets)*13)
-	for _, c := range sets {
+	// The groups in order of first appearance, and each row's group.
+	var shared []syncedShared
+	group := make([]int, len(sets))
+	index := map[syncedShared]int{}
+	for i, c := range sets {
 		s := c.Set
-		shown := ""
+		k := syncedShared{inAudience: s.InAudience, inExport: s.InExport, createdByUs: s.CreatedByUs, archivedByUs: s.ArchivedByUs,
+			status: s.Status, rejectedHash: s.RejectedHash}
 		if flowOwed && s.InAudience && s.CustomerID != "" && s.Status != "" {
-			shown = s.Status
+			k.shown = s.Status
 		}
-		args = append(args, exportID, c.Hash, s.Email, s.CustomerID, s.InAudience, s.InExport,
-			s.FieldsHash, int64(s.Tags), s.CreatedByUs, s.ArchivedByUs, s.Status, s.RejectedHash, shown)
+		if i > 0 && k == shared[group[i-1]] { // rows come in runs of one group
+			group[i] = group[i-1]
+			continue
+		}
+		g, ok := index[k]
+		if !ok {
+			g = len(shared)
+			index[k] = g
+			shared = append(shared, k)
+		}
+		group[i] = g
 	}
-	// Full-size statements (most of a large run) are parsed once per
-	// process instead of once per call (2.6 s of CPU in a 1M first run).
-	st, err := db.txStmt(ctx, tx, db.Q(syncedUpsertQuery(len(sets), keepKey)))
-	if err != nil {
-		return fmt.Errorf("upserting %d contacts: %w", len(sets), err)
+	args := make([]any, 0, syncedSharedParams+syncedRowParams*min(len(sets), syncedUpsertRows))
+	exec := func(k syncedShared) error {
+		n := (len(args) - syncedSharedParams) / syncedRowParams
+		// Full-size statements (most of a large run) are parsed once per
+		// process instead of once per call (2.6 s of CPU in a 1M first run).
+		st, err := db.txStmt(ctx, tx, db.syncedUpsertQuery(n, keepKey))
+		if err == nil {
+			_, err = st.ExecContext(ctx, args...)
+			st.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("upserting %d contacts: %w", n, err)
+		}
+		return nil
 	}
-	defer st.Close()
-	if _, err := st.ExecContext(ctx, args...); err != nil {
-		return fmt.Errorf("upserting %d contacts: %w", len(sets), err)
+	for g, k := range shared {
+		first := func() []any {
+			return append(args[:0], exportID, k.inAudience, k.inExport, k.createdByUs, k.archivedByUs, k.status, k.rejectedHash, k.shown)
+		}
+		args = first()
+		for i, c := range sets {
+			if group[i] != g {
+				continue
+			}
+			args = append(args, c.Hash, c.Set.Email, c.Set.CustomerID, c.Set.FieldsHash, int64(c.Set.Tags))
+			if len(args) == syncedSharedParams+syncedRowParams*syncedUpsertRows {
+				if err := exec(k); err != nil {
+					return err
+				}
+				args = first()
+			}
+		}
+		if len(args) > syncedSharedParams {
+			if err := exec(k); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

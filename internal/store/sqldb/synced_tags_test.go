@@ -167,3 +167,63 @@ func TestApplySyncedNewRowTags(t *testing.T) {
 		}
 	})
 }
+
+// TestApplySyncedMixedRows writes rows of several kinds interleaved in one
+// batch, more of one kind than a statement holds: the upserts bind what a
+// statement's rows share once, so each row must come back with its own
+// columns and its kind's, new or updated.
+func TestApplySyncedMixedRows(t *testing.T) {
+	kinds := []store.Synced{
+		{InAudience: true, InExport: true, CreatedByUs: true, Status: "subscribed"},
+		{InAudience: true, InExport: false, Status: "unsubscribed"},
+		{InAudience: false, InExport: true, RejectedHash: "r1"},
+		{InAudience: true, InExport: true, ArchivedByUs: true, Status: "archived"},
+	}
+	row := func(i, kind int, round string) store.SyncedChange {
+		s := kinds[kind]
+		h := fmt.Sprintf("h%05d", i)
+		s.Hash, s.Email, s.CustomerID = h, h+"@x.io", fmt.Sprintf("c%d", i)
+		if i%2 == 0 { // a new customer: the row's whole key is written
+			s.CustomerID += round
+		}
+		s.FieldsHash, s.Tags = "f"+round+h, uint64(i%7)
+		return store.SyncedChange{Hash: h, Set: &s}
+	}
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		e := newExport(t, db)
+		want := map[string]store.Synced{}
+		for r, round := range []string{"a", "b"} {
+			var changes []store.SyncedChange
+			for i := range 530 {
+				kind := 0 // mostly one kind, as a first run's creates are
+				if i%5 == 1 || i%11 == 0 {
+					kind = (i + r) % len(kinds)
+				}
+				c := row(i, kind, round)
+				changes = append(changes, c)
+				w := *c.Set
+				if r == 1 { // an update keeps the tags it had
+					w.Tags = want[c.Hash].Tags
+				}
+				want[c.Hash] = w
+			}
+			if err := db.ApplySynced(ctx, e.ID, changes); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n := 0
+		if err := db.StreamSynced(ctx, e.ID, func(s store.Synced) error {
+			n++
+			if w := want[s.Hash]; s != w {
+				t.Errorf("%s: got %+v, want %+v", s.Hash, s, w)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n != len(want) {
+			t.Errorf("%d rows, want %d", n, len(want))
+		}
+	})
+}
