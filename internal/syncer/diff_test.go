@@ -1,8 +1,14 @@
 package syncer
 
 import (
+	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/store"
 )
 
@@ -94,18 +100,72 @@ func TestConvert(t *testing.T) {
 		{`"Zoë"`, "text", "Zoë"},
 	}
 	for _, tc := range tests {
-		m, _, err := pickAttrs([]byte(`{"v":`+tc.in+`}`), map[string]bool{"v": true}, nil)
-		if err != nil {
+		m := make([]any, 1)
+		if _, err := pickAttrs([]byte(`{"v":`+tc.in+`}`), []string{"v"}, m, nil); err != nil {
 			t.Fatal(err)
 		}
-		if got := convert(m["v"], tc.typ); got != tc.want {
+		if got := convert(m[0], tc.typ); got != tc.want {
 			t.Errorf("convert(%s, %s) = %#v, want %#v", tc.in, tc.typ, got, tc.want)
 		}
 	}
 	// Missing values clear the field, and the hash is stable.
-	a, h1 := mapFields(map[string]any{"x": "1"}, []fieldSpec{{attr: "x", tag: "X", typ: "text"}, {attr: "y", tag: "Y", typ: "text"}})
-	_, h2 := mapFields(map[string]any{"x": "1"}, []fieldSpec{{attr: "y", tag: "Y", typ: "text"}, {attr: "x", tag: "X", typ: "text"}})
+	x := []any{nil, "1", nil} // the address, x, y
+	a, h1 := mapFields(x, []fieldSpec{{attr: "x", tag: "X", typ: "text", at: 1}, {attr: "y", tag: "Y", typ: "text", at: 2}})
+	_, h2 := mapFields(x, []fieldSpec{{attr: "y", tag: "Y", typ: "text", at: 2}, {attr: "x", tag: "X", typ: "text", at: 1}})
 	if a["Y"] != "" || h1 != h2 {
 		t.Fatalf("mapFields = %v %s %s", a, h1, h2)
+	}
+}
+
+// TestDesiredStreamFields checks that each merge field takes its own
+// attribute, the address one too, whatever the order of the attributes in
+// the profile, and that the winning profile of an address gives them.
+func TestDesiredStreamFields(t *testing.T) {
+	specs := []fieldSpec{
+		{attr: "last", tag: "LNAME", typ: "text"},
+		{attr: "email", tag: "ADDR", typ: "text"},
+		{attr: "n", tag: "NUM", typ: "number"},
+		{attr: "first", tag: "FNAME", typ: "text"},
+		{attr: "last", tag: "LAST2", typ: "text"},
+	}
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rows := []store.HashedMember{
+		{CustomerID: "c1", Attrs: []byte(`{"n":3,"first":"Old","email":"a@x.io","last":"Lee"}`), UpdatedAt: at},
+		{CustomerID: "c2", Attrs: []byte(`{"first":"Ann","last":"Lee","email":"A@x.io","n":4,"city":"Oslo"}`), UpdatedAt: at.Add(time.Hour)},
+		{CustomerID: "c3", Attrs: []byte(`{"email":"b@x.io","first":"Bo"}`), UpdatedAt: at},
+	}
+	for i := range rows {
+		var a struct{ Email string }
+		if err := json.Unmarshal(rows[i].Attrs, &a); err != nil {
+			t.Fatal(err)
+		}
+		rows[i].Hash, rows[i].Segments = emailaddr.Hash(a.Email), 1
+	}
+	slices.SortStableFunc(rows, func(a, b store.HashedMember) int { return strings.Compare(a.Hash, b.Hash) })
+	members := func(fn func(store.HashedMember) error) error {
+		for _, m := range rows {
+			if err := fn(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	want := map[string]map[string]any{
+		"a@x.io": {"LNAME": "Lee", "ADDR": "A@x.io", "NUM": 4.0, "FNAME": "Ann", "LAST2": "Lee"},
+		"b@x.io": {"LNAME": "", "ADDR": "b@x.io", "NUM": "", "FNAME": "Bo", "LAST2": ""},
+	}
+	var cnt desiredCounts
+	n := 0
+	for d, err := range desiredStream(members, []uint64{1}, "email", specs, &cnt) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if !maps.Equal(d.fields, want[d.email]) {
+			t.Errorf("%s: fields %v, want %v", d.email, d.fields, want[d.email])
+		}
+	}
+	if n != len(want) {
+		t.Errorf("%d contacts, want %d", n, len(want))
 	}
 }
