@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -254,6 +255,22 @@ type answer struct {
 	status int
 	header http.Header
 	body   []byte
+	buf    *bytes.Buffer // holds body when it came from bodies
+}
+
+// bodies holds the buffers answers are read into: a first export reads
+// thousands of batch answers of tens of kilobytes each, and reading each
+// into a new slice was a tenth of its allocations. A buffer grown past
+// maxPooledBody is left to the garbage collector.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledBody = 1 << 20
+
+// release gives the answer's buffer back once nothing reads body anymore.
+func (a answer) release() {
+	if a.buf != nil && a.buf.Cap() <= maxPooledBody {
+		bodies.Put(a.buf)
+	}
 }
 
 // do runs r with limiting and retries, and decodes a 2xx answer into r.out.
@@ -272,6 +289,7 @@ func (c *Client) do(ctx context.Context, r request) error {
 	failed, limited := 0, 0 // retries so far, by kind
 	for attempt := 0; ; attempt++ {
 		ans, err := c.attempt(ctx, r, target, body)
+		defer ans.release() // what the answer is decoded into holds none of it
 		if err == nil && ans.status >= 200 && ans.status < 300 {
 			answered(ctx)
 			if r.out == nil || len(bytes.TrimSpace(ans.body)) == 0 {
@@ -400,8 +418,10 @@ func (c *Client) attempt(ctx context.Context, r request, target string, body []b
 	resp, err := c.http.Do(req)
 	var ans answer
 	if err == nil {
-		ans = answer{status: resp.StatusCode, header: resp.Header}
-		ans.body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+		ans = answer{status: resp.StatusCode, header: resp.Header, buf: bodies.Get().(*bytes.Buffer)}
+		ans.buf.Reset()
+		_, err = ans.buf.ReadFrom(io.LimitReader(resp.Body, maxResponseBytes))
+		ans.body = ans.buf.Bytes()
 		resp.Body.Close()
 	}
 	status := ans.status
