@@ -56,9 +56,7 @@ func (c *Client) UpdateSegmentMembers(ctx context.Context, listID string, segmen
 		Add    []string `json:"members_to_add"`
 		Remove []string `json:"members_to_remove"`
 	}{append([]string{}, add...), append([]string{}, remove...)}
-	q := url.Values{"fields": {"members_added.id,members_added.email_address,members_added.status," +
-		"members_removed.id,members_removed.email_address,members_removed.status," +
-		"errors,total_added,total_removed,error_count"}}
+	q := url.Values{"fields": {"errors,total_added,total_removed,error_count"}}
 	var out SegmentUpdate
 	if err := c.do(ctx, request{op: "POST /lists/{list_id}/segments/{segment_id}", method: http.MethodPost,
 		path: segmentPath(listID, segmentID), query: q, body: body, out: &out}); err != nil {

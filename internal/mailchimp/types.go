@@ -272,16 +272,17 @@ type SegmentError struct {
 	Error          string   `json:"error"`
 }
 
-// SegmentUpdate is the answer of UpdateSegmentMembers. MembersAdded and
-// MembersRemoved name the members added and removed; addresses that are
-// not in the audience are ignored by Mailchimp and appear in neither.
+// SegmentUpdate is the answer of UpdateSegmentMembers: the refusals and
+// the counts. Addresses that are not in the audience are ignored by
+// Mailchimp and counted in neither total. The members added and removed,
+// which Mailchimp also lists (members_added, members_removed: up to a
+// thousand member objects), are not asked for: nothing here reads them,
+// and decoding them was a twentieth of a first export's allocations.
 type SegmentUpdate struct {
-	MembersAdded   []MemberRef    `json:"members_added"`
-	MembersRemoved []MemberRef    `json:"members_removed"`
-	Errors         []SegmentError `json:"errors"`
-	TotalAdded     int            `json:"total_added"`
-	TotalRemoved   int            `json:"total_removed"`
-	ErrorCount     int            `json:"error_count"`
+	Errors       []SegmentError `json:"errors"`
+	TotalAdded   int            `json:"total_added"`
+	TotalRemoved int            `json:"total_removed"`
+	ErrorCount   int            `json:"error_count"`
 }
 
 // TagUpdate adds (Active) or removes a tag of one member.
