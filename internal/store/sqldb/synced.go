@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -449,6 +450,25 @@ func syncedCustomersQuery(n int) string {
 // name for each of a thousand parameters made binding quadratic. The query
 // is written for the database and not passed through Q.
 func (db *DB) syncedUpsertQuery(n int, keepKey bool) string {
+	// Built once per shape: the text of 200 rows has a thousand
+	// parameters, and writing it for every statement cost more than
+	// binding them.
+	shape := upsertShape{n, keepKey}
+	if q, ok := db.upserts.Load(shape); ok {
+		return q.(string)
+	}
+	q := db.buildUpsertQuery(n, keepKey)
+	db.upserts.Store(shape, q)
+	return q
+}
+
+// upsertShape is what the text of syncedUpsertQuery depends on.
+type upsertShape struct {
+	n       int
+	keepKey bool
+}
+
+func (db *DB) buildUpsertQuery(n int, keepKey bool) string {
 	var q strings.Builder
 	q.WriteString(`INSERT INTO synced (export_id, in_audience, in_export, created_by_us, archived_by_us, status, rejected_hash,
 		profile_status, hash, email, customer_id, fields_hash, tags) VALUES `)
@@ -530,7 +550,8 @@ type syncedKey struct {
 // customer_id, in_audience and status already and the others (new rows, or
 // a change of one of them); have holds the key of every row that exists.
 func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange) (same, other []store.SyncedChange, have map[string]syncedKey, err error) {
-	have = make(map[string]syncedKey, len(sets))
+	// have starts small: in a first run almost no row exists yet.
+	have = map[string]syncedKey{}
 	err = byHashChunks(exportID, sets, func(n int, args []any) error {
 		st, err := db.txStmt(ctx, tx, db.Q(syncedCustomersQuery(n)))
 		if err != nil {
@@ -558,6 +579,10 @@ func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, s
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if len(have) == 0 { // foldNewTags writes into other: a copy
+		return nil, slices.Clone(sets), have, nil
+	}
+	other = make([]store.SyncedChange, 0, len(sets))
 	for _, c := range sets {
 		if k, ok := have[c.Hash]; ok && k == (syncedKey{c.Set.CustomerID, c.Set.InAudience, c.Set.Status}) {
 			same = append(same, c)
