@@ -46,7 +46,6 @@ type desiredContact struct {
 // fieldSpec maps one attribute to one merge tag of a given merge type.
 type fieldSpec struct {
 	attr, tag, typ string
-	at             int // the attribute's place among those picked (attrNames)
 }
 
 // desiredCounts are gathered while streaming the desired state.
@@ -60,7 +59,7 @@ var errStop = errors.New("stop")
 type profileRow struct {
 	hash, customerID, email string
 	updatedAt               time.Time
-	attrs                   []any // the picked attributes, by their place in attrNames
+	attrs                   []any // the address, then each spec's attribute (pickAttrs)
 	tags                    uint64
 }
 
@@ -73,7 +72,12 @@ type profileRow struct {
 // members streams the segments' members (all of them, or those of some
 // addresses: see diff).
 func desiredStream(members func(fn func(store.HashedMember) error) error, bits []uint64, emailAttr string, specs []fieldSpec, cnt *desiredCounts) iter.Seq2[*desiredContact, error] {
-	need, specs := attrNames(emailAttr, specs)
+	// What a contact is made of: the address, then each merge field's
+	// attribute (pickAttrs).
+	names := []string{emailAttr}
+	for _, sp := range specs {
+		names = append(names, sp.attr)
+	}
 	return func(yield func(*desiredContact, error) bool) {
 		var group []profileRow
 		lastValid := ""
@@ -111,7 +115,7 @@ func desiredStream(members func(fn func(store.HashedMember) error) error, bits [
 			p := group[win]
 			d := &desiredContact{hash: h, email: emailaddr.Normalize(p.email), customerID: p.customerID,
 				updatedAt: p.updatedAt, tags: tags, merged: len(group)}
-			d.fields, d.fieldsHash = mapFields(p.attrs, specs)
+			d.fields, d.fieldsHash = mapFields(p.attrs[1:], specs)
 			if !yield(d, nil) {
 				stopped = true
 				return false
@@ -128,9 +132,9 @@ func desiredStream(members func(fn func(store.HashedMember) error) error, bits [
 			if len(group) > 0 && group[0].hash != m.Hash && !emit() {
 				return errStop
 			}
-			attrs := make([]any, len(need))
+			attrs := make([]any, len(names))
 			var err error
-			if scratch, err = pickAttrs(m.Attrs, need, attrs, scratch); err != nil {
+			if scratch, err = pickAttrs(m.Attrs, names, attrs, scratch); err != nil {
 				return fmt.Errorf("profile %s: attributes: %w", m.CustomerID, err)
 			}
 			row := profileRow{hash: m.Hash, customerID: m.CustomerID, updatedAt: m.UpdatedAt, attrs: attrs}
@@ -156,41 +160,19 @@ func desiredStream(members func(fn func(store.HashedMember) error) error, bits [
 	}
 }
 
-// attrNames lists the attributes a contact is made of, the address first,
-// each once, and returns specs with their attribute's place in that list.
-func attrNames(emailAttr string, specs []fieldSpec) ([]string, []fieldSpec) {
-	names := []string{emailAttr}
-	placed := make([]fieldSpec, len(specs))
-	for i, sp := range specs {
-		sp.at = slices.Index(names, sp.attr)
-		if sp.at < 0 {
-			sp.at = len(names)
-			names = append(names, sp.attr)
-		}
-		placed[i] = sp
-	}
-	return names, placed
-}
-
 // pickAttrs decodes only the named attributes of a profile's attribute
-// object into out (by their place in names; nil when missing, null or not
-// a scalar): a slice instead of a map per profile, since a contact needs
-// a handful of its attributes (a tenth of a 1M first run's allocations
-// were these maps and the merge values').
+// object into out, each at its name's place in names (a name twice: at
+// both; nil when missing, null or not a scalar). A slice instead of a map
+// per profile, since a contact needs a handful of its attributes (a tenth
+// of a 1M first run's allocations were these maps and the merge values').
+// The stream's bytes are reused, so nothing may point into them.
 func pickAttrs(obj []byte, names []string, out []any, scratch []attrjson.Member) ([]attrjson.Member, error) {
 	members, err := attrjson.Split(scratch[:0], obj)
 	if err != nil {
 		return members, err
 	}
 	for _, m := range members {
-		at := -1
-		for i, n := range names {
-			if string(m.Name) == n {
-				at = i
-				break
-			}
-		}
-		if at < 0 || len(m.Value) == 0 {
+		if len(m.Value) == 0 || !slices.Contains(names, string(m.Name)) {
 			continue
 		}
 		var v any
@@ -217,18 +199,22 @@ func pickAttrs(obj []byte, names []string, out []any, scratch []attrjson.Member)
 		default:
 			v = json.Number(string(m.Value))
 		}
-		out[at] = v
+		for i, n := range names {
+			if n == string(m.Name) {
+				out[i] = v
+			}
+		}
 	}
 	return members, nil
 }
 
-// mapFields converts the mapped attributes (attrs, see pickAttrs) to merge
-// values and hashes them. A missing or unconvertible value is "" (which
-// clears the field).
-func mapFields(attrs []any, specs []fieldSpec) (map[string]any, string) {
+// mapFields converts the mapped attributes (values[i] is specs[i]'s) to
+// merge values and hashes them. A missing or unconvertible value is ""
+// (which clears the field).
+func mapFields(values []any, specs []fieldSpec) (map[string]any, string) {
 	out := make(map[string]any, len(specs))
-	for _, s := range specs {
-		out[s.tag] = convert(attrs[s.at], s.typ)
+	for i, s := range specs {
+		out[s.tag] = convert(values[i], s.typ)
 	}
 	return out, fieldsHash(out)
 }
