@@ -450,22 +450,18 @@ func syncedCustomersQuery(n int) string {
 // name for each of a thousand parameters made binding quadratic. The query
 // is written for the database and not passed through Q.
 func (db *DB) syncedUpsertQuery(n int, keepKey bool) string {
-	// Built once per shape: the text of 200 rows has a thousand
-	// parameters, and writing it for every statement cost more than
-	// binding them.
-	shape := upsertShape{n, keepKey}
-	if q, ok := db.upserts.Load(shape); ok {
+	// A full statement's text (a thousand parameters) is built once:
+	// writing it for every statement cost more than binding them. The
+	// shorter last statements of batches are parsed anew anyway.
+	if n != syncedUpsertRows {
+		return db.buildUpsertQuery(n, keepKey)
+	}
+	if q, ok := db.upserts.Load(keepKey); ok {
 		return q.(string)
 	}
 	q := db.buildUpsertQuery(n, keepKey)
-	db.upserts.Store(shape, q)
+	db.upserts.Store(keepKey, q)
 	return q
-}
-
-// upsertShape is what the text of syncedUpsertQuery depends on.
-type upsertShape struct {
-	n       int
-	keepKey bool
 }
 
 func (db *DB) buildUpsertQuery(n int, keepKey bool) string {
@@ -525,6 +521,11 @@ const (
 type syncedShared struct {
 	inAudience, inExport, createdByUs, archivedByUs bool
 	status, rejectedHash, shown                     string
+}
+
+// args appends the upsert's parameters 1-8 to dst.
+func (k syncedShared) args(dst []any, exportID int64) []any {
+	return append(dst, exportID, k.inAudience, k.inExport, k.createdByUs, k.archivedByUs, k.status, k.rejectedHash, k.shown)
 }
 
 // syncedBuckets is the condition on a synced row (alias a, with its dot)
@@ -627,42 +628,42 @@ func (db *DB) upsertSynced(ctx context.Context, tx *sql.Tx, exportID int64, sets
 		group[i] = g
 	}
 	args := make([]any, 0, syncedSharedParams+syncedRowParams*min(len(sets), syncedUpsertRows))
-	exec := func(k syncedShared) error {
-		n := (len(args) - syncedSharedParams) / syncedRowParams
-		// Full-size statements (most of a large run) are parsed once per
-		// process instead of once per call (2.6 s of CPU in a 1M first run).
-		st, err := db.txStmt(ctx, tx, db.syncedUpsertQuery(n, keepKey))
-		if err == nil {
-			_, err = st.ExecContext(ctx, args...)
-			st.Close()
-		}
-		if err != nil {
-			return fmt.Errorf("upserting %d contacts: %w", n, err)
-		}
-		return nil
-	}
 	for g, k := range shared {
-		first := func() []any {
-			return append(args[:0], exportID, k.inAudience, k.inExport, k.createdByUs, k.archivedByUs, k.status, k.rejectedHash, k.shown)
-		}
-		args = first()
+		args = k.args(args[:0], exportID)
 		for i, c := range sets {
 			if group[i] != g {
 				continue
 			}
 			args = append(args, c.Hash, c.Set.Email, c.Set.CustomerID, c.Set.FieldsHash, int64(c.Set.Tags))
 			if len(args) == syncedSharedParams+syncedRowParams*syncedUpsertRows {
-				if err := exec(k); err != nil {
+				if err := db.execUpsert(ctx, tx, args, keepKey); err != nil {
 					return err
 				}
-				args = first()
+				args = k.args(args[:0], exportID)
 			}
 		}
 		if len(args) > syncedSharedParams {
-			if err := exec(k); err != nil {
+			if err := db.execUpsert(ctx, tx, args, keepKey); err != nil {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// execUpsert runs the upsert of the rows in args (syncedShared.args, then
+// each row's own).
+func (db *DB) execUpsert(ctx context.Context, tx *sql.Tx, args []any, keepKey bool) error {
+	n := (len(args) - syncedSharedParams) / syncedRowParams
+	// Full-size statements (most of a large run) are parsed once per
+	// process instead of once per call (2.6 s of CPU in a 1M first run).
+	st, err := db.txStmt(ctx, tx, db.syncedUpsertQuery(n, keepKey))
+	if err != nil {
+		return fmt.Errorf("upserting %d contacts: %w", n, err)
+	}
+	defer st.Close()
+	if _, err := st.ExecContext(ctx, args...); err != nil {
+		return fmt.Errorf("upserting %d contacts: %w", n, err)
 	}
 	return nil
 }
