@@ -129,17 +129,26 @@ func looksLikeDate(s string) bool {
 // describes. The SQL functions segsync_date and segsync_instant return the
 // same keys on both databases.
 func DateKeys(s string) (day, instant string, ok bool) {
+	t, ok := dateInstant(s)
+	if !ok {
+		return "", "", false
+	}
+	return s[:10], instantKey(t), true
+}
+
+// dateInstant checks a date string as DateKeys does and returns its
+// instant; its day is then s[:10].
+func dateInstant(s string) (time.Time, bool) {
 	p, ok := scanDate(s)
 	if !ok || p.year < 1000 || p.month < 1 || p.month > 12 || p.day < 1 ||
 		p.hour > 23 || p.minute > 59 || p.second > 59 {
-		return "", "", false
+		return time.Time{}, false
 	}
 	t := time.Date(p.year, time.Month(p.month), p.day, p.hour, p.minute, p.second, 0, time.UTC)
 	if t.Day() != p.day { // 2024-02-30 rolled over into March
-		return "", "", false
+		return time.Time{}, false
 	}
-	t = t.Add(-time.Duration(p.offset) * time.Second)
-	return s[:10], instantKey(t), true
+	return t.Add(-time.Duration(p.offset) * time.Second), true
 }
 
 // instantKey is t formatted as 2006-01-02T15:04:05 (years 0–9999), without

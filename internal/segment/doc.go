@@ -85,6 +85,15 @@
 // conformance suite checks awkward names, every folding rune, and that the
 // shadow follows every change of a profile on both databases.
 //
+// # Go
+//
+// NewMatcher makes a rule ready to evaluate in Go on a profile's stored
+// attribute object, with the meaning above and SQLite's numbers; SQLite's
+// member reads use it (its JSON functions ran in segsync's process once per
+// condition and profile). Rules on Mailchimp's statuses are left to SQL.
+// The random rules of the tests must select the same profiles in Go, on
+// SQLite and on PostgreSQL.
+//
 // HashExpr is Mailchimp's subscriber hash (emailaddr.Hash) in SQL
 // (segsync_hash) for callers that need it inside a query; the store's member
 // stream hashes in Go.

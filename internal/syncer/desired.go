@@ -1,7 +1,6 @@
 package syncer
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/segsync/segsync/internal/emailaddr"
 	"github.com/segsync/segsync/internal/mailchimp"
@@ -178,14 +176,9 @@ func pickAttrs(obj []byte, names []string, out []any, scratch []attrjson.Member)
 		var v any
 		switch m.Value[0] {
 		case '"':
-			// Without an escape, a (valid UTF-8) JSON string is its text.
-			if raw := m.Value[1 : len(m.Value)-1]; bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
-				v = string(raw)
-				break
-			}
-			var str string
-			if err := json.Unmarshal(m.Value, &str); err != nil {
-				return members, err
+			str, ok := attrjson.StringValue(m.Value)
+			if !ok {
+				return members, fmt.Errorf("attribute %s: a string that does not decode", m.Name)
 			}
 			v = str
 		case 't':

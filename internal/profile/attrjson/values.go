@@ -1,0 +1,35 @@
+package attrjson
+
+import (
+	"bytes"
+	"encoding/json"
+	"unicode/utf8"
+)
+
+// Find returns the raw value of the member called name, or nil when the
+// object has none.
+func Find(mm []Member, name string) []byte {
+	for _, m := range mm {
+		if string(m.Name) == name {
+			return m.Value
+		}
+	}
+	return nil
+}
+
+// StringValue returns the text of a raw JSON string value; ok is false for
+// any other value (absent, null, a number, a boolean, an object, an array)
+// and for a string that does not decode.
+func StringValue(raw []byte) (s string, ok bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	// Without an escape, a (valid UTF-8) JSON string is its text.
+	if in := raw[1 : len(raw)-1]; bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
+		return string(in), true
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
