@@ -27,7 +27,11 @@ func (db *DB) MembersOfHashesQuery(rules []*segment.Rule) (string, []any, error)
 	if err != nil {
 		return "", nil, err
 	}
-	return db.streamQuery(rules, "email", only)
+	match, err := db.matchers(rules)
+	if err != nil {
+		return "", nil, err
+	}
+	return db.streamQuery(rules, "email", only, match != nil)
 }
 
 // AddressesQuery is the address table's lookup of n hash prefixes among

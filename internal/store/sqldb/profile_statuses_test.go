@@ -97,6 +97,20 @@ func TestProfileStatusesMigration(t *testing.T) {
 			}
 		}
 
+		// A member read evaluates a rule on a status in SQL, beside one
+		// it would otherwise evaluate in Go (sqldb's matchers).
+		got := map[string]uint64{}
+		if err := db.StreamMembersByHash(ctx, []*segment.Rule{rule(`{"attribute":"mailchimp.aud1.status","op":"neq","value":"unsubscribed"}`),
+			rule(`{"attribute":"vip","op":"eq","value":true}`)}, "email", func(m store.HashedMember) error {
+			got[m.CustomerID] = m.Segments
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got["c1"] != 2 || got["c2"] != 1 {
+			t.Errorf("members by segment bits %v, want c1 2 (vip) and c2 1 (no status)", got)
+		}
+
 		count := func(name string) int64 {
 			t.Helper()
 			attrs, err := db.ProfileAttributes(ctx)
