@@ -113,10 +113,7 @@ func (c *Client) BatchSubscribe(ctx context.Context, listID string, members []Ba
 			return nil, fmt.Errorf("mailchimp: batch member %d needs an email address and a status", i)
 		}
 	}
-	body := struct {
-		Members        []BatchMember `json:"members"`
-		UpdateExisting bool          `json:"update_existing"`
-	}{members, updateExisting}
+	body := batchBody{members, updateExisting}
 	q := url.Values{"fields": {strings.Join([]string{
 		"new_members.id", "new_members.email_address", "new_members.status", "new_members.last_changed",
 		"updated_members.id", "updated_members.email_address", "updated_members.status", "updated_members.last_changed",

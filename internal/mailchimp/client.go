@@ -278,7 +278,12 @@ func (c *Client) do(ctx context.Context, r request) error {
 	var body []byte
 	if r.body != nil {
 		var err error
-		if body, err = json.Marshal(r.body); err != nil {
+		if a, ok := r.body.(bodyAppender); ok {
+			body, err = a.appendJSON(nil)
+		} else {
+			body, err = json.Marshal(r.body)
+		}
+		if err != nil {
 			return fmt.Errorf("mailchimp %s: encoding request: %w", r.op, err)
 		}
 	}

@@ -51,11 +51,7 @@ func (c *Client) UpdateSegmentMembers(ctx context.Context, listID string, segmen
 	if len(add) == 0 && len(remove) == 0 {
 		return &SegmentUpdate{}, nil
 	}
-	// Both arrays must be present, empty rather than null.
-	body := struct {
-		Add    []string `json:"members_to_add"`
-		Remove []string `json:"members_to_remove"`
-	}{append([]string{}, add...), append([]string{}, remove...)}
+	body := segmentBody{add, remove}
 	q := url.Values{"fields": {"errors,total_added,total_removed,error_count"}}
 	var out SegmentUpdate
 	if err := c.do(ctx, request{op: "POST /lists/{list_id}/segments/{segment_id}", method: http.MethodPost,
