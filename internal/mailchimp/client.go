@@ -279,7 +279,7 @@ func (c *Client) do(ctx context.Context, r request) error {
 	if r.body != nil {
 		var err error
 		if a, ok := r.body.(bodyAppender); ok {
-			body, err = a.appendJSON(nil)
+			body, err = a.appendJSON(make([]byte, 0, a.size()))
 		} else {
 			body, err = json.Marshal(r.body)
 		}

@@ -1,0 +1,45 @@
+package jsonenc
+
+import (
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestMarshals: String, Strings and Value write json.Marshal's bytes for
+// strings of every kind (HTML's <>&, quotes, controls, accents, invalid
+// UTF-8, U+2028) and floats in both of its notations, and Value fails
+// where json.Marshal fails.
+func TestMarshals(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	pieces := []string{"", "a", "Émile", "<b>", "&", "\"", "\\", "\n", "\x00", "\x7f", "\xff", "\u2028", "日本", " ", "Z"}
+	floats := []float64{0, math.Copysign(0, -1), 1, -1, 0.5, 1e-6, 9.99e-7, 1e20, 1e21, 123456789.125, -2.5e-9, math.MaxFloat64, math.SmallestNonzeroFloat64}
+	for range 5000 {
+		var ss []string
+		for range r.IntN(4) {
+			s := ""
+			for range r.IntN(4) {
+				s += pieces[r.IntN(len(pieces))]
+			}
+			ss = append(ss, s)
+		}
+		want, _ := json.Marshal(append([]string{}, ss...))
+		if got := Strings(nil, ss); string(got) != string(want) {
+			t.Fatalf("Strings(%q) = %s, json.Marshal's %s", ss, got, want)
+		}
+		f := floats[r.IntN(len(floats))]
+		if r.IntN(2) == 0 {
+			f = (r.Float64() - 0.5) * math.Pow(10, float64(r.IntN(60)-30))
+		}
+		want, _ = json.Marshal(f)
+		if got, err := Value(nil, f); err != nil || string(got) != string(want) {
+			t.Fatalf("Value(%v) = %s (%v), json.Marshal's %s", f, got, err, want)
+		}
+	}
+	for _, v := range []any{math.NaN(), math.Inf(-1)} {
+		if _, err := Value(nil, v); err == nil {
+			t.Errorf("Value(%v) encoded without an error", v)
+		}
+	}
+}
