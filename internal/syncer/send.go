@@ -512,14 +512,14 @@ func (s *sender) intentLoop() {
 
 func (s *sender) create(ctx context.Context, ops []op) {
 	members := make([]mailchimp.BatchMember, len(ops))
-	byEmail := make(map[string]op, len(ops))
+	byEmail := make(map[string]int, len(ops)) // index in ops
 	for i, o := range ops {
 		status := s.r.exp.StatusIfNew
 		if o.c.createStatus != "" {
 			status = o.c.createStatus
 		}
 		members[i] = mailchimp.BatchMember{EmailAddress: o.c.email, Status: status, MergeFields: nonEmpty(o.c.d.fields)}
-		byEmail[o.c.email] = o
+		byEmail[o.c.email] = i
 	}
 	res, err := s.r.mc.BatchSubscribe(lastCall(ctx), s.r.list, members, false)
 	releaseSlot(ctx)
@@ -528,13 +528,21 @@ func (s *sender) create(ctx context.Context, ops []op) {
 		s.callFailed(ops, "batch subscribe", err)
 		return
 	}
-	answered := make(map[string]bool, len(ops))
+	answered := make([]bool, len(ops))
+	// unanswered finds the op of an address the answer names, once.
+	unanswered := func(addr string) (op, bool) {
+		i, ok := byEmail[emailaddr.Normalize(addr)]
+		if !ok || answered[i] {
+			return op{}, false
+		}
+		answered[i] = true
+		return ops[i], true
+	}
 	for _, m := range res.NewMembers {
-		o, ok := byEmail[emailaddr.Normalize(m.EmailAddress)]
-		if !ok || answered[o.c.email] {
+		o, ok := unanswered(m.EmailAddress)
+		if !ok {
 			continue
 		}
-		answered[o.c.email] = true
 		row := s.acked(o.c, m.Status)
 		row.CreatedByUs = true
 		// Nothing sends the contact's fields again: its tags wait in
@@ -551,22 +559,20 @@ func (s *sender) create(ctx context.Context, ops []op) {
 		o.tk.done()
 	}
 	for _, m := range res.UpdatedMembers { // not expected without update_existing
-		o, ok := byEmail[emailaddr.Normalize(m.EmailAddress)]
-		if !ok || answered[o.c.email] {
+		o, ok := unanswered(m.EmailAddress)
+		if !ok {
 			continue
 		}
-		answered[o.c.email] = true
 		row := s.acked(o.c, m.Status)
 		s.rec.outcome(store.SyncedChange{Hash: o.c.hash, Set: &row}, o.c.intentBatch)
 		s.queueTags(o, o.c.addTags, 0)
 		o.tk.done()
 	}
 	for _, be := range res.Errors {
-		o, ok := byEmail[emailaddr.Normalize(be.EmailAddress)]
-		if !ok || answered[o.c.email] {
+		o, ok := unanswered(be.EmailAddress)
+		if !ok {
 			continue
 		}
-		answered[o.c.email] = true
 		if be.ErrorCode == "ERROR_CONTACT_EXISTS" {
 			s.spawn(false, func(ctx context.Context) { s.adopt(ctx, o, res.Replayed) })
 			continue
@@ -574,8 +580,8 @@ func (s *sender) create(ctx context.Context, ops []op) {
 		kind, reason := mailchimp.ClassifyBatchError(be)
 		s.reject(o, kind, reason, true)
 	}
-	for _, o := range ops {
-		if !answered[o.c.email] {
+	for i, o := range ops {
+		if !answered[i] {
 			s.reject(o, mailchimp.Transient, "no_answer: Mailchimp's answer did not mention this contact", false)
 		}
 	}
