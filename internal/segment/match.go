@@ -286,18 +286,18 @@ func (v *matchValue) compare(raw []byte) (c int, ok bool) {
 		}
 		return 1, true
 	case Date:
-		s, ok := attrjson.StringValue(raw)
+		s, ok := attrjson.StringBytes(raw)
 		if !ok {
 			return 0, false
 		}
-		t, ok := dateInstant(s)
+		t, ok := dateInstant(string(s))
 		if !ok {
 			return 0, false
 		}
 		if v.hasTime {
 			return strings.Compare(instantKey(t), v.key), true
 		}
-		return strings.Compare(s[:10], v.key), true
+		return compareBytes(s[:10], v.key), true
 	}
 	s, ok := attrjson.StringValue(raw)
 	if !ok {
@@ -350,4 +350,15 @@ func intFloatCompare(i int64, r float64) int {
 		return cmp.Compare(i, y)
 	}
 	return cmp.Compare(float64(i), r)
+}
+
+// compareBytes is strings.Compare(string(b), s) without allocating.
+func compareBytes(b []byte, s string) int {
+	switch {
+	case string(b) < s:
+		return -1
+	case string(b) > s:
+		return 1
+	}
+	return 0
 }

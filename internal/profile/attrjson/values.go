@@ -21,15 +21,24 @@ func Find(mm []Member, name string) []byte {
 // any other value (absent, null, a number, a boolean, an object, an array)
 // and for a string that does not decode.
 func StringValue(raw []byte) (s string, ok bool) {
+	b, ok := StringBytes(raw)
+	return string(b), ok
+}
+
+// StringBytes is StringValue as bytes: for a string without escapes (most
+// of them) a slice of raw itself, so that reading a value allocates
+// nothing.
+func StringBytes(raw []byte) ([]byte, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
-		return "", false
+		return nil, false
 	}
 	// Without an escape, a (valid UTF-8) JSON string is its text.
 	if in := raw[1 : len(raw)-1]; bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
-		return string(in), true
+		return in, true
 	}
+	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false
+		return nil, false
 	}
-	return s, true
+	return []byte(s), true
 }

@@ -574,6 +574,7 @@ func (db *DB) sortMembers(ctx context.Context, rules []*segment.Rule, emailAttr 
 		return err
 	}
 	read := memberRead{nrules: len(rules), match: match, emailAttr: emailAttr, keep: keep}
+	read.spare = make(chan []memberRec, 2*memberReaders()+2)
 	stmts := make([]stmt, len(filters))
 	for i, f := range filters {
 		query, args, err := db.streamQuery(rules, emailAttr, f, match != nil)
@@ -601,6 +602,11 @@ func (db *DB) sortMembers(ctx context.Context, rules []*segment.Rule, emailAttr 
 			if addErr == nil {
 				addErr = sorter.add(r)
 			}
+		}
+		clear(c) // the sorter holds the records
+		select {
+		case read.spare <- c[:0]:
+		default:
 		}
 		if addErr != nil {
 			cancel() // the readers stop; the channel is drained until closed
@@ -639,11 +645,13 @@ func (db *DB) matchers(rules []*segment.Rule) ([]*segment.Matcher, error) {
 // rules, evaluated by the statement (match nil: it yields the address and
 // a membership column per rule when there are several) or by match on each
 // row's attributes; keep keeps the members of some hashes (nil: all).
+// Chunks the sorter has taken the records of come back through spare.
 type memberRead struct {
 	nrules    int
 	match     []*segment.Matcher
 	emailAttr string
 	keep      func(hash string) bool
+	spare     chan []memberRec
 }
 
 // readMembers runs one stream query and sends its members, hashed, in
@@ -674,25 +682,33 @@ func (db *DB) readMembers(ctx context.Context, query string, args []any, read me
 	}
 	send := func() error {
 		err := sendCtx(ctx, out, chunk)
-		chunk = make([]memberRec, 0, memberChunk)
+		select {
+		case chunk = <-read.spare:
+		default:
+			chunk = make([]memberRec, 0, memberChunk)
+		}
 		return err
 	}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("streaming members: %w", err)
 		}
+		var addr string
+		var isText bool
 		if read.match != nil {
 			if members, err = attrjson.Split(members[:0], attrs); err != nil {
 				return fmt.Errorf("streaming members: the attributes of profile %q: %w", rec.customerID, err)
 			}
-			email = nil
-			if s, ok := attrjson.StringValue(attrjson.Find(members, read.emailAttr)); ok {
-				email = s
+			var b []byte
+			if b, isText = attrjson.StringBytes(attrjson.Find(members, read.emailAttr)); isText {
+				addr = string(b)
 			}
+		} else {
+			addr, isText = email.(string)
 		}
 		rec.hash = ""
-		if e, ok := email.(string); ok && emailaddr.Normalize(e) != "" {
-			rec.hash = emailaddr.Hash(e)
+		if isText && emailaddr.Normalize(addr) != "" {
+			rec.hash = emailaddr.Hash(addr)
 		}
 		if read.keep != nil && !read.keep(rec.hash) {
 			continue
