@@ -52,7 +52,7 @@ type batchBody struct {
 func (x batchBody) size() int {
 	n := 64
 	for _, m := range x.members {
-		n += 64 + len(m.EmailAddress) + 48*len(m.MergeFields)
+		n += 64 + len(m.EmailAddress) + 48*len(m.MergeFields) + len(m.EncodedMergeFields)
 	}
 	return n
 }
@@ -64,7 +64,7 @@ func (x batchBody) appendJSON(b []byte) ([]byte, error) {
 			b = append(b, ',')
 		}
 		if m.EmailType != "" || m.Language != "" || m.VIP != nil {
-			enc, err := json.Marshal(m) // fields segsync does not send
+			enc, err := marshalMember(m) // fields segsync does not send
 			if err != nil {
 				return b, err
 			}
@@ -75,17 +75,37 @@ func (x batchBody) appendJSON(b []byte) ([]byte, error) {
 		b = jsonenc.String(b, m.EmailAddress)
 		b = append(b, `,"status":`...)
 		b = jsonenc.String(b, m.Status)
-		if len(m.MergeFields) > 0 {
+		switch {
+		case len(m.MergeFields) > 0:
 			b = append(b, `,"merge_fields":`...)
 			var err error
 			if b, err = AppendMergeFields(b, m.MergeFields); err != nil {
 				return b, err
 			}
+		case m.MergeFields == nil && len(m.EncodedMergeFields) > len("{}"): // an empty map is left out
+			b = append(b, `,"merge_fields":`...)
+			b = append(b, m.EncodedMergeFields...)
 		}
 		b = append(b, '}')
 	}
 	b = append(b, `],"update_existing":`...)
 	return append(strconv.AppendBool(b, x.updateExisting), '}'), nil
+}
+
+// marshalMember is json.Marshal of m, its encoded merge values included as
+// they are.
+func marshalMember(m BatchMember) ([]byte, error) {
+	if m.MergeFields != nil || len(m.EncodedMergeFields) <= len("{}") {
+		return json.Marshal(m)
+	}
+	return json.Marshal(struct {
+		EmailAddress string          `json:"email_address"`
+		Status       string          `json:"status"`
+		EmailType    string          `json:"email_type,omitempty"`
+		MergeFields  json.RawMessage `json:"merge_fields"`
+		Language     string          `json:"language,omitempty"`
+		VIP          *bool           `json:"vip,omitempty"`
+	}{m.EmailAddress, m.Status, m.EmailType, m.EncodedMergeFields, m.Language, m.VIP})
 }
 
 // segmentBody is the body of a static segment's update: both arrays are

@@ -214,6 +214,10 @@ type BatchMember struct {
 	MergeFields  map[string]any `json:"merge_fields,omitempty"`
 	Language     string         `json:"language,omitempty"`
 	VIP          *bool          `json:"vip,omitempty"`
+	// EncodedMergeFields, sent when MergeFields is nil, are merge values
+	// encoded already, as AppendMergeFields encodes them: a caller that
+	// keeps its values encoded (for a hash, say) need not build a map.
+	EncodedMergeFields json.RawMessage `json:"-"`
 }
 
 // BatchError is one refused member of a batch subscribe.

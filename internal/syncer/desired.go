@@ -35,8 +35,11 @@ type desiredContact struct {
 	email      string
 	customerID string
 	updatedAt  time.Time
-	fields     map[string]any // merge tag -> value converted to the merge field's type
-	fieldsHash string
+	// fields are the merge values (tag -> value converted to the merge
+	// field's type) as mapFields encodes them; fieldsEmpty says one is "".
+	fields      json.RawMessage
+	fieldsEmpty bool
+	fieldsHash  string
 	tags       uint64 // wanted tag bits
 	merged     int    // profiles merged into the contact
 }
@@ -76,6 +79,7 @@ func desiredStream(members func(fn func(store.HashedMember) error) error, bits [
 	for _, sp := range specs {
 		names = append(names, sp.attr)
 	}
+	order := fieldOrder(specs)
 	return func(yield func(*desiredContact, error) bool) {
 		var group []profileRow
 		lastValid := ""
@@ -113,7 +117,7 @@ func desiredStream(members func(fn func(store.HashedMember) error) error, bits [
 			p := group[win]
 			d := &desiredContact{hash: h, email: emailaddr.Normalize(p.email), customerID: p.customerID,
 				updatedAt: p.updatedAt, tags: tags, merged: len(group)}
-			d.fields, d.fieldsHash = mapFields(p.attrs[1:], specs)
+			d.fields, d.fieldsEmpty, d.fieldsHash = mapFields(p.attrs[1:], specs, order)
 			if !yield(d, nil) {
 				stopped = true
 				return false
@@ -201,15 +205,16 @@ func pickAttrs(obj []byte, names []string, out []any, scratch []attrjson.Member)
 	return members, nil
 }
 
-// mapFields converts the mapped attributes (values[i] is specs[i]'s) to
-// merge values and hashes them. A missing or unconvertible value is ""
-// (which clears the field).
-func mapFields(values []any, specs []fieldSpec) (map[string]any, string) {
-	out := make(map[string]any, len(specs))
-	for i, s := range specs {
-		out[s.tag] = convert(values[i], s.typ)
+// fieldMap decodes the contact's merge values, for the calls that take them
+// as a map (numbers come back as the float64 they were).
+func (d *desiredContact) fieldMap() map[string]any {
+	var m map[string]any
+	if len(d.fields) > 0 {
+		if err := json.Unmarshal(d.fields, &m); err != nil {
+			panic(fmt.Sprintf("syncer: merge values %s that mapFields wrote do not decode: %v", d.fields, err))
+		}
 	}
-	return out, fieldsHash(out)
+	return m
 }
 
 // convert turns an attribute value into the merge field type's form:

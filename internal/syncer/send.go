@@ -518,7 +518,12 @@ func (s *sender) create(ctx context.Context, ops []op) {
 		if o.c.createStatus != "" {
 			status = o.c.createStatus
 		}
-		members[i] = mailchimp.BatchMember{EmailAddress: o.c.email, Status: status, MergeFields: nonEmpty(o.c.d.fields)}
+		members[i] = mailchimp.BatchMember{EmailAddress: o.c.email, Status: status}
+		if o.c.d.fieldsEmpty { // a new contact has no value to clear
+			members[i].MergeFields = nonEmpty(o.c.d.fieldMap())
+		} else {
+			members[i].EncodedMergeFields = o.c.d.fields
+		}
 		byEmail[o.c.email] = i
 	}
 	res, err := s.r.mc.BatchSubscribe(lastCall(ctx), s.r.list, members, false)
@@ -616,12 +621,13 @@ func (s *sender) adopt(ctx context.Context, o op, replayed bool) {
 		o.tk.done()
 		return
 	}
-	same := sameFields(m.MergeFields, c.d.fields)
+	want := c.d.fieldMap()
+	same := sameFields(m.MergeFields, want)
 	intent := replayed || c.earlierIntent == c.d.fieldsHash
 	ours := same && intent && m.Status == s.r.exp.StatusIfNew
 	status := m.Status
 	if !same {
-		pm, err := s.r.mc.PatchMember(ctx, s.r.list, c.email, mailchimp.MemberInput{MergeFields: c.d.fields})
+		pm, err := s.r.mc.PatchMember(ctx, s.r.list, c.email, mailchimp.MemberInput{MergeFields: want})
 		s.r.countWrite()
 		if err != nil {
 			if s.memberGone(o, err) {
@@ -695,7 +701,7 @@ func (s *sender) bulkUpdate(ctx context.Context, ops []op) {
 	members := make([]mailchimp.BatchMember, len(ops))
 	byEmail := make(map[string]op, len(ops))
 	for i, o := range ops {
-		members[i] = mailchimp.BatchMember{EmailAddress: o.c.email, Status: mailchimp.StatusSubscribed, MergeFields: o.c.d.fields}
+		members[i] = mailchimp.BatchMember{EmailAddress: o.c.email, Status: mailchimp.StatusSubscribed, EncodedMergeFields: o.c.d.fields}
 		byEmail[o.c.email] = o
 	}
 	res, err := s.r.mc.BatchSubscribe(lastCall(ctx), s.r.list, members, true)
@@ -746,7 +752,7 @@ func (s *sender) bulkUpdate(ctx context.Context, ops []op) {
 
 // patch sends changed fields to one contact without a status.
 func (s *sender) patch(ctx context.Context, o op) {
-	m, err := s.r.mc.PatchMember(ctx, s.r.list, o.c.email, mailchimp.MemberInput{MergeFields: o.c.d.fields})
+	m, err := s.r.mc.PatchMember(ctx, s.r.list, o.c.email, mailchimp.MemberInput{MergeFields: o.c.d.fieldMap()})
 	s.r.countWrite()
 	if err != nil {
 		if !s.memberGone(o, err) {
@@ -765,7 +771,7 @@ func (s *sender) patch(ctx context.Context, o op) {
 // contact that unsubscribed before it was archived stays unsubscribed.
 func (s *sender) restore(ctx context.Context, o op) {
 	c := o.c
-	m, err := s.r.mc.PatchMember(ctx, s.r.list, c.email, mailchimp.MemberInput{MergeFields: c.d.fields})
+	m, err := s.r.mc.PatchMember(ctx, s.r.list, c.email, mailchimp.MemberInput{MergeFields: c.d.fieldMap()})
 	s.r.countWrite()
 	if err != nil {
 		s.memberCallFailed(o, "restoring member", err)
