@@ -203,72 +203,106 @@ func (c *compiler) condition(r *Rule) error {
 	return nil
 }
 
-// attrCondition writes a condition on an attribute of the object c.col.
-func (c *compiler) attrCondition(r *Rule) error {
+// checkCondition reports what makes a condition impossible to evaluate: a
+// wrong number of values, an empty substring, a boolean where order
+// counts, an in list mixing kinds of value, an unknown operator. Parse
+// refuses such conditions; Compile and NewMatcher check again, for rules
+// built in code.
+func checkCondition(r *Rule) error {
 	vals := r.Values
-	c.text = classifyText(r.Op, vals)
-	defer func() { c.text = textClass{} }()
 	need := func(n int) error {
 		if len(vals) != n {
 			return fmt.Errorf("segment: %s on %q needs %d value(s), has %d", r.Op, r.Attribute, n, len(vals))
 		}
 		return nil
 	}
-	switch r.Op {
-	case IsEmpty:
-		c.empty(r.Attribute)
+	noBool := func() error {
+		for _, v := range vals {
+			if v.Type == Bool {
+				return fmt.Errorf("segment: %s does not apply to booleans", r.Op)
+			}
+		}
 		return nil
-	case IsNotEmpty:
-		c.b.WriteString("NOT (")
-		c.empty(r.Attribute)
-		c.b.WriteByte(')')
+	}
+	switch r.Op {
+	case IsEmpty, IsNotEmpty:
 		return nil
 	case Contains, StartsWith, EndsWith:
 		if err := need(1); err != nil {
 			return err
 		}
-		needle := textfold.Fold(vals[0].Raw)
-		if needle == "" {
+		if textfold.Fold(vals[0].Raw) == "" {
 			return fmt.Errorf("segment: %s on %q needs a non-empty string", r.Op, r.Attribute)
 		}
-		c.textSearch(r.Op, r.Attribute, needle)
 		return nil
-	case Eq, Neq, Lt, Lte, Gt, Gte:
+	case Eq, Neq:
+		return need(1)
+	case Lt, Lte, Gt, Gte:
 		if err := need(1); err != nil {
 			return err
 		}
+		return noBool()
+	case Between:
+		if err := need(2); err != nil {
+			return err
+		}
+		return noBool()
+	case In, NotIn:
+		if len(vals) == 0 {
+			return fmt.Errorf("segment: %s on %q needs values", r.Op, r.Attribute)
+		}
+		for _, v := range vals {
+			if v.Type != vals[0].Type { // dates with and without time are both Date
+				return fmt.Errorf("segment: values of in on %q must be of one type", r.Attribute)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("segment: unknown operator %q", r.Op)
+}
+
+// attrCondition writes a condition on an attribute of the object c.col.
+func (c *compiler) attrCondition(r *Rule) error {
+	if err := checkCondition(r); err != nil {
+		return err
+	}
+	vals := r.Values
+	c.text = classifyText(r.Op, vals)
+	defer func() { c.text = textClass{} }()
+	switch r.Op {
+	case IsEmpty:
+		c.empty(r.Attribute)
+	case IsNotEmpty:
+		c.b.WriteString("NOT (")
+		c.empty(r.Attribute)
+		c.b.WriteByte(')')
+	case Contains, StartsWith, EndsWith:
+		c.textSearch(r.Op, r.Attribute, textfold.Fold(vals[0].Raw))
+	case Eq, Neq, Lt, Lte, Gt, Gte:
 		if r.Op == Neq {
 			c.missing(r.Attribute)
 			c.b.WriteString(" OR ")
 		}
 		return c.compare(r.Attribute, r.Op, vals[0])
 	case Between:
-		if err := need(2); err != nil {
-			return err
-		}
 		if err := c.compare(r.Attribute, Gte, vals[0]); err != nil {
 			return err
 		}
 		c.b.WriteString(" AND ")
 		return c.compare(r.Attribute, Lte, vals[1])
-	case In, NotIn:
-		if len(vals) == 0 {
-			return fmt.Errorf("segment: %s on %q needs values", r.Op, r.Attribute)
-		}
-		if r.Op == NotIn {
-			c.missing(r.Attribute)
-			c.b.WriteString(" OR NOT (")
-			// NOT needs the type-checking accessor: it must stay NULL
-			// (no match) for a wrongly typed attribute.
-			if err := c.in(r.Attribute, vals, false); err != nil {
-				return err
-			}
-			c.b.WriteByte(')')
-			return nil
-		}
+	case In:
 		return c.in(r.Attribute, vals, true)
+	case NotIn:
+		c.missing(r.Attribute)
+		c.b.WriteString(" OR NOT (")
+		// NOT needs the type-checking accessor: it must stay NULL (no
+		// match) for a wrongly typed attribute.
+		if err := c.in(r.Attribute, vals, false); err != nil {
+			return err
+		}
+		c.b.WriteByte(')')
 	}
-	return fmt.Errorf("segment: unknown operator %q", r.Op)
+	return nil
 }
 
 // in writes attr IN (…), or for dates a disjunction of equalities (each
@@ -277,13 +311,7 @@ func (c *compiler) attrCondition(r *Rule) error {
 // negated by not_in) may the cheaper equality form, which gives FALSE
 // there, be used.
 func (c *compiler) in(attr string, vals []Value, positive bool) error {
-	t := vals[0].Type
-	for _, v := range vals {
-		if v.Type != t { // dates with and without time are both Date
-			return fmt.Errorf("segment: values of in on %q must be of one type", attr)
-		}
-	}
-	if t == Date {
+	if vals[0].Type == Date {
 		c.b.WriteByte('(')
 		for i, v := range vals {
 			if i > 0 {
@@ -318,9 +346,6 @@ var sqlOps = map[Op]string{Eq: " = ", Neq: " <> ", Lt: " < ", Lte: " <= ", Gt: "
 
 // compare writes accessor op value.
 func (c *compiler) compare(attr string, op Op, v Value) error {
-	if v.Type == Bool && op != Eq && op != Neq {
-		return fmt.Errorf("segment: %s does not apply to booleans", op)
-	}
 	if op != Eq || !c.equality(attr, v) {
 		if err := c.accessor(attr, v); err != nil {
 			return err

@@ -92,52 +92,19 @@ func newMatchCondition(r *Rule) (matchNode, error) {
 	if _, _, reserved := attrjson.ParseReserved(r.Attribute); reserved {
 		return matchNode{}, ErrStatusRule
 	}
-	n := matchNode{kind: Condition, attr: r.Attribute, op: r.Op}
-	need := func(k int) error {
-		if len(r.Values) != k {
-			return fmt.Errorf("segment: %s on %q needs %d value(s), has %d", r.Op, r.Attribute, k, len(r.Values))
-		}
-		return nil
+	if err := checkCondition(r); err != nil {
+		return matchNode{}, err
 	}
-	var err error
+	n := matchNode{kind: Condition, attr: r.Attribute, op: r.Op}
 	switch r.Op {
 	case IsEmpty, IsNotEmpty:
+		return n, nil
 	case Contains, StartsWith, EndsWith:
-		if err := need(1); err != nil {
-			return matchNode{}, err
-		}
-		if n.needle = textfold.Fold(r.Values[0].Raw); n.needle == "" {
-			return matchNode{}, fmt.Errorf("segment: %s on %q needs a non-empty string", r.Op, r.Attribute)
-		}
-	case Eq, Neq, Lt, Lte, Gt, Gte:
-		if err := need(1); err != nil {
-			return matchNode{}, err
-		}
-		if r.Values[0].Type == Bool && r.Op != Eq && r.Op != Neq {
-			return matchNode{}, fmt.Errorf("segment: %s does not apply to booleans", r.Op)
-		}
-		n.vals, err = matchValues(r.Values)
-	case Between:
-		if err := need(2); err != nil {
-			return matchNode{}, err
-		}
-		if r.Values[0].Type == Bool || r.Values[1].Type == Bool {
-			return matchNode{}, fmt.Errorf("segment: %s does not apply to booleans", r.Op)
-		}
-		n.vals, err = matchValues(r.Values)
-	case In, NotIn:
-		if len(r.Values) == 0 {
-			return matchNode{}, fmt.Errorf("segment: %s on %q needs values", r.Op, r.Attribute)
-		}
-		for _, v := range r.Values {
-			if v.Type != r.Values[0].Type {
-				return matchNode{}, fmt.Errorf("segment: values of in on %q must be of one type", r.Attribute)
-			}
-		}
-		n.vals, err = matchValues(r.Values)
-	default:
-		return matchNode{}, fmt.Errorf("segment: unknown operator %q", r.Op)
+		n.needle = textfold.Fold(r.Values[0].Raw)
+		return n, nil
 	}
+	var err error
+	n.vals, err = matchValues(r.Values)
 	return n, err
 }
 

@@ -91,3 +91,28 @@ func sqliteMatches(t *testing.T, db *sqldb.DB, r *segment.Rule) []string {
 	slices.Sort(ids)
 	return ids
 }
+
+// TestBadConditionsRefusedAlike: conditions built in code that Parse would
+// refuse are refused by Compile and NewMatcher alike (checkCondition).
+func TestBadConditionsRefusedAlike(t *testing.T) {
+	num := segment.Value{Type: segment.Number, Raw: "1"}
+	yes := segment.Value{Type: segment.Bool, Raw: "true"}
+	text := segment.Value{Type: segment.Text, Raw: "x"}
+	for _, r := range []*segment.Rule{
+		{Kind: segment.Condition, Attribute: "a", Op: segment.Eq},
+		{Kind: segment.Condition, Attribute: "a", Op: segment.Lt, Values: []segment.Value{yes}},
+		{Kind: segment.Condition, Attribute: "a", Op: segment.Between, Values: []segment.Value{num}},
+		{Kind: segment.Condition, Attribute: "a", Op: segment.Between, Values: []segment.Value{yes, yes}},
+		{Kind: segment.Condition, Attribute: "a", Op: segment.In},
+		{Kind: segment.Condition, Attribute: "a", Op: segment.NotIn, Values: []segment.Value{num, text}},
+		{Kind: segment.Condition, Attribute: "a", Op: segment.Contains, Values: []segment.Value{{Type: segment.Text, Raw: ""}}},
+		{Kind: segment.Condition, Attribute: "a", Op: "like", Values: []segment.Value{text}},
+		{Kind: segment.Not, Rules: []*segment.Rule{{Kind: segment.Condition, Attribute: "a", Op: segment.Gt, Values: []segment.Value{num, num}}}},
+	} {
+		_, _, cerr := segment.Compile(r, segment.SQLite)
+		_, merr := segment.NewMatcher(r)
+		if cerr == nil || merr == nil || cerr.Error() != merr.Error() {
+			t.Errorf("%+v: Compile %v, NewMatcher %v; want the same refusal", r, cerr, merr)
+		}
+	}
+}
