@@ -40,8 +40,8 @@ type desiredContact struct {
 	fields      json.RawMessage
 	fieldsEmpty bool
 	fieldsHash  string
-	tags       uint64 // wanted tag bits
-	merged     int    // profiles merged into the contact
+	tags        uint64 // wanted tag bits
+	merged      int    // profiles merged into the contact
 }
 
 // fieldSpec maps one attribute to one merge tag of a given merge type.
