@@ -8,6 +8,7 @@ package jsonenc
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 )
 
@@ -53,4 +54,28 @@ func Value(b []byte, v any) ([]byte, error) {
 	}
 	enc, err := json.Marshal(v)
 	return append(b, enc...), err
+}
+
+// Map appends m as json.Marshal encodes it (keys sorted); err is
+// json.Marshal's when it fails on a value.
+func Map(b []byte, m map[string]any) ([]byte, error) {
+	var keys [16]string
+	ks := keys[:0]
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	b = append(b, '{')
+	for i, k := range ks {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = String(b, k)
+		b = append(b, ':')
+		var err error
+		if b, err = Value(b, m[k]); err != nil {
+			return b, err
+		}
+	}
+	return append(b, '}'), nil
 }

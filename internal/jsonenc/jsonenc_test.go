@@ -7,10 +7,10 @@ import (
 	"testing"
 )
 
-// TestMarshals: String, Strings and Value write json.Marshal's bytes for
-// strings of every kind (HTML's <>&, quotes, controls, accents, invalid
-// UTF-8, U+2028) and floats in both of its notations, and Value fails
-// where json.Marshal fails.
+// TestMarshals: String, Strings, Value and Map write json.Marshal's bytes
+// for strings of every kind (HTML's <>&, quotes, controls, accents,
+// invalid UTF-8, U+2028), floats in both of its notations and maps of
+// both, and Value and Map fail where json.Marshal fails.
 func TestMarshals(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	pieces := []string{"", "a", "Émile", "<b>", "&", "\"", "\\", "\n", "\x00", "\x7f", "\xff", "\u2028", "日本", " ", "Z"}
@@ -36,10 +36,25 @@ func TestMarshals(t *testing.T) {
 		if got, err := Value(nil, f); err != nil || string(got) != string(want) {
 			t.Fatalf("Value(%v) = %s (%v), json.Marshal's %s", f, got, err, want)
 		}
+		m := map[string]any{}
+		for i, s := range ss {
+			if i%2 == 0 {
+				m[s] = f
+			} else {
+				m[s] = s
+			}
+		}
+		want, _ = json.Marshal(m)
+		if got, err := Map(nil, m); err != nil || string(got) != string(want) {
+			t.Fatalf("Map(%q) = %s (%v), json.Marshal's %s", m, got, err, want)
+		}
 	}
 	for _, v := range []any{math.NaN(), math.Inf(-1)} {
 		if _, err := Value(nil, v); err == nil {
 			t.Errorf("Value(%v) encoded without an error", v)
+		}
+		if _, err := Map(nil, map[string]any{"x": v}); err == nil {
+			t.Errorf("Map with %v encoded without an error", v)
 		}
 	}
 }

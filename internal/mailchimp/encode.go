@@ -2,39 +2,10 @@ package mailchimp
 
 import (
 	"encoding/json"
-	"slices"
 	"strconv"
 
 	"github.com/segsync/segsync/internal/jsonenc"
 )
-
-// AppendMergeFields appends merge values as json.Marshal encodes the map
-// (keys sorted), byte for byte, without its reflection: a first export
-// encodes a million of them for its batch bodies, and package syncer
-// hashes the same bytes into every contact's stored fields hash, which
-// must not change. err is json.Marshal's, when it fails on a value (NaN,
-// say).
-func AppendMergeFields(b []byte, fields map[string]any) ([]byte, error) {
-	var keys [16]string
-	ks := keys[:0]
-	for k := range fields {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	b = append(b, '{')
-	for i, k := range ks {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = jsonenc.String(b, k)
-		b = append(b, ':')
-		var err error
-		if b, err = jsonenc.Value(b, fields[k]); err != nil {
-			return b, err
-		}
-	}
-	return append(b, '}'), nil
-}
 
 // bodyAppender is a request body that encodes itself as json.Marshal
 // would encode it, without reflection.
@@ -79,7 +50,7 @@ func (x batchBody) appendJSON(b []byte) ([]byte, error) {
 		case len(m.MergeFields) > 0:
 			b = append(b, `,"merge_fields":`...)
 			var err error
-			if b, err = AppendMergeFields(b, m.MergeFields); err != nil {
+			if b, err = jsonenc.Map(b, m.MergeFields); err != nil {
 				return b, err
 			}
 		case m.MergeFields == nil && len(m.EncodedMergeFields) > len("{}"): // an empty map is left out

@@ -215,8 +215,9 @@ type BatchMember struct {
 	Language     string         `json:"language,omitempty"`
 	VIP          *bool          `json:"vip,omitempty"`
 	// EncodedMergeFields, sent when MergeFields is nil, are merge values
-	// encoded already, as AppendMergeFields encodes them: a caller that
-	// keeps its values encoded (for a hash, say) need not build a map.
+	// encoded already, as json.Marshal encodes their map (jsonenc.Map): a
+	// caller that keeps its values encoded (for a hash, say) need not
+	// build a map.
 	EncodedMergeFields json.RawMessage `json:"-"`
 }
 

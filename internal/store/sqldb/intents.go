@@ -220,7 +220,7 @@ func (db *DB) eraseIntents(ctx context.Context, tx *sql.Tx, customerID string) (
 // (hash, email, customer id, fields hash), without its reflection: a first
 // export of 1M contacts notes a million.
 func encodeIntents(intents []store.Intent) string {
-	b := make([]byte, 0, 2+len(intents)*(80+len(intents[0].Email)+len(intents[0].CustomerID)))
+	b := make([]byte, 0, 2+len(intents)*128) // two hashes, an address, a customer id
 	b = append(b, '[')
 	for i, in := range intents {
 		if i > 0 {

@@ -573,8 +573,8 @@ func (db *DB) sortMembers(ctx context.Context, rules []*segment.Rule, emailAttr 
 	if err != nil {
 		return err
 	}
-	read := memberRead{nrules: len(rules), match: match, emailAttr: emailAttr, keep: keep}
-	read.spare = make(chan []memberRec, 2*memberReaders()+2)
+	read := memberRead{nrules: len(rules), match: match, emailAttr: emailAttr, keep: keep,
+		spare: make(chan []memberRec, 2*memberReaders()+2)}
 	stmts := make([]stmt, len(filters))
 	for i, f := range filters {
 		query, args, err := db.streamQuery(rules, emailAttr, f, match != nil)
