@@ -34,7 +34,7 @@ type DB struct {
 	migrations fs.FS
 	log        *slog.Logger
 	stmts      sync.Map // query → *sql.Stmt prepared on W (stmtcache.go)
-	upserts    sync.Map // keepKey → the text of a full syncedUpsertQuery
+	upserts    sync.Map // upsertKind → the text of a full syncedUpsertQuery
 	onClose    []func() error
 	synced     syncedGrowth    // when to analyze the synced state (analyze.go)
 	fills      backgroundFills // address tables filled in the background (addresses.go)

@@ -59,3 +59,9 @@ func (db *DB) EarlySortable(ctx context.Context, attr string) (bool, error) {
 	_, filled, fresh, err := db.addressesState(ctx, attr)
 	return filled && fresh, err
 }
+
+// SyncedStatements are the synced state's writes of n rows: the insert of
+// new contacts and the upsert of the others.
+func (db *DB) SyncedStatements(n int) (insert, upsert string) {
+	return db.syncedUpsertQuery(n, insertNew), db.syncedUpsertQuery(n, upsertAll)
+}

@@ -232,7 +232,9 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 	// transaction takes it.
 	var hot []string
 	if len(sets) >= syncedUpsertRows {
-		hot = append(hot, db.syncedUpsertQuery(syncedUpsertRows, false), db.syncedUpsertQuery(syncedUpsertRows, true))
+		for _, k := range []upsertKind{insertNew, upsertAll, upsertKeepKey} {
+			hot = append(hot, db.syncedUpsertQuery(syncedUpsertRows, k))
+		}
 	}
 	if len(sets) >= syncedReadRows {
 		hot = append(hot, db.Q(syncedCustomersQuery(syncedReadRows)))
@@ -269,8 +271,9 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 			}
 		}
 		tagged := foldNewTags(other, exists, changes, uses)
-		for keep, group := range [][]store.SyncedChange{other, same} {
-			if err := db.upsertSynced(ctx, tx, exportID, group, keep == 1, pending == flowOwed); err != nil {
+		fresh, moved := splitNew(other, exists)
+		for kind, group := range [...][]store.SyncedChange{insertNew: fresh, upsertAll: moved, upsertKeepKey: same} {
+			if err := db.upsertSynced(ctx, tx, exportID, group, upsertKind(kind), pending == flowOwed); err != nil {
 				return err
 			}
 		}
@@ -305,6 +308,23 @@ func byHashChunks(exportID int64, changes []store.SyncedChange, fn func(n int, a
 		rest = rest[n:]
 	}
 	return nil
+}
+
+// splitNew splits sets into the rows that do not exist yet (not in
+// exists, read in the same transaction) and the rows that do.
+func splitNew(sets []store.SyncedChange, exists map[string]syncedKey) (fresh, old []store.SyncedChange) {
+	if len(exists) == 0 {
+		return sets, nil
+	}
+	fresh = make([]store.SyncedChange, 0, len(sets))
+	for _, c := range sets {
+		if _, ok := exists[c.Hash]; ok {
+			old = append(old, c)
+		} else {
+			fresh = append(fresh, c)
+		}
+	}
+	return fresh, old
 }
 
 // hashUse is what a batch of changes does to one contact: n changes, the
@@ -435,8 +455,24 @@ func syncedCustomersQuery(n int) string {
 	return `SELECT hash, customer_id, in_audience, status FROM synced WHERE export_id = ? AND hash IN (` + placeholders(n, 1) + `)`
 }
 
-// syncedUpsertQuery is the upsert of n rows (all columns but the tags of
-// existing rows; profile_status only on insert, see upsertSynced). With keepKey, an existing row keeps its customer_id,
+// upsertKind is how a statement of upsertSynced writes its rows.
+type upsertKind int
+
+const (
+	// insertNew inserts rows known not to exist (splitNew): a plain
+	// INSERT, which on SQLite needs no statement journal (see
+	// buildUpsertQuery).
+	insertNew upsertKind = iota
+	// upsertAll inserts a row or updates all its columns but the tags.
+	upsertAll
+	// upsertKeepKey is upsertAll where an existing row keeps its
+	// customer_id, in_audience and status.
+	upsertKeepKey
+)
+
+// syncedUpsertQuery is the statement of kind k for n rows (all columns but
+// the tags of existing rows; profile_status only on insert, see
+// upsertSynced). With upsertKeepKey, an existing row keeps its customer_id,
 // in_audience and status, the columns of synced_customer besides the
 // export: an UPDATE naming a column rewrites its index entries even when
 // the value stays, and synced_customer's entries lie at random (customer
@@ -449,24 +485,40 @@ func syncedCustomersQuery(n int) string {
 // every parameter's name, which it finds by a scan of the named ones, so a
 // name for each of a thousand parameters made binding quadratic. The query
 // is written for the database and not passed through Q.
-func (db *DB) syncedUpsertQuery(n int, keepKey bool) string {
+func (db *DB) syncedUpsertQuery(n int, k upsertKind) string {
 	// A full statement's text (a thousand parameters) is built once:
 	// writing it for every statement cost more than binding them. The
 	// shorter last statements of batches are parsed anew anyway.
 	if n != syncedUpsertRows {
-		return db.buildUpsertQuery(n, keepKey)
+		return db.buildUpsertQuery(n, k)
 	}
-	if q, ok := db.upserts.Load(keepKey); ok {
+	if q, ok := db.upserts.Load(k); ok {
 		return q.(string)
 	}
-	q := db.buildUpsertQuery(n, keepKey)
-	db.upserts.Store(keepKey, q)
+	q := db.buildUpsertQuery(n, k)
+	db.upserts.Store(k, q)
 	return q
 }
 
-func (db *DB) buildUpsertQuery(n int, keepKey bool) string {
+// buildUpsertQuery writes syncedUpsertQuery's text.
+//
+// On SQLite, a statement that writes several rows and may stop half way
+// with ABORT (a NOT NULL or UNIQUE constraint, an immediate foreign key, a
+// function in an index, or any DO UPDATE, which checks NOT NULL with ABORT
+// whatever the column says) keeps a statement journal: a copy of every
+// page it changes, so that it can undo its own rows alone. A first export's
+// inserts spent about 1 s of CPU of a 1M run copying pages into it.
+// insertNew's statement is INSERT OR FAIL, which stops without undoing the
+// rows before it (the transaction rolls back whole on any error anyway);
+// with the foreign key deferred and the index free of functions (migration
+// 0024), it keeps none (TestNewContactsNeedNoStatementJournal).
+func (db *DB) buildUpsertQuery(n int, k upsertKind) string {
 	var q strings.Builder
-	q.WriteString(`INSERT INTO synced (export_id, in_audience, in_export, created_by_us, archived_by_us, status, rejected_hash,
+	q.WriteString(`INSERT `)
+	if k == insertNew && db.d == SQLite {
+		q.WriteString(`OR FAIL `)
+	}
+	q.WriteString(`INTO synced (export_id, in_audience, in_export, created_by_us, archived_by_us, status, rejected_hash,
 		profile_status, hash, email, customer_id, fields_hash, tags) VALUES `)
 	param := syncedSharedParams
 	for i := range n {
@@ -491,8 +543,11 @@ func (db *DB) buildUpsertQuery(n int, keepKey bool) string {
 		}
 		q.WriteByte(')')
 	}
+	if k == insertNew {
+		return q.String()
+	}
 	q.WriteString(` ON CONFLICT (export_id, hash) DO UPDATE SET email = excluded.email,`)
-	if !keepKey {
+	if k == upsertAll {
 		q.WriteString(` customer_id = excluded.customer_id, in_audience = excluded.in_audience, status = excluded.status,`)
 	}
 	q.WriteString(` in_export = excluded.in_export, fields_hash = excluded.fields_hash,
@@ -530,14 +585,30 @@ func (k syncedShared) args(dst []any, exportID int64) []any {
 
 // syncedBuckets is the condition on a synced row (alias a, with its dot)
 // that lets a lookup by customer_id seek the index synced_customer on
-// SQLite, where the first character of the hash comes before the customer
-// (migration 0022, whose expression this repeats): it names every bucket,
-// so every row meets it. PostgreSQL's index leads with the customer.
+// SQLite, where the first hex digit of the hash comes before the customer
+// (migration 0024, whose expression syncedBucket writes): it names every
+// bucket, so every row meets it. PostgreSQL's index leads with the customer.
 func (db *DB) syncedBuckets(a string) string {
 	if db.d == Postgres {
 		return "TRUE"
 	}
-	return "instr('0123456789abcdef', substr(" + a + "hash, 1, 1)) IN (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)"
+	return syncedBucket(a) + " IN (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)"
+}
+
+// syncedBucket is the bucket of a synced row (alias a, with its dot) in
+// synced_customer: the value of its hash's first hex digit, 0-15 (15 also
+// for anything after 'e'). It compares instead of calling a function: a
+// function in an index's expression lets every statement that writes
+// several rows stop half way, which costs them a statement journal (see
+// buildUpsertQuery).
+func syncedBucket(a string) string {
+	var b strings.Builder
+	b.WriteString("CASE")
+	for i, d := range "123456789abcdef" {
+		fmt.Fprintf(&b, " WHEN %shash < '%c' THEN %d", a, d, i)
+	}
+	b.WriteString(" ELSE 15 END")
+	return b.String()
 }
 
 // syncedKey is a row's part of the key of synced_customer.
@@ -597,13 +668,13 @@ func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, s
 // upsertSynced inserts or updates rows (all but their tags), in statements
 // of up to syncedUpsertRows rows that share their other columns (binding
 // those once per statement instead of once per row halved the driver's
-// binding work); keepKey: see syncedUpsertQuery. With flowOwed (the export's
+// binding work), as statements of kind k (syncedUpsertQuery). With flowOwed (the export's
 // flow-back owes its profiles a full pass not begun yet), a new
 // row in the audience is inserted with profile_status noted already: the
 // pass writes it whatever that column says, and the row never enters
 // synced_flow_due only to be rewritten after the pass. An existing row
 // keeps its profile_status.
-func (db *DB) upsertSynced(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange, keepKey, flowOwed bool) error {
+func (db *DB) upsertSynced(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange, k upsertKind, flowOwed bool) error {
 	// The groups in order of first appearance, and each row's group.
 	var shared []syncedShared
 	group := make([]int, len(sets))
@@ -628,22 +699,22 @@ func (db *DB) upsertSynced(ctx context.Context, tx *sql.Tx, exportID int64, sets
 		group[i] = g
 	}
 	args := make([]any, 0, syncedSharedParams+syncedRowParams*min(len(sets), syncedUpsertRows))
-	for g, k := range shared {
-		args = k.args(args[:0], exportID)
+	for g, sh := range shared {
+		args = sh.args(args[:0], exportID)
 		for i, c := range sets {
 			if group[i] != g {
 				continue
 			}
 			args = append(args, c.Hash, c.Set.Email, c.Set.CustomerID, c.Set.FieldsHash, int64(c.Set.Tags))
 			if len(args) == syncedSharedParams+syncedRowParams*syncedUpsertRows {
-				if err := db.execUpsert(ctx, tx, args, keepKey); err != nil {
+				if err := db.execUpsert(ctx, tx, args, k); err != nil {
 					return err
 				}
-				args = k.args(args[:0], exportID)
+				args = sh.args(args[:0], exportID)
 			}
 		}
 		if len(args) > syncedSharedParams {
-			if err := db.execUpsert(ctx, tx, args, keepKey); err != nil {
+			if err := db.execUpsert(ctx, tx, args, k); err != nil {
 				return err
 			}
 		}
@@ -653,11 +724,11 @@ func (db *DB) upsertSynced(ctx context.Context, tx *sql.Tx, exportID int64, sets
 
 // execUpsert runs the upsert of the rows in args (syncedShared.args, then
 // each row's own).
-func (db *DB) execUpsert(ctx context.Context, tx *sql.Tx, args []any, keepKey bool) error {
+func (db *DB) execUpsert(ctx context.Context, tx *sql.Tx, args []any, k upsertKind) error {
 	n := (len(args) - syncedSharedParams) / syncedRowParams
 	// Full-size statements (most of a large run) are parsed once per
 	// process instead of once per call (2.6 s of CPU in a 1M first run).
-	st, err := db.txStmt(ctx, tx, db.syncedUpsertQuery(n, keepKey))
+	st, err := db.txStmt(ctx, tx, db.syncedUpsertQuery(n, k))
 	if err != nil {
 		return fmt.Errorf("upserting %d contacts: %w", n, err)
 	}
