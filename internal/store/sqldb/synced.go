@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -270,8 +269,8 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 				return err
 			}
 		}
-		tagged := foldNewTags(other, exists, changes, uses)
 		fresh, moved := splitNew(other, exists)
+		tagged := foldNewTags(fresh, changes, uses)
 		for kind, group := range [...][]store.SyncedChange{insertNew: fresh, upsertAll: moved, upsertKeepKey: same} {
 			if err := db.upsertSynced(ctx, tx, exportID, group, upsertKind(kind), pending == flowOwed); err != nil {
 				return err
@@ -331,28 +330,24 @@ func splitNew(sets []store.SyncedChange, exists map[string]syncedKey) (fresh, ol
 // last Set or Delete at index last-1 (0: none).
 type hashUse struct{ last, n int }
 
-// foldNewTags writes the tag changes of new rows into their insert: a
-// contact's first recorded change is usually its create with the tags that
-// followed it (heldRow), which was an insert and an update of the same row.
-// other are the sets of rows that do not exist or change their customer,
-// exists the keys of the rows that exist (splitByCustomer), uses the
-// contacts' changes in the batch; a change is folded only when it is its
-// contact's one change in the batch and the row does not exist. It returns
-// the changes whose tags are still to apply, and leaves changes itself as it
+// foldNewTags drops from changes the tag changes that the insert of a new
+// row writes already: a contact's first recorded change is usually its
+// create with the tags that followed it (heldRow), which was an insert and
+// an update of the same row. Inserts write a row's tags with its change's
+// own tag change applied (upsertSynced); fresh are the rows inserted (they
+// do not exist, splitNew), uses the contacts' changes in the batch. A
+// change is dropped only when it is its contact's one change in the batch:
+// otherwise the tag changes are applied in their order after the insert,
+// this one again among them, which leaves the same tags. It returns the
+// changes whose tags are still to apply, and leaves changes itself as it
 // was (it may be retried).
-func foldNewTags(other []store.SyncedChange, exists map[string]syncedKey, changes []store.SyncedChange, uses map[string]hashUse) []store.SyncedChange {
+func foldNewTags(fresh, changes []store.SyncedChange, uses map[string]hashUse) []store.SyncedChange {
 	var folded []bool // by index in changes
-	for i, c := range other {
+	for _, c := range fresh {
 		if c.AddTags == 0 && c.RemoveTags == 0 {
 			continue
 		}
-		if _, ok := exists[c.Hash]; ok {
-			continue
-		}
 		if u := uses[c.Hash]; u.n == 1 {
-			row := *c.Set
-			row.Tags = (row.Tags | c.AddTags) &^ c.RemoveTags
-			other[i].Set = &row
 			if folded == nil {
 				folded = make([]bool, len(changes))
 			}
@@ -651,8 +646,8 @@ func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, s
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if len(have) == 0 { // foldNewTags writes into other: a copy
-		return nil, slices.Clone(sets), have, nil
+	if len(have) == 0 {
+		return nil, sets, have, nil
 	}
 	other = make([]store.SyncedChange, 0, len(sets))
 	for _, c := range sets {
@@ -705,7 +700,9 @@ func (db *DB) upsertSynced(ctx context.Context, tx *sql.Tx, exportID int64, sets
 			if group[i] != g {
 				continue
 			}
-			args = append(args, c.Hash, c.Set.Email, c.Set.CustomerID, c.Set.FieldsHash, int64(c.Set.Tags))
+			// The tags go into inserts only (foldNewTags).
+			tags := (c.Set.Tags | c.AddTags) &^ c.RemoveTags
+			args = append(args, c.Hash, c.Set.Email, c.Set.CustomerID, c.Set.FieldsHash, int64(tags))
 			if len(args) == syncedSharedParams+syncedRowParams*syncedUpsertRows {
 				if err := db.execUpsert(ctx, tx, args, k); err != nil {
 					return err
