@@ -58,3 +58,13 @@ func TestMarshals(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkString encodes addresses, as a first export's request bodies
+// and create intents do by the million.
+func BenchmarkString(b *testing.B) {
+	addrs := []string{"anna.de.vries@example.com", "j.smith+news@mail.example.org", "x@y.io", "customer-000123@example.net"}
+	var buf []byte
+	for i := 0; b.Loop(); i++ {
+		buf = String(buf[:0], addrs[i%len(addrs)])
+	}
+}
