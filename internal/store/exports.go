@@ -77,7 +77,9 @@ type SyncedChange struct {
 // with the given fields. Intents are noted by batch (AddIntents); a batch
 // lasts until the outcomes of all its creates are recorded (DropIntents),
 // so an answer lost to a crash or a dropped connection leaves it behind
-// for the next run to recognise its own contact by (LeftIntents).
+// for the next run to recognise its own contact by (LeftIntents). Hash is
+// the address's subscriber hash, emailaddr.Hash(Email): the store keeps
+// the address and may derive the hash from it.
 type Intent struct {
 	Hash       string
 	Email      string
