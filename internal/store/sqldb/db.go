@@ -259,3 +259,13 @@ func sendCtx[T any](ctx context.Context, ch chan<- T, v T) error {
 		return ctx.Err()
 	}
 }
+
+// uniqueViolation reports a UNIQUE (or primary key) constraint failure on
+// either dialect.
+func uniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
+}

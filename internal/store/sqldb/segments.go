@@ -82,7 +82,7 @@ func (db *DB) CreateSegment(ctx context.Context, s *store.Segment) error {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	err = db.W.QueryRowContext(ctx, db.Q(`INSERT INTO segments (name, description, rule, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?) RETURNING id`), s.Name, s.Description, rule, now.UnixMicro(), now.UnixMicro()).Scan(&s.ID)
-	if authUniqueViolation(err) {
+	if uniqueViolation(err) {
 		return fmt.Errorf("a segment named %q already exists: %w", s.Name, store.ErrConflict)
 	}
 	if err != nil {
@@ -142,7 +142,7 @@ func (db *DB) UpdateSegment(ctx context.Context, s *store.Segment) error {
 	err = db.W.QueryRowContext(ctx, db.Q(`UPDATE segments SET name = ?, description = ?, rule = ?, updated_at = ?
 		WHERE id = ? RETURNING created_at`), s.Name, s.Description, rule, now.UnixMicro(), s.ID).Scan(&created)
 	switch {
-	case authUniqueViolation(err):
+	case uniqueViolation(err):
 		return fmt.Errorf("a segment named %q already exists: %w", s.Name, store.ErrConflict)
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("segment %d: %w", s.ID, store.ErrNotFound)

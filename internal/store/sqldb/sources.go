@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/segsync/segsync/internal/store"
@@ -28,11 +27,6 @@ func scanSource(r rowScanner) (store.Source, error) {
 	s.Config = json.RawMessage(cfg)
 	s.CreatedAt, s.UpdatedAt, s.LastScheduledAt = fromMicros(cat), fromMicros(uat), fromMicros(lsa)
 	return s, nil
-}
-
-func uniqueViolation(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLSTATE 23505")
 }
 
 // CreateSource implements store.SourceStore.

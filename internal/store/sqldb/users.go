@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/segsync/segsync/internal/store"
@@ -30,15 +29,6 @@ func authNullMicros(t *time.Time) sql.NullInt64 {
 		return sql.NullInt64{}
 	}
 	return sql.NullInt64{Int64: authMicros(*t), Valid: true}
-}
-
-// authUniqueViolation reports a UNIQUE constraint failure on either dialect.
-func authUniqueViolation(err error) bool {
-	if err == nil {
-		return false
-	}
-	s := err.Error()
-	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
 }
 
 const userCols = `u.id, u.email, u.role, u.password_hash, u.disabled, u.created_at, u.updated_at`
@@ -73,7 +63,7 @@ func (db *DB) CreateUser(ctx context.Context, u *store.User) error {
 	err := db.W.QueryRowContext(ctx, db.Q(`INSERT INTO users (email, role, password_hash, disabled, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`),
 		u.Email, u.Role, u.PasswordHash, u.Disabled, authMicros(u.CreatedAt), authMicros(u.UpdatedAt)).Scan(&u.ID)
-	if authUniqueViolation(err) {
+	if uniqueViolation(err) {
 		return fmt.Errorf("user %s already exists: %w", u.Email, store.ErrConflict)
 	}
 	if err != nil {
@@ -172,7 +162,7 @@ func (db *DB) CreateToken(ctx context.Context, t *store.Token) error {
 	}
 	err := db.W.QueryRowContext(ctx, db.Q(`INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_at)
 		VALUES (?, ?, ?, ?, ?) RETURNING id`), t.UserID, t.Name, t.Hash, t.Prefix, authMicros(t.CreatedAt)).Scan(&t.ID)
-	if authUniqueViolation(err) {
+	if uniqueViolation(err) {
 		return fmt.Errorf("creating token: %w", store.ErrConflict)
 	}
 	if err != nil {
