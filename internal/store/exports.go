@@ -63,11 +63,15 @@ type Synced struct {
 // its address was changed, or it was erased); of a Set and a Delete of one
 // contact in a batch, the last wins. A change with only DropIntents set
 // deletes that batch of create intents (AddIntents), in the transaction
-// that records the last outcome of its creates.
+// that records the last outcome of its creates. New on a Set tells the
+// store that the contact had no row when its run planned it (a create):
+// the store may then insert it without looking for the row first, and must
+// still be right when the row exists after all.
 type SyncedChange struct {
 	Hash        string
 	Set         *Synced
 	Delete      bool
+	New         bool
 	AddTags     uint64
 	RemoveTags  uint64
 	DropIntents int64

@@ -553,7 +553,10 @@ func (s *sender) create(ctx context.Context, ops []op) {
 		// Nothing sends the contact's fields again: its tags wait in
 		// memory without them.
 		o.c.d.fields = nil
-		ch, count := store.SyncedChange{Hash: o.c.hash, Set: &row}, func(rc *store.RunCounts) { rc.Created++ }
+		// A contact the plan found without a synced row gets its first:
+		// the store need not look for it (store.SyncedChange.New).
+		ch := store.SyncedChange{Hash: o.c.hash, Set: &row, New: o.c.s == nil}
+		count := func(rc *store.RunCounts) { rc.Created++ }
 		if o.c.addTags != 0 && !s.tail.Load() {
 			o.held = s.hold.hold(ch, o.c.intentBatch, bits.OnesCount64(o.c.addTags), count)
 		} else {

@@ -197,7 +197,22 @@ func (db *DB) ApplySyncedRun(ctx context.Context, exportID int64, changes []stor
 
 // applySynced writes changes and, when also is set, calls it in the same
 // transaction; with a lease f, the transaction is fenced by it.
+//
+// Rows of changes marked New are inserted without a read of the row first
+// (a first export's creates: half a million index seeks that found
+// nothing, per million contacts). Should one exist after all, the insert
+// fails on the key, the transaction rolls back, and the batch is written
+// again reading every row.
 func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64, changes []store.SyncedChange, also func(*sql.Tx) error) error {
+	err := db.applySyncedOnce(ctx, f, exportID, changes, also, true)
+	if uniqueViolation(err) {
+		err = db.applySyncedOnce(ctx, f, exportID, changes, also, false)
+	}
+	return err
+}
+
+// applySyncedOnce is applySynced, trusting New or not.
+func (db *DB) applySyncedOnce(ctx context.Context, f *store.RunLease, exportID int64, changes []store.SyncedChange, also func(*sql.Tx) error, trustNew bool) error {
 	if len(changes) == 0 && also == nil {
 		return nil
 	}
@@ -259,7 +274,7 @@ func (db *DB) applySynced(ctx context.Context, f *store.RunLease, exportID int64
 		if err := db.dropIntents(ctx, tx, exportID, drops); err != nil {
 			return err
 		}
-		same, other, exists, err := db.splitByCustomer(ctx, tx, exportID, sets)
+		same, other, exists, err := db.splitByCustomer(ctx, tx, exportID, sets, trustNew)
 		if err != nil {
 			return err
 		}
@@ -616,10 +631,21 @@ type syncedKey struct {
 // splitByCustomer splits sets into the rows that exist with the same
 // customer_id, in_audience and status already and the others (new rows, or
 // a change of one of them); have holds the key of every row that exists.
-func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange) (same, other []store.SyncedChange, have map[string]syncedKey, err error) {
+// With trustNew, the rows of changes marked New are taken not to exist
+// without a look.
+func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange, trustNew bool) (same, other []store.SyncedChange, have map[string]syncedKey, err error) {
+	read := sets
+	if trustNew {
+		read = nil
+		for _, c := range sets {
+			if !c.New {
+				read = append(read, c)
+			}
+		}
+	}
 	// have starts small: in a first run almost no row exists yet.
 	have = map[string]syncedKey{}
-	err = byHashChunks(exportID, sets, func(n int, args []any) error {
+	err = byHashChunks(exportID, read, func(n int, args []any) error {
 		st, err := db.txStmt(ctx, tx, db.Q(syncedCustomersQuery(n)))
 		if err != nil {
 			return fmt.Errorf("reading customers of %d contacts: %w", n, err)

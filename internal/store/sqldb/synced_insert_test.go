@@ -123,3 +123,42 @@ func TestSyncedRebuildMigration(t *testing.T) {
 		t.Errorf("%d rows of a deleted export left (%v)", left, err)
 	}
 }
+
+// TestSyncedNewThatExists: a Set marked New is inserted without a look for
+// its row; when the row exists after all (the hint was wrong), the batch
+// is still recorded as if the hint were not there: the row is updated, its
+// tags kept and its tag change applied, and the other rows of the batch
+// are written too.
+func TestSyncedNewThatExists(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		e := newExport(t, db)
+		old := store.Synced{Hash: "aa", Email: "a@x.io", CustomerID: "c1", InAudience: true, FieldsHash: "f1", Tags: 1, Status: "subscribed"}
+		if err := db.ApplySynced(ctx, e.ID, []store.SyncedChange{{Hash: old.Hash, Set: &old}}); err != nil {
+			t.Fatal(err)
+		}
+		again := store.Synced{Hash: "aa", Email: "a@x.io", CustomerID: "c1", InAudience: true, FieldsHash: "f2", Status: "subscribed"}
+		fresh := store.Synced{Hash: "bb", Email: "b@x.io", CustomerID: "c2", InAudience: true, FieldsHash: "f3", Status: "subscribed"}
+		err := db.ApplySynced(ctx, e.ID, []store.SyncedChange{
+			{Hash: again.Hash, Set: &again, New: true, AddTags: 2},
+			{Hash: fresh.Hash, Set: &fresh, New: true, AddTags: 4},
+		})
+		if err != nil {
+			t.Fatalf("a wrong New hint: %v", err)
+		}
+		got := map[string]store.Synced{}
+		if err := db.StreamSynced(ctx, e.ID, func(s store.Synced) error { got[s.Hash] = s; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]store.Synced{"aa": again, "bb": fresh}
+		w := want["aa"]
+		w.Tags = 1 | 2 // the row's tags stay, the change's are added
+		want["aa"] = w
+		w = want["bb"]
+		w.Tags = 4
+		want["bb"] = w
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("synced state:\n got %+v\nwant %+v", got, want)
+		}
+	})
+}
