@@ -63,3 +63,7 @@ func AppendObject(dst []byte, mm []Member) []byte {
 	slices.SortFunc(mm, func(a, b Member) int { return bytes.Compare(a.Name, b.Name) })
 	return encode(dst, mm)
 }
+
+// AppendMembers encodes mm as an object in the order given, names and
+// values as they are (AppendObject sorts them first), appending to dst.
+func AppendMembers(dst []byte, mm []Member) []byte { return encode(dst, mm) }
