@@ -194,7 +194,7 @@ func BenchmarkSegmentStream(b *testing.B) {
 				for b.Loop() {
 					n = 0
 					last := ""
-					err := db.StreamMembersByHash(context.Background(), []*segment.Rule{r}, "email", func(m store.HashedMember) error {
+					err := db.StreamMembersByHash(context.Background(), []*segment.Rule{r}, "email", nil, func(m store.HashedMember) error {
 						if m.Hash < last {
 							return fmt.Errorf("out of order: %s after %s", m.Hash, last)
 						}
@@ -313,7 +313,7 @@ func BenchmarkSegmentStreamMany(b *testing.B) {
 			m := startMeasure()
 			for b.Loop() {
 				n = 0
-				err := db.StreamMembersByHash(context.Background(), rules, "email", func(m store.HashedMember) error {
+				err := db.StreamMembersByHash(context.Background(), rules, "email", nil, func(m store.HashedMember) error {
 					if m.Segments == 0 {
 						return fmt.Errorf("member %s in no segment", m.CustomerID)
 					}

@@ -32,8 +32,11 @@ type HashedMember struct {
 	// or "" when that attribute is missing, not a string or blank.
 	Hash       string
 	CustomerID string
-	// Attrs is the profile's attribute object as stored; the bytes are only
-	// valid during the callback (copy them to keep them).
+	// Attrs is the profile's attribute object as stored, or an object of
+	// some of its members: it holds at least the attributes the stream was
+	// asked for (every one when it was asked for none), each as stored and
+	// in the stored order. The bytes are only valid during the callback
+	// (copy them to keep them).
 	Attrs     json.RawMessage
 	UpdatedAt time.Time
 	// Segments has bit i set when the profile matches rules[i].
@@ -78,9 +81,12 @@ type SegmentStore interface {
 	// StreamMembersByHash calls fn for every profile that matches at least
 	// one of rules (1 to MaxStreamRules), in ascending order of the
 	// subscriber hash of the attribute emailAttr, then of customer_id;
-	// profiles without a usable e-mail come first with Hash "". Rows are
-	// read as fn asks for them, never all at once; an error from fn stops
-	// the stream and is returned. The stream holds one read connection (on
-	// SQLite never the writer), so fn may write to the store.
-	StreamMembersByHash(ctx context.Context, rules []*segment.Rule, emailAttr string, fn func(HashedMember) error) error
+	// profiles without a usable e-mail come first with Hash "". names are
+	// the attributes fn reads of Attrs (nil: all of them; see
+	// HashedMember.Attrs); a name matches the member whose key is written
+	// as that name. Rows are read as fn asks for them, never all at once;
+	// an error from fn stops the stream and is returned. The stream holds
+	// one read connection (on SQLite never the writer), so fn may write to
+	// the store.
+	StreamMembersByHash(ctx context.Context, rules []*segment.Rule, emailAttr string, names []string, fn func(HashedMember) error) error
 }

@@ -24,8 +24,9 @@ type Source interface {
 	GetSegment(ctx context.Context, id int64) (store.Segment, error)
 	// StreamMembersByHash streams the profiles matching any of rules in
 	// ascending subscriber-hash order of attribute emailAttr, with bit i of
-	// Segments set for rules[i] (see store.SegmentStore).
-	StreamMembersByHash(ctx context.Context, rules []*segment.Rule, emailAttr string, fn func(store.HashedMember) error) error
+	// Segments set for rules[i] and at least the attributes names in Attrs
+	// (see store.SegmentStore).
+	StreamMembersByHash(ctx context.Context, rules []*segment.Rule, emailAttr string, names []string, fn func(store.HashedMember) error) error
 }
 
 // desiredContact is one Mailchimp contact the export wants: the merge of
@@ -47,6 +48,41 @@ type desiredContact struct {
 // fieldSpec maps one attribute to one merge tag of a given merge type.
 type fieldSpec struct {
 	attr, tag, typ string
+}
+
+// mappedFields are the merge fields the mapping fills, without their
+// types, in the order of a run's field specs (prepareFields adds the
+// types).
+func mappedFields(m store.Mapping) []fieldSpec {
+	var out []fieldSpec
+	if m.FirstName != "" {
+		out = append(out, fieldSpec{attr: m.FirstName, tag: "FNAME"})
+	}
+	if m.LastName != "" {
+		out = append(out, fieldSpec{attr: m.LastName, tag: "LNAME"})
+	}
+	for _, a := range m.Attributes {
+		out = append(out, fieldSpec{attr: a.Attribute, tag: a.MergeTag})
+	}
+	return out
+}
+
+// memberAttrs lists the attributes a contact is made of: the address,
+// then each spec's attribute. pickAttrs decodes them at these places, and
+// they are all a run asks the member stream for (memberNames).
+func memberAttrs(emailAttr string, specs []fieldSpec) []string {
+	names := []string{emailAttr}
+	for _, sp := range specs {
+		names = append(names, sp.attr)
+	}
+	return names
+}
+
+// memberNames are the attributes the run reads of each segment member:
+// memberAttrs of its mapping, known before prepareFields has made the
+// specs (a first run's member sort starts meanwhile).
+func (r *runner) memberNames() []string {
+	return memberAttrs(r.exp.Mapping.Email, mappedFields(r.exp.Mapping))
 }
 
 // desiredCounts are gathered while streaming the desired state.
@@ -73,12 +109,7 @@ type profileRow struct {
 // members streams the segments' members (all of them, or those of some
 // addresses: see diff).
 func desiredStream(members func(fn func(store.HashedMember) error) error, bits []uint64, emailAttr string, specs []fieldSpec, cnt *desiredCounts) iter.Seq2[*desiredContact, error] {
-	// What a contact is made of: the address, then each merge field's
-	// attribute (pickAttrs).
-	names := []string{emailAttr}
-	for _, sp := range specs {
-		names = append(names, sp.attr)
-	}
+	names := memberAttrs(emailAttr, specs)
 	order := fieldOrder(specs)
 	return func(yield func(*desiredContact, error) bool) {
 		var group []profileRow

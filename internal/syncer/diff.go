@@ -124,7 +124,7 @@ func (r *runner) diff(ctx context.Context, visit func(*change) error) error {
 			if r.early != nil && !r.early.taken {
 				return r.early.stream(fn)
 			}
-			return r.Source.StreamMembersByHash(ctx, r.rules, r.exp.Mapping.Email, fn)
+			return r.Source.StreamMembersByHash(ctx, r.rules, r.exp.Mapping.Email, r.memberNames(), fn)
 		}
 		desired = desiredStream(members, r.segBits, r.exp.Mapping.Email, r.specs, &cnt.desiredCounts)
 	}

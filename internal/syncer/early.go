@@ -12,7 +12,7 @@ import (
 // Mailchimp's answers to its first reads, so its first create leaves one
 // round trip sooner.
 type memberSorter interface {
-	SortMembersByHash(ctx context.Context, rules []*segment.Rule, emailAttr string) (each func(fn func(store.HashedMember) error) error, release func(), err error)
+	SortMembersByHash(ctx context.Context, rules []*segment.Rule, emailAttr string, names []string) (each func(fn func(store.HashedMember) error) error, release func(), err error)
 }
 
 // earlySort is a member sort started ahead of the diff that streams it.
@@ -34,9 +34,10 @@ func (r *runner) startSort(ctx context.Context) *earlySort {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &earlySort{done: make(chan struct{}), cancel: cancel}
+	names := r.memberNames()
 	go func() {
 		defer close(s.done)
-		s.each, s.release, s.err = src.SortMembersByHash(ctx, r.rules, r.exp.Mapping.Email)
+		s.each, s.release, s.err = src.SortMembersByHash(ctx, r.rules, r.exp.Mapping.Email, names)
 	}()
 	return s
 }

@@ -449,18 +449,7 @@ func (r *runner) prepareFields(ctx context.Context) error {
 	if m.Email == "" {
 		return errors.New("the export's mapping has no e-mail attribute")
 	}
-	type want struct{ attr, tag string }
-	var wants []want
-	if m.FirstName != "" {
-		wants = append(wants, want{m.FirstName, "FNAME"})
-	}
-	if m.LastName != "" {
-		wants = append(wants, want{m.LastName, "LNAME"})
-	}
-	for _, a := range m.Attributes {
-		wants = append(wants, want{a.Attribute, a.MergeTag})
-	}
-	if len(wants) > 0 {
+	if wants := mappedFields(m); len(wants) > 0 {
 		fields, err := r.mc.MergeFields(ctx, r.list)
 		if err != nil {
 			return r.callErr("reading the audience's merge fields", err)

@@ -30,7 +30,7 @@ type incrementalStore interface {
 
 // hashSource streams the members of some addresses only (package sqldb).
 type hashSource interface {
-	StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, emailAttr string, hashes []string, fn func(store.HashedMember) error) error
+	StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, emailAttr string, names, hashes []string, fn func(store.HashedMember) error) error
 }
 
 // deferrer is a store that defers some work of a run's reads until the
@@ -86,8 +86,9 @@ func (c *memberCache) add(m store.HashedMember) {
 
 // streamMembers streams the members of the run's scope in hash order.
 func (in *incremental) streamMembers(ctx context.Context, r *runner, fn func(store.HashedMember) error) error {
+	names := r.memberNames()
 	read := func(hashes []string, fn func(store.HashedMember) error) error {
-		return r.Source.(hashSource).StreamMembersOfHashes(ctx, r.rules, r.exp.Mapping.Email, hashes, fn)
+		return r.Source.(hashSource).StreamMembersOfHashes(ctx, r.rules, r.exp.Mapping.Email, names, hashes, fn)
 	}
 	c := in.members
 	if c == nil {

@@ -154,9 +154,9 @@ type membersCounter struct {
 	reads int
 }
 
-func (c *membersCounter) StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, emailAttr string, hashes []string, fn func(store.HashedMember) error) error {
+func (c *membersCounter) StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, emailAttr string, names, hashes []string, fn func(store.HashedMember) error) error {
 	c.reads++
-	return c.DB.StreamMembersOfHashes(ctx, rules, emailAttr, hashes, fn)
+	return c.DB.StreamMembersOfHashes(ctx, rules, emailAttr, names, hashes, fn)
 }
 
 // TestIncrementalMembersUncached: when an incremental run's members are

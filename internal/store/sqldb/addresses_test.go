@@ -39,12 +39,12 @@ func TestBackgroundFillStopsAtClose(t *testing.T) {
 	}
 	// members looks up two addresses and checks what it finds.
 	members := func(db interface {
-		StreamMembersOfHashes(context.Context, []*segment.Rule, string, []string, func(store.HashedMember) error) error
+		StreamMembersOfHashes(context.Context, []*segment.Rule, string, []string, []string, func(store.HashedMember) error) error
 	}) {
 		t.Helper()
 		want := map[string]string{emailaddr.Hash("p7@shop.io"): "c0007", emailaddr.Hash("p2999@shop.io"): "c2999"}
 		got := map[string]string{}
-		err := db.StreamMembersOfHashes(ctx, []*segment.Rule{rule}, "email", []string{emailaddr.Hash("p7@shop.io"), emailaddr.Hash("p2999@shop.io")},
+		err := db.StreamMembersOfHashes(ctx, []*segment.Rule{rule}, "email", nil, []string{emailaddr.Hash("p7@shop.io"), emailaddr.Hash("p2999@shop.io")},
 			func(m store.HashedMember) error { got[m.Hash] = m.CustomerID; return nil })
 		if err != nil {
 			t.Fatal(err)
@@ -125,7 +125,7 @@ func TestSortMembersEarly(t *testing.T) {
 		rules := parseRules(t, `{"attribute":"score","op":"gte","value":30}`, `{"attribute":"city","op":"eq","value":"Amsterdam"}`)
 		sorted := func() []string {
 			t.Helper()
-			each, release, err := db.SortMembersByHash(ctx, rules, "email")
+			each, release, err := db.SortMembersByHash(ctx, rules, "email", nil)
 			if err != nil {
 				t.Fatal(err)
 			}

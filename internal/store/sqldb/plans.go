@@ -190,7 +190,7 @@ func (db *DB) seekSetSQL(expr string, values any) (string, any) {
 // table has been filled once, it computes every profile's address instead
 // (as cheap as a third of the fill) and has the table filled by the next
 // StartDeferred.
-func (db *DB) StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, emailAttr string, hashes []string, fn func(store.HashedMember) error) error {
+func (db *DB) StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, emailAttr string, names, hashes []string, fn func(store.HashedMember) error) error {
 	if len(hashes) == 0 {
 		return nil
 	}
@@ -203,7 +203,7 @@ func (db *DB) StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, 
 		if err != nil {
 			return err
 		}
-		if err := db.streamMembers(ctx, rules, emailAttr, only, fn); err != nil {
+		if err := db.streamMembers(ctx, rules, emailAttr, names, only, fn); err != nil {
 			return err
 		}
 		db.fillAddressesLater(emailAttr)
@@ -216,7 +216,7 @@ func (db *DB) StreamMembersOfHashes(ctx context.Context, rules []*segment.Rule, 
 	if err != nil {
 		return err
 	}
-	return db.streamMembers(ctx, rules, emailAttr, only, fn)
+	return db.streamMembers(ctx, rules, emailAttr, names, only, fn)
 }
 
 // profilesFilter passes the profiles of ids (nil: any) whose address has

@@ -101,7 +101,7 @@ func TestProfileStatusesMigration(t *testing.T) {
 		// it would otherwise evaluate in Go (sqldb's matchers).
 		got := map[string]uint64{}
 		if err := db.StreamMembersByHash(ctx, []*segment.Rule{rule(`{"attribute":"mailchimp.aud1.status","op":"neq","value":"unsubscribed"}`),
-			rule(`{"attribute":"vip","op":"eq","value":true}`)}, "email", func(m store.HashedMember) error {
+			rule(`{"attribute":"vip","op":"eq","value":true}`)}, "email", nil, func(m store.HashedMember) error {
 			got[m.CustomerID] = m.Segments
 			return nil
 		}); err != nil {

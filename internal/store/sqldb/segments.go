@@ -353,8 +353,8 @@ func (db *DB) matching(ctx context.Context, where string, args []any, limit int)
 // rows this wide (SQLite's sorter is several times slower and keeps its
 // temp store in memory; PostgreSQL spills past work_mem), and the hash is
 // emailaddr.Hash by construction.
-func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, emailAttr string, fn func(store.HashedMember) error) error {
-	each, release, err := db.SortMembersByHash(ctx, rules, emailAttr)
+func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, emailAttr string, names []string, fn func(store.HashedMember) error) error {
+	each, release, err := db.SortMembersByHash(ctx, rules, emailAttr, names)
 	if err != nil {
 		return err
 	}
@@ -377,7 +377,7 @@ func (db *DB) StreamMembersByHash(ctx context.Context, rules []*segment.Rule, em
 // The runs after one that read every member plan only what changed, and
 // find those members in the address table: it is filled, or brought up to
 // date, once this run is over (StartDeferred).
-func (db *DB) SortMembersByHash(ctx context.Context, rules []*segment.Rule, emailAttr string) (each func(fn func(store.HashedMember) error) error, release func(), err error) {
+func (db *DB) SortMembersByHash(ctx context.Context, rules []*segment.Rule, emailAttr string, names []string) (each func(fn func(store.HashedMember) error) error, release func(), err error) {
 	if !segment.ValidAttributeName(emailAttr) {
 		return nil, nil, fmt.Errorf("streaming members: e-mail attribute %q: %w", emailAttr, store.ErrInvalid)
 	}
@@ -387,13 +387,13 @@ func (db *DB) SortMembersByHash(ctx context.Context, rules []*segment.Rule, emai
 	}
 	db.fillAddressesLater(emailAttr)
 	if filled && fresh { // a table behind the profiles is caught up after the run
-		return db.sortMembersEarly(ctx, rules, emailAttr, attrID)
+		return db.sortMembersEarly(ctx, rules, emailAttr, names, attrID)
 	}
 	spans, err := db.idSpans(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	sorter, err := db.sortedMembers(ctx, rules, emailAttr, spans, nil, memberSortRunBytes)
+	sorter, err := db.sortedMembers(ctx, rules, emailAttr, names, spans, nil, memberSortRunBytes)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -415,7 +415,7 @@ const earlyHashBound = "2"
 // of the first part's ids in memory). A profile whose address moved below
 // the bound since the table's last refresh is left out of this stream (it
 // changed after the run began; the next run sees it).
-func (db *DB) sortMembersEarly(ctx context.Context, rules []*segment.Rule, emailAttr string, attrID int64) (each func(fn func(store.HashedMember) error) error, release func(), err error) {
+func (db *DB) sortMembersEarly(ctx context.Context, rules []*segment.Rule, emailAttr string, names []string, attrID int64) (each func(fn func(store.HashedMember) error) error, release func(), err error) {
 	ranges, err := db.idRanges(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -433,7 +433,7 @@ func (db *DB) sortMembersEarly(ctx context.Context, rules []*segment.Rule, email
 	// both sorts keep smaller runs in memory than a sort of them all does.
 	// With the first part's at half and the others' at the whole of
 	// memberSortRunBytes, a 1M export peaked at 315–335 MB.
-	first, err := db.sortedMembers(ctx, rules, emailAttr, below, func(h string) bool { return h < earlyHashBound }, memberSortRunBytes/8)
+	first, err := db.sortedMembers(ctx, rules, emailAttr, names, below, func(h string) bool { return h < earlyHashBound }, memberSortRunBytes/8)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -444,7 +444,7 @@ func (db *DB) sortMembersEarly(ctx context.Context, rules []*segment.Rule, email
 	}
 	restc := make(chan sorted, 1)
 	go func() {
-		s, err := db.sortedMembers(ctx, rules, emailAttr, others, func(h string) bool { return h >= earlyHashBound }, memberSortRunBytes/4)
+		s, err := db.sortedMembers(ctx, rules, emailAttr, names, others, func(h string) bool { return h >= earlyHashBound }, memberSortRunBytes/4)
 		restc <- sorted{s, err}
 	}()
 	var (
@@ -474,7 +474,7 @@ func (db *DB) sortMembersEarly(ctx context.Context, rules []*segment.Rule, email
 
 // streamMembers is StreamMembersByHash over the profiles that pass only
 // (nil: all of them, one id range per core).
-func (db *DB) streamMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, only *profileFilter, fn func(store.HashedMember) error) error {
+func (db *DB) streamMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, names []string, only *profileFilter, fn func(store.HashedMember) error) error {
 	filters := []*profileFilter{only}
 	if only == nil {
 		var err error
@@ -482,7 +482,7 @@ func (db *DB) streamMembers(ctx context.Context, rules []*segment.Rule, emailAtt
 			return err
 		}
 	}
-	sorter, err := db.sortedMembers(ctx, rules, emailAttr, filters, nil, memberSortRunBytes)
+	sorter, err := db.sortedMembers(ctx, rules, emailAttr, names, filters, nil, memberSortRunBytes)
 	if err != nil {
 		return err
 	}
@@ -492,13 +492,14 @@ func (db *DB) streamMembers(ctx context.Context, rules []*segment.Rule, emailAtt
 // sortedMembers reads the members of rules among the profiles that pass
 // each filter (one read each, memberReaders at once; nil passes all),
 // those whose subscriber hash keep keeps (nil: all), into a sorter that
-// keeps runBytes in memory.
-func (db *DB) sortedMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, filters []*profileFilter, keep func(hash string) bool, runBytes int) (*hashSorter, error) {
+// keeps runBytes in memory. Their attributes hold at least names (nil:
+// all of them; see memberRead).
+func (db *DB) sortedMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, names []string, filters []*profileFilter, keep func(hash string) bool, runBytes int) (*hashSorter, error) {
 	if len(rules) == 0 || len(rules) > store.MaxStreamRules {
 		return nil, fmt.Errorf("streaming members: %d rules, want 1 to %d: %w", len(rules), store.MaxStreamRules, store.ErrInvalid)
 	}
 	sorter := newHashSorter(runBytes)
-	if err := db.sortMembers(ctx, rules, emailAttr, filters, keep, sorter); err != nil {
+	if err := db.sortMembers(ctx, rules, emailAttr, names, filters, keep, sorter); err != nil {
 		sorter.close()
 		return nil, err
 	}
@@ -564,7 +565,7 @@ const memberChunk = 1024
 // sortMembers reads the members of each filter (one query each,
 // memberReaders at once) and feeds them to the sorter; the read
 // connections are released before the callbacks start.
-func (db *DB) sortMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, filters []*profileFilter, keep func(hash string) bool, sorter *hashSorter) error {
+func (db *DB) sortMembers(ctx context.Context, rules []*segment.Rule, emailAttr string, names []string, filters []*profileFilter, keep func(hash string) bool, sorter *hashSorter) error {
 	type stmt struct {
 		query string
 		args  []any
@@ -573,7 +574,7 @@ func (db *DB) sortMembers(ctx context.Context, rules []*segment.Rule, emailAttr 
 	if err != nil {
 		return err
 	}
-	read := memberRead{nrules: len(rules), match: match, emailAttr: emailAttr, keep: keep,
+	read := memberRead{nrules: len(rules), match: match, emailAttr: emailAttr, names: names, keep: keep,
 		spare: make(chan []memberRec, 2*memberReaders()+2)}
 	stmts := make([]stmt, len(filters))
 	for i, f := range filters {
@@ -645,11 +646,15 @@ func (db *DB) matchers(rules []*segment.Rule) ([]*segment.Matcher, error) {
 // rules, evaluated by the statement (match nil: it yields the address and
 // a membership column per rule when there are several) or by match on each
 // row's attributes; keep keeps the members of some hashes (nil: all).
-// Chunks the sorter has taken the records of come back through spare.
+// With match, a record's attributes are only those named in names (nil:
+// all of them), in their order in the profile's object; without, the
+// whole object (the rows are not split then). Chunks the sorter has taken
+// the records of come back through spare.
 type memberRead struct {
 	nrules    int
 	match     []*segment.Matcher
 	emailAttr string
+	names     []string
 	keep      func(hash string) bool
 	spare     chan []memberRec
 }
@@ -669,7 +674,8 @@ func (db *DB) readMembers(ctx context.Context, query string, args []any, read me
 		flags   = make([]bool, read.nrules)
 		dest    = []any{&email, &rec.customerID, &attrs, &rec.updated}
 		members []attrjson.Member
-		arena   []byte // the chunk's attribute bytes: one allocation per megabyte
+		named   []attrjson.Member // the members of read.names
+		arena   []byte            // the chunk's attribute bytes: one allocation per megabyte
 		chunk   = make([]memberRec, 0, memberChunk)
 	)
 	switch {
@@ -733,11 +739,32 @@ func (db *DB) readMembers(ctx context.Context, query string, args []any, read me
 		default:
 			rec.segments = 1
 		}
+		// A projection is never longer than the object it is taken from.
 		if cap(arena)-len(arena) < len(attrs) {
 			arena = make([]byte, 0, max(1<<20, len(attrs)))
 		}
 		n := len(arena)
-		arena = append(arena, attrs...)
+		if read.match != nil && read.names != nil {
+			// Only the attributes the caller reads (an export's address
+			// and merge fields, a few of a profile's many): the rest
+			// would be spilled to the sort's runs, merged back and split
+			// a second time by the caller, for every member of a full
+			// export. Names compare as the caller's would (the raw key,
+			// pickAttrs in package syncer), and the members keep their
+			// order, so that a name given twice reads the same.
+			named = named[:0]
+			for _, m := range members {
+				for _, name := range read.names {
+					if string(m.Name) == name {
+						named = append(named, m)
+						break
+					}
+				}
+			}
+			arena = attrjson.AppendMembers(arena, named)
+		} else {
+			arena = append(arena, attrs...)
+		}
 		rec.attrs = arena[n:len(arena):len(arena)]
 		if chunk = append(chunk, rec); len(chunk) == memberChunk {
 			if err := send(); err != nil {

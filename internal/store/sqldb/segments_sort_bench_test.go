@@ -31,7 +31,7 @@ func BenchmarkSortMembers(b *testing.B) {
 			var first time.Duration
 			benchCPU(b, nil, func() {
 				members, start := 0, time.Now()
-				each, release, err := db.SortMembersByHash(ctx, rules, "email")
+				each, release, err := db.SortMembersByHash(ctx, rules, "email", nil)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -65,13 +65,13 @@ func (s Suite) TestAddressTable(t *testing.T) {
 	}
 	scan := func(only []string) []string { // every profile
 		return members(only, func(fn func(store.HashedMember) error) error {
-			return db.StreamMembersByHash(ctx, rules, "email", fn)
+			return db.StreamMembersByHash(ctx, rules, "email", nil, fn)
 		})
 	}
 	viaTable := func(only []string) []string {
 		var n int
 		got := members(only, func(fn func(store.HashedMember) error) error {
-			return db.StreamMembersOfHashes(ctx, rules, "email", only, func(m store.HashedMember) error { n++; return fn(m) })
+			return db.StreamMembersOfHashes(ctx, rules, "email", nil, only, func(m store.HashedMember) error { n++; return fn(m) })
 		})
 		if n != len(got) {
 			t.Fatalf("StreamMembersOfHashes passed %d members of other addresses", n-len(got))
@@ -105,7 +105,7 @@ func (s Suite) TestAddressTable(t *testing.T) {
 			var wg sync.WaitGroup
 			for range 2 {
 				wg.Go(func() {
-					if err := db.StreamMembersOfHashes(ctx, rules, "email", only, func(store.HashedMember) error { return nil }); err != nil {
+					if err := db.StreamMembersOfHashes(ctx, rules, "email", nil, only, func(store.HashedMember) error { return nil }); err != nil {
 						t.Error(err)
 					}
 				})

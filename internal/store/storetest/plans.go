@@ -63,7 +63,7 @@ func (s Suite) TestPlanState(t *testing.T) {
 	only := []string{emailaddr.Hash("a@x.io"), emailaddr.Hash("b@x.io"), emailaddr.Hash("old@x.io")}
 	for _, rules := range [][]*segment.Rule{{rule}, {rule, rule}} {
 		var ids []string
-		if err := db.StreamMembersOfHashes(ctx, rules, "email", only, func(m store.HashedMember) error {
+		if err := db.StreamMembersOfHashes(ctx, rules, "email", nil, only, func(m store.HashedMember) error {
 			ids = append(ids, m.CustomerID)
 			return nil
 		}); err != nil {

@@ -360,7 +360,7 @@ func (s Suite) TestSegmentStreamByHash(t *testing.T) {
 		bits     uint64
 	}
 	var got []row
-	err := db.StreamMembersByHash(ctx, []*segment.Rule{nl, young}, "email", func(m store.HashedMember) error {
+	err := db.StreamMembersByHash(ctx, []*segment.Rule{nl, young}, "email", nil, func(m store.HashedMember) error {
 		if !strings.HasPrefix(string(m.Attrs), "{") || m.UpdatedAt.IsZero() {
 			t.Errorf("member %s: attrs %q, updated %v", m.CustomerID, m.Attrs, m.UpdatedAt)
 		}
@@ -393,7 +393,7 @@ func (s Suite) TestSegmentStreamByHash(t *testing.T) {
 	// (as over many profiles).
 	db.SpanProfiles, db.RangeProfiles = 1, 2
 	got = got[:0]
-	if err := db.StreamMembersByHash(ctx, []*segment.Rule{nl, young}, "email", func(m store.HashedMember) error {
+	if err := db.StreamMembersByHash(ctx, []*segment.Rule{nl, young}, "email", nil, func(m store.HashedMember) error {
 		got = append(got, row{m.Hash, m.CustomerID, m.Segments})
 		return nil
 	}); err != nil {
@@ -404,10 +404,10 @@ func (s Suite) TestSegmentStreamByHash(t *testing.T) {
 	}
 	stop := errors.New("stop")
 	n := 0
-	if err := db.StreamMembersByHash(ctx, []*segment.Rule{nl}, "email", func(store.HashedMember) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+	if err := db.StreamMembersByHash(ctx, []*segment.Rule{nl}, "email", nil, func(store.HashedMember) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
 		t.Fatalf("stopping the stream: %v after %d rows", err, n)
 	}
-	if err := db.StreamMembersByHash(ctx, nil, "email", func(store.HashedMember) error { return nil }); !errors.Is(err, store.ErrInvalid) {
+	if err := db.StreamMembersByHash(ctx, nil, "email", nil, func(store.HashedMember) error { return nil }); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("no rules: %v, want ErrInvalid", err)
 	}
 }
@@ -530,7 +530,7 @@ func (s Suite) TestSegmentLargeRules(t *testing.T) {
 	if got, err := db.CountMatchingEach(ctx, rules); err != nil || !slices.Equal(got, want) {
 		t.Fatalf("CountMatchingEach = %v, %v; want %v", got, err, want)
 	}
-	if err := db.StreamMembersByHash(ctx, rules, "email", func(store.HashedMember) error { return nil }); !errors.Is(err, store.ErrInvalid) {
+	if err := db.StreamMembersByHash(ctx, rules, "email", nil, func(store.HashedMember) error { return nil }); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("streaming 8 rules of 5000 values = %v, want ErrInvalid", err)
 	}
 }
