@@ -85,8 +85,14 @@ func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, er
 }
 
 // checkpointEvery is how often the checkpointer copies committed WAL
-// frames into the database.
-const checkpointEvery = 500 * time.Millisecond
+// frames into the database. A pass copies the newest version of every
+// page written since the pass before, and the recorder's transactions
+// rewrite the same pages (its bucket of synced_customer, the tables' last
+// pages) several times a second: at 500 ms, a first export of 1M contacts
+// took about 2.5 s more CPU than at 2 s (median of four pairs; 4 s gained
+// nothing more; docs/benchmarks.md, seventeenth round). The WAL stays near
+// restartFrames.
+const checkpointEvery = 2 * time.Second
 
 // restartFrames is how many WAL frames (pages of pageSize bytes) make the
 // checkpointer have the WAL started over: about 64 MiB, the size the
