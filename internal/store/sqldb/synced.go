@@ -274,17 +274,16 @@ func (db *DB) applySyncedOnce(ctx context.Context, f *store.RunLease, exportID i
 		if err := db.dropIntents(ctx, tx, exportID, drops); err != nil {
 			return err
 		}
-		same, other, exists, err := db.splitByCustomer(ctx, tx, exportID, sets, trustNew)
+		fresh, moved, same, err := db.splitByCustomer(ctx, tx, exportID, sets, trustNew)
 		if err != nil {
 			return err
 		}
 		pending := 0
-		if len(other) > len(exists) { // some rows are new
+		if len(fresh) > 0 {
 			if pending, err = db.flowPending(ctx, tx, exportID); err != nil {
 				return err
 			}
 		}
-		fresh, moved := splitNew(other, exists)
 		tagged := foldNewTags(fresh, changes, uses)
 		for kind, group := range [...][]store.SyncedChange{insertNew: fresh, upsertAll: moved, upsertKeepKey: same} {
 			if err := db.upsertSynced(ctx, tx, exportID, group, upsertKind(kind), pending == flowOwed); err != nil {
@@ -324,23 +323,6 @@ func byHashChunks(exportID int64, changes []store.SyncedChange, fn func(n int, a
 	return nil
 }
 
-// splitNew splits sets into the rows that do not exist yet (not in
-// exists, read in the same transaction) and the rows that do.
-func splitNew(sets []store.SyncedChange, exists map[string]syncedKey) (fresh, old []store.SyncedChange) {
-	if len(exists) == 0 {
-		return sets, nil
-	}
-	fresh = make([]store.SyncedChange, 0, len(sets))
-	for _, c := range sets {
-		if _, ok := exists[c.Hash]; ok {
-			old = append(old, c)
-		} else {
-			fresh = append(fresh, c)
-		}
-	}
-	return fresh, old
-}
-
 // hashUse is what a batch of changes does to one contact: n changes, the
 // last Set or Delete at index last-1 (0: none).
 type hashUse struct{ last, n int }
@@ -350,7 +332,7 @@ type hashUse struct{ last, n int }
 // create with the tags that followed it (heldRow), which was an insert and
 // an update of the same row. Inserts write a row's tags with its change's
 // own tag change applied (upsertSynced); fresh are the rows inserted (they
-// do not exist, splitNew), uses the contacts' changes in the batch. A
+// do not exist, splitByCustomer), uses the contacts' changes in the batch. A
 // change is dropped only when it is its contact's one change in the batch:
 // otherwise the tag changes are applied in their order after the insert,
 // this one again among them, which leaves the same tags. It returns the
@@ -469,7 +451,7 @@ func syncedCustomersQuery(n int) string {
 type upsertKind int
 
 const (
-	// insertNew inserts rows known not to exist (splitNew): a plain
+	// insertNew inserts rows known not to exist (splitByCustomer): a plain
 	// INSERT, which on SQLite needs no statement journal (see
 	// buildUpsertQuery).
 	insertNew upsertKind = iota
@@ -628,12 +610,12 @@ type syncedKey struct {
 	status     string
 }
 
-// splitByCustomer splits sets into the rows that exist with the same
-// customer_id, in_audience and status already and the others (new rows, or
-// a change of one of them); have holds the key of every row that exists.
-// With trustNew, the rows of changes marked New are taken not to exist
-// without a look.
-func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange, trustNew bool) (same, other []store.SyncedChange, have map[string]syncedKey, err error) {
+// splitByCustomer sorts sets by the statement that writes them: the rows
+// that do not exist (fresh), those that exist with another customer_id,
+// in_audience or status (moved), and those that exist with the same ones
+// (same; see upsertKind). With trustNew, the rows of changes marked New
+// are taken not to exist without a look.
+func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, sets []store.SyncedChange, trustNew bool) (fresh, moved, same []store.SyncedChange, err error) {
 	read := sets
 	if trustNew {
 		read = nil
@@ -644,7 +626,7 @@ func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, s
 		}
 	}
 	// have starts small: in a first run almost no row exists yet.
-	have = map[string]syncedKey{}
+	have := map[string]syncedKey{}
 	err = byHashChunks(exportID, read, func(n int, args []any) error {
 		st, err := db.txStmt(ctx, tx, db.Q(syncedCustomersQuery(n)))
 		if err != nil {
@@ -673,17 +655,20 @@ func (db *DB) splitByCustomer(ctx context.Context, tx *sql.Tx, exportID int64, s
 		return nil, nil, nil, err
 	}
 	if len(have) == 0 {
-		return nil, sets, have, nil
+		return sets, nil, nil, nil
 	}
-	other = make([]store.SyncedChange, 0, len(sets))
+	fresh = make([]store.SyncedChange, 0, len(sets))
 	for _, c := range sets {
-		if k, ok := have[c.Hash]; ok && k == (syncedKey{c.Set.CustomerID, c.Set.InAudience, c.Set.Status}) {
+		switch k, ok := have[c.Hash]; {
+		case !ok:
+			fresh = append(fresh, c)
+		case k == (syncedKey{c.Set.CustomerID, c.Set.InAudience, c.Set.Status}):
 			same = append(same, c)
-		} else {
-			other = append(other, c)
+		default:
+			moved = append(moved, c)
 		}
 	}
-	return same, other, have, nil
+	return fresh, moved, same, nil
 }
 
 // upsertSynced inserts or updates rows (all but their tags), in statements
