@@ -36,6 +36,7 @@ func runServe(ctx context.Context, io IO, args []string) error {
 		return err
 	}
 	log := newLogger(cfg, io.Stderr)
+	defer applyMemoryLimit(cfg, io.Getenv, log)()
 
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {

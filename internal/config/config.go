@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/segsync/segsync/internal/schedule"
 )
 
@@ -44,6 +46,10 @@ type Config struct {
 	Token  string
 
 	ShutdownTimeout time.Duration
+
+	// MemoryLimit is the server's soft limit on the Go runtime's memory
+	// ("200MiB"; "0": Go's defaults, see MemoryLimitBytes).
+	MemoryLimit string
 }
 
 // Defaults returns a Config with every default filled in.
@@ -56,6 +62,7 @@ func Defaults() Config {
 		RefreshSchedule:   "0 2 * * *",
 		MaxConns:          10,
 		RunLease:          20 * time.Second,
+		MemoryLimit:       "200MiB",
 		MailchimpLoginURL: "https://login.mailchimp.com",
 		Server:            "http://127.0.0.1:8080",
 		ShutdownTimeout:   30 * time.Second,
@@ -90,6 +97,7 @@ func (c *Config) RegisterServer(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdminEmail, "admin-email", c.AdminEmail, "create this admin on first start (with --admin-password)")
 	fs.StringVar(&c.AdminPassword, "admin-password", c.AdminPassword, "password of the first admin")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to wait for work to stop")
+	fs.StringVar(&c.MemoryLimit, "memory-limit", c.MemoryLimit, "soft limit of the Go runtime's memory (e.g. 200MiB, 1GiB); below it the garbage collector runs less often (0: Go's defaults)")
 	c.RegisterLog(fs)
 }
 
@@ -149,6 +157,25 @@ func ApplyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 	return errors.Join(errs...)
 }
 
+// minMemoryLimit is the smallest memory limit taken: below it the
+// collector would run nearly all the time during a run.
+const minMemoryLimit = 64 << 20
+
+// MemoryLimitBytes is MemoryLimit in bytes (0: no limit, Go's defaults).
+func (c *Config) MemoryLimitBytes() (int64, error) {
+	if s := strings.TrimSpace(c.MemoryLimit); s == "" || s == "0" {
+		return 0, nil
+	}
+	n, err := humanize.ParseBytes(c.MemoryLimit)
+	if err != nil {
+		return 0, fmt.Errorf("memory-limit %q: %w", c.MemoryLimit, err)
+	}
+	if n < minMemoryLimit || n > 1<<50 {
+		return 0, fmt.Errorf("memory-limit %q: want 0 or 64MiB-1PiB", c.MemoryLimit)
+	}
+	return int64(n), nil
+}
+
 // Validate checks the values that can be checked without side effects.
 func (c *Config) Validate() error {
 	var errs []error
@@ -167,6 +194,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConns < 1 || c.MaxConns > 10 {
 		errs = append(errs, fmt.Errorf("max-conns: %d is outside 1-10", c.MaxConns))
+	}
+	if _, err := c.MemoryLimitBytes(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.RunLease < time.Second || c.RunLease > time.Minute {
 		errs = append(errs, fmt.Errorf("run-lease: %v is outside 1s-1m", c.RunLease))
