@@ -54,6 +54,7 @@ type options struct {
 	keep             bool
 	note             string
 	calls            string
+	cpuProfile       string
 }
 
 func main() {
@@ -84,6 +85,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, server log)")
 	fs.IntVar(&changeEvery, "change-every", 100, "the incremental runs change one profile in this many (100: 1 %, the runs change1pct; otherwise change1inN)")
 	fs.StringVar(&o.calls, "calls", "", "file each export run's Mailchimp calls are appended to, one JSON line per run: route, arrival and answer in seconds from the run's start (empty: none)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "file segsync serve writes a CPU profile of its whole life to (import, runs, background work; with several -profiles, FILE.N for each), for go tool pprof")
 	fs.StringVar(&o.note, "note", "", "free text recorded with every result (e.g. the machine)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -363,8 +365,18 @@ func benchOne(ctx context.Context, o options, bin, dir string, n int, out *recor
 	}
 	lines := strings.Split(strings.TrimSpace(tokOut), "\n")
 	token := strings.TrimSpace(lines[len(lines)-1])
-	srv, err := startServe(ctx, bin, nil, filepath.Join(dir, "serve.log"),
-		append([]string{"--max-conns", strconv.Itoa(o.maxConns), "--refresh-schedule", "0 0 1 1 *"}, storeArgs...)...)
+	serveArgs := append([]string{"--max-conns", strconv.Itoa(o.maxConns), "--refresh-schedule", "0 0 1 1 *"}, storeArgs...)
+	if o.cpuProfile != "" {
+		path, err := filepath.Abs(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		if len(o.sizes) > 1 {
+			path += "." + strconv.Itoa(n)
+		}
+		serveArgs = append(serveArgs, "--cpu-profile", path)
+	}
+	srv, err := startServe(ctx, bin, nil, filepath.Join(dir, "serve.log"), serveArgs...)
 	if err != nil {
 		return err
 	}

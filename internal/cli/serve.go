@@ -37,6 +37,15 @@ func runServe(ctx context.Context, io IO, args []string) error {
 	}
 	log := newLogger(cfg, io.Stderr)
 	defer applyMemoryLimit(cfg, io.Getenv, log)()
+	stopProfile, err := startCPUProfile(cfg.CPUProfile)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := stopProfile(); err != nil {
+			log.Error("writing the CPU profile", "err", err)
+		}
+	}()
 
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {

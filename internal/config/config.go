@@ -50,6 +50,10 @@ type Config struct {
 	// MemoryLimit is the server's soft limit on the Go runtime's memory
 	// ("200MiB"; "0": Go's defaults, see MemoryLimitBytes).
 	MemoryLimit string
+
+	// CPUProfile names a file the server writes a CPU profile of its whole
+	// life to (pprof format; empty: none): `go tool pprof` reads it.
+	CPUProfile string
 }
 
 // Defaults returns a Config with every default filled in.
@@ -97,6 +101,7 @@ func (c *Config) RegisterServer(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdminEmail, "admin-email", c.AdminEmail, "create this admin on first start (with --admin-password)")
 	fs.StringVar(&c.AdminPassword, "admin-password", c.AdminPassword, "password of the first admin")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to wait for work to stop")
+	fs.StringVar(&c.CPUProfile, "cpu-profile", c.CPUProfile, "write a CPU profile of the process, from start to exit, to this file (pprof format)")
 	fs.StringVar(&c.MemoryLimit, "memory-limit", c.MemoryLimit, "soft limit of the Go runtime's memory (e.g. 200MiB, 1GiB); below it the garbage collector runs less often (0: Go's defaults)")
 	c.RegisterLog(fs)
 }

@@ -3,7 +3,10 @@ package cli
 import (
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"testing"
 
 	"github.com/segsync/segsync/internal/config"
@@ -53,5 +56,29 @@ func TestApplyMemoryLimit(t *testing.T) {
 	applyMemoryLimit(cfg, func(string) string { return "" }, log)()
 	if got, p := debug.SetMemoryLimit(-1), gcPercent(); got != limit0 || p != percent0 {
 		t.Errorf("limit 0: limit %d, GOGC %d; want the runtime's own", got, p)
+	}
+}
+
+// TestStartCPUProfile: --cpu-profile writes a pprof file (gzipped) once
+// stopped, nothing without a path, and a clear error for a bad path.
+func TestStartCPUProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cpu.pgo")
+	stop, err := startCPUProfile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("profile: %d bytes, %v; want a gzipped pprof file", len(b), err)
+	}
+	stop, err = startCPUProfile("")
+	if err != nil || stop() != nil {
+		t.Fatalf("no path: %v", err)
+	}
+	if _, err := startCPUProfile(filepath.Join(t.TempDir(), "missing", "cpu.pgo")); err == nil || !strings.Contains(err.Error(), "cpu profile") {
+		t.Fatalf("bad path: %v, want a cpu profile error", err)
 	}
 }
