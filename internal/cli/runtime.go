@@ -10,6 +10,24 @@ import (
 	"github.com/segsync/segsync/internal/config"
 )
 
+// startRuntime applies cfg's runtime settings to a process that runs
+// exports (serve, worker): the memory limit and the CPU profile. Call the
+// returned function on the way out.
+func startRuntime(cfg config.Config, getenv func(string) string, log *slog.Logger) (stop func(), err error) {
+	restore := applyMemoryLimit(cfg, getenv, log)
+	stopProfile, err := startCPUProfile(cfg.CPUProfile)
+	if err != nil {
+		restore()
+		return nil, err
+	}
+	return func() {
+		if err := stopProfile(); err != nil {
+			log.Error("writing the CPU profile", "err", err)
+		}
+		restore()
+	}, nil
+}
+
 // gcPercentUnderLimit is the collector's GOGC while a memory limit holds:
 // the heap may grow to five times what the last collection kept, or to the
 // limit, whichever comes first. With Go's default (100) a first export

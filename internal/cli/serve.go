@@ -36,16 +36,11 @@ func runServe(ctx context.Context, io IO, args []string) error {
 		return err
 	}
 	log := newLogger(cfg, io.Stderr)
-	defer applyMemoryLimit(cfg, io.Getenv, log)()
-	stopProfile, err := startCPUProfile(cfg.CPUProfile)
+	stopRuntime, err := startRuntime(cfg, io.Getenv, log)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := stopProfile(); err != nil {
-			log.Error("writing the CPU profile", "err", err)
-		}
-	}()
+	defer stopRuntime()
 
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {

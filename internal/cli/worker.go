@@ -50,6 +50,11 @@ func runWorker(ctx context.Context, io IO, args []string) error {
 			"an SQLite store belongs to one process, and segsync serve runs the workers itself")
 	}
 	log := newLogger(cfg, io.Stderr)
+	stopRuntime, err := startRuntime(cfg, io.Getenv, log)
+	if err != nil {
+		return err
+	}
+	defer stopRuntime()
 
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {

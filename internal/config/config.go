@@ -48,7 +48,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 
 	// MemoryLimit is the server's soft limit on the Go runtime's memory
-	// ("200MiB"; "0": Go's defaults, see MemoryLimitBytes).
+	// ("160MiB"; "0": Go's defaults, see MemoryLimitBytes).
 	MemoryLimit string
 
 	// CPUProfile names a file the server writes a CPU profile of its whole
@@ -66,7 +66,7 @@ func Defaults() Config {
 		RefreshSchedule:   "0 2 * * *",
 		MaxConns:          10,
 		RunLease:          20 * time.Second,
-		MemoryLimit:       "200MiB",
+		MemoryLimit:       "160MiB",
 		MailchimpLoginURL: "https://login.mailchimp.com",
 		Server:            "http://127.0.0.1:8080",
 		ShutdownTimeout:   30 * time.Second,
