@@ -31,8 +31,8 @@ func startRuntime(cfg config.Config, getenv func(string) string, log *slog.Logge
 // gcPercentUnderLimit is the collector's GOGC while a memory limit holds:
 // the heap may grow to five times what the last collection kept, or to the
 // limit, whichever comes first. With Go's default (100) a first export
-// of 1M contacts collected about 57 times over a live heap of 50-55 MB,
-// about 4.4 s of its CPU (gctrace, docs/benchmarks.md "Eighteenth round").
+// of 1M contacts collected 60-80 times over a live heap of 50-55 MB,
+// about 4.5 s of its CPU (gctrace, docs/benchmarks.md "Eighteenth round").
 const gcPercentUnderLimit = 400
 
 // applyMemoryLimit gives the collector cfg's memory limit and lets it
