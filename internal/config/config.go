@@ -102,7 +102,7 @@ func (c *Config) RegisterServer(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdminPassword, "admin-password", c.AdminPassword, "password of the first admin")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to wait for work to stop")
 	fs.StringVar(&c.CPUProfile, "cpu-profile", c.CPUProfile, "write a CPU profile of the process, from start to exit, to this file (pprof format)")
-	fs.StringVar(&c.MemoryLimit, "memory-limit", c.MemoryLimit, "soft limit of the Go runtime's memory (e.g. 200MiB, 1GiB); below it the garbage collector runs less often (0: Go's defaults)")
+	fs.StringVar(&c.MemoryLimit, "memory-limit", c.MemoryLimit, "soft limit of the Go runtime's memory (e.g. 160MiB, 1GiB): below it the garbage collector runs at GOGC=400, at it more often (0: Go's defaults; GOGC or GOMEMLIMIT in the environment win)")
 	c.RegisterLog(fs)
 }
 
