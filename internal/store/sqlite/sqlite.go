@@ -40,16 +40,20 @@ func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, er
 	if err := registerFunctions(); err != nil { // segment rules need them (functions.go)
 		return nil, err
 	}
-	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "cache_size(-16384)", "temp_store(MEMORY)"} {
-		q.Add("_pragma", p)
+	// dsn is a connection's: its page cache of cacheKiB, then the
+	// pragmas every connection has, then more (a later pragma wins).
+	dsn := func(cacheKiB int, more ...string) string {
+		q := url.Values{}
+		for _, p := range append([]string{fmt.Sprintf("cache_size(-%d)", cacheKiB), "journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "temp_store(MEMORY)"}, more...) {
+			q.Add("_pragma", p)
+		}
+		return "file:" + path + "?" + q.Encode()
 	}
-	dsn := "file:" + path + "?" + q.Encode()
 	// The writer never checkpoints in its commits (a large transaction's
 	// commit would copy hundreds of megabytes of WAL into the database
 	// before returning): checkpointer does, beside it. When the writer
 	// starts the WAL over, it cuts the file down to restartFrames pages.
-	w, err := sql.Open("sqlite", dsn+fmt.Sprintf("&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(%d)&_txlock=immediate", restartFrames*pageSize))
+	w, err := sql.Open("sqlite", dsn(writerCacheKiB, "wal_autocheckpoint(0)", fmt.Sprintf("journal_size_limit(%d)", restartFrames*pageSize))+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
@@ -57,11 +61,15 @@ func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, er
 	w.SetConnMaxIdleTime(0)
 	// Page caches live outside the Go heap, one per connection, and idle
 	// connections keep theirs: with 64 MiB each they were more than half of
-	// a 1M export's resident memory (450 MB). The writer keeps 16 MiB;
-	// readers mostly scan (segment counts, member streams), which a cache
-	// does not speed up (the OS caches the file), so 4 MiB each. A 1M
-	// export then peaks at ≈225 MB with no more CPU (bench/, docs/benchmarks.md).
-	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)&_pragma=cache_size(-4096)")
+	// a 1M export's resident memory (450 MB). The writer keeps 16 MiB.
+	// Readers mostly scan (segment counts, member streams), which a cache
+	// does not speed up (the OS caches the file), and a reader drops its
+	// whole cache whenever it begins to read after a commit (SQLite's WAL
+	// mode): the freed pages went back to the OS (madvise) and were faulted
+	// in again, 0.3 s of a 1M first run's CPU at 4 MiB. So 1 MiB each: the
+	// 1 % runs over 1M peak 40-50 MB lower, with the same CPU
+	// (docs/benchmarks.md, nineteenth round).
+	r, err := sql.Open("sqlite", dsn(readerCacheKiB, "query_only(1)"))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("opening %s: %w", path, err)
@@ -71,7 +79,7 @@ func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, er
 	sub, _ := fs.Sub(migrationFiles, "migrations")
 	db := sqldb.New(sqldb.SQLite, w, r, sub, log)
 	// The checkpointer waits little for others: see checkpointer.
-	ck, err := sql.Open("sqlite", dsn+"&_pragma=busy_timeout(200)")
+	ck, err := sql.Open("sqlite", dsn(checkpointerCacheKiB, "busy_timeout(200)"))
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening %s: %w", path, err)
@@ -162,3 +170,10 @@ func checkpointer(ck *sql.DB, log *slog.Logger) func() error {
 		return errors.Join(err, ck.Close())
 	}
 }
+
+// The connections' page caches, in KiB.
+const (
+	writerCacheKiB       = 16 << 10
+	readerCacheKiB       = 1 << 10
+	checkpointerCacheKiB = 256 // a checkpoint copies WAL frames without it
+)

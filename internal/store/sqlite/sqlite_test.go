@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"testing"
@@ -45,5 +46,31 @@ func TestWALStaysSmallUnderABusyWriter(t *testing.T) {
 	t.Logf("wrote %d MiB in %s; WAL %d MiB at the end, %d MiB at most", written>>20, time.Since(start).Round(time.Millisecond), last>>20, peak>>20)
 	if !shrunk {
 		t.Fatalf("WAL of %d MiB after %d MiB written: it never started over", last>>20, written>>20)
+	}
+}
+
+// Each connection has its own page cache size and keeps the pragmas every
+// connection needs: the readers' small cache must not lose them.
+func TestConnectionsPragmas(t *testing.T) {
+	ctx := context.Background()
+	db, err := OpenFile(ctx, filepath.Join(t.TempDir(), FileName), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, c := range []struct {
+		name  string
+		q     *sql.DB
+		cache int
+	}{{"writer", db.W, -writerCacheKiB}, {"reader", db.R, -readerCacheKiB}} {
+		for pragma, want := range map[string]any{"cache_size": int64(c.cache), "journal_mode": "wal", "foreign_keys": int64(1), "busy_timeout": int64(10000)} {
+			var got any
+			if err := c.q.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("%s: PRAGMA %s = %v, want %v", c.name, pragma, got, want)
+			}
+		}
 	}
 }
