@@ -67,7 +67,7 @@ func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, er
 	// whole cache whenever it begins to read after a commit (SQLite's WAL
 	// mode): the freed pages went back to the OS (madvise) and were faulted
 	// in again, 0.3 s of a 1M first run's CPU at 4 MiB. So 1 MiB each: the
-	// 1 % runs over 1M peak 40-50 MB lower, with the same CPU
+	// 1 % runs over 1M peak about 40 MB lower, with the same CPU
 	// (docs/benchmarks.md, nineteenth round).
 	r, err := sql.Open("sqlite", dsn(readerCacheKiB, "query_only(1)"))
 	if err != nil {
