@@ -50,7 +50,8 @@ func TestWALStaysSmallUnderABusyWriter(t *testing.T) {
 }
 
 // Each connection has its own page cache size and keeps the pragmas every
-// connection needs: the readers' small cache must not lose them.
+// connection needs (the readers' small cache must not lose them), and only
+// the readers are read-only.
 func TestConnectionsPragmas(t *testing.T) {
 	ctx := context.Background()
 	db, err := OpenFile(ctx, filepath.Join(t.TempDir(), FileName), nil)
@@ -59,11 +60,13 @@ func TestConnectionsPragmas(t *testing.T) {
 	}
 	defer db.Close()
 	for _, c := range []struct {
-		name  string
-		q     *sql.DB
-		cache int
-	}{{"writer", db.W, -writerCacheKiB}, {"reader", db.R, -readerCacheKiB}} {
-		for pragma, want := range map[string]any{"cache_size": int64(c.cache), "journal_mode": "wal", "foreign_keys": int64(1), "busy_timeout": int64(10000)} {
+		name      string
+		q         *sql.DB
+		cache     int
+		queryOnly int64
+	}{{"writer", db.W, -writerCacheKiB, 0}, {"reader", db.R, -readerCacheKiB, 1}} {
+		for pragma, want := range map[string]any{"cache_size": int64(c.cache), "journal_mode": "wal", "foreign_keys": int64(1),
+			"busy_timeout": int64(10000), "synchronous": int64(1), "query_only": c.queryOnly} {
 			var got any
 			if err := c.q.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
 				t.Fatal(err)
