@@ -37,6 +37,9 @@ func Open(ctx context.Context, dataDir string, log *slog.Logger) (*sqldb.DB, err
 
 // OpenFile opens the database at path and migrates it.
 func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, error) {
+	if err := configureMutexes(); err != nil { // before any connection opens (mutex.go)
+		return nil, err
+	}
 	if err := registerFunctions(); err != nil { // segment rules need them (functions.go)
 		return nil, err
 	}

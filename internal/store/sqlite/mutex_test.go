@@ -1,0 +1,94 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"modernc.org/libc"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// The store's connections open in SQLite's multi-thread mode: their own
+// mutexes are no-ops, and the shared ones are real (TestMutexes).
+func TestConnectionMutexesAreNoOps(t *testing.T) {
+	db, err := OpenFile(context.Background(), filepath.Join(t.TempDir(), FileName), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if !connMutexes.Load() {
+		t.Fatal("SQLite was initialized without segsync's mutexes")
+	}
+	tls := libc.NewTLS()
+	defer tls.Close()
+	if m := mutexAlloc(tls, sqlite3.SQLITE_MUTEX_RECURSIVE); toMutex(m) != &noopMutex {
+		t.Fatalf("a connection's mutex is %#x, not the no-op", m)
+	}
+}
+
+func TestMutexes(t *testing.T) {
+	if err := configureMutexes(); err != nil {
+		t.Fatal(err)
+	}
+	a, b := libc.NewTLS(), libc.NewTLS()
+	defer a.Close()
+	defer b.Close()
+
+	if mutexAlloc(a, sqlite3.SQLITE_MUTEX_STATIC_LRU) != mutexAlloc(b, sqlite3.SQLITE_MUTEX_STATIC_LRU) {
+		t.Error("a static mutex is not the same for every caller")
+	}
+	if mutexAlloc(a, sqlite3.SQLITE_MUTEX_STATIC_LRU) == mutexAlloc(a, sqlite3.SQLITE_MUTEX_STATIC_MEM) {
+		t.Error("two static mutexes are one")
+	}
+	if m := mutexAlloc(a, 99); m != 0 {
+		t.Errorf("an unknown type gave mutex %#x", m)
+	}
+
+	fast := mutexAlloc(a, sqlite3.SQLITE_MUTEX_FAST)
+	defer mutexFree(a, fast)
+	mutexEnter(a, fast)
+	if mutexTry(b, fast) != sqlite3.SQLITE_BUSY {
+		t.Error("a held fast mutex let another in")
+	}
+	mutexLeave(a, fast)
+	if mutexTry(b, fast) != sqlite3.SQLITE_OK {
+		t.Error("a free fast mutex kept another out")
+	}
+	mutexLeave(b, fast)
+
+	// A recursive mutex allocated the way SQLite's initialization does.
+	connMutexes.Store(false)
+	rec := mutexAlloc(a, sqlite3.SQLITE_MUTEX_RECURSIVE)
+	connMutexes.Store(true)
+	defer mutexFree(a, rec)
+	if toMutex(rec) == &noopMutex {
+		t.Fatal("the recursive mutex is the no-op")
+	}
+	mutexEnter(a, rec)
+	mutexEnter(a, rec)
+	if mutexTry(a, rec) != sqlite3.SQLITE_OK {
+		t.Error("the owner could not enter its recursive mutex again")
+	}
+	mutexLeave(a, rec)
+	mutexLeave(a, rec)
+	if mutexTry(b, rec) != sqlite3.SQLITE_BUSY {
+		t.Error("a recursive mutex let another in before its owner left as often as it entered")
+	}
+	entered := make(chan struct{})
+	go func() {
+		tls := libc.NewTLS()
+		defer tls.Close()
+		mutexEnter(tls, rec)
+		close(entered)
+		mutexLeave(tls, rec)
+	}()
+	select {
+	case <-entered:
+		t.Fatal("another entered a held recursive mutex")
+	case <-time.After(50 * time.Millisecond):
+	}
+	mutexLeave(a, rec)
+	<-entered
+}
