@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -10,8 +9,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// SQLite's mutexes (SQLITE_CONFIG_MUTEX), installed once per process
-// before the first connection opens.
+// SQLite's mutexes (SQLITE_CONFIG_MUTEX), installed by configureSQLite.
 //
 // The driver opens every connection in SQLite's serialized mode, where each
 // call into a connection (every step, every bound parameter, every column
@@ -30,8 +28,8 @@ import (
 // WAL index) stays a real one.
 //
 // The recursive mutex SQLite takes while it initializes itself is the one
-// recursive mutex not owned by a connection; initialize runs here, before
-// the connections' mutexes become no-ops.
+// recursive mutex not owned by a connection; configureSQLite initializes
+// SQLite before the connections' mutexes become no-ops.
 
 // sqliteMutex is a mutex SQLite allocates (dynamic, in C memory) or a
 // static one. A recursive mutex knows its owner: a libc TLS, one per
@@ -44,8 +42,6 @@ type sqliteMutex struct {
 }
 
 var (
-	mutexesOnce sync.Once
-	mutexesErr  error
 	// connMutexes is set once SQLite is initialized: from then on, a
 	// recursive mutex allocated is a connection's, the no-op noopMutex.
 	connMutexes atomic.Bool
@@ -58,46 +54,6 @@ var (
 // cFunc is fn as a C function pointer of the transpiled SQLite (the form
 // the driver itself installs callbacks in).
 func cFunc[F any](fn F) uintptr { return *(*uintptr)(unsafe.Pointer(&struct{ f F }{fn})) }
-
-// configureMutexes installs segsync's mutex methods and initializes SQLite,
-// once per process. If SQLite was initialized before (a connection opened
-// through the driver elsewhere in the process), it keeps its own mutexes.
-func configureMutexes() error {
-	mutexesOnce.Do(func() {
-		methods := sqlite3.Sqlite3_mutex_methods{
-			FxMutexInit:    cFunc(func(*libc.TLS) int32 { return sqlite3.SQLITE_OK }),
-			FxMutexEnd:     cFunc(func(*libc.TLS) int32 { return sqlite3.SQLITE_OK }),
-			FxMutexAlloc:   cFunc(mutexAlloc),
-			FxMutexFree:    cFunc(mutexFree),
-			FxMutexEnter:   cFunc(mutexEnter),
-			FxMutexTry:     cFunc(mutexTry),
-			FxMutexLeave:   cFunc(mutexLeave),
-			FxMutexHeld:    cFunc(func(*libc.TLS, uintptr) int32 { return 1 }), // for SQLite's asserts only
-			FxMutexNotheld: cFunc(func(*libc.TLS, uintptr) int32 { return 1 }),
-		}
-		tls := libc.NewTLS()
-		defer tls.Close()
-		// The methods and the argument list go to SQLite in C memory
-		// (SQLite copies the methods).
-		size := unsafe.Sizeof(methods)
-		c := libc.Xmalloc(tls, uint64(size+8)) // the methods, then the argument list
-		if c == 0 {
-			mutexesErr = fmt.Errorf("configuring SQLite's mutexes: out of memory")
-			return
-		}
-		defer libc.Xfree(tls, c)
-		*(*sqlite3.Sqlite3_mutex_methods)(cPointer(c)) = methods
-		if rc := sqlite3.Xsqlite3_config(tls, sqlite3.SQLITE_CONFIG_MUTEX, libc.VaList(c+size, c)); rc != sqlite3.SQLITE_OK {
-			return // SQLITE_MISUSE: initialized already, with its own mutexes
-		}
-		if rc := sqlite3.Xsqlite3_initialize(tls); rc != sqlite3.SQLITE_OK {
-			mutexesErr = fmt.Errorf("initializing SQLite: %s", libc.GoString(sqlite3.Xsqlite3_errstr(tls, rc)))
-			return
-		}
-		connMutexes.Store(true)
-	})
-	return mutexesErr
-}
 
 // cPointer is the pointer p holds: to C memory or to a Go global, neither
 // of which moves.

@@ -37,7 +37,7 @@ func Open(ctx context.Context, dataDir string, log *slog.Logger) (*sqldb.DB, err
 
 // OpenFile opens the database at path and migrates it.
 func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, error) {
-	if err := configureMutexes(); err != nil { // before any connection opens (mutex.go)
+	if err := configureSQLite(); err != nil { // before any connection opens (process.go)
 		return nil, err
 	}
 	if err := registerFunctions(); err != nil { // segment rules need them (functions.go)
@@ -77,8 +77,8 @@ func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, er
 		w.Close()
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
-	r.SetMaxOpenConns(8)
-	r.SetMaxIdleConns(8)
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
 	sub, _ := fs.Sub(migrationFiles, "migrations")
 	db := sqldb.New(sqldb.SQLite, w, r, sub, log)
 	// The checkpointer waits little for others: see checkpointer.
@@ -180,3 +180,10 @@ const (
 	readerCacheKiB       = 1 << 10
 	checkpointerCacheKiB = 256 // a checkpoint copies WAL frames without it
 )
+
+// readers is how many reader connections the store opens at most.
+const readers = 8
+
+// cacheSlots is how many pages the connections' caches hold together: the
+// size of SQLite's page cache pool (configureSQLite).
+const cacheSlots = (writerCacheKiB + readers*readerCacheKiB + checkpointerCacheKiB) << 10 / pageSize

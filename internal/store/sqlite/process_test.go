@@ -29,7 +29,7 @@ func TestConnectionMutexesAreNoOps(t *testing.T) {
 }
 
 func TestMutexes(t *testing.T) {
-	if err := configureMutexes(); err != nil {
+	if err := configureSQLite(); err != nil {
 		t.Fatal(err)
 	}
 	a, b := libc.NewTLS(), libc.NewTLS()
@@ -91,4 +91,37 @@ func TestMutexes(t *testing.T) {
 	}
 	mutexLeave(a, rec)
 	<-entered
+}
+
+// The connections' pages come from SQLite's page cache pool
+// (configureSQLite), not from a malloc each.
+func TestPageCachePool(t *testing.T) {
+	ctx := context.Background()
+	db, err := OpenFile(ctx, filepath.Join(t.TempDir(), FileName), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.W.ExecContext(ctx, `CREATE TABLE pages (b BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	for range 64 {
+		if _, err := db.W.ExecContext(ctx, `INSERT INTO pages (b) VALUES (zeroblob(8000))`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := db.R.QueryRowContext(ctx, `SELECT count(*) FROM pages WHERE length(b) = 8000`).Scan(&n); err != nil || n != 64 {
+		t.Fatalf("read %d rows: %v", n, err)
+	}
+	tls := libc.NewTLS()
+	defer tls.Close()
+	out := libc.Xmalloc(tls, 16)
+	defer libc.Xfree(tls, out)
+	if rc := sqlite3.Xsqlite3_status(tls, sqlite3.SQLITE_STATUS_PAGECACHE_USED, out, out+8, 0); rc != sqlite3.SQLITE_OK {
+		t.Fatalf("sqlite3_status: %d", rc)
+	}
+	if used := *(*int32)(cPointer(out)); used < 64 {
+		t.Errorf("%d pages of the pool in use, want the database's pages (at least 64)", used)
+	}
 }
