@@ -48,7 +48,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 
 	// MemoryLimit is the server's soft limit on the Go runtime's memory
-	// ("160MiB"; "0": Go's defaults, see MemoryLimitBytes).
+	// ("192MiB"; "0": Go's defaults, see MemoryLimitBytes).
 	MemoryLimit string
 
 	// CPUProfile names a file the server writes a CPU profile of its whole
@@ -66,7 +66,7 @@ func Defaults() Config {
 		RefreshSchedule:   "0 2 * * *",
 		MaxConns:          10,
 		RunLease:          20 * time.Second,
-		MemoryLimit:       "160MiB",
+		MemoryLimit:       "192MiB",
 		MailchimpLoginURL: "https://login.mailchimp.com",
 		Server:            "http://127.0.0.1:8080",
 		ShutdownTimeout:   30 * time.Second,
@@ -102,7 +102,7 @@ func (c *Config) RegisterServer(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdminPassword, "admin-password", c.AdminPassword, "password of the first admin")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to wait for work to stop")
 	fs.StringVar(&c.CPUProfile, "cpu-profile", c.CPUProfile, "write a CPU profile of the process, from start to exit, to this file (pprof format)")
-	fs.StringVar(&c.MemoryLimit, "memory-limit", c.MemoryLimit, "soft limit of the Go runtime's memory (e.g. 160MiB, 1GiB): below it the garbage collector runs at GOGC=400, at it more often (0: Go's defaults; GOGC or GOMEMLIMIT in the environment win)")
+	fs.StringVar(&c.MemoryLimit, "memory-limit", c.MemoryLimit, "soft limit of the Go runtime's memory (e.g. 192MiB, 1GiB): below it the garbage collector runs at GOGC=400, at it more often (0: Go's defaults; GOGC or GOMEMLIMIT in the environment win)")
 	c.RegisterLog(fs)
 }
 
