@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,11 +12,7 @@ import (
 // The store's connections open in SQLite's multi-thread mode: their own
 // mutexes are no-ops, and the shared ones are real (TestMutexes).
 func TestConnectionMutexesAreNoOps(t *testing.T) {
-	db, err := OpenFile(context.Background(), filepath.Join(t.TempDir(), FileName), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	openTest(t)
 	if !connMutexes.Load() {
 		t.Fatal("SQLite was initialized without segsync's mutexes")
 	}
@@ -58,14 +53,9 @@ func TestMutexes(t *testing.T) {
 	}
 	mutexLeave(b, fast)
 
-	// A recursive mutex allocated the way SQLite's initialization does.
-	connMutexes.Store(false)
-	rec := mutexAlloc(a, sqlite3.SQLITE_MUTEX_RECURSIVE)
-	connMutexes.Store(true)
+	// A recursive mutex as SQLite's initialization has one.
+	rec := newMutex(a, true)
 	defer mutexFree(a, rec)
-	if toMutex(rec) == &noopMutex {
-		t.Fatal("the recursive mutex is the no-op")
-	}
 	mutexEnter(a, rec)
 	mutexEnter(a, rec)
 	if mutexTry(a, rec) != sqlite3.SQLITE_OK {
@@ -97,11 +87,7 @@ func TestMutexes(t *testing.T) {
 // (configureSQLite), not from a malloc each.
 func TestPageCachePool(t *testing.T) {
 	ctx := context.Background()
-	db, err := OpenFile(ctx, filepath.Join(t.TempDir(), FileName), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, _ := openTest(t)
 	if _, err := db.W.ExecContext(ctx, `CREATE TABLE pages (b BLOB)`); err != nil {
 		t.Fatal(err)
 	}

@@ -68,10 +68,10 @@ func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, er
 	// Readers mostly scan (segment counts, member streams), which a cache
 	// does not speed up (the OS caches the file), and a reader drops its
 	// whole cache whenever it begins to read after a commit (SQLite's WAL
-	// mode): the freed pages went back to the OS (madvise) and were faulted
-	// in again, 0.3 s of a 1M first run's CPU at 4 MiB. So 1 MiB each: the
-	// 1 % runs over 1M peak about 40 MB lower, with the same CPU
-	// (docs/benchmarks.md, nineteenth round).
+	// mode). So 1 MiB each: the 1 % runs over 1M peak about 40 MB lower
+	// than at 4 MiB, with the same CPU (docs/benchmarks.md, nineteenth
+	// round). The caches' pages come from one pool (configureSQLite), the
+	// size of all of them together.
 	r, err := sql.Open("sqlite", dsn(readerCacheKiB, "query_only(1)"))
 	if err != nil {
 		w.Close()

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/segsync/segsync/internal/store/sqldb"
 )
 
 // A writer that never pauses still gets its WAL emptied: passive
@@ -14,12 +16,7 @@ import (
 func TestWALStaysSmallUnderABusyWriter(t *testing.T) {
 	restartFrames = 256 // 1 MiB of 4 KiB pages
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), FileName)
-	db, err := OpenFile(ctx, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, path := openTest(t)
 	if _, err := db.W.ExecContext(ctx, `CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)`); err != nil {
 		t.Fatal(err)
 	}
@@ -54,11 +51,7 @@ func TestWALStaysSmallUnderABusyWriter(t *testing.T) {
 // the readers are read-only.
 func TestConnectionsPragmas(t *testing.T) {
 	ctx := context.Background()
-	db, err := OpenFile(ctx, filepath.Join(t.TempDir(), FileName), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, _ := openTest(t)
 	for _, c := range []struct {
 		name      string
 		q         *sql.DB
@@ -76,4 +69,17 @@ func TestConnectionsPragmas(t *testing.T) {
 			}
 		}
 	}
+}
+
+// openTest opens a new store in a temporary directory, closed when the
+// test ends, and gives its file's path.
+func openTest(t *testing.T) (*sqldb.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), FileName)
+	db, err := OpenFile(context.Background(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, path
 }
