@@ -44,19 +44,23 @@ func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, er
 		return nil, err
 	}
 	// dsn is a connection's: its page cache of cacheKiB, then the
-	// pragmas every connection has, then more (a later pragma wins).
+	// pragmas every connection has, then more (a later pragma wins). The
+	// driver runs the _pragma list in lexicographic order and the
+	// journal mode (a shorthand) after it: a new database's page size
+	// must be set before WAL mode writes its first page (see pageSize).
 	dsn := func(cacheKiB int, more ...string) string {
 		q := url.Values{}
-		for _, p := range append([]string{fmt.Sprintf("cache_size(-%d)", cacheKiB), "journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "temp_store(MEMORY)"}, more...) {
+		for _, p := range append([]string{fmt.Sprintf("cache_size(-%d)", cacheKiB), fmt.Sprintf("page_size(%d)", pageSize), "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "temp_store(MEMORY)"}, more...) {
 			q.Add("_pragma", p)
 		}
+		q.Set("_journal_mode", "WAL")
 		return "file:" + path + "?" + q.Encode()
 	}
 	// The writer never checkpoints in its commits (a large transaction's
 	// commit would copy hundreds of megabytes of WAL into the database
 	// before returning): checkpointer does, beside it. When the writer
-	// starts the WAL over, it cuts the file down to restartFrames pages.
-	w, err := sql.Open("sqlite", dsn(writerCacheKiB, "wal_autocheckpoint(0)", fmt.Sprintf("journal_size_limit(%d)", restartFrames*pageSize))+"&_txlock=immediate")
+	// starts the WAL over, it cuts the file down to restartBytes.
+	w, err := sql.Open("sqlite", dsn(writerCacheKiB, "wal_autocheckpoint(0)", fmt.Sprintf("journal_size_limit(%d)", restartBytes))+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
@@ -72,7 +76,7 @@ func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, er
 	// than at 4 MiB, with the same CPU (docs/benchmarks.md, nineteenth
 	// round). The caches' pages come from one pool (configureSQLite), the
 	// size of all of them together.
-	r, err := sql.Open("sqlite", dsn(readerCacheKiB, "query_only(1)"))
+	r, err := sql.Open("sqlite", dsn(readerCacheKiB)+"&_query_only=1") // after the journal mode
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("opening %s: %w", path, err)
@@ -87,7 +91,17 @@ func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, er
 		db.Close()
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
-	db.OnClose(checkpointer(ck, log))
+	var size int64
+	if err := ck.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&size); err != nil {
+		db.Close()
+		ck.Close()
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	if size != pageSize && log != nil {
+		log.Info("the database keeps its pages of an earlier segsync; new databases have larger ones, which make exports faster (docs/deploy.md: converting a database)",
+			"page_size", size, "new_page_size", pageSize)
+	}
+	db.OnClose(checkpointer(ck, restartBytes/size, log))
 	if err := db.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -102,15 +116,25 @@ func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, er
 // pages) several times a second: at 500 ms, a first export of 1M contacts
 // took about 2.5 s more CPU than at 2 s (median of four pairs; 4 s gained
 // nothing more; docs/benchmarks.md, seventeenth round). The WAL stays near
-// restartFrames.
+// restartBytes.
 const checkpointEvery = 2 * time.Second
 
-// restartFrames is how many WAL frames (pages of pageSize bytes) make the
-// checkpointer have the WAL started over: about 64 MiB, the size the
-// writer then cuts the file down to.
-var restartFrames int64 = 16 << 10 // a variable for tests
+// restartBytes is how large a WAL makes the checkpointer have it started
+// over: 64 MiB, the size the writer then cuts the file down to.
+var restartBytes int64 = 64 << 20 // a variable for tests
 
-const pageSize = 4096 // SQLite's default
+// pageSize is a new database's page size, 8 KiB (SQLite's default is 4).
+// With pages twice as large each B-tree write and each WAL frame does
+// more per call, and a first export of 1M contacts took about 2 s less CPU
+// (17.2-21.1 s against 18.6-25.1 s, alternated; a full run's profile,
+// scaled by the calls' and the member stream's time, which do not touch
+// SQLite: 9 % less, the checkpointer 40 %, the status flow-back 19 %, the
+// recorder 8 %). 16 KiB pages did as well for the first export, but a run
+// after 1 % changed took 3.2-4.4 s instead of 2.1-2.4 s: its reads and
+// writes are scattered, and each one moves a larger page. A database
+// keeps the page size it was created with (docs/deploy.md tells how to
+// convert one).
+const pageSize = 8192
 
 // checkpointer checkpoints the WAL on a connection of its own, in the
 // background (PASSIVE: it waits for no reader and no writer), and returns
@@ -120,7 +144,7 @@ const pageSize = 4096 // SQLite's default
 // SQLite restarts it only when a write begins while every frame is copied,
 // which a busy writer never lets happen; over a 1M export the WAL grew past
 // 1 GB, over 10M to many GB, and every read searched it. So once the WAL
-// holds restartFrames and a passive pass has copied at least half of it
+// holds restartFrames (restartBytes of the database's pages) and a passive pass has copied at least half of it
 // (a reader's old snapshot, which would keep the rest, holds back no more),
 // a RESTART checkpoint holds writers back for the frames left, and the
 // writer's next commit writes the WAL from its start.
@@ -132,7 +156,7 @@ const pageSize = 4096 // SQLite's default
 // the writer restarts itself is no change to it.
 // It waits at most the connection's busy timeout (200 ms) for readers of
 // the WAL, and otherwise tries again on a later tick.
-func checkpointer(ck *sql.DB, log *slog.Logger) func() error {
+func checkpointer(ck *sql.DB, restartFrames int64, log *slog.Logger) func() error {
 	ck.SetMaxOpenConns(1)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -185,5 +209,8 @@ const (
 const readers = 8
 
 // cacheSlots is how many pages the connections' caches hold together: the
-// size of SQLite's page cache pool (configureSQLite).
+// size of SQLite's page cache pool (configureSQLite). A database of an
+// earlier segsync, with 4 KiB pages, puts each of its pages in a slot of
+// 8 KiB: the pool then holds half of its caches, and the rest of their
+// pages are a malloc each, as before the pool.
 const cacheSlots = (writerCacheKiB + readers*readerCacheKiB + checkpointerCacheKiB) << 10 / pageSize

@@ -1,10 +1,13 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +17,7 @@ import (
 // A writer that never pauses still gets its WAL emptied: passive
 // checkpoints alone let it grow by everything written.
 func TestWALStaysSmallUnderABusyWriter(t *testing.T) {
-	restartFrames = 256 // 1 MiB of 4 KiB pages
+	restartBytes = 1 << 20
 	ctx := context.Background()
 	db, path := openTest(t)
 	if _, err := db.W.ExecContext(ctx, `CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)`); err != nil {
@@ -47,8 +50,9 @@ func TestWALStaysSmallUnderABusyWriter(t *testing.T) {
 }
 
 // Each connection has its own page cache size and keeps the pragmas every
-// connection needs (the readers' small cache must not lose them), and only
-// the readers are read-only.
+// connection needs (the readers' small cache must not lose them), only the
+// readers are read-only, and a new database has pages of pageSize (set
+// before WAL mode writes its first page, or SQLite keeps its default).
 func TestConnectionsPragmas(t *testing.T) {
 	ctx := context.Background()
 	db, _ := openTest(t)
@@ -58,7 +62,7 @@ func TestConnectionsPragmas(t *testing.T) {
 		cache     int
 		queryOnly int64
 	}{{"writer", db.W, -writerCacheKiB, 0}, {"reader", db.R, -readerCacheKiB, 1}} {
-		for pragma, want := range map[string]any{"cache_size": int64(c.cache), "journal_mode": "wal", "foreign_keys": int64(1),
+		for pragma, want := range map[string]any{"cache_size": int64(c.cache), "page_size": int64(pageSize), "journal_mode": "wal", "foreign_keys": int64(1),
 			"busy_timeout": int64(10000), "synchronous": int64(1), "query_only": c.queryOnly} {
 			var got any
 			if err := c.q.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
@@ -68,6 +72,41 @@ func TestConnectionsPragmas(t *testing.T) {
 				t.Errorf("%s: PRAGMA %s = %v, want %v", c.name, pragma, got, want)
 			}
 		}
+	}
+}
+
+// A database created by an earlier segsync, with SQLite's default 4 KiB
+// pages, opens with its pages as they are (converting it is a VACUUM the
+// operator runs, docs/deploy.md), says so in the log, and works.
+func TestDatabaseKeepsItsPageSize(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), FileName)
+	old, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.ExecContext(ctx, `CREATE TABLE earlier (id INTEGER PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	var logged bytes.Buffer
+	db, err := OpenFile(ctx, path, slog.New(slog.NewTextHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var size int64
+	if err := db.R.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&size); err != nil {
+		t.Fatal(err)
+	}
+	if size != 4096 {
+		t.Errorf("page size %d after opening, want the database's 4096", size)
+	}
+	if !strings.Contains(logged.String(), "page_size=4096") {
+		t.Errorf("the log does not tell of the page size:\n%s", logged.String())
+	}
+	if _, err := db.W.ExecContext(ctx, `INSERT INTO earlier (id) VALUES (1)`); err != nil {
+		t.Fatal(err)
 	}
 }
 
