@@ -65,3 +65,6 @@ func (db *DB) EarlySortable(ctx context.Context, attr string) (bool, error) {
 func (db *DB) SyncedStatements(n int) (insert, upsert string) {
 	return db.syncedUpsertQuery(n, insertNew), db.syncedUpsertQuery(n, upsertAll)
 }
+
+// SyncedTagStatement is the synced state's tag change of n rows.
+func (db *DB) SyncedTagStatement(n int) string { return db.syncedTagQuery(n) }
