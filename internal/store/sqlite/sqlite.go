@@ -124,16 +124,16 @@ const checkpointEvery = 2 * time.Second
 var restartBytes int64 = 64 << 20 // a variable for tests
 
 // pageSize is a new database's page size, 8 KiB (SQLite's default is 4).
-// With pages twice as large each B-tree write and each WAL frame does
-// more per call, and a first export of 1M contacts took about 2 s less CPU
-// (17.2-21.1 s against 18.6-25.1 s, alternated; a full run's profile,
-// scaled by the calls' and the member stream's time, which do not touch
-// SQLite: 9 % less, the checkpointer 40 %, the status flow-back 19 %, the
-// recorder 8 %). 16 KiB pages did as well for the first export, but a run
-// after 1 % changed took 3.2-4.4 s instead of 2.1-2.4 s: its reads and
-// writes are scattered, and each one moves a larger page. A database
-// keeps the page size it was created with (docs/deploy.md tells how to
-// convert one).
+// With pages twice as large there are half as many WAL frames, writes and
+// checkpoint copies, and fewer page splits: a first export of 1M contacts
+// took 1.2-1.5 s less CPU in each of three side-by-side pairs (median
+// 19.2 s against 20.2 s alone on the same night; the checkpointer 40 %
+// less, the status flow-back 19 %, the recorder 8 %, docs/benchmarks.md,
+// twenty-first round). Runs that change few contacts write scattered pages
+// and move twice the bytes for each: a run over 1M after 1 % changed takes
+// 1.8-2.7 s instead of 1.7-1.9 s. 16 KiB pages did no better on a first
+// export and worse on those runs. A database keeps the page size it was
+// created with (docs/deploy.md tells how to convert one).
 const pageSize = 8192
 
 // checkpointer checkpoints the WAL on a connection of its own, in the
@@ -144,8 +144,9 @@ const pageSize = 8192
 // SQLite restarts it only when a write begins while every frame is copied,
 // which a busy writer never lets happen; over a 1M export the WAL grew past
 // 1 GB, over 10M to many GB, and every read searched it. So once the WAL
-// holds restartFrames (restartBytes of the database's pages) and a passive pass has copied at least half of it
-// (a reader's old snapshot, which would keep the rest, holds back no more),
+// holds restartFrames (restartBytes of the database's pages) and a passive
+// pass has copied at least half of it (a reader's old snapshot, which
+// would keep the rest, holds back no more),
 // a RESTART checkpoint holds writers back for the frames left, and the
 // writer's next commit writes the WAL from its start.
 //
