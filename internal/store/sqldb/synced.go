@@ -437,18 +437,10 @@ const (
 	syncedReadRows   = 500
 )
 
-// syncedTagQuery applies one tag change to n contacts. On SQLite it is an
-// UPDATE OR FAIL: a plain UPDATE of several rows may stop half way with
-// ABORT (the NOT NULL of tags), so SQLite kept a statement journal for it,
-// a copy of each page it changed (0.3 s of the recorder's 0.9 s in a run
-// over 1M after 1 % changed, with 8 KiB pages). FAIL keeps the rows before
-// a failure, which the transaction's rollback undoes anyway.
+// syncedTagQuery applies one tag change to n contacts, without a statement
+// journal (orFail: the NOT NULL of tags would otherwise make it abortable).
 func (db *DB) syncedTagQuery(n int) string {
-	or := ""
-	if db.d == SQLite {
-		or = "OR FAIL "
-	}
-	return db.Q(`UPDATE ` + or + `synced SET tags = (tags | CAST(? AS BIGINT)) & ~CAST(? AS BIGINT) WHERE export_id = ? AND hash IN (` + placeholders(n, 1) + `)`)
+	return db.Q(`UPDATE ` + db.orFail() + `synced SET tags = (tags | CAST(? AS BIGINT)) & ~CAST(? AS BIGINT) WHERE export_id = ? AND hash IN (` + placeholders(n, 1) + `)`)
 }
 
 // syncedCustomersQuery reads the key of synced_customer of n contacts.
@@ -501,23 +493,34 @@ func (db *DB) syncedUpsertQuery(n int, k upsertKind) string {
 	return q
 }
 
-// buildUpsertQuery writes syncedUpsertQuery's text.
+// orFail is the conflict clause of a multi-row write of the synced state
+// that must keep no statement journal: "OR FAIL " on SQLite, "" elsewhere.
 //
 // On SQLite, a statement that writes several rows and may stop half way
 // with ABORT (a NOT NULL or UNIQUE constraint, an immediate foreign key, a
 // function in an index, or any DO UPDATE, which checks NOT NULL with ABORT
 // whatever the column says) keeps a statement journal: a copy of every
 // page it changes, so that it can undo its own rows alone. A first export's
-// inserts spent about 1 s of CPU of a 1M run copying pages into it.
-// insertNew's statement is INSERT OR FAIL, which stops without undoing the
-// rows before it (the transaction rolls back whole on any error anyway);
-// with the foreign key deferred and the index free of functions (migration
-// 0024), it keeps none (TestSyncedWritesNeedNoStatementJournal).
+// inserts spent about 1 s of CPU of a 1M run copying pages into it, and
+// the tag change 0.3 s of the recorder's 0.9 s in a run over 1M after 1 %
+// changed (8 KiB pages). OR FAIL stops without undoing the rows before the
+// failure, which the transaction's rollback on any error undoes anyway.
+// With the foreign key deferred and the index free of functions (migration
+// 0024), such a statement keeps none (TestSyncedWritesNeedNoStatementJournal).
+func (db *DB) orFail() string {
+	if db.d == SQLite {
+		return "OR FAIL "
+	}
+	return ""
+}
+
+// buildUpsertQuery writes syncedUpsertQuery's text: insertNew's statement
+// keeps no statement journal (orFail), the others' DO UPDATE does.
 func (db *DB) buildUpsertQuery(n int, k upsertKind) string {
 	var q strings.Builder
 	q.WriteString(`INSERT `)
-	if k == insertNew && db.d == SQLite {
-		q.WriteString(`OR FAIL `)
+	if k == insertNew {
+		q.WriteString(db.orFail())
 	}
 	q.WriteString(`INTO synced (export_id, in_audience, in_export, created_by_us, archived_by_us, status, rejected_hash,
 		profile_status, hash, email, customer_id, fields_hash, tags) VALUES `)

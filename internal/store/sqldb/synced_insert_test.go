@@ -21,18 +21,18 @@ const oeAbort = 2
 // several rows and may stop half way with ABORT; its program then has a
 // Halt or HaltIfNull that aborts, a count of an immediate foreign key
 // (FkCounter with P1 0) or a function called from an index (PureFunc,
-// Function). The insert of new contacts (migration 0024, buildUpsertQuery)
-// and the tag change (syncedTagQuery) must have none of them; the upsert,
-// whose DO UPDATE checks NOT NULL with ABORT, has them, which shows this
-// test can tell.
+// Function). The insert of new contacts and the tag change (orFail) must
+// have none of them; the upsert, whose DO UPDATE checks NOT NULL with
+// ABORT, has them, which shows this test can tell.
 func TestSyncedWritesNeedNoStatementJournal(t *testing.T) {
 	db := dbtest.SQLite(t)
 	insert, upsert := db.SyncedStatements(2)
 	if why := abortsHalfWay(t, db, insert); why != "" {
 		t.Errorf("the insert of new contacts may stop half way (%s): SQLite keeps a statement journal for it\n%s", why, insert)
 	}
-	if tags := db.SyncedTagStatement(2); abortsHalfWay(t, db, tags) != "" {
-		t.Errorf("the tag change may stop half way (%s): SQLite keeps a statement journal for it\n%s", abortsHalfWay(t, db, tags), tags)
+	tags := db.SyncedTagStatement(2)
+	if why := abortsHalfWay(t, db, tags); why != "" {
+		t.Errorf("the tag change may stop half way (%s): SQLite keeps a statement journal for it\n%s", why, tags)
 	}
 	if why := abortsHalfWay(t, db, upsert); why == "" {
 		t.Errorf("the upsert shows no way to stop half way: the test no longer sees what it checks\n%s", upsert)

@@ -98,7 +98,7 @@ func OpenFile(ctx context.Context, path string, log *slog.Logger) (*sqldb.DB, er
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 	if size != pageSize && log != nil {
-		log.Info("the database keeps its pages of an earlier segsync; new databases have larger ones, which make exports faster (docs/deploy.md: converting a database)",
+		log.Info("the database keeps its pages of an earlier segsync; new databases have larger ones, which make exports faster (docs/deploy.md, Upgrades: SQLite's page size)",
 			"page_size", size, "new_page_size", pageSize)
 	}
 	db.OnClose(checkpointer(ck, restartBytes/size, log))

@@ -17,6 +17,7 @@ import (
 // A writer that never pauses still gets its WAL emptied: passive
 // checkpoints alone let it grow by everything written.
 func TestWALStaysSmallUnderABusyWriter(t *testing.T) {
+	defer func(b int64) { restartBytes = b }(restartBytes)
 	restartBytes = 1 << 20
 	ctx := context.Background()
 	db, path := openTest(t)
